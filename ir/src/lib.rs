@@ -1,1 +1,25 @@
-//! placeholder
+//! secc's graph IR: what a compiled model *is*, independent of how it is run.
+//!
+//! It owns the value types (static shapes; floats, or integers with their exact range,
+//! bit width and the quantization they stand for), the closed set of ops with their
+//! exact semantics and range rules ([`ops`]), the graph container ([`Graph`]), the one
+//! text form ([`print`]) and the verifier ([`verify_graph`]). Frontends, passes,
+//! lowerings and executors all live in other crates and speak this IR.
+#![warn(missing_docs)]
+
+mod entity;
+mod error;
+mod graph;
+pub mod ops;
+pub mod print;
+mod tensor;
+pub mod types;
+mod verify;
+
+pub use entity::ValueId;
+pub use error::{IrError, VerifyError};
+pub use graph::{Graph, Node};
+pub use ops::{Op, OpClass, OpSpec};
+pub use tensor::Tensor;
+pub use types::{BitWidth, ElemType, IntType, Quant, Shape, TensorType};
+pub use verify::verify_graph;

@@ -1,0 +1,106 @@
+//! `matmul %x, %w[, %b]`: `y[..., n] = b[n] + Σ_k (x[..., k] − x_zp) · w[k, n]` with a
+//! constant `w` of shape `[K, N]` (ONNX `MatMul` / `Gemm`, transposes folded at import).
+//!
+//! `x_zp` is 0 in the float IR and the input's zero point in the quantized IR; the
+//! accumulator then stands for `s_x · s_w[n] · y` (per output column `n`). Range
+//! analysis: per column, the sum over `k` of the interval of `w[k,n] · (x − x_zp)`, plus `b[n]`.
+
+use super::{common_is_float, expect_arity, linear_quant, scaled_interval, OpClass, OpSpec, Operand};
+use crate::tensor::Tensor;
+use crate::types::{Shape, TensorType};
+use ndarray::{ArrayD, Ix2, IxDyn, LinalgScalar};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Matrix product with constant weights.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct MatMul {
+    /// Zero point subtracted from every input element (0 for floats).
+    pub x_zp: i64,
+}
+
+impl MatMul {
+    fn run<T: LinalgScalar>(&self, x: &ArrayD<T>, w: &ArrayD<T>, b: Option<&ArrayD<T>>, zp: T) -> ArrayD<T> {
+        let k = *x.shape().last().expect("rank >= 1");
+        let m = x.len() / k;
+        let x2 = x.to_shape((m, k)).expect("contiguous input").mapv(|v| v - zp);
+        let w2 = w.view().into_dimensionality::<Ix2>().expect("rank-2 weights");
+        let mut y = x2.dot(&w2);
+        if let Some(b) = b {
+            let b = b.view().into_dimensionality::<ndarray::Ix1>().expect("rank-1 bias");
+            y.rows_mut().into_iter().for_each(|mut r| r.zip_mut_with(&b, |v, &c| *v = *v + c));
+        }
+        let mut shape = x.shape().to_vec();
+        *shape.last_mut().expect("rank >= 1") = w2.ncols();
+        y.into_shape_with_order(IxDyn(&shape)).expect("same element count")
+    }
+}
+
+impl OpSpec for MatMul {
+    fn mnemonic(&self) -> &'static str {
+        "matmul"
+    }
+    fn class(&self) -> OpClass {
+        OpClass::Linear
+    }
+    fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
+        expect_arity(inputs, 2..=3)?;
+        let (x, w) = (inputs[0].ty, inputs[1].ty);
+        let (Some(&k), &[wk, n]) = (x.shape.0.last(), w.shape.0.as_slice()) else {
+            return Err(format!("expects x[..., K] and w[K, N], got {} and {}", x.shape, w.shape));
+        };
+        if k != wk {
+            return Err(format!("inner dimensions differ: {} and {}", x.shape, w.shape));
+        }
+        if let Some(b) = inputs.get(2) {
+            if b.ty.shape.0 != [n] {
+                return Err(format!("bias shape {} does not match {n} output columns", b.ty.shape));
+            }
+        }
+        let mut out = x.shape.0.clone();
+        *out.last_mut().expect("rank >= 1") = n;
+        let out_shape = Shape(out);
+        if common_is_float(inputs)? {
+            return Ok(TensorType::f32(out_shape));
+        }
+        let xi = x.as_int().expect("integer operand");
+        let Some(wv) = inputs[1].value.and_then(Tensor::as_i64) else {
+            return Err("integer matmul needs constant weights".into());
+        };
+        let bv = match inputs.get(2) {
+            Some(b) => Some(b.value.and_then(Tensor::as_i64).ok_or("integer matmul needs a constant bias")?),
+            None => None,
+        };
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for col in 0..n {
+            let b = bv.map_or(0, |b| b[[col]]);
+            let (mut l, mut h) = (b, b);
+            for row in 0..k {
+                let (a, c) = scaled_interval(wv[[row, col]], xi.lo - self.x_zp, xi.hi - self.x_zp);
+                l += a;
+                h += c;
+            }
+            lo = lo.min(l);
+            hi = hi.max(h);
+        }
+        let axis = out_shape.rank() - 1;
+        Ok(TensorType::int(out_shape, lo, hi, linear_quant(x, w, axis)))
+    }
+    fn eval(&self, inputs: &[&Tensor]) -> Tensor {
+        match inputs {
+            [Tensor::F32(x), Tensor::F32(w), rest @ ..] => {
+                Tensor::F32(self.run(x, w, rest.first().and_then(|b| b.as_f32()), 0.0))
+            }
+            [Tensor::I64(x), Tensor::I64(w), rest @ ..] => {
+                Tensor::I64(self.run(x, w, rest.first().and_then(|b| b.as_i64()), self.x_zp))
+            }
+            _ => unreachable!("matmul operands verified"),
+        }
+    }
+    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.x_zp != 0 {
+            write!(f, "x_zp={}", self.x_zp)?;
+        }
+        Ok(())
+    }
+}

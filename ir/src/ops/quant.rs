@@ -1,0 +1,92 @@
+//! The boundary between reals and integers, run by the client in the clear.
+//!
+//! - `quantize %x {q(s, z), range}`: `q = clamp(round(x / s) + z, lo, hi)`, rounding half
+//!   away from zero; values outside the calibrated range are clipped.
+//! - `dequantize %q {q(...)}`: `x = s[c] · (q − z[c])`, per channel where the input is.
+
+use super::{expect_arity, OpClass, OpSpec, Operand};
+use crate::tensor::Tensor;
+use crate::types::{Quant, Shape, TensorType};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Float to integer.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Quantize {
+    /// Per-tensor scale and zero point.
+    pub quant: Quant,
+    /// Smallest integer (clipping bound).
+    pub lo: i64,
+    /// Largest integer (clipping bound).
+    pub hi: i64,
+}
+
+/// `clamp(round(x / scale) + zero_point, lo, hi)`: the one rounding rule of the boundary.
+pub fn quantize_value(x: f64, scale: f64, zero_point: i64, lo: i64, hi: i64) -> i64 {
+    let q = (x / scale).round();
+    // Clamp in float first so huge or non-finite inputs cannot overflow the cast.
+    (q.clamp((lo - zero_point) as f64, (hi - zero_point) as f64) as i64 + zero_point).clamp(lo, hi)
+}
+
+impl OpSpec for Quantize {
+    fn mnemonic(&self) -> &'static str {
+        "quantize"
+    }
+    fn class(&self) -> OpClass {
+        OpClass::Boundary
+    }
+    fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
+        expect_arity(inputs, 1..=1)?;
+        if !inputs[0].ty.is_float() {
+            return Err("expects a float operand".into());
+        }
+        if self.quant.axis.is_some() {
+            return Err("quantizes per tensor only".into());
+        }
+        Ok(TensorType::int(inputs[0].ty.shape.clone(), self.lo, self.hi, Some(self.quant.clone())))
+    }
+    fn eval(&self, inputs: &[&Tensor]) -> Tensor {
+        let x = inputs[0].as_f32().expect("float operand verified");
+        let (s, z) = (self.quant.scale[0], self.quant.zero_point[0]);
+        Tensor::I64(x.mapv(|v| quantize_value(v as f64, s, z, self.lo, self.hi)))
+    }
+    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}, range=[{}, {}]", self.quant, self.lo, self.hi)
+    }
+}
+
+/// Integer to float.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Dequantize {
+    /// The input's quantization.
+    pub quant: Quant,
+}
+
+impl OpSpec for Dequantize {
+    fn mnemonic(&self) -> &'static str {
+        "dequantize"
+    }
+    fn class(&self) -> OpClass {
+        OpClass::Boundary
+    }
+    fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
+        expect_arity(inputs, 1..=1)?;
+        let Some(t) = inputs[0].ty.as_int() else {
+            return Err("expects an integer operand".into());
+        };
+        if t.quant.as_ref() != Some(&self.quant) {
+            return Err("its quantization differs from its operand's".into());
+        }
+        Ok(TensorType::f32(inputs[0].ty.shape.clone()))
+    }
+    fn eval(&self, inputs: &[&Tensor]) -> Tensor {
+        let q = inputs[0].as_i64().expect("integer operand verified");
+        let shape = Shape(q.shape().to_vec());
+        let data: Vec<f32> =
+            q.iter().enumerate().map(|(i, &v)| self.quant.dequantize(&shape, i, v) as f32).collect();
+        Tensor::F32(ndarray::ArrayD::from_shape_vec(q.raw_dim(), data).expect("same shape"))
+    }
+    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.quant)
+    }
+}
