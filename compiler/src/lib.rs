@@ -1,1 +1,10 @@
-//! placeholder
+//! secc's compiler: the ONNX frontend ([`frontend`]) that builds the float IR, and the
+//! passes ([`passes`]) that calibrate, quantize and fuse it into the integer IR the
+//! backends lower. [`pipeline`] holds the one ordered list of stages.
+
+mod error;
+pub mod frontend;
+pub mod passes;
+pub mod pipeline;
+
+pub use error::CompileError;

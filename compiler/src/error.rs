@@ -1,0 +1,66 @@
+//! Compiler errors. Each names where the problem is: the ONNX node, or the IR value.
+
+use secc_ir::{IrError, ValueId};
+use std::path::PathBuf;
+
+/// Errors importing or compiling a model.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// The file is not a readable ONNX model (missing, truncated, not protobuf).
+    #[error("cannot read ONNX model {path}: {message}")]
+    OnnxRead {
+        /// The file.
+        path: PathBuf,
+        /// What the ONNX loader said.
+        message: String,
+    },
+    /// An ONNX op secc does not support (yet).
+    #[error("unsupported ONNX op `{op_type}` (node \"{node}\"); supported ops: {supported}")]
+    UnsupportedOp {
+        /// ONNX op type, with its domain when not the default one.
+        op_type: String,
+        /// ONNX node name.
+        node: String,
+        /// The list of supported op types.
+        supported: String,
+    },
+    /// A supported ONNX op used in a form secc does not handle.
+    #[error("node \"{node}\" ({op}): {message}")]
+    UnsupportedForm {
+        /// The (tract) op name.
+        op: String,
+        /// Node name.
+        node: String,
+        /// What is not supported.
+        message: String,
+    },
+    /// The ONNX file is inconsistent (bad attribute values, dangling ids).
+    #[error("malformed ONNX model: node \"{node}\": {message}")]
+    Malformed {
+        /// Node name.
+        node: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// tract could not analyse the model (shapes, types).
+    #[error("cannot analyse ONNX model: {0}")]
+    Analysis(String),
+    /// A pass could not handle a value.
+    #[error("{pass}: {value} (\"{node}\"): {message}")]
+    Pass {
+        /// The pass name.
+        pass: &'static str,
+        /// The value concerned.
+        value: ValueId,
+        /// Its node name.
+        node: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Calibration needs samples.
+    #[error("calibration: {0}")]
+    Calibration(String),
+    /// An IR invariant broke (a bug in a pass), or an op rejected its operands.
+    #[error(transparent)]
+    Ir(#[from] IrError),
+}

@@ -1,0 +1,5 @@
+//! Frontends: model files to the float IR.
+
+pub mod onnx;
+
+pub use onnx::import_onnx;

@@ -1,0 +1,86 @@
+//! ONNX to float IR.
+//!
+//! The protobuf is read first: every node's op type is checked against
+//! [`SUPPORTED_OPS`], so an unsupported op is reported by its ONNX name and node name
+//! before anything else runs. Tree ensembles are read from the protobuf ([`tree`]);
+//! everything else goes through tract's typed model ([`translate`]), whose ops map
+//! one-to-one onto IR ops. Symbolic (batch) dimensions are fixed to 1: secc runs one
+//! sample at a time.
+
+mod translate;
+mod tree;
+
+use crate::CompileError;
+use secc_ir::Graph;
+use std::path::Path;
+use tract_onnx::pb::{self, GraphProto};
+use tract_onnx::prelude::Framework;
+
+/// ONNX op types (default domain) the frontend translates.
+pub const SUPPORTED_OPS: &[&str] = &[
+    "Abs", "Add", "AveragePool", "BatchNormalization", "Clip", "Constant", "Conv", "Div", "Erf", "Exp",
+    "Flatten", "Gelu", "Gemm", "Identity", "LeakyRelu", "MatMul", "Max", "MaxPool", "Min", "Mul", "Neg",
+    "Pow", "Relu", "Reshape", "Sigmoid", "Softplus", "Sqrt", "Squeeze", "Sub", "Tanh", "Unsqueeze",
+];
+
+/// ONNX-ML op types (domain `ai.onnx.ml`) the frontend translates.
+pub const SUPPORTED_ML_OPS: &[&str] = &["TreeEnsembleRegressor"];
+
+/// Reads an ONNX model into the float IR (verified).
+pub fn import_onnx(path: &Path) -> Result<Graph, CompileError> {
+    let read_err = |e: &dyn std::fmt::Display| CompileError::OnnxRead { path: path.to_owned(), message: e.to_string() };
+    let onnx = tract_onnx::onnx();
+    let proto = onnx.proto_model_for_path(path).map_err(|e| read_err(&format!("{e:#}")))?;
+    let graph = proto.graph.as_ref().ok_or_else(|| read_err(&"the file has no graph"))?;
+    check_ops(graph)?;
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match path.parent().and_then(Path::file_name) {
+        Some(dir) if name == "model" => dir.to_string_lossy().into_owned(),
+        _ => name,
+    };
+    let ir = if graph.node.iter().any(|n| n.op_type == "TreeEnsembleRegressor") {
+        tree::import_tree_graph(graph, &name)?
+    } else {
+        translate::import_tract(&onnx, &proto, graph, &name)?
+    };
+    secc_ir::verify_graph(&ir)?;
+    Ok(ir)
+}
+
+fn check_ops(graph: &GraphProto) -> Result<(), CompileError> {
+    for node in &graph.node {
+        let ml = node.domain == "ai.onnx.ml";
+        let known = if ml { SUPPORTED_ML_OPS } else { SUPPORTED_OPS };
+        if (!ml && !node.domain.is_empty()) || !known.contains(&node.op_type.as_str()) {
+            let op_type =
+                if node.domain.is_empty() { node.op_type.clone() } else { format!("{}.{}", node.domain, node.op_type) };
+            let supported = SUPPORTED_OPS.iter().chain(SUPPORTED_ML_OPS).copied().collect::<Vec<_>>().join(", ");
+            return Err(CompileError::UnsupportedOp { op_type, node: node.name.clone(), supported });
+        }
+    }
+    Ok(())
+}
+
+/// The declared shape of a graph input, symbolic dimensions fixed to 1.
+fn input_shape(input: &pb::ValueInfoProto) -> Result<Vec<usize>, CompileError> {
+    use pb::tensor_shape_proto::dimension::Value;
+    use pb::type_proto::Value as Ty;
+    let bad = |m: &str| CompileError::Malformed { node: input.name.clone(), message: m.into() };
+    let Some(Ty::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+        return Err(bad("graph input is not a tensor"));
+    };
+    // TensorProto.DataType 1 = FLOAT
+    if t.elem_type != 1 {
+        return Err(bad(&format!("graph input has element type {}; secc models take float32 inputs", t.elem_type)));
+    }
+    let shape = t.shape.as_ref().ok_or_else(|| bad("graph input has no shape"))?;
+    shape
+        .dim
+        .iter()
+        .map(|d| match d.value {
+            Some(Value::DimValue(v)) if v > 0 => Ok(v as usize),
+            Some(Value::DimValue(v)) => Err(bad(&format!("graph input has dimension {v}"))),
+            _ => Ok(1),
+        })
+        .collect()
+}

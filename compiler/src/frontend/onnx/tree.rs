@@ -1,0 +1,168 @@
+//! ONNX-ML `TreeEnsembleRegressor` read straight from the protobuf (tract does not
+//! load it). The ensemble must be the whole graph: input → trees → output.
+
+use super::input_shape;
+use crate::CompileError;
+use secc_ir::ops::{Aggregate, BranchMode, Input, PostTransform, Tree, TreeEnsemble, TreeNode};
+use secc_ir::{Graph, Op, Shape, TensorType};
+use std::collections::{BTreeMap, HashMap};
+use tract_onnx::pb::{GraphProto, NodeProto};
+
+pub(super) fn import_tree_graph(graph: &GraphProto, name: &str) -> Result<Graph, CompileError> {
+    let [node] = graph.node.as_slice() else {
+        return Err(CompileError::UnsupportedForm {
+            op: "TreeEnsembleRegressor".into(),
+            node: graph.node.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "),
+            message: "a tree ensemble must be the only node of the graph".into(),
+        });
+    };
+    let malformed = |message: String| CompileError::Malformed { node: node.name.clone(), message };
+    let (Some(input), Some(output)) = (graph.input.first(), graph.output.first()) else {
+        return Err(malformed("the graph needs an input and an output".into()));
+    };
+    if node.input.first() != Some(&input.name) || node.output.first() != Some(&output.name) {
+        return Err(malformed("the ensemble must read the graph input and write the graph output".into()));
+    }
+    let mut shape = input_shape(input)?;
+    if shape.len() == 1 {
+        shape.insert(0, 1);
+    }
+    let ensemble = read_ensemble(node).map_err(malformed)?;
+    let mut g = Graph::new(name);
+    let x = g.push(Op::Input(Input { index: 0, ty: TensorType::f32(Shape(shape)) }), vec![], input.name.clone())?;
+    let y = g.push(Op::TreeEnsemble(ensemble), vec![x], node.name.clone())?;
+    g.outputs.push(y);
+    Ok(g)
+}
+
+fn read_ensemble(node: &NodeProto) -> Result<TreeEnsemble, String> {
+    let ints = |name: &str| -> Result<Vec<i64>, String> {
+        node.get_attr_opt_slice::<i64>(name).map_err(|e| format!("{name}: {e}"))?.map(<[i64]>::to_vec).ok_or(format!("missing attribute {name}"))
+    };
+    let floats = |name: &str| -> Result<Vec<f32>, String> {
+        node.get_attr_opt_slice::<f32>(name).map_err(|e| format!("{name}: {e}"))?.map(<[f32]>::to_vec).ok_or(format!("missing attribute {name}"))
+    };
+    let tree_ids = ints("nodes_treeids")?;
+    let node_ids = ints("nodes_nodeids")?;
+    let features = ints("nodes_featureids")?;
+    let values = floats("nodes_values")?;
+    let modes: Vec<String> = node.get_attr_vec("nodes_modes").map_err(|e| format!("nodes_modes: {e}"))?;
+    let trues = ints("nodes_truenodeids")?;
+    let falses = ints("nodes_falsenodeids")?;
+    let n = tree_ids.len();
+    for (name, len) in [
+        ("nodes_nodeids", node_ids.len()),
+        ("nodes_featureids", features.len()),
+        ("nodes_values", values.len()),
+        ("nodes_modes", modes.len()),
+        ("nodes_truenodeids", trues.len()),
+        ("nodes_falsenodeids", falses.len()),
+    ] {
+        if len != n {
+            return Err(format!("{name} has {len} entries, nodes_treeids has {n}"));
+        }
+    }
+    let t_trees = ints("target_treeids")?;
+    let t_nodes = ints("target_nodeids")?;
+    let t_ids = ints("target_ids")?;
+    let t_weights = floats("target_weights")?;
+    if [t_nodes.len(), t_ids.len(), t_weights.len()].iter().any(|&l| l != t_trees.len()) {
+        return Err("target_treeids, target_nodeids, target_ids and target_weights differ in length".into());
+    }
+    let n_targets = node.get_attr_opt::<i64>("n_targets").map_err(|e| e.to_string())?.unwrap_or(1);
+    if n_targets < 1 {
+        return Err(format!("n_targets is {n_targets}"));
+    }
+    let n_targets = n_targets as usize;
+    let base_values = match node.get_attr_opt_slice::<f32>("base_values").map_err(|e| e.to_string())? {
+        Some(b) => b.iter().map(|&v| v as f64).collect(),
+        None => vec![0.0; n_targets],
+    };
+    let aggregate = match node.get_attr_opt::<&str>("aggregate_function").map_err(|e| e.to_string())?.unwrap_or("SUM") {
+        "SUM" => Aggregate::Sum,
+        "AVERAGE" => Aggregate::Average,
+        other => return Err(format!("aggregate_function {other} is not supported (SUM, AVERAGE)")),
+    };
+    match node.get_attr_opt::<&str>("post_transform").map_err(|e| e.to_string())?.unwrap_or("NONE") {
+        "NONE" => {}
+        other => return Err(format!("post_transform {other} is not supported for regressors")),
+    }
+
+    // Leaf weights by (tree, node).
+    let mut leaf_weights: HashMap<(i64, i64), Vec<(usize, f64)>> = HashMap::new();
+    for i in 0..t_trees.len() {
+        if t_ids[i] < 0 || t_ids[i] as usize >= n_targets {
+            return Err(format!("target_ids[{i}] = {} is not below n_targets = {n_targets}", t_ids[i]));
+        }
+        leaf_weights.entry((t_trees[i], t_nodes[i])).or_default().push((t_ids[i] as usize, t_weights[i] as f64));
+    }
+    // Node rows grouped by tree, in tree-id order.
+    let mut by_tree: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    (0..n).for_each(|i| by_tree.entry(tree_ids[i]).or_default().push(i));
+    let mut trees = Vec::new();
+    for (tree, rows) in by_tree {
+        let local: HashMap<i64, u32> = rows.iter().enumerate().map(|(j, &r)| (node_ids[r], j as u32)).collect();
+        if local.len() != rows.len() {
+            return Err(format!("tree {tree} repeats a node id"));
+        }
+        let child = |id: i64, what: &str, r: usize| {
+            local.get(&id).copied().ok_or_else(|| format!("tree {tree}, node {}: {what} {id} does not exist", node_ids[r]))
+        };
+        let mut nodes = Vec::with_capacity(rows.len());
+        for &r in &rows {
+            let mode = match modes[r].as_str() {
+                "LEAF" => {
+                    let weights = leaf_weights.remove(&(tree, node_ids[r])).unwrap_or_default();
+                    nodes.push(TreeNode::Leaf { weights });
+                    continue;
+                }
+                "BRANCH_LEQ" => BranchMode::Leq,
+                "BRANCH_LT" => BranchMode::Lt,
+                "BRANCH_GTE" => BranchMode::Gte,
+                "BRANCH_GT" => BranchMode::Gt,
+                "BRANCH_EQ" => BranchMode::Eq,
+                "BRANCH_NEQ" => BranchMode::Neq,
+                other => return Err(format!("tree {tree}, node {}: unknown mode {other}", node_ids[r])),
+            };
+            if features[r] < 0 {
+                return Err(format!("tree {tree}, node {}: feature id {}", node_ids[r], features[r]));
+            }
+            nodes.push(TreeNode::Branch {
+                feature: features[r] as usize,
+                threshold: values[r] as f64,
+                mode,
+                true_child: child(trues[r], "true child", r)?,
+                false_child: child(falses[r], "false child", r)?,
+            });
+        }
+        // The root is the node no other node points to; put it first.
+        let mut pointed = vec![false; nodes.len()];
+        for n in &nodes {
+            if let TreeNode::Branch { true_child, false_child, .. } = n {
+                pointed[*true_child as usize] = true;
+                pointed[*false_child as usize] = true;
+            }
+        }
+        let roots: Vec<usize> = (0..nodes.len()).filter(|&i| !pointed[i]).collect();
+        let &[root] = roots.as_slice() else {
+            return Err(format!("tree {tree} has {} roots", roots.len()));
+        };
+        nodes.swap(0, root);
+        let fix = |c: &mut u32| {
+            *c = if *c as usize == root { 0 } else if *c == 0 { root as u32 } else { *c };
+        };
+        for n in &mut nodes {
+            if let TreeNode::Branch { true_child, false_child, .. } = n {
+                fix(true_child);
+                fix(false_child);
+            }
+        }
+        trees.push(Tree { nodes });
+    }
+    if let Some(((t, n), _)) = leaf_weights.iter().next() {
+        return Err(format!("target weights name tree {t}, node {n}, which is not a leaf"));
+    }
+    let ensemble = TreeEnsemble { trees, n_targets, base_values, aggregate, post_transform: PostTransform::None, quant: None };
+    ensemble.check()?;
+    Ok(ensemble)
+}
