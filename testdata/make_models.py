@@ -35,7 +35,7 @@ OPSET = 17
 ML_OPSET = 3
 IR_VERSION = 8
 N_TEST = 100
-N_CALIB = 150
+N_CALIB = 150  # digits; tabular models calibrate on their whole training split
 EPOCHS_DENSE = 150
 EPOCHS_CNN = 80
 
@@ -426,7 +426,7 @@ def make_linreg():
         gb.node("Add", ["linear.bias", h], "/linear/Add")
         model = gb.build(f"linreg_{nf}", [1, nf], [1, 1],
                          f"sklearn LinearRegression, make_regression({nf} features)")
-        save_model(f"linreg_{nf}", model, Xtr[:N_CALIB], Xte, yte, "regression",
+        save_model(f"linreg_{nf}", model, Xtr, Xte, yte, "regression",
                    [1, nf], [1, 1],
                    f"Linear regression (sklearn LinearRegression) on make_regression(n_samples=600, "
                    f"n_features={nf}, n_informative={nf}, noise=10, random_state={seed}); "
@@ -449,7 +449,7 @@ def make_logreg():
                 alpha=1.0, beta=1.0, transB=1)
     gb.node("Sigmoid", [h], "/sigmoid/Sigmoid")
     model = gb.build("logreg", [1, 30], [1, 1], "sklearn LogisticRegression, breast_cancer")
-    save_model("logreg", model, Xtr[:N_CALIB], Xte, yte, "binary", [1, 30], [1, 1],
+    save_model("logreg", model, Xtr, Xte, yte, "binary", [1, 30], [1, 1],
                "Binary logistic regression (sklearn LogisticRegression, C=1) on breast_cancer "
                "(30 features, standardized with a StandardScaler fit on the training split BEFORE "
                "export; the CSVs hold standardized features). Gemm(transB=1) -> Sigmoid; output "
@@ -553,7 +553,7 @@ def make_rf():
     del model.opset_import[:]
     model.opset_import.extend([helper.make_opsetid("", OPSET),
                                helper.make_opsetid("ai.onnx.ml", ML_OPSET)])
-    save_model("rf_regressor", model, Xtr[:N_CALIB], Xte, yte, "regression", [None, 10],
+    save_model("rf_regressor", model, Xtr, Xte, yte, "regression", [None, 10],
                [None, 1],
                "RandomForestRegressor(n_estimators=15, max_depth=5, random_state=0) on sklearn "
                "load_diabetes (10 features, as provided by sklearn, already scaled); exported with "

@@ -3,6 +3,7 @@
 //! FHE backend must reproduce bit for bit, up to approximate rounding).
 
 pub mod clear;
+pub mod csv;
 mod error;
 
 pub use error::RuntimeError;

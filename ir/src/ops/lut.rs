@@ -1,9 +1,12 @@
 //! `lut %x {shift, index, tables}`: a univariate integer table per element.
 //!
-//! `y[e] = tables[table_of[e]][round_shift(x[e], shift) − base]` where
-//! `round_shift(x, k) = ⌊(x + 2^(k−1)) / 2^k⌋` rounds to the nearest multiple of `2^k`
-//! (ties up). Shifting drops the low bits of a wide accumulator so the table reads only
-//! its top bits: in TFHE that is the programmable bootstrap's own rounding, free of PBS.
+//! `y[e] = T[clamp(round_shift(x[e], shift), base, base + len − 1) − base]` with
+//! `T = tables[table_of[e]]`, where `round_shift(x, k) = ⌊(x + 2^(k−1)) / 2^k⌋` rounds to
+//! the nearest multiple of `2^k` (ties up). Shifting drops the low bits of a wide
+//! accumulator so the table reads only its top bits: in TFHE that is the programmable
+//! bootstrap's own rounding, free of PBS. Tables cover the range the accumulator took
+//! on the calibration set; beyond it the edge entries repeat (clamping), while the
+//! operand's type keeps the exact worst-case range a backend may need to cover.
 //! Tables are built by the quantizer from the float function they replace
 //! (dequantize → activation chain → requantize), one per distinct channel function.
 
@@ -49,6 +52,11 @@ impl Lut {
     pub fn table_len(&self) -> usize {
         self.tables.first().map_or(0, Vec::len)
     }
+
+    /// The table entry index read for operand value `x`.
+    pub fn index_of(&self, x: i64) -> usize {
+        (round_shift(x, self.shift) - self.base).clamp(0, self.table_len() as i64 - 1) as usize
+    }
 }
 
 impl OpSpec for Lut {
@@ -73,17 +81,8 @@ impl OpSpec for Lut {
         if let Some(&t) = self.table_of.iter().find(|&&t| t as usize >= self.tables.len()) {
             return Err(format!("refers to table {t} of {}", self.tables.len()));
         }
-        let (first, last) = (round_shift(x.lo, self.shift) - self.base, round_shift(x.hi, self.shift) - self.base);
-        if first < 0 || last >= self.table_len() as i64 {
-            return Err(format!(
-                "tables cover shifted inputs [{}, {}], the operand reaches [{}, {}]",
-                self.base,
-                self.base + self.table_len() as i64 - 1,
-                first + self.base,
-                last + self.base
-            ));
-        }
-        let reachable = self.tables.iter().flat_map(|t| &t[first as usize..=last as usize]);
+        let (first, last) = (self.index_of(x.lo), self.index_of(x.hi));
+        let reachable = self.tables.iter().flat_map(|t| &t[first..=last]);
         let lo = reachable.clone().copied().min().expect("non-empty");
         let hi = reachable.copied().max().expect("non-empty");
         Ok(TensorType::int(inputs[0].ty.shape.clone(), lo, hi, self.quant.clone()))
@@ -92,7 +91,7 @@ impl OpSpec for Lut {
         let x = inputs[0].as_i64().expect("integer operand verified");
         let mut y = x.clone();
         for (e, v) in y.iter_mut().enumerate() {
-            *v = self.table_for(e)[(round_shift(*v, self.shift) - self.base) as usize];
+            *v = self.table_for(e)[self.index_of(*v)];
         }
         Tensor::I64(y)
     }

@@ -37,6 +37,7 @@ const TRANSLATORS: &[(&str, Translator)] = &[
     ("MoveAxis", reshape),     // Transpose of unit axes
     ("GeluExact", gelu),       // Gelu
     ("Identity", identity),    // Identity
+    ("Cast", cast),            // Cast to float
 ];
 
 struct Ctx<'a> {
@@ -291,4 +292,12 @@ fn reshape(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
 
 fn identity(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
     Ok(ctx.operand(node, 0))
+}
+
+fn cast(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
+    let to = node.outputs[0].fact.datum_type;
+    if to != f32::datum_type() {
+        return Err(format!("casts to {to:?} are not supported (float32 only)"));
+    }
+    identity(ctx, node)
 }

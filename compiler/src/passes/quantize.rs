@@ -1,0 +1,346 @@
+//! `quantize`: float IR → integer IR.
+//!
+//! - **Inputs** are quantized per tensor to `bits` unsigned bits over their calibrated
+//!   range (widened to include 0, so zero padding is exact); the client does this in the clear.
+//! - **Weights** are quantized symmetrically per output channel to `weight_bits`
+//!   (`s_w[c] = max|W_c| / (2^(weight_bits−1) − 1)`); biases to the accumulator scale
+//!   `s_x · s_w[c]`. Linear ops then compute exact integer accumulators whose range the
+//!   op's type rule derives from the clear weights.
+//! - **Elementwise chains** become tables ([`super::fuse_lut`]); their outputs are
+//!   requantized to `bits` over the calibrated range of the chain's result.
+//! - **Average pooling** becomes an exact integer sum; max pooling and reshapes carry
+//!   quantization through; tree thresholds become integers on the quantized features.
+//! - **Outputs** are dequantized (the client does it after decryption).
+
+use super::calibrate::Calibration;
+use super::fuse_lut::{tabulate, Region};
+use crate::CompileError;
+use ndarray::Axis;
+use secc_ir::ops::{BranchMode, Dequantize, MaxPool, Quantize, Reshape, SumPool, TreeEnsemble, TreeNode, Aggregate};
+use secc_ir::{Graph, Op, OpSpec, Quant, Tensor, ValueId};
+
+/// Bit widths the quantizer targets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QuantConfig {
+    /// Bits of every table output (activations).
+    pub bits: u32,
+    /// Bits of the model inputs. The client quantizes them in the clear, so extra
+    /// input bits widen only the first accumulators, and buy accuracy on linear models.
+    pub input_bits: u32,
+    /// Bits of weights (symmetric, per output channel).
+    pub weight_bits: u32,
+    /// Most bits a table reads: wider accumulators are rounded to their top bits.
+    pub table_bits: u32,
+    /// Fraction of the calibrated width added on each side of the input range, so
+    /// samples a little beyond the calibration set are not clipped.
+    pub input_margin: f64,
+}
+
+impl Default for QuantConfig {
+    /// Concrete-ML's `compile_onnx_model` defaults: 8-bit weights and activations;
+    /// tables read 6 bits (its `rounding_threshold_bits` of choice). Inputs get two
+    /// more bits and a 10% margin: a finite calibration set under-covers the tails.
+    fn default() -> Self {
+        QuantConfig::with_bits(8)
+    }
+}
+
+impl QuantConfig {
+    /// `bits` for weights and activations, `bits + 2` for inputs, 6-bit tables.
+    pub fn with_bits(bits: u32) -> Self {
+        QuantConfig { bits, input_bits: bits + 2, weight_bits: bits, table_bits: 6.min(bits), input_margin: 0.1 }
+    }
+
+    /// Checks the widths are usable.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, v, max) in [
+            ("bits", self.bits, 16),
+            ("input bits", self.input_bits, 24),
+            ("weight bits", self.weight_bits, 16),
+            ("table bits", self.table_bits, 16),
+        ] {
+            if !(2..=max).contains(&v) {
+                return Err(format!("{name} must be between 2 and {max}, got {v}"));
+            }
+        }
+        if !(0.0..=10.0).contains(&self.input_margin) {
+            return Err(format!("input margin must be between 0 and 10, got {}", self.input_margin));
+        }
+        Ok(())
+    }
+}
+
+/// Unsigned `bits`-bit quantization of `[lo, hi]` widened to contain 0: `(quant, qmin, qmax)`.
+pub fn output_quant(lo: f64, hi: f64, bits: u32) -> (Quant, i64, i64) {
+    let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+    let qmax = (1i64 << bits) - 1;
+    let scale = if hi > lo { (hi - lo) / qmax as f64 } else { 1.0 };
+    let zp = ((-lo / scale).round() as i64).clamp(0, qmax);
+    (Quant::per_tensor(scale, zp), 0, qmax)
+}
+
+enum State {
+    Int(ValueId),
+    Const,
+    Region(Region),
+}
+
+struct Quantizer<'a> {
+    old: &'a Graph,
+    calib: &'a Calibration,
+    samples: &'a [Vec<Tensor>],
+    cfg: QuantConfig,
+    new: Graph,
+    state: Vec<Option<State>>,
+    /// The value of each new node on each calibration sample: tables cover what
+    /// their accumulators really reach.
+    observed: Vec<Vec<Tensor>>,
+}
+
+/// Quantizes a float graph with its calibration (`samples` are the calibration inputs).
+pub fn quantize(graph: &Graph, calib: &Calibration, samples: &[Vec<Tensor>], cfg: &QuantConfig) -> Result<Graph, CompileError> {
+    let fail = |m: String| CompileError::Pass { pass: "quantize", value: ValueId(0), node: String::new(), message: m };
+    cfg.check().map_err(fail)?;
+    let mut q = Quantizer {
+        old: graph,
+        calib,
+        samples,
+        cfg: *cfg,
+        new: Graph::new(graph.name.clone()),
+        state: Vec::new(),
+        observed: Vec::new(),
+    };
+    for i in 0..graph.nodes.len() {
+        let s = q.node(ValueId(i as u32))?;
+        q.state.push(Some(s));
+    }
+    for &o in &graph.outputs {
+        let v = q.int(o)?;
+        let quant = q.new.ty(v).as_int().and_then(|t| t.quant.clone()).expect("quantized outputs");
+        let out = q.push(Op::Dequantize(Dequantize { quant }), vec![v], graph.node(o).name.clone())?;
+        q.new.outputs.push(out);
+    }
+    q.new.compact();
+    secc_ir::verify_graph(&q.new)?;
+    Ok(q.new)
+}
+
+impl Quantizer<'_> {
+    /// Pushes a node and evaluates it on every calibration sample.
+    fn push(&mut self, op: Op, inputs: Vec<ValueId>, name: String) -> Result<ValueId, CompileError> {
+        let v = self.new.push(op, inputs, name)?;
+        let node = self.new.node(v);
+        let values = (0..self.samples.len())
+            .map(|s| match &node.op {
+                Op::Input(i) => self.samples[s][i.index].clone(),
+                op => op.eval(&node.inputs.iter().map(|i| &self.observed[i.index()][s]).collect::<Vec<_>>()),
+            })
+            .collect();
+        self.observed.push(values);
+        Ok(v)
+    }
+
+    fn push_const(&mut self, value: Tensor, quant: Option<Quant>, name: String) -> Result<ValueId, CompileError> {
+        self.push(Op::Const(secc_ir::ops::Const { value, quant }), vec![], name)
+    }
+
+    /// Pushes the table computing old value `target` from `region`.
+    fn push_lut(&mut self, region: &Region, target: ValueId) -> Result<ValueId, CompileError> {
+        let seen = self.observed[region.source.index()].iter().flat_map(|t| t.as_i64().expect("integer").iter().copied());
+        let observed = (seen.clone().min().expect("samples"), seen.max().expect("samples"));
+        let lut = tabulate(&self.new, self.old, region, target, self.calib, &self.cfg, observed)?;
+        self.push(Op::Lut(lut), vec![region.source], self.old.node(target).name.clone())
+    }
+
+    fn fail(&self, v: ValueId, message: impl Into<String>) -> CompileError {
+        CompileError::Pass { pass: "quantize", value: v, node: self.old.node(v).name.clone(), message: message.into() }
+    }
+
+    /// The integer value standing for old value `v`, tabulating a chain if needed.
+    fn int(&mut self, v: ValueId) -> Result<ValueId, CompileError> {
+        match self.state[v.index()].as_ref().expect("defined before use") {
+            State::Int(i) => Ok(*i),
+            State::Const => Err(self.fail(v, "a constant is used where a computed tensor is expected")),
+            State::Region(r) => {
+                let r = r.clone();
+                let lut = self.push_lut(&r, v)?;
+                self.state[v.index()] = Some(State::Int(lut));
+                Ok(lut)
+            }
+        }
+    }
+
+    /// `int(v)`, requantized per tensor when it is per channel (linear ops and
+    /// reshapes need one scale for all their input elements).
+    fn int_per_tensor(&mut self, v: ValueId) -> Result<ValueId, CompileError> {
+        let i = self.int(v)?;
+        let t = self.new.ty(i).as_int().expect("integer").clone();
+        if t.quant.as_ref().is_none_or(|q| q.axis.is_none()) {
+            return Ok(i);
+        }
+        let region = Region { source: i, entries: vec![v], nodes: vec![] };
+        // An identity chain: the table maps each channel's scale onto one.
+        self.push_lut(&region, v)
+    }
+
+    fn node(&mut self, v: ValueId) -> Result<State, CompileError> {
+        let node = &self.old.nodes[v.index()];
+        let name = node.name.clone();
+        Ok(match &node.op {
+            Op::Input(_) => {
+                let x = self.push(node.op.clone(), vec![], name.clone())?;
+                let (lo, hi) = self.calib.ranges[v.index()].ok_or_else(|| self.fail(v, "input never calibrated"))?;
+                let margin = (hi - lo) * self.cfg.input_margin;
+                let (lo, hi) = (lo - margin, hi + margin);
+                let (quant, qlo, qhi) = output_quant(lo, hi, self.cfg.input_bits);
+                State::Int(self.push(Op::Quantize(Quantize { quant, lo: qlo, hi: qhi }), vec![x], name)?)
+            }
+            Op::Const(_) => State::Const,
+            Op::Unary(_) | Op::Binary(_) => {
+                let mut region: Option<Region> = None;
+                for &i in &node.inputs {
+                    let (source, entries, nodes) = match self.state[i.index()].as_ref().expect("defined") {
+                        State::Const => continue,
+                        State::Int(s) => (*s, vec![i], vec![]),
+                        State::Region(r) => (r.source, r.entries.clone(), r.nodes.clone()),
+                    };
+                    match &mut region {
+                        None => region = Some(Region { source, entries, nodes }),
+                        Some(r) if r.source == source => {
+                            r.entries.extend(entries);
+                            r.nodes.extend(nodes);
+                            for list in [&mut r.entries, &mut r.nodes] {
+                                list.sort();
+                                list.dedup();
+                            }
+                        }
+                        Some(_) => {
+                            return Err(self.fail(
+                                v,
+                                format!("`{}` of two different computed tensors is not supported under quantization", node.op.mnemonic()),
+                            ))
+                        }
+                    }
+                }
+                let mut r = region.ok_or_else(|| self.fail(v, "elementwise op on constants only"))?;
+                r.nodes.push(v);
+                State::Region(r)
+            }
+            Op::Conv(_) | Op::MatMul(_) => State::Int(self.linear(v)?),
+            Op::AvgPool(p) => {
+                let x = self.int(node.inputs[0])?;
+                let t = self.new.ty(x).as_int().expect("integer").clone();
+                let pads = p.window.pads.iter().any(|&p| p > 0);
+                if pads && !p.count_include_pad {
+                    return Err(self.fail(v, "average pooling with padding and count_include_pad=0 has no exact integer form"));
+                }
+                let zps = t.quant.as_ref().map_or(vec![0], |q| q.zero_point.clone());
+                let x = if zps.iter().all(|&z| z == zps[0]) { x } else { self.int_per_tensor(node.inputs[0])? };
+                let x_zp = self.new.ty(x).as_int().and_then(|t| t.quant.as_ref()).map_or(0, |q| q.zero_point[0]);
+                State::Int(self.push(Op::SumPool(SumPool { window: p.window.clone(), x_zp }), vec![x], name)?)
+            }
+            Op::MaxPool(p) => {
+                let x = self.int(node.inputs[0])?;
+                State::Int(self.push(Op::MaxPool(MaxPool { window: p.window.clone() }), vec![x], name)?)
+            }
+            Op::Reshape(r) => {
+                let x = self.int(node.inputs[0])?;
+                let op = Op::Reshape(Reshape { shape: r.shape.clone() });
+                let keeps_channels = op.infer(&self.new.operands(&[x])).is_ok();
+                let x = if keeps_channels { x } else { self.int_per_tensor(node.inputs[0])? };
+                State::Int(self.push(op, vec![x], name)?)
+            }
+            Op::TreeEnsemble(t) => State::Int(self.tree(v, t)?),
+            Op::Quantize(_) | Op::Dequantize(_) | Op::Lut(_) | Op::SumPool(_) => {
+                return Err(self.fail(v, "the graph is already quantized"))
+            }
+        })
+    }
+
+    fn linear(&mut self, v: ValueId) -> Result<ValueId, CompileError> {
+        let node = &self.old.nodes[v.index()];
+        let x = self.int_per_tensor(node.inputs[0])?;
+        let xq = self.new.ty(x).as_int().and_then(|t| t.quant.clone()).expect("quantized input");
+        let (sx, zx) = (xq.scale[0], xq.zero_point[0]);
+        let w = self.old.const_value(node.inputs[1]).and_then(Tensor::as_f32).expect("constant weights");
+        let axis = if matches!(node.op, Op::Conv(_)) { 0 } else { 1 };
+        let qmax = ((1i64 << (self.cfg.weight_bits - 1)) - 1) as f64;
+        let scales: Vec<f64> = w
+            .axis_iter(Axis(axis))
+            .map(|lane| {
+                let m = lane.iter().fold(0f64, |m, &x| m.max((x as f64).abs()));
+                if m > 0.0 { m / qmax } else { 1.0 }
+            })
+            .collect();
+        let mut qw = w.mapv(|_| 0i64);
+        for (c, (mut q, lane)) in qw.axis_iter_mut(Axis(axis)).zip(w.axis_iter(Axis(axis))).enumerate() {
+            q.zip_mut_with(&lane, |q, &x| *q = (x as f64 / scales[c]).round() as i64);
+        }
+        let wq = Quant { axis: Some(axis), zero_point: vec![0; scales.len()], scale: scales.clone() };
+        let wname = self.old.node(node.inputs[1]).name.clone();
+        let mut inputs = vec![x, self.push_const(Tensor::I64(qw), Some(wq), wname)?];
+        if let Some(&b) = node.inputs.get(2) {
+            let bv = self.old.const_value(b).and_then(Tensor::as_f32).expect("constant bias");
+            let qb = ndarray::Array1::from_iter(bv.iter().enumerate().map(|(c, &b)| (b as f64 / (sx * scales[c])).round() as i64));
+            let bq = Quant { axis: Some(0), zero_point: vec![0; scales.len()], scale: scales.iter().map(|s| s * sx).collect() };
+            let bname = self.old.node(b).name.clone();
+            inputs.push(self.push_const(Tensor::I64(qb.into_dyn()), Some(bq), bname)?);
+        }
+        let op = match &node.op {
+            Op::Conv(c) => Op::Conv(secc_ir::ops::Conv { x_zp: zx, ..c.clone() }),
+            Op::MatMul(_) => Op::MatMul(secc_ir::ops::MatMul { x_zp: zx }),
+            _ => unreachable!("linear ops"),
+        };
+        let out = self.push(op, inputs, node.name.clone())?;
+        let t = self.new.ty(out).as_int().expect("integer");
+        if t.lo.unsigned_abs().max(t.hi.unsigned_abs()) >= 1 << 62 {
+            return Err(self.fail(v, format!("accumulator range [{}, {}] overflows 62 bits; use fewer bits", t.lo, t.hi)));
+        }
+        Ok(out)
+    }
+
+    fn tree(&mut self, v: ValueId, t: &TreeEnsemble) -> Result<ValueId, CompileError> {
+        let node = &self.old.nodes[v.index()];
+        let x = self.int_per_tensor(node.inputs[0])?;
+        let xq = self.new.ty(x).as_int().and_then(|t| t.quant.clone()).expect("quantized input");
+        let (s, z) = (xq.scale[0], xq.zero_point[0] as f64);
+        let per_tree = match t.aggregate {
+            Aggregate::Sum => 1.0,
+            Aggregate::Average => 1.0 / t.trees.len() as f64,
+        };
+        let max_leaf = t
+            .trees
+            .iter()
+            .flat_map(|tr| &tr.nodes)
+            .flat_map(|n| match n {
+                TreeNode::Leaf { weights } => weights.iter().map(|w| (w.1 * per_tree).abs()).collect(),
+                TreeNode::Branch { .. } => vec![],
+            })
+            .fold(0f64, f64::max);
+        let leaf_scale = if max_leaf > 0.0 { max_leaf / ((1i64 << (self.cfg.bits - 1)) - 1) as f64 } else { 1.0 };
+        let mut q = t.clone();
+        for node in q.trees.iter_mut().flat_map(|tr| tr.nodes.iter_mut()) {
+            match node {
+                TreeNode::Branch { threshold, mode, .. } => {
+                    // s·(q − z) <mode> t  ⟺  q <mode> z + t/s; q is an integer, so round the bound.
+                    let u = z + *threshold / s;
+                    (*mode, *threshold) = match mode {
+                        BranchMode::Leq => (BranchMode::Leq, u.floor()),
+                        BranchMode::Lt => (BranchMode::Leq, u.ceil() - 1.0),
+                        BranchMode::Gte => (BranchMode::Gte, u.ceil()),
+                        BranchMode::Gt => (BranchMode::Gte, u.floor() + 1.0),
+                        BranchMode::Eq | BranchMode::Neq => {
+                            return Err(self.fail(v, "equality branches have no quantized form"))
+                        }
+                    };
+                }
+                TreeNode::Leaf { weights } => weights.iter_mut().for_each(|w| w.1 = (w.1 * per_tree / leaf_scale).round()),
+            }
+        }
+        q.base_values = t.base_values.iter().map(|b| (b / leaf_scale).round()).collect();
+        q.aggregate = Aggregate::Sum;
+        q.quant = Some(Quant::per_tensor(leaf_scale, 0));
+        Ok(self.push(Op::TreeEnsemble(q), vec![x], node.name.clone())?)
+    }
+}
+

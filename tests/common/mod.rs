@@ -1,0 +1,57 @@
+//! Shared helpers for the end-to-end tests: the testdata models and their files.
+#![allow(dead_code)]
+
+use ndarray::{ArrayD, IxDyn};
+use secc_ir::{Graph, Tensor};
+use std::path::PathBuf;
+
+pub fn model_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/models").join(name)
+}
+
+/// The models every check runs on.
+pub const MODELS: &[&str] = &[
+    "linreg_2", "linreg_8", "linreg_32", "logreg", "dense_relu", "dense_sigmoid", "dense_gelu", "cnn", "cnn_tiny",
+    "rf_regressor",
+];
+
+#[derive(serde::Deserialize)]
+pub struct Meta {
+    pub task: String,
+    pub float_metric: f64,
+}
+
+pub fn meta(name: &str) -> Meta {
+    serde_json::from_str(&std::fs::read_to_string(model_dir(name).join("meta.json")).unwrap()).unwrap()
+}
+
+pub fn rows(name: &str, file: &str, cols: usize) -> Vec<Vec<f32>> {
+    secc_runtime::csv::read_csv(&model_dir(name).join(file), cols).unwrap()
+}
+
+/// Samples of `file` shaped as `graph`'s single input.
+pub fn samples(graph: &Graph, name: &str, file: &str) -> Vec<Vec<Tensor>> {
+    let shape = graph.ty(graph.inputs[0]).shape.clone();
+    rows(name, file, shape.numel())
+        .into_iter()
+        .map(|r| vec![Tensor::F32(ArrayD::from_shape_vec(IxDyn(&shape.0), r).unwrap())])
+        .collect()
+}
+
+pub fn labels(name: &str) -> Vec<f64> {
+    std::fs::read_to_string(model_dir(name).join("labels.csv")).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect()
+}
+
+pub fn argmax(v: &[f64]) -> usize {
+    v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0
+}
+
+/// Accuracy (classification) or RMSE (regression) of outputs against labels.
+pub fn metric(task: &str, outputs: &[Vec<f64>], labels: &[f64]) -> f64 {
+    let n = outputs.len() as f64;
+    match task {
+        "classification" => outputs.iter().zip(labels).filter(|(o, &l)| argmax(o) == l as usize).count() as f64 / n,
+        "binary" => outputs.iter().zip(labels).filter(|(o, &l)| ((o[0] > 0.5) as u8 as f64) == l).count() as f64 / n,
+        _ => (outputs.iter().zip(labels).map(|(o, l)| (o[0] - l).powi(2)).sum::<f64>() / n).sqrt(),
+    }
+}

@@ -1,0 +1,89 @@
+//! The three oracles on every testdata model: tract's float run, the float IR and
+//! the quantized simulation, plus the exactness of the range analysis.
+
+mod common;
+
+use common::*;
+use secc_compiler::passes::quantize::QuantConfig;
+use secc_compiler::pipeline::{compile_float, import_float};
+use secc_ir::{OpSpec, Tensor};
+use tract_onnx::prelude::*;
+
+fn to_f64(t: &Tensor) -> Vec<f64> {
+    t.to_f64_vec()
+}
+
+#[test]
+fn float_ir_agrees_with_tract_and_onnxruntime() {
+    for name in MODELS {
+        let path = model_dir(name).join("model.onnx");
+        let g = import_float(&path).unwrap();
+        let xs = samples(&g, name, "test.csv");
+        let expected = rows(name, "expected.csv", g.ty(g.outputs[0]).shape.numel());
+        let tract = (*name != "rf_regressor").then(|| {
+            let shape = g.ty(g.inputs[0]).shape.0.clone();
+            tract_onnx::onnx()
+                .model_for_path(&path)
+                .unwrap()
+                .with_input_fact(0, f32::fact(&shape).into())
+                .unwrap()
+                .into_optimized()
+                .unwrap()
+                .into_runnable()
+                .unwrap()
+        });
+        let mut worst = 0f64;
+        for (x, ort) in xs.iter().zip(&expected) {
+            let y = to_f64(&secc_runtime::clear::run_graph(&g, x).unwrap()[0]);
+            // 1e-4 absolute, relative beyond |y| = 1: f32 spacing is 1.2e-4 at 1000.
+            let err = |a: f64, b: f64| (a - b).abs() / a.abs().max(1.0);
+            for (a, b) in y.iter().zip(ort) {
+                worst = worst.max(err(*a, *b as f64));
+            }
+            if let Some(plan) = &tract {
+                let t: tract_onnx::prelude::Tensor = x[0].as_f32().unwrap().clone().into();
+                let out = plan.run(tvec!(t.into())).unwrap();
+                let out = out[0].to_plain_array_view::<f32>().unwrap();
+                for (a, b) in y.iter().zip(out.iter()) {
+                    worst = worst.max(err(*a, *b as f64));
+                }
+            }
+        }
+        assert!(worst <= 1e-4, "{name}: float IR differs from tract/onnxruntime by {worst}");
+    }
+}
+
+#[test]
+fn quantized_simulation_keeps_accuracy_and_stays_in_range() {
+    for name in MODELS {
+        let g = import_float(&model_dir(name).join("model.onnx")).unwrap();
+        let calib = samples(&g, name, "calib.csv");
+        let c = compile_float(g, &calib, &QuantConfig::default()).unwrap();
+        let xs = samples(&c.float, name, "test.csv");
+        let labels = labels(name);
+        let m = meta(name);
+        let mut outs = Vec::new();
+        let mut float_outs = Vec::new();
+        for x in &xs {
+            let values = secc_runtime::clear::eval_all(&c.quantized, x).unwrap();
+            // Range analysis is exact: every integer value lies in its type's range.
+            for (node, v) in c.quantized.nodes.iter().zip(&values) {
+                if let (Some(t), Some(a)) = (node.ty.as_int(), v.as_i64()) {
+                    let (lo, hi) = (a.iter().min().unwrap(), a.iter().max().unwrap());
+                    assert!(t.lo <= *lo && *hi <= t.hi, "{name}: {} = [{lo}, {hi}] outside {}", node.op.mnemonic(), node.ty);
+                }
+            }
+            outs.push(to_f64(&values[c.quantized.outputs[0].index()]));
+            float_outs.push(to_f64(&secc_runtime::clear::run_graph(&c.float, x).unwrap()[0]));
+        }
+        let q = metric(&m.task, &outs, &labels);
+        let f = metric(&m.task, &float_outs, &labels);
+        assert!((f - m.float_metric).abs() < 1e-6 * f.max(1.0), "{name}: float metric {f} vs meta {}", m.float_metric);
+        eprintln!("{name}: float {f:.4}, simulation {q:.4}");
+        if m.task == "regression" {
+            assert!(q <= f * 1.02, "{name}: simulated RMSE {q} more than 2% above float {f}");
+        } else {
+            assert!(q >= f - 0.02, "{name}: simulated accuracy {q} more than 2 points below float {f}");
+        }
+    }
+}
