@@ -1,1 +1,54 @@
-fn main() {}
+//! `secc`: compile ONNX models for privacy-preserving inference, inspect what was
+//! compiled, and run it. This binary owns the command line only; the work is done
+//! by the `secc-compiler` and `secc-runtime` crates.
+
+mod cmd;
+mod io;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+const ABOUT: &str = "secc compiles trained ONNX models into a quantized integer IR for privacy-preserving \
+inference: a TFHE circuit (fully homomorphic encryption) or an SMPC protocol plan (secret sharing). \
+This build runs compiled models in the clear (float reference and the exact quantized simulation); \
+the fhe and mpc backends are being built.";
+
+const AFTER: &str = "\
+Typical session:
+  secc compile model.onnx --calib calib.csv -o model.secc
+  secc inspect model.secc
+  secc run model.secc --input x.csv --backend sim
+
+Sample files (--calib, --input): CSV with one sample per row, the model input flattened
+in C order (a 1x1x8x8 image is 64 numbers), no header needed; or a .npy array of shape
+[N, ...] whose rows are samples.";
+
+#[derive(Parser)]
+#[command(name = "secc", version, about = ABOUT, after_help = AFTER)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Compile(cmd::compile::Args),
+    Inspect(cmd::inspect::Args),
+    Run(cmd::run::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Compile(a) => cmd::compile::run(a),
+        Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Run(a) => cmd::run::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! lowerings and executors all live in other crates and speak this IR.
 #![warn(missing_docs)]
 
+pub mod artifact;
 mod entity;
 mod error;
 mod graph;

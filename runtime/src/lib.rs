@@ -4,6 +4,7 @@
 
 pub mod clear;
 pub mod csv;
+pub mod npy;
 mod error;
 
 pub use error::RuntimeError;

@@ -1,0 +1,200 @@
+//! `model.secc`: one file holding a compiled model.
+//!
+//! Layout: the 8-byte magic `SECCMODL`, the format version (u32 LE), the payload
+//! length (u64 LE), the SHA-256 of the payload, then the payload (bincode of
+//! [`Artifact`]). Loading checks each in turn, so a foreign file, a file from a newer
+//! secc, a truncated file and a corrupted one each get their own error.
+
+use crate::graph::Graph;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::Path;
+
+/// File magic.
+pub const MAGIC: &[u8; 8] = b"SECCMODL";
+/// The format version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Largest payload accepted (1 GiB): a corrupt length cannot make us allocate more.
+pub const MAX_PAYLOAD: u64 = 1 << 30;
+const HEADER: usize = 8 + 4 + 8 + 32;
+
+/// A compiled model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// The float IR (the float backend runs it).
+    pub float: Graph,
+    /// The quantized IR (the simulation runs it; the backends lower it).
+    pub quantized: Graph,
+    /// How it was compiled, for `secc inspect`.
+    pub settings: Settings,
+}
+
+/// The compilation settings recorded in an artifact.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// The secc version that compiled it.
+    pub secc_version: String,
+    /// The source model file name.
+    pub source: String,
+    /// Activation bits.
+    pub bits: u32,
+    /// Input bits.
+    pub input_bits: u32,
+    /// Weight bits.
+    pub weight_bits: u32,
+    /// Most bits a table reads.
+    pub table_bits: u32,
+    /// Input range margin.
+    pub input_margin: f64,
+    /// Calibration samples used.
+    pub calibration_samples: usize,
+}
+
+/// Errors reading or writing an artifact.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// The file cannot be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Not a secc artifact at all.
+    #[error("{path} is not a secc model (no SECCMODL header); compile one with `secc compile`")]
+    Foreign {
+        /// The file.
+        path: String,
+    },
+    /// Written by a newer secc.
+    #[error("{path} has format version {found}; this secc reads up to {FORMAT_VERSION}: upgrade secc or recompile the model")]
+    NewerVersion {
+        /// The file.
+        path: String,
+        /// Its version.
+        found: u32,
+    },
+    /// Shorter than its header says.
+    #[error("{path} is truncated: {got} bytes, the header promises {expected}")]
+    Truncated {
+        /// The file.
+        path: String,
+        /// Bytes the header announces.
+        expected: u64,
+        /// Bytes present.
+        got: u64,
+    },
+    /// Checksum mismatch or undecodable payload.
+    #[error("{path} is corrupt: {reason}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl Artifact {
+    /// Serializes with header and checksum.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let payload = bincode::serialize(self).expect("artifacts serialize");
+        let mut out = Vec::with_capacity(HEADER + payload.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&Sha256::digest(&payload));
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    /// Parses and checks bytes produced by [`Artifact::to_bytes`]. `path` names the source in errors.
+    pub fn from_bytes(bytes: &[u8], path: &str) -> Result<Self, ArtifactError> {
+        let path = path.to_string();
+        if bytes.len() < 8 || &bytes[..8] != MAGIC {
+            return Err(ArtifactError::Foreign { path });
+        }
+        let total = bytes.len() as u64;
+        if bytes.len() < HEADER {
+            return Err(ArtifactError::Truncated { path, expected: HEADER as u64, got: total });
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if version > FORMAT_VERSION {
+            return Err(ArtifactError::NewerVersion { path, found: version });
+        }
+        let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+        if len > MAX_PAYLOAD {
+            return Err(ArtifactError::Corrupt { path, reason: format!("payload length {len} exceeds {MAX_PAYLOAD}") });
+        }
+        let expected = HEADER as u64 + len;
+        if total < expected {
+            return Err(ArtifactError::Truncated { path, expected, got: total });
+        }
+        if total > expected {
+            return Err(ArtifactError::Corrupt { path, reason: format!("{} bytes after the payload", total - expected) });
+        }
+        let payload = &bytes[HEADER..];
+        if Sha256::digest(payload)[..] != bytes[20..52] {
+            return Err(ArtifactError::Corrupt { path, reason: "checksum mismatch".into() });
+        }
+        use bincode::Options;
+        bincode::DefaultOptions::new()
+            .with_fixint_encoding()
+            .with_limit(MAX_PAYLOAD)
+            .deserialize(payload)
+            .map_err(|e| ArtifactError::Corrupt { path, reason: e.to_string() })
+    }
+
+    /// Reads and checks an artifact file.
+    pub fn read(path: &Path) -> Result<Self, ArtifactError> {
+        let p = path.display().to_string();
+        let io = |source| ArtifactError::Io { path: p.clone(), source };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path).map_err(io)?.take(MAX_PAYLOAD + HEADER as u64 + 1).read_to_end(&mut bytes).map_err(io)?;
+        Self::from_bytes(&bytes, &p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Artifact {
+        let settings = Settings {
+            secc_version: "test".into(),
+            source: "m.onnx".into(),
+            bits: 8,
+            input_bits: 10,
+            weight_bits: 8,
+            table_bits: 6,
+            input_margin: 0.1,
+            calibration_samples: 3,
+        };
+        Artifact { float: Graph::new("f"), quantized: Graph::new("q"), settings }
+    }
+
+    #[test]
+    fn round_trips() {
+        let a = sample();
+        assert_eq!(Artifact::from_bytes(&a.to_bytes(), "a").unwrap(), a);
+    }
+
+    #[test]
+    fn every_kind_of_damage_is_named() {
+        let bytes = sample().to_bytes();
+        let err = |b: &[u8]| Artifact::from_bytes(b, "m.secc").unwrap_err().to_string();
+        assert!(err(b"PK\x03\x04zipfile").contains("is not a secc model"));
+        assert!(err(&bytes[..bytes.len() - 5]).contains("is truncated"));
+        assert!(err(&bytes[..30]).contains("is truncated"));
+        let mut newer = bytes.clone();
+        newer[8] = 9;
+        assert!(err(&newer).contains("format version 9"));
+        let mut flipped = bytes.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert!(err(&flipped).contains("checksum mismatch"));
+        let mut huge = bytes.clone();
+        huge[19] = 0x7f;
+        assert!(err(&huge).contains("exceeds"));
+    }
+}

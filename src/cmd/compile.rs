@@ -1,0 +1,94 @@
+//! `secc compile`: ONNX → float IR → calibrated, quantized integer IR → `model.secc`.
+
+use crate::io::{read_samples, write_new};
+use anyhow::{Context, Result};
+use secc_compiler::passes::quantize::QuantConfig;
+use secc_compiler::pipeline::{compile_float, import_float};
+use secc_ir::artifact::{Artifact, Settings};
+use std::path::PathBuf;
+
+/// Compile an ONNX model into a secc artifact.
+///
+/// Imports the model (unsupported ops are named with their node), calibrates value
+/// ranges on the samples in --calib, quantizes weights per output channel and values
+/// per tensor, derives every integer's exact range, and fuses each activation chain
+/// with its requantization into one lookup table per element.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The ONNX model (float32 input; opset ≤ 17 ops: Conv, Gemm, MatMul, Relu, Sigmoid, ...)
+    pub model: PathBuf,
+    /// Calibration samples: CSV (one sample per row, input flattened in C order) or .npy
+    #[arg(long, value_name = "CALIB.csv")]
+    pub calib: PathBuf,
+    /// Bits of weights and activations [default: 8]
+    #[arg(long, value_name = "N")]
+    pub bits: Option<u32>,
+    /// Bits of the model inputs, quantized by the client in the clear [default: bits + 2]
+    #[arg(long, value_name = "N")]
+    pub input_bits: Option<u32>,
+    /// Bits of the weights [default: bits]
+    #[arg(long, value_name = "N")]
+    pub weight_bits: Option<u32>,
+    /// Most input bits a lookup table reads; wider accumulators are rounded to their
+    /// top bits (what a TFHE bootstrap costs is set by this) [default: min(6, bits)]
+    #[arg(long, value_name = "N")]
+    pub table_bits: Option<u32>,
+    /// Output file [default: the model's path with extension .secc]
+    #[arg(short, long, value_name = "OUT.secc")]
+    pub output: Option<PathBuf>,
+    /// Print the float IR and the quantized IR
+    #[arg(long)]
+    pub dump_ir: bool,
+    /// Overwrite the output file if it exists
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Builds the quantizer settings from the flags.
+pub fn quant_config(a: &Args) -> QuantConfig {
+    let mut cfg = QuantConfig::with_bits(a.bits.unwrap_or(8));
+    cfg.input_bits = a.input_bits.unwrap_or(cfg.input_bits);
+    cfg.weight_bits = a.weight_bits.unwrap_or(cfg.weight_bits);
+    cfg.table_bits = a.table_bits.unwrap_or(cfg.table_bits);
+    cfg
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let cfg = quant_config(&a);
+    cfg.check().map_err(anyhow::Error::msg)?;
+    let out = a.output.clone().unwrap_or_else(|| a.model.with_extension("secc"));
+    if out.exists() && !a.force {
+        anyhow::bail!("{} exists; pass --force to overwrite it", out.display());
+    }
+    let float = import_float(&a.model).with_context(|| format!("cannot compile {}", a.model.display()))?;
+    let samples = read_samples(&a.calib, &float).context("cannot read the calibration samples")?;
+    let compiled = compile_float(float, &samples, &cfg).with_context(|| format!("cannot compile {}", a.model.display()))?;
+    if a.dump_ir {
+        println!("{}\n\n{}", compiled.float, compiled.quantized);
+    }
+    let settings = Settings {
+        secc_version: env!("CARGO_PKG_VERSION").into(),
+        source: a.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        bits: cfg.bits,
+        input_bits: cfg.input_bits,
+        weight_bits: cfg.weight_bits,
+        table_bits: cfg.table_bits,
+        input_margin: cfg.input_margin,
+        calibration_samples: samples.len(),
+    };
+    let bw = &compiled.bit_widths;
+    let artifact = Artifact { float: compiled.float, quantized: compiled.quantized, settings };
+    let bytes = artifact.to_bytes();
+    write_new(&out, &bytes, a.force)?;
+    let widest = bw.widest_table_input.map_or("none".into(), |(v, bits, _)| format!("{bits} bits at {v}"));
+    eprintln!(
+        "compiled {} ({} calibration samples): {} table lookups ({} distinct tables), widest table input {widest}; wrote {} ({} bytes)",
+        artifact.quantized.name,
+        samples.len(),
+        bw.table_lookups,
+        bw.distinct_tables,
+        out.display(),
+        bytes.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! `secc inspect`: what a compiled model contains.
+
+use anyhow::Result;
+use secc_compiler::passes::bit_width::analyze_bit_widths;
+use secc_ir::artifact::Artifact;
+use secc_ir::Op;
+use std::path::PathBuf;
+
+/// Show a compiled model: its quantized IR, the bit width of every integer value,
+/// its tables, and its input and output shapes.
+///
+/// Each IR line reads `%N = op operands {attributes} : type`, where an integer type
+/// prints as `i17[1,8,6,6] [lo, hi] q(scale, zero_point)`: bit width (u = unsigned,
+/// i = signed), shape, exact range and the real values it stands for.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A model compiled by `secc compile`
+    pub artifact: PathBuf,
+    /// Also print the float IR
+    #[arg(long)]
+    pub float: bool,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let art = Artifact::read(&a.artifact)?;
+    let s = &art.settings;
+    let g = &art.quantized;
+    println!("model: {} (from {}, secc {})", g.name, s.source, s.secc_version);
+    println!(
+        "quantization: {}-bit activations, {}-bit inputs, {}-bit weights (per output channel), tables read ≤ {} bits; {} calibration samples",
+        s.bits, s.input_bits, s.weight_bits, s.table_bits, s.calibration_samples
+    );
+    for (i, v) in g.inputs.iter().enumerate() {
+        println!("input {i}: f32{}", g.ty(*v).shape);
+    }
+    for (i, v) in g.outputs.iter().enumerate() {
+        println!("output {i}: f32{}", g.ty(*v).shape);
+    }
+    if a.float {
+        println!("\n{}", art.float);
+    }
+    println!("\n{g}\n");
+    let r = analyze_bit_widths(g);
+    println!("bit widths:");
+    for (v, bw) in &r.values {
+        let node = g.node(*v);
+        let extra = match &node.op {
+            Op::Lut(l) => format!(
+                "  {} lookups, {} distinct tables of {} entries, input {} bits",
+                node.ty.shape.numel(),
+                l.tables.len(),
+                l.table_len(),
+                g.ty(node.inputs[0]).as_int().map_or(0, |t| secc_compiler::passes::bit_width::table_input_bits(l, t.lo, t.hi).max(1)),
+            ),
+            _ => String::new(),
+        };
+        println!("  {v:>5} {:<12} {bw}{extra}", node_label(&node.op));
+    }
+    println!("tables: {} lookups per inference, {} distinct tables", r.table_lookups, r.distinct_tables);
+    match r.widest_table_input {
+        Some((v, bits, from)) => println!("widest table input: {v}, {bits} bits (read from a {from} accumulator)"),
+        None => println!("widest table input: none (no tables)"),
+    }
+    if let Some((v, bw)) = r.widest_value {
+        println!("widest integer value: {v}, {bw}");
+    }
+    Ok(())
+}
+
+fn node_label(op: &Op) -> &'static str {
+    secc_ir::OpSpec::mnemonic(op)
+}

@@ -1,0 +1,5 @@
+//! One module per subcommand: its arguments (with their `--help`) and its body.
+
+pub mod compile;
+pub mod inspect;
+pub mod run;

@@ -1,0 +1,30 @@
+//! File helpers shared by the commands: samples in, outputs out, no silent overwrite.
+
+use anyhow::{bail, Context, Result};
+use secc_ir::{Graph, Tensor};
+use std::path::Path;
+
+/// Reads samples for `graph`'s single input from a CSV or `.npy` file.
+pub fn read_samples(path: &Path, graph: &Graph) -> Result<Vec<Vec<Tensor>>> {
+    if graph.inputs.len() != 1 {
+        bail!("models with {} inputs are not supported by sample files yet", graph.inputs.len());
+    }
+    let shape = graph.ty(graph.inputs[0]).shape.clone();
+    let rows = if path.extension().is_some_and(|e| e == "npy") {
+        secc_runtime::npy::read_npy(path, shape.numel())?
+    } else {
+        secc_runtime::csv::read_csv(path, shape.numel())?
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| vec![Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape.0), r).expect("row length checked"))])
+        .collect())
+}
+
+/// Writes `bytes` to `path`, refusing to replace an existing file unless `force`.
+pub fn write_new(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    if path.exists() && !force {
+        bail!("{} exists; pass --force to overwrite it", path.display());
+    }
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
