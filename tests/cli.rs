@@ -1,0 +1,141 @@
+//! The command line end to end: a model no other test has seen compiles and runs
+//! with the documented commands, and bad input of every kind is a clear error with a
+//! non-zero exit, never a panic.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn secc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_secc")).args(args).output().expect("secc runs")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("secc-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Runs a failing command and returns its stderr, checking it failed cleanly.
+fn fails(args: &[&str]) -> String {
+    let out = secc(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?} should fail with exit code 1; stderr: {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    assert!(err.starts_with("error: "), "{args:?}: {err}");
+    err
+}
+
+fn compile(name: &str, dir: &Path) -> PathBuf {
+    let m = model_dir(name);
+    let out = dir.join(format!("{name}.secc"));
+    let o = secc(&["compile", s(&m.join("model.onnx")), "--calib", s(&m.join("calib.csv")), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn parse_rows(text: &str) -> Vec<Vec<f64>> {
+    text.lines().map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect()
+}
+
+#[test]
+fn unseen_models_compile_and_run_with_the_documented_commands() {
+    let dir = tmp("unseen");
+    for name in ["unseen_cnn", "unseen_gelu"] {
+        let art = compile(name, &dir);
+        let inspect = secc(&["inspect", s(&art)]);
+        let text = String::from_utf8_lossy(&inspect.stdout);
+        assert!(inspect.status.success() && text.contains("widest table input") && text.contains("input 0: f32["));
+        let test = model_dir(name).join("test.csv");
+        let labels = labels(name);
+        let mut acc = Vec::new();
+        for backend in ["float", "sim"] {
+            let out = secc(&["run", s(&art), "--input", s(&test), "--backend", backend]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let rows = parse_rows(&String::from_utf8_lossy(&out.stdout));
+            assert_eq!(rows.len(), labels.len());
+            acc.push(metric("classification", &rows, &labels));
+        }
+        assert!((acc[0] - meta(name).float_metric).abs() < 1e-5, "{name}: float backend accuracy {}", acc[0]);
+        assert!(acc[1] >= acc[0] - 0.02, "{name}: simulation {} vs float {}", acc[1], acc[0]);
+    }
+}
+
+#[test]
+fn run_writes_csv_and_npy_input_matches_csv() {
+    let dir = tmp("npy");
+    let art = compile("linreg_8", &dir);
+    let test = model_dir("linreg_8").join("test.csv");
+    let out = dir.join("y.csv");
+    let first = secc(&["run", s(&art), "--input", s(&test), "-o", s(&out)]);
+    assert!(first.status.success());
+    let y = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(parse_rows(&y).len(), 100);
+    // Refuses to overwrite, then overwrites with --force.
+    let err = fails(&["run", s(&art), "--input", s(&test), "-o", s(&out)]);
+    assert!(err.contains("exists; pass --force"), "{err}");
+    assert!(secc(&["run", s(&art), "--input", s(&test), "-o", s(&out), "--force"]).status.success());
+    // The same rows as .npy give the same outputs.
+    let rows = rows("linreg_8", "test.csv", 8);
+    let arr = ndarray::Array2::from_shape_vec((rows.len(), 8), rows.concat()).unwrap();
+    let npy = dir.join("x.npy");
+    ndarray_npy::write_npy(&npy, &arr).unwrap();
+    let from_npy = secc(&["run", s(&art), "--input", s(&npy)]);
+    assert_eq!(String::from_utf8_lossy(&from_npy.stdout), y);
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let dir = tmp("bad");
+    let broken = model_dir("broken");
+    let calib = model_dir("dense_relu").join("calib.csv");
+    let err = fails(&["compile", s(&broken.join("unsupported_op.onnx")), "--calib", s(&calib), "-o", s(&dir.join("u.secc"))]);
+    assert!(err.contains("unsupported ONNX op `Softmax`") && err.contains("/softmax/Softmax"), "{err}");
+    let err = fails(&["compile", s(&broken.join("corrupt.onnx")), "--calib", s(&calib), "-o", s(&dir.join("c.secc"))]);
+    assert!(err.contains("cannot read ONNX model"), "{err}");
+    let err = fails(&["compile", s(&dir.join("missing.onnx")), "--calib", s(&calib)]);
+    assert!(err.contains("missing.onnx"), "{err}");
+
+    let art = compile("dense_relu", &dir);
+    let err = fails(&["run", s(&art), "--input", s(&broken.join("bad_columns.csv"))]);
+    assert!(err.contains("bad_columns.csv:1: 63 values, the model input has 64"), "{err}");
+    let err = fails(&["run", s(&art), "--input", s(&broken.join("not_a_number.csv"))]);
+    assert!(err.contains("not_a_number.csv:2: column 11: `abc` is not a number"), "{err}");
+    let err = fails(&["compile", s(&model_dir("dense_relu").join("model.onnx")), "--calib", s(&broken.join("bad_columns.csv")), "-o", s(&dir.join("x.secc"))]);
+    assert!(err.contains("calibration") && err.contains("63 values"), "{err}");
+
+    let bytes = std::fs::read(&art).unwrap();
+    let truncated = dir.join("truncated.secc");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let err = fails(&["inspect", s(&truncated)]);
+    assert!(err.contains("is truncated"), "{err}");
+    let err = fails(&["run", s(&truncated), "--input", s(&calib)]);
+    assert!(err.contains("is truncated"), "{err}");
+    let err = fails(&["inspect", s(&model_dir("dense_relu").join("model.onnx"))]);
+    assert!(err.contains("is not a secc model"), "{err}");
+
+    let err = fails(&["compile", s(&model_dir("dense_relu").join("model.onnx")), "--calib", s(&calib), "-o", s(&art)]);
+    assert!(err.contains("exists; pass --force"), "{err}");
+    let err = fails(&["compile", s(&model_dir("dense_relu").join("model.onnx")), "--calib", s(&calib), "--bits", "1", "-o", s(&dir.join("b.secc"))]);
+    assert!(err.contains("bits must be between 2 and 16"), "{err}");
+}
+
+#[test]
+fn help_explains_every_command() {
+    let top = String::from_utf8_lossy(&secc(&["--help"]).stdout).into_owned();
+    for word in ["compile", "inspect", "run", "C order"] {
+        assert!(top.contains(word), "--help lacks {word}: {top}");
+    }
+    let compile = String::from_utf8_lossy(&secc(&["compile", "--help"]).stdout).into_owned();
+    for flag in ["--calib", "--bits", "--table-bits", "--dump-ir", "--force"] {
+        assert!(compile.contains(flag), "compile --help lacks {flag}");
+    }
+    let run = String::from_utf8_lossy(&secc(&["run", "--help"]).stdout).into_owned();
+    assert!(run.contains("--backend") && run.contains("sim") && run.contains("float"));
+}
