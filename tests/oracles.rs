@@ -87,3 +87,30 @@ fn quantized_simulation_keeps_accuracy_and_stays_in_range() {
         }
     }
 }
+
+#[test]
+fn final_activation_runs_on_the_client_unless_tables_are_asked_for() {
+    let name = "logreg";
+    let g = import_float(&model_dir(name).join("model.onnx")).unwrap();
+    let calib = samples(&g, name, "calib.csv");
+    let producer = |c: &secc_compiler::pipeline::Compiled| {
+        let out = c.quantized.node(c.quantized.outputs[0]);
+        c.quantized.node(out.inputs[0]).op.mnemonic()
+    };
+    let clear = compile_float(g.clone(), &calib, &QuantConfig::default()).unwrap();
+    // sigmoid(dequantize(acc)): the client applies the sigmoid after decryption.
+    assert_eq!(clear.quantized.node(clear.quantized.outputs[0]).op.mnemonic(), "sigmoid");
+    assert_eq!(producer(&clear), "dequantize");
+    let cfg = QuantConfig { output_tables: true, ..QuantConfig::default() };
+    let tabled = compile_float(g, &calib, &cfg).unwrap();
+    assert_eq!(producer(&tabled), "lut");
+    let xs = samples(&tabled.float, name, "test.csv");
+    let mut worst = 0f64;
+    for x in &xs {
+        let f = to_f64(&secc_runtime::clear::run_graph(&tabled.float, x).unwrap()[0])[0];
+        let q = to_f64(&secc_runtime::clear::run_graph(&tabled.quantized, x).unwrap()[0])[0];
+        worst = worst.max((f - q).abs());
+    }
+    // A 6-bit table over the logit range: probabilities within a few table steps.
+    assert!(worst < 0.15, "sigmoid table off by {worst}");
+}

@@ -47,6 +47,8 @@ pub struct Settings {
     pub table_bits: u32,
     /// Input range margin.
     pub input_margin: f64,
+    /// Whether a final activation runs as an encrypted table (else on the client).
+    pub output_tables: bool,
     /// Calibration samples used.
     pub calibration_samples: usize,
 }
@@ -169,6 +171,7 @@ mod tests {
             weight_bits: 8,
             table_bits: 6,
             input_margin: 0.1,
+            output_tables: false,
             calibration_samples: 3,
         };
         Artifact { float: Graph::new("f"), quantized: Graph::new("q"), settings }

@@ -52,3 +52,39 @@ pub fn verify_graph(graph: &Graph) -> Result<(), IrError> {
         Err(IrError::Verify { graph: graph.name.clone(), errors })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{Input, Unary, UnaryKind};
+    use crate::{Shape, TensorType, ValueId};
+
+    #[test]
+    fn reports_every_broken_invariant() {
+        let mut g = Graph::new("t");
+        let ty = TensorType::f32(Shape(vec![1, 4]));
+        let x = g.push(Op::Input(Input { index: 0, ty: ty.clone() }), vec![], "x").unwrap();
+        let y = g.push(Op::Unary(Unary { kind: UnaryKind::Relu }), vec![x], "relu").unwrap();
+        g.outputs.push(y);
+        assert!(verify_graph(&g).is_ok());
+        g.nodes[1].ty = TensorType::f32(Shape(vec![4]));
+        g.nodes[1].inputs = vec![ValueId(1)];
+        g.outputs.push(ValueId(7));
+        let Err(IrError::Verify { errors, .. }) = verify_graph(&g) else { panic!("must fail") };
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(text[0].starts_with("%1 (\"relu\"): operand %1 is not defined before its use"), "{text:?}");
+        assert!(text[1].contains("%7: output is not a defined value"), "{text:?}");
+    }
+
+    #[test]
+    fn stale_types_are_caught() {
+        let mut g = Graph::new("t");
+        let x = g.push(Op::Input(Input { index: 0, ty: TensorType::f32(Shape(vec![2])) }), vec![], "x").unwrap();
+        let y = g.push(Op::Unary(Unary { kind: UnaryKind::Tanh }), vec![x], "tanh").unwrap();
+        g.outputs.push(y);
+        g.nodes[1].ty = TensorType::f32(Shape(vec![3]));
+        let err = verify_graph(&g).unwrap_err().to_string();
+        assert!(err.contains("type f32[3] differs from the inferred f32[2]"), "{err}");
+    }
+}

@@ -33,6 +33,10 @@ pub struct Args {
     /// top bits (what a TFHE bootstrap costs is set by this) [default: min(6, bits)]
     #[arg(long, value_name = "N")]
     pub table_bits: Option<u32>,
+    /// Evaluate a final activation (e.g. a sigmoid on the output) as a table under
+    /// encryption instead of in float on the client after decryption
+    #[arg(long)]
+    pub output_tables: bool,
     /// Output file [default: the model's path with extension .secc]
     #[arg(short, long, value_name = "OUT.secc")]
     pub output: Option<PathBuf>,
@@ -50,6 +54,7 @@ pub fn quant_config(a: &Args) -> QuantConfig {
     cfg.input_bits = a.input_bits.unwrap_or(cfg.input_bits);
     cfg.weight_bits = a.weight_bits.unwrap_or(cfg.weight_bits);
     cfg.table_bits = a.table_bits.unwrap_or(cfg.table_bits);
+    cfg.output_tables = a.output_tables;
     cfg
 }
 
@@ -74,6 +79,7 @@ pub fn run(a: Args) -> Result<()> {
         weight_bits: cfg.weight_bits,
         table_bits: cfg.table_bits,
         input_margin: cfg.input_margin,
+        output_tables: cfg.output_tables,
         calibration_samples: samples.len(),
     };
     let bw = &compiled.bit_widths;

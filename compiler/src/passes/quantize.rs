@@ -10,7 +10,9 @@
 //!   requantized to `bits` over the calibrated range of the chain's result.
 //! - **Average pooling** becomes an exact integer sum; max pooling and reshapes carry
 //!   quantization through; tree thresholds become integers on the quantized features.
-//! - **Outputs** are dequantized (the client does it after decryption).
+//! - **Outputs** are dequantized (the client does it after decryption). An
+//!   elementwise chain that ends the model runs after that, in float on the client,
+//!   unless `output_tables` asks for it as a table under encryption.
 
 use super::calibrate::Calibration;
 use super::fuse_lut::{tabulate, Region};
@@ -34,6 +36,11 @@ pub struct QuantConfig {
     /// Fraction of the calibrated width added on each side of the input range, so
     /// samples a little beyond the calibration set are not clipped.
     pub input_margin: f64,
+    /// Evaluate an elementwise chain that ends the model (a final sigmoid) as a table
+    /// under encryption. When false (the default, as Concrete-ML does for linear
+    /// models) the client applies it in float after decryption: exact, and one
+    /// table fewer per output; the client then sees the pre-activation values.
+    pub output_tables: bool,
 }
 
 impl Default for QuantConfig {
@@ -48,7 +55,7 @@ impl Default for QuantConfig {
 impl QuantConfig {
     /// `bits` for weights and activations, `bits + 2` for inputs, 6-bit tables.
     pub fn with_bits(bits: u32) -> Self {
-        QuantConfig { bits, input_bits: bits + 2, weight_bits: bits, table_bits: 6.min(bits), input_margin: 0.1 }
+        QuantConfig { bits, input_bits: bits + 2, weight_bits: bits, table_bits: 6.min(bits), input_margin: 0.1, output_tables: false }
     }
 
     /// Checks the widths are usable.
@@ -115,9 +122,16 @@ pub fn quantize(graph: &Graph, calib: &Calibration, samples: &[Vec<Tensor>], cfg
         q.state.push(Some(s));
     }
     for &o in &graph.outputs {
-        let v = q.int(o)?;
-        let quant = q.new.ty(v).as_int().and_then(|t| t.quant.clone()).expect("quantized outputs");
-        let out = q.push(Op::Dequantize(Dequantize { quant }), vec![v], graph.node(o).name.clone())?;
+        let out = match q.state[o.index()].as_ref().expect("defined") {
+            State::Region(r) if !cfg.output_tables => {
+                let r = r.clone();
+                q.clear_chain(&r, o)?
+            }
+            _ => {
+                let v = q.int(o)?;
+                q.dequantize(v, graph.node(o).name.clone())?
+            }
+        };
         q.new.outputs.push(out);
     }
     q.new.compact();
@@ -150,6 +164,35 @@ impl Quantizer<'_> {
         let observed = (seen.clone().min().expect("samples"), seen.max().expect("samples"));
         let lut = tabulate(&self.new, self.old, region, target, self.calib, &self.cfg, observed)?;
         self.push(Op::Lut(lut), vec![region.source], self.old.node(target).name.clone())
+    }
+
+    fn dequantize(&mut self, v: ValueId, name: String) -> Result<ValueId, CompileError> {
+        let quant = self.new.ty(v).as_int().and_then(|t| t.quant.clone()).expect("quantized values");
+        self.push(Op::Dequantize(Dequantize { quant }), vec![v], name)
+    }
+
+    /// Dequantizes `region.source` and replays the chain up to `target` in float after
+    /// it: the client's part of the model.
+    fn clear_chain(&mut self, region: &Region, target: ValueId) -> Result<ValueId, CompileError> {
+        let x = self.dequantize(region.source, self.new.node(region.source).name.clone())?;
+        let mut map: std::collections::HashMap<ValueId, ValueId> = region.entries.iter().map(|&e| (e, x)).collect();
+        for &n in region.nodes.iter().filter(|&&n| n <= target) {
+            let node = &self.old.nodes[n.index()];
+            let mut inputs = Vec::new();
+            for &i in &node.inputs {
+                let v = match map.get(&i) {
+                    Some(&v) => v,
+                    None => {
+                        let value = self.old.const_value(i).expect("chain operands are entries or constants").clone();
+                        self.push_const(value, None, self.old.node(i).name.clone())?
+                    }
+                };
+                inputs.push(v);
+            }
+            let v = self.push(node.op.clone(), inputs, node.name.clone())?;
+            map.insert(n, v);
+        }
+        Ok(map[&target])
     }
 
     fn fail(&self, v: ValueId, message: impl Into<String>) -> CompileError {
