@@ -8,14 +8,12 @@
 //! The weights and bias must be constants: range analysis sums, per output channel,
 //! the interval of every tap `w · (x − x_zp)` (with 0 included where padding can occur).
 
-use super::{common_is_float, expect_arity, linear_quant, scaled_interval, write_usizes, OpClass, OpSpec, Operand};
+use super::{common_is_float, eval_linear, expect_arity, linear_quant, linear_range, write_usizes, LinearKernel, OpClass, OpSpec, Operand};
 use crate::tensor::Tensor;
 use crate::types::{Shape, TensorType};
-use ndarray::{ArrayD, IxDyn};
-use num_traits::Zero;
+use ndarray::{ArrayD, IxDyn, LinalgScalar};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::ops::{Add, Mul, Sub};
 
 /// 2-D convolution.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
@@ -75,10 +73,14 @@ impl Conv {
         (0..size as isize).contains(&p).then_some(p as usize)
     }
 
-    fn run<T>(&self, x: &ArrayD<T>, w: &ArrayD<T>, b: Option<&ArrayD<T>>, zp: T) -> ArrayD<T>
-    where
-        T: Copy + Zero + Add<Output = T> + Sub<Output = T> + Mul<Output = T>,
-    {
+}
+
+impl LinearKernel for Conv {
+    fn x_zp(&self) -> i64 {
+        self.x_zp
+    }
+
+    fn run<T: LinalgScalar>(&self, x: &ArrayD<T>, w: &ArrayD<T>, b: Option<&ArrayD<T>>, zp: T) -> ArrayD<T> {
         let g = self
             .geometry(&Shape(x.shape().to_vec()), &Shape(w.shape().to_vec()))
             .expect("conv operands verified");
@@ -133,39 +135,14 @@ impl OpSpec for Conv {
             return Ok(TensorType::f32(out_shape));
         }
         let xi = x.as_int().expect("integer operand");
-        let Some(wv) = inputs[1].value.and_then(Tensor::as_i64) else {
-            return Err("integer conv needs constant weights".into());
-        };
-        let bv = match inputs.get(2) {
-            Some(b) => Some(b.value.and_then(Tensor::as_i64).ok_or("integer conv needs a constant bias")?),
-            None => None,
-        };
         let (xlo, xhi) = (xi.lo - self.x_zp, xi.hi - self.x_zp);
-        let (xlo, xhi) = if self.has_padding() { (xlo.min(0), xhi.max(0)) } else { (xlo, xhi) };
-        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for o in 0..g.o {
-            let b = bv.map_or(0, |b| b[[o]]);
-            let (mut l, mut h) = (b, b);
-            for &wt in wv.index_axis(ndarray::Axis(0), o).iter() {
-                let (a, c) = scaled_interval(wt, xlo, xhi);
-                l += a;
-                h += c;
-            }
-            lo = lo.min(l);
-            hi = hi.max(h);
-        }
+        // A padded tap contributes 0, whatever the input range.
+        let x_range = if self.has_padding() { (xlo.min(0), xhi.max(0)) } else { (xlo, xhi) };
+        let (lo, hi) = linear_range(inputs, 0, x_range)?;
         Ok(TensorType::int(out_shape, lo, hi, linear_quant(x, w, 1)))
     }
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
-        match inputs {
-            [Tensor::F32(x), Tensor::F32(w), rest @ ..] => {
-                Tensor::F32(self.run(x, w, rest.first().and_then(|b| b.as_f32()), 0.0))
-            }
-            [Tensor::I64(x), Tensor::I64(w), rest @ ..] => {
-                Tensor::I64(self.run(x, w, rest.first().and_then(|b| b.as_i64()), self.x_zp))
-            }
-            _ => unreachable!("conv operands verified"),
-        }
+        eval_linear(self, inputs)
     }
     fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write_usizes(f, "strides", &self.strides)?;

@@ -5,7 +5,7 @@
 //! accumulator then stands for `s_x · s_w[n] · y` (per output column `n`). Range
 //! analysis: per column, the sum over `k` of the interval of `w[k,n] · (x − x_zp)`, plus `b[n]`.
 
-use super::{common_is_float, expect_arity, linear_quant, scaled_interval, OpClass, OpSpec, Operand};
+use super::{common_is_float, eval_linear, expect_arity, linear_quant, linear_range, LinearKernel, OpClass, OpSpec, Operand};
 use crate::tensor::Tensor;
 use crate::types::{Shape, TensorType};
 use ndarray::{ArrayD, Ix2, IxDyn, LinalgScalar};
@@ -19,7 +19,11 @@ pub struct MatMul {
     pub x_zp: i64,
 }
 
-impl MatMul {
+impl LinearKernel for MatMul {
+    fn x_zp(&self) -> i64 {
+        self.x_zp
+    }
+
     fn run<T: LinalgScalar>(&self, x: &ArrayD<T>, w: &ArrayD<T>, b: Option<&ArrayD<T>>, zp: T) -> ArrayD<T> {
         let k = *x.shape().last().expect("rank >= 1");
         let m = x.len() / k;
@@ -64,38 +68,12 @@ impl OpSpec for MatMul {
             return Ok(TensorType::f32(out_shape));
         }
         let xi = x.as_int().expect("integer operand");
-        let Some(wv) = inputs[1].value.and_then(Tensor::as_i64) else {
-            return Err("integer matmul needs constant weights".into());
-        };
-        let bv = match inputs.get(2) {
-            Some(b) => Some(b.value.and_then(Tensor::as_i64).ok_or("integer matmul needs a constant bias")?),
-            None => None,
-        };
-        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for col in 0..n {
-            let b = bv.map_or(0, |b| b[[col]]);
-            let (mut l, mut h) = (b, b);
-            for row in 0..k {
-                let (a, c) = scaled_interval(wv[[row, col]], xi.lo - self.x_zp, xi.hi - self.x_zp);
-                l += a;
-                h += c;
-            }
-            lo = lo.min(l);
-            hi = hi.max(h);
-        }
+        let (lo, hi) = linear_range(inputs, 1, (xi.lo - self.x_zp, xi.hi - self.x_zp))?;
         let axis = out_shape.rank() - 1;
         Ok(TensorType::int(out_shape, lo, hi, linear_quant(x, w, axis)))
     }
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
-        match inputs {
-            [Tensor::F32(x), Tensor::F32(w), rest @ ..] => {
-                Tensor::F32(self.run(x, w, rest.first().and_then(|b| b.as_f32()), 0.0))
-            }
-            [Tensor::I64(x), Tensor::I64(w), rest @ ..] => {
-                Tensor::I64(self.run(x, w, rest.first().and_then(|b| b.as_i64()), self.x_zp))
-            }
-            _ => unreachable!("matmul operands verified"),
-        }
+        eval_linear(self, inputs)
     }
     fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.x_zp != 0 {

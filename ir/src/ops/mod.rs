@@ -195,3 +195,54 @@ pub(crate) fn common_is_float(inputs: &[Operand]) -> Result<bool, String> {
     }
     Ok(float)
 }
+
+/// A multiply-accumulate op with constant weights: `Σ w·(x − x_zp) + b` per output channel.
+pub(crate) trait LinearKernel {
+    /// Zero point subtracted from inputs in the integer form.
+    fn x_zp(&self) -> i64;
+    /// The computation, for floats and integers alike.
+    fn run<T: ndarray::LinalgScalar>(
+        &self,
+        x: &ndarray::ArrayD<T>,
+        w: &ndarray::ArrayD<T>,
+        b: Option<&ndarray::ArrayD<T>>,
+        x_zp: T,
+    ) -> ndarray::ArrayD<T>;
+}
+
+/// `eval` of a [`LinearKernel`]: float operands run with zero point 0, integers with `x_zp`.
+pub(crate) fn eval_linear(op: &impl LinearKernel, inputs: &[&Tensor]) -> Tensor {
+    match inputs {
+        [Tensor::F32(x), Tensor::F32(w), rest @ ..] => Tensor::F32(op.run(x, w, rest.first().and_then(|b| b.as_f32()), 0.0)),
+        [Tensor::I64(x), Tensor::I64(w), rest @ ..] => {
+            Tensor::I64(op.run(x, w, rest.first().and_then(|b| b.as_i64()), op.x_zp()))
+        }
+        _ => unreachable!("linear operands verified"),
+    }
+}
+
+/// Exact range of an integer linear op: per output channel (the weights' lanes along
+/// `w_axis`), `b[c]` plus the interval of every `w · x` with `x` in `x_range`; then the
+/// min and max over channels.
+pub(crate) fn linear_range(inputs: &[Operand], w_axis: usize, x_range: (i64, i64)) -> Result<(i64, i64), String> {
+    let Some(wv) = inputs[1].value.and_then(Tensor::as_i64) else {
+        return Err("integer linear ops need constant weights".into());
+    };
+    let bv = match inputs.get(2) {
+        Some(b) => Some(b.value.and_then(Tensor::as_i64).ok_or("integer linear ops need a constant bias")?),
+        None => None,
+    };
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    for (c, lane) in wv.axis_iter(ndarray::Axis(w_axis)).enumerate() {
+        let b = bv.map_or(0, |b| b[[c]]);
+        let (mut l, mut h) = (b, b);
+        for &w in lane.iter() {
+            let (a, z) = scaled_interval(w, x_range.0, x_range.1);
+            l += a;
+            h += z;
+        }
+        lo = lo.min(l);
+        hi = hi.max(h);
+    }
+    Ok((lo, hi))
+}
