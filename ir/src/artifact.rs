@@ -6,6 +6,7 @@
 //! secc, a truncated file and a corrupted one each get their own error.
 
 use crate::graph::Graph;
+use crate::QuantConfig;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -37,18 +38,8 @@ pub struct Settings {
     pub secc_version: String,
     /// The source model file name.
     pub source: String,
-    /// Activation bits.
-    pub bits: u32,
-    /// Input bits.
-    pub input_bits: u32,
-    /// Weight bits.
-    pub weight_bits: u32,
-    /// Most bits a table reads.
-    pub table_bits: u32,
-    /// Input range margin.
-    pub input_margin: f64,
-    /// Whether a final activation runs as an encrypted table (else on the client).
-    pub output_tables: bool,
+    /// The quantizer's settings.
+    pub quant: QuantConfig,
     /// Calibration samples used.
     pub calibration_samples: usize,
 }
@@ -166,12 +157,7 @@ mod tests {
         let settings = Settings {
             secc_version: "test".into(),
             source: "m.onnx".into(),
-            bits: 8,
-            input_bits: 10,
-            weight_bits: 8,
-            table_bits: 6,
-            input_margin: 0.1,
-            output_tables: false,
+            quant: QuantConfig::default(),
             calibration_samples: 3,
         };
         Artifact { float: Graph::new("f"), quantized: Graph::new("q"), settings }

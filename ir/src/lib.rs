@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod artifact;
+mod config;
 mod entity;
 mod error;
 mod graph;
@@ -17,6 +18,7 @@ mod tensor;
 pub mod types;
 mod verify;
 
+pub use config::QuantConfig;
 pub use entity::ValueId;
 pub use error::{IrError, VerifyError};
 pub use graph::{Graph, Node};

@@ -74,12 +74,7 @@ pub fn run(a: Args) -> Result<()> {
     let settings = Settings {
         secc_version: env!("CARGO_PKG_VERSION").into(),
         source: a.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
-        bits: cfg.bits,
-        input_bits: cfg.input_bits,
-        weight_bits: cfg.weight_bits,
-        table_bits: cfg.table_bits,
-        input_margin: cfg.input_margin,
-        output_tables: cfg.output_tables,
+        quant: cfg,
         calibration_samples: samples.len(),
     };
     let bw = &compiled.bit_widths;

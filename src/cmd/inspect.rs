@@ -28,7 +28,7 @@ pub fn run(a: Args) -> Result<()> {
     println!("model: {} (from {}, secc {})", g.name, s.source, s.secc_version);
     println!(
         "quantization: {}-bit activations, {}-bit inputs, {}-bit weights (per output channel), tables read ≤ {} bits; {} calibration samples",
-        s.bits, s.input_bits, s.weight_bits, s.table_bits, s.calibration_samples
+        s.quant.bits, s.quant.input_bits, s.quant.weight_bits, s.quant.table_bits, s.calibration_samples
     );
     for (i, v) in g.inputs.iter().enumerate() {
         println!("input {i}: f32{}", g.ty(*v).shape);

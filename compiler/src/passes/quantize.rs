@@ -21,61 +21,7 @@ use ndarray::Axis;
 use secc_ir::ops::{BranchMode, Dequantize, MaxPool, Quantize, Reshape, SumPool, TreeEnsemble, TreeNode, Aggregate};
 use secc_ir::{Graph, Op, OpSpec, Quant, Tensor, ValueId};
 
-/// Bit widths the quantizer targets.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct QuantConfig {
-    /// Bits of every table output (activations).
-    pub bits: u32,
-    /// Bits of the model inputs. The client quantizes them in the clear, so extra
-    /// input bits widen only the first accumulators, and buy accuracy on linear models.
-    pub input_bits: u32,
-    /// Bits of weights (symmetric, per output channel).
-    pub weight_bits: u32,
-    /// Most bits a table reads: wider accumulators are rounded to their top bits.
-    pub table_bits: u32,
-    /// Fraction of the calibrated width added on each side of the input range, so
-    /// samples a little beyond the calibration set are not clipped.
-    pub input_margin: f64,
-    /// Evaluate an elementwise chain that ends the model (a final sigmoid) as a table
-    /// under encryption. When false (the default, as Concrete-ML does for linear
-    /// models) the client applies it in float after decryption: exact, and one
-    /// table fewer per output; the client then sees the pre-activation values.
-    pub output_tables: bool,
-}
-
-impl Default for QuantConfig {
-    /// Concrete-ML's `compile_onnx_model` defaults: 8-bit weights and activations;
-    /// tables read 6 bits (its `rounding_threshold_bits` of choice). Inputs get two
-    /// more bits and a 10% margin: a finite calibration set under-covers the tails.
-    fn default() -> Self {
-        QuantConfig::with_bits(8)
-    }
-}
-
-impl QuantConfig {
-    /// `bits` for weights and activations, `bits + 2` for inputs, 6-bit tables.
-    pub fn with_bits(bits: u32) -> Self {
-        QuantConfig { bits, input_bits: bits + 2, weight_bits: bits, table_bits: 6.min(bits), input_margin: 0.1, output_tables: false }
-    }
-
-    /// Checks the widths are usable.
-    pub fn check(&self) -> Result<(), String> {
-        for (name, v, max) in [
-            ("bits", self.bits, 16),
-            ("input bits", self.input_bits, 24),
-            ("weight bits", self.weight_bits, 16),
-            ("table bits", self.table_bits, 16),
-        ] {
-            if !(2..=max).contains(&v) {
-                return Err(format!("{name} must be between 2 and {max}, got {v}"));
-            }
-        }
-        if !(0.0..=10.0).contains(&self.input_margin) {
-            return Err(format!("input margin must be between 0 and 10, got {}", self.input_margin));
-        }
-        Ok(())
-    }
-}
+pub use secc_ir::QuantConfig;
 
 /// Unsigned `bits`-bit quantization of `[lo, hi]` widened to contain 0: `(quant, qmin, qmax)`.
 pub fn output_quant(lo: f64, hi: f64, bits: u32) -> (Quant, i64, i64) {
