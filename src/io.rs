@@ -17,7 +17,9 @@ pub fn read_samples(path: &Path, graph: &Graph) -> Result<Vec<Vec<Tensor>>> {
     };
     Ok(rows
         .into_iter()
-        .map(|r| vec![Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape.0), r).expect("row length checked"))])
+        .map(|r| {
+            vec![Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape.0), r).expect("row length checked"))]
+        })
         .collect())
 }
 

@@ -95,7 +95,8 @@ fn bad_inputs_are_clear_errors() {
     let dir = tmp("bad");
     let broken = model_dir("broken");
     let calib = model_dir("dense_relu").join("calib.csv");
-    let err = fails(&["compile", s(&broken.join("unsupported_op.onnx")), "--calib", s(&calib), "-o", s(&dir.join("u.secc"))]);
+    let err =
+        fails(&["compile", s(&broken.join("unsupported_op.onnx")), "--calib", s(&calib), "-o", s(&dir.join("u.secc"))]);
     assert!(err.contains("unsupported ONNX op `Softmax`") && err.contains("/softmax/Softmax"), "{err}");
     let err = fails(&["compile", s(&broken.join("corrupt.onnx")), "--calib", s(&calib), "-o", s(&dir.join("c.secc"))]);
     assert!(err.contains("cannot read ONNX model"), "{err}");
@@ -107,7 +108,14 @@ fn bad_inputs_are_clear_errors() {
     assert!(err.contains("bad_columns.csv:1: 63 values, the model input has 64"), "{err}");
     let err = fails(&["run", s(&art), "--input", s(&broken.join("not_a_number.csv"))]);
     assert!(err.contains("not_a_number.csv:2: column 11: `abc` is not a number"), "{err}");
-    let err = fails(&["compile", s(&model_dir("dense_relu").join("model.onnx")), "--calib", s(&broken.join("bad_columns.csv")), "-o", s(&dir.join("x.secc"))]);
+    let err = fails(&[
+        "compile",
+        s(&model_dir("dense_relu").join("model.onnx")),
+        "--calib",
+        s(&broken.join("bad_columns.csv")),
+        "-o",
+        s(&dir.join("x.secc")),
+    ]);
     assert!(err.contains("calibration") && err.contains("63 values"), "{err}");
 
     let bytes = std::fs::read(&art).unwrap();
@@ -122,7 +130,16 @@ fn bad_inputs_are_clear_errors() {
 
     let err = fails(&["compile", s(&model_dir("dense_relu").join("model.onnx")), "--calib", s(&calib), "-o", s(&art)]);
     assert!(err.contains("exists; pass --force"), "{err}");
-    let err = fails(&["compile", s(&model_dir("dense_relu").join("model.onnx")), "--calib", s(&calib), "--bits", "1", "-o", s(&dir.join("b.secc"))]);
+    let err = fails(&[
+        "compile",
+        s(&model_dir("dense_relu").join("model.onnx")),
+        "--calib",
+        s(&calib),
+        "--bits",
+        "1",
+        "-o",
+        s(&dir.join("b.secc")),
+    ]);
     assert!(err.contains("bits must be between 2 and 16"), "{err}");
 }
 

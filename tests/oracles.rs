@@ -70,7 +70,12 @@ fn quantized_simulation_keeps_accuracy_and_stays_in_range() {
             for (node, v) in c.quantized.nodes.iter().zip(&values) {
                 if let (Some(t), Some(a)) = (node.ty.as_int(), v.as_i64()) {
                     let (lo, hi) = (a.iter().min().unwrap(), a.iter().max().unwrap());
-                    assert!(t.lo <= *lo && *hi <= t.hi, "{name}: {} = [{lo}, {hi}] outside {}", node.op.mnemonic(), node.ty);
+                    assert!(
+                        t.lo <= *lo && *hi <= t.hi,
+                        "{name}: {} = [{lo}, {hi}] outside {}",
+                        node.op.mnemonic(),
+                        node.ty
+                    );
                 }
             }
             outs.push(to_f64(&values[c.quantized.outputs[0].index()]));

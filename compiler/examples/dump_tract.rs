@@ -5,7 +5,15 @@ fn main() -> TractResult<()> {
         println!("== {p}");
         for id in m.eval_order()? {
             let n = m.node(id);
-            println!("{:>3} {:<25} {:<12} {:?} -> {:?} | {:?}", id, n.name, n.op().name(), n.inputs, n.outputs[0].fact, n.op);
+            println!(
+                "{:>3} {:<25} {:<12} {:?} -> {:?} | {:?}",
+                id,
+                n.name,
+                n.op().name(),
+                n.inputs,
+                n.outputs[0].fact,
+                n.op
+            );
         }
     }
     Ok(())

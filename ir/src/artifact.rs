@@ -125,7 +125,10 @@ impl Artifact {
             return Err(ArtifactError::Truncated { path, expected, got: total });
         }
         if total > expected {
-            return Err(ArtifactError::Corrupt { path, reason: format!("{} bytes after the payload", total - expected) });
+            return Err(ArtifactError::Corrupt {
+                path,
+                reason: format!("{} bytes after the payload", total - expected),
+            });
         }
         let payload = &bytes[HEADER..];
         if Sha256::digest(payload)[..] != bytes[20..52] {
@@ -144,7 +147,11 @@ impl Artifact {
         let p = path.display().to_string();
         let io = |source| ArtifactError::Io { path: p.clone(), source };
         let mut bytes = Vec::new();
-        std::fs::File::open(path).map_err(io)?.take(MAX_PAYLOAD + HEADER as u64 + 1).read_to_end(&mut bytes).map_err(io)?;
+        std::fs::File::open(path)
+            .map_err(io)?
+            .take(MAX_PAYLOAD + HEADER as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
         Self::from_bytes(&bytes, &p)
     }
 }

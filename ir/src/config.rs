@@ -36,7 +36,14 @@ impl Default for QuantConfig {
 impl QuantConfig {
     /// `bits` for weights and activations, `bits + 2` for inputs, 6-bit tables.
     pub fn with_bits(bits: u32) -> Self {
-        QuantConfig { bits, input_bits: bits + 2, weight_bits: bits, table_bits: 6.min(bits), input_margin: 0.1, output_tables: false }
+        QuantConfig {
+            bits,
+            input_bits: bits + 2,
+            weight_bits: bits,
+            table_bits: 6.min(bits),
+            input_margin: 0.1,
+            output_tables: false,
+        }
     }
 
     /// Checks the widths are usable.
@@ -57,4 +64,3 @@ impl QuantConfig {
         Ok(())
     }
 }
-

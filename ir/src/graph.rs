@@ -73,11 +73,17 @@ impl Graph {
         let name = name.into();
         let id = ValueId(self.nodes.len() as u32);
         if let Some(bad) = inputs.iter().find(|i| i.index() >= self.nodes.len()) {
-            return Err(crate::IrError::Build { value: id, name, message: format!("operand {bad} is not defined yet") });
+            return Err(crate::IrError::Build {
+                value: id,
+                name,
+                message: format!("operand {bad} is not defined yet"),
+            });
         }
-        let ty = op
-            .infer(&self.operands(&inputs))
-            .map_err(|m| crate::IrError::Build { value: id, name: name.clone(), message: format!("{}: {m}", op.mnemonic()) })?;
+        let ty = op.infer(&self.operands(&inputs)).map_err(|m| crate::IrError::Build {
+            value: id,
+            name: name.clone(),
+            message: format!("{}: {m}", op.mnemonic()),
+        })?;
         if let Op::Input(_) = op {
             self.inputs.push(id);
         }

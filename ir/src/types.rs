@@ -93,10 +93,7 @@ impl fmt::Display for Quant {
 }
 
 /// Writes `[a, b, c]`, eliding the middle of lists longer than 8 as `..N..`.
-pub fn write_list<T: fmt::Display>(
-    f: &mut fmt::Formatter<'_>,
-    items: impl ExactSizeIterator<Item = T>,
-) -> fmt::Result {
+pub fn write_list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: impl ExactSizeIterator<Item = T>) -> fmt::Result {
     let n = items.len();
     write!(f, "[")?;
     for (i, x) in items.enumerate() {

@@ -36,14 +36,22 @@ pub fn verify_graph(graph: &Graph) -> Result<(), IrError> {
         }
     }
     if inputs != graph.inputs {
-        errors.push(VerifyError { value: ValueId(0), name: String::new(), message: "input list does not match the input nodes".into() });
+        errors.push(VerifyError {
+            value: ValueId(0),
+            name: String::new(),
+            message: "input list does not match the input nodes".into(),
+        });
     }
     if graph.outputs.is_empty() {
         errors.push(VerifyError { value: ValueId(0), name: String::new(), message: "graph has no outputs".into() });
     }
     for v in &graph.outputs {
         if v.index() >= graph.nodes.len() {
-            errors.push(VerifyError { value: *v, name: String::new(), message: "output is not a defined value".into() });
+            errors.push(VerifyError {
+                value: *v,
+                name: String::new(),
+                message: "output is not a defined value".into(),
+            });
         }
     }
     if errors.is_empty() {

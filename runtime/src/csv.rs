@@ -62,7 +62,12 @@ pub fn parse_csv(text: &str, path: &str, expected: usize) -> Result<Vec<Vec<f32>
             Ok(row) => return Err(CsvError::Columns { path: path.into(), line: i + 1, expected, got: row.len() }),
             Err(_) if rows.is_empty() && i == 0 && fields.len() == expected => continue,
             Err(c) => {
-                return Err(CsvError::NotANumber { path: path.into(), line: i + 1, column: c + 1, field: fields[c].into() })
+                return Err(CsvError::NotANumber {
+                    path: path.into(),
+                    line: i + 1,
+                    column: c + 1,
+                    field: fields[c].into(),
+                })
             }
         }
     }

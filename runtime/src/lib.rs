@@ -4,7 +4,7 @@
 
 pub mod clear;
 pub mod csv;
-pub mod npy;
 mod error;
+pub mod npy;
 
 pub use error::RuntimeError;

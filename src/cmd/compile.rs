@@ -67,7 +67,8 @@ pub fn run(a: Args) -> Result<()> {
     }
     let float = import_float(&a.model).with_context(|| format!("cannot compile {}", a.model.display()))?;
     let samples = read_samples(&a.calib, &float).context("cannot read the calibration samples")?;
-    let compiled = compile_float(float, &samples, &cfg).with_context(|| format!("cannot compile {}", a.model.display()))?;
+    let compiled =
+        compile_float(float, &samples, &cfg).with_context(|| format!("cannot compile {}", a.model.display()))?;
     if a.dump_ir {
         println!("{}\n\n{}", compiled.float, compiled.quantized);
     }

@@ -50,7 +50,9 @@ pub fn run(a: Args) -> Result<()> {
                 node.ty.shape.numel(),
                 l.tables.len(),
                 l.table_len(),
-                g.ty(node.inputs[0]).as_int().map_or(0, |t| secc_compiler::passes::bit_width::table_input_bits(l, t.lo, t.hi).max(1)),
+                g.ty(node.inputs[0])
+                    .as_int()
+                    .map_or(0, |t| secc_compiler::passes::bit_width::table_input_bits(l, t.lo, t.hi).max(1)),
             ),
             _ => String::new(),
         };

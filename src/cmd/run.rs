@@ -74,10 +74,13 @@ fn count_clipped(graph: &Graph, samples: &[Vec<Tensor>]) -> usize {
         let (s, z) = (quant.scale[0], quant.zero_point[0]);
         for sample in samples {
             let x = sample[input.index].as_f32().expect("float input");
-            n += x.iter().filter(|&&v| {
-                let q = (v as f64 / s).round() + z as f64;
-                q < *lo as f64 || q > *hi as f64
-            }).count();
+            n += x
+                .iter()
+                .filter(|&&v| {
+                    let q = (v as f64 / s).round() + z as f64;
+                    q < *lo as f64 || q > *hi as f64
+                })
+                .count();
         }
     }
     n

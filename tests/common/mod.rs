@@ -11,7 +11,15 @@ pub fn model_dir(name: &str) -> PathBuf {
 
 /// The models every check runs on.
 pub const MODELS: &[&str] = &[
-    "linreg_2", "linreg_8", "linreg_32", "logreg", "dense_relu", "dense_sigmoid", "dense_gelu", "cnn", "cnn_tiny",
+    "linreg_2",
+    "linreg_8",
+    "linreg_32",
+    "logreg",
+    "dense_relu",
+    "dense_sigmoid",
+    "dense_gelu",
+    "cnn",
+    "cnn_tiny",
     "rf_regressor",
 ];
 
@@ -39,7 +47,11 @@ pub fn samples(graph: &Graph, name: &str, file: &str) -> Vec<Vec<Tensor>> {
 }
 
 pub fn labels(name: &str) -> Vec<f64> {
-    std::fs::read_to_string(model_dir(name).join("labels.csv")).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect()
+    std::fs::read_to_string(model_dir(name).join("labels.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
 }
 
 pub fn argmax(v: &[f64]) -> usize {

@@ -29,7 +29,13 @@ pub fn table_input_bits(lut: &Lut, lo: i64, hi: i64) -> u32 {
 
 /// Summarises the integer values and tables of `graph`.
 pub fn analyze_bit_widths(graph: &Graph) -> BitWidthReport {
-    let mut r = BitWidthReport { values: vec![], table_lookups: 0, distinct_tables: 0, widest_table_input: None, widest_value: None };
+    let mut r = BitWidthReport {
+        values: vec![],
+        table_lookups: 0,
+        distinct_tables: 0,
+        widest_table_input: None,
+        widest_value: None,
+    };
     for (i, node) in graph.nodes.iter().enumerate() {
         let v = ValueId(i as u32);
         let Some(t) = node.ty.as_int() else { continue };

@@ -73,11 +73,23 @@ pub fn fold_affine(graph: &Graph) -> Result<Graph, CompileError> {
 
 /// If `user` applies `x ∘ c` to `x = cur` with a constant `c` uniform per channel,
 /// returns the kind and `c` per channel.
-fn affine_step(graph: &Graph, user: ValueId, cur: ValueId, shape: &[usize], axis: usize) -> Option<(BinaryKind, Vec<f32>)> {
+fn affine_step(
+    graph: &Graph,
+    user: ValueId,
+    cur: ValueId,
+    shape: &[usize],
+    axis: usize,
+) -> Option<(BinaryKind, Vec<f32>)> {
     let node = graph.node(user);
     let Op::Binary(op) = &node.op else { return None };
     let [a, b] = node.inputs[..] else { return None };
-    let (c, cur_first) = if a == cur { (b, true) } else if b == cur { (a, false) } else { return None };
+    let (c, cur_first) = if a == cur {
+        (b, true)
+    } else if b == cur {
+        (a, false)
+    } else {
+        return None;
+    };
     let ok = match op.kind {
         BinaryKind::Add | BinaryKind::Mul => true,
         BinaryKind::Sub | BinaryKind::Div => cur_first,

@@ -41,7 +41,12 @@ pub fn tabulate(
     cfg: &QuantConfig,
     observed: (i64, i64),
 ) -> Result<Lut, CompileError> {
-    let fail = |message: String| CompileError::Pass { pass: "fuse_lut", value: target, node: old.node(target).name.clone(), message };
+    let fail = |message: String| CompileError::Pass {
+        pass: "fuse_lut",
+        value: target,
+        node: old.node(target).name.clone(),
+        message,
+    };
     // Only the part of the chain that `target` depends on.
     let mut needed = vec![false; old.nodes.len()];
     needed[target.index()] = true;

@@ -18,7 +18,7 @@ use super::calibrate::Calibration;
 use super::fuse_lut::{tabulate, Region};
 use crate::CompileError;
 use ndarray::Axis;
-use secc_ir::ops::{BranchMode, Dequantize, MaxPool, Quantize, Reshape, SumPool, TreeEnsemble, TreeNode, Aggregate};
+use secc_ir::ops::{Aggregate, BranchMode, Dequantize, MaxPool, Quantize, Reshape, SumPool, TreeEnsemble, TreeNode};
 use secc_ir::{Graph, Op, OpSpec, Quant, Tensor, ValueId};
 
 pub use secc_ir::QuantConfig;
@@ -51,7 +51,12 @@ struct Quantizer<'a> {
 }
 
 /// Quantizes a float graph with its calibration (`samples` are the calibration inputs).
-pub fn quantize(graph: &Graph, calib: &Calibration, samples: &[Vec<Tensor>], cfg: &QuantConfig) -> Result<Graph, CompileError> {
+pub fn quantize(
+    graph: &Graph,
+    calib: &Calibration,
+    samples: &[Vec<Tensor>],
+    cfg: &QuantConfig,
+) -> Result<Graph, CompileError> {
     let fail = |m: String| CompileError::Pass { pass: "quantize", value: ValueId(0), node: String::new(), message: m };
     cfg.check().map_err(fail)?;
     let mut q = Quantizer {
@@ -106,7 +111,8 @@ impl Quantizer<'_> {
 
     /// Pushes the table computing old value `target` from `region`.
     fn push_lut(&mut self, region: &Region, target: ValueId) -> Result<ValueId, CompileError> {
-        let seen = self.observed[region.source.index()].iter().flat_map(|t| t.as_i64().expect("integer").iter().copied());
+        let seen =
+            self.observed[region.source.index()].iter().flat_map(|t| t.as_i64().expect("integer").iter().copied());
         let observed = (seen.clone().min().expect("samples"), seen.max().expect("samples"));
         let lut = tabulate(&self.new, self.old, region, target, self.calib, &self.cfg, observed)?;
         self.push(Op::Lut(lut), vec![region.source], self.old.node(target).name.clone())
@@ -206,7 +212,10 @@ impl Quantizer<'_> {
                         Some(_) => {
                             return Err(self.fail(
                                 v,
-                                format!("`{}` of two different computed tensors is not supported under quantization", node.op.mnemonic()),
+                                format!(
+                                    "`{}` of two different computed tensors is not supported under quantization",
+                                    node.op.mnemonic()
+                                ),
                             ))
                         }
                     }
@@ -221,7 +230,9 @@ impl Quantizer<'_> {
                 let t = self.new.ty(x).as_int().expect("integer").clone();
                 let pads = p.window.pads.iter().any(|&p| p > 0);
                 if pads && !p.count_include_pad {
-                    return Err(self.fail(v, "average pooling with padding and count_include_pad=0 has no exact integer form"));
+                    return Err(
+                        self.fail(v, "average pooling with padding and count_include_pad=0 has no exact integer form")
+                    );
                 }
                 let zps = t.quant.as_ref().map_or(vec![0], |q| q.zero_point.clone());
                 let x = if zps.iter().all(|&z| z == zps[0]) { x } else { self.int_per_tensor(node.inputs[0])? };
@@ -258,7 +269,11 @@ impl Quantizer<'_> {
             .axis_iter(Axis(axis))
             .map(|lane| {
                 let m = lane.iter().fold(0f64, |m, &x| m.max((x as f64).abs()));
-                if m > 0.0 { m / qmax } else { 1.0 }
+                if m > 0.0 {
+                    m / qmax
+                } else {
+                    1.0
+                }
             })
             .collect();
         let mut qw = w.mapv(|_| 0i64);
@@ -270,8 +285,14 @@ impl Quantizer<'_> {
         let mut inputs = vec![x, self.push_const(Tensor::I64(qw), Some(wq), wname)?];
         if let Some(&b) = node.inputs.get(2) {
             let bv = self.old.const_value(b).and_then(Tensor::as_f32).expect("constant bias");
-            let qb = ndarray::Array1::from_iter(bv.iter().enumerate().map(|(c, &b)| (b as f64 / (sx * scales[c])).round() as i64));
-            let bq = Quant { axis: Some(0), zero_point: vec![0; scales.len()], scale: scales.iter().map(|s| s * sx).collect() };
+            let qb = ndarray::Array1::from_iter(
+                bv.iter().enumerate().map(|(c, &b)| (b as f64 / (sx * scales[c])).round() as i64),
+            );
+            let bq = Quant {
+                axis: Some(0),
+                zero_point: vec![0; scales.len()],
+                scale: scales.iter().map(|s| s * sx).collect(),
+            };
             let bname = self.old.node(b).name.clone();
             inputs.push(self.push_const(Tensor::I64(qb.into_dyn()), Some(bq), bname)?);
         }
@@ -283,7 +304,9 @@ impl Quantizer<'_> {
         let out = self.push(op, inputs, node.name.clone())?;
         let t = self.new.ty(out).as_int().expect("integer");
         if t.lo.unsigned_abs().max(t.hi.unsigned_abs()) >= 1 << 62 {
-            return Err(self.fail(v, format!("accumulator range [{}, {}] overflows 62 bits; use fewer bits", t.lo, t.hi)));
+            return Err(
+                self.fail(v, format!("accumulator range [{}, {}] overflows 62 bits; use fewer bits", t.lo, t.hi))
+            );
         }
         Ok(out)
     }
@@ -323,13 +346,14 @@ impl Quantizer<'_> {
                         }
                     };
                 }
-                TreeNode::Leaf { weights } => weights.iter_mut().for_each(|w| w.1 = (w.1 * per_tree / leaf_scale).round()),
+                TreeNode::Leaf { weights } => {
+                    weights.iter_mut().for_each(|w| w.1 = (w.1 * per_tree / leaf_scale).round())
+                }
             }
         }
         q.base_values = t.base_values.iter().map(|b| (b / leaf_scale).round()).collect();
         q.aggregate = Aggregate::Sum;
         q.quant = Some(Quant::per_tensor(leaf_scale, 0));
-        Ok(self.push(Op::TreeEnsemble(q), vec![x], node.name.clone())?)
+        self.push(Op::TreeEnsemble(q), vec![x], node.name.clone())
     }
 }
-

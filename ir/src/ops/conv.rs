@@ -8,7 +8,10 @@
 //! The weights and bias must be constants: range analysis sums, per output channel,
 //! the interval of every tap `w · (x − x_zp)` (with 0 included where padding can occur).
 
-use super::{common_is_float, eval_linear, expect_arity, linear_quant, linear_range, write_usizes, LinearKernel, OpClass, OpSpec, Operand};
+use super::{
+    common_is_float, eval_linear, expect_arity, linear_quant, linear_range, write_usizes, LinearKernel, OpClass,
+    OpSpec, Operand,
+};
 use crate::tensor::Tensor;
 use crate::types::{Shape, TensorType};
 use ndarray::{ArrayD, IxDyn, LinalgScalar};
@@ -72,7 +75,6 @@ impl Conv {
         let p = (i * self.strides[axis] + k * self.dilations[axis]) as isize - self.pads[axis] as isize;
         (0..size as isize).contains(&p).then_some(p as usize)
     }
-
 }
 
 impl LinearKernel for Conv {
@@ -81,9 +83,7 @@ impl LinearKernel for Conv {
     }
 
     fn run<T: LinalgScalar>(&self, x: &ArrayD<T>, w: &ArrayD<T>, b: Option<&ArrayD<T>>, zp: T) -> ArrayD<T> {
-        let g = self
-            .geometry(&Shape(x.shape().to_vec()), &Shape(w.shape().to_vec()))
-            .expect("conv operands verified");
+        let g = self.geometry(&Shape(x.shape().to_vec()), &Shape(w.shape().to_vec())).expect("conv operands verified");
         let per_group = g.o / self.group;
         let mut y = ArrayD::<T>::zeros(IxDyn(&[g.n, g.o, g.oh, g.ow]));
         for n in 0..g.n {

@@ -141,8 +141,15 @@ pub enum BinaryKind {
 
 impl BinaryKind {
     /// Every kind, for parsing and tests.
-    pub const ALL: [BinaryKind; 7] =
-        [BinaryKind::Add, BinaryKind::Sub, BinaryKind::Mul, BinaryKind::Div, BinaryKind::Max, BinaryKind::Min, BinaryKind::Pow];
+    pub const ALL: [BinaryKind; 7] = [
+        BinaryKind::Add,
+        BinaryKind::Sub,
+        BinaryKind::Mul,
+        BinaryKind::Div,
+        BinaryKind::Max,
+        BinaryKind::Min,
+        BinaryKind::Pow,
+    ];
 
     /// The text mnemonic.
     pub fn mnemonic(self) -> &'static str {

@@ -5,7 +5,9 @@
 //! accumulator then stands for `s_x · s_w[n] · y` (per output column `n`). Range
 //! analysis: per column, the sum over `k` of the interval of `w[k,n] · (x − x_zp)`, plus `b[n]`.
 
-use super::{common_is_float, eval_linear, expect_arity, linear_quant, linear_range, LinearKernel, OpClass, OpSpec, Operand};
+use super::{
+    common_is_float, eval_linear, expect_arity, linear_quant, linear_range, LinearKernel, OpClass, OpSpec, Operand,
+};
 use crate::tensor::Tensor;
 use crate::types::{Shape, TensorType};
 use ndarray::{ArrayD, Ix2, IxDyn, LinalgScalar};

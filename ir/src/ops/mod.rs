@@ -172,11 +172,7 @@ pub(crate) fn write_usizes(f: &mut fmt::Formatter<'_>, name: &str, xs: &[usize])
 
 /// Quantization of a linear op's accumulator: `Σ w·(x − zp_x) + b` stands for
 /// `s_x · s_w[c] · acc` with zero point 0, per output channel `c` along `out_axis`.
-pub(crate) fn linear_quant(
-    x: &TensorType,
-    w: &TensorType,
-    out_axis: usize,
-) -> Option<crate::types::Quant> {
+pub(crate) fn linear_quant(x: &TensorType, w: &TensorType, out_axis: usize) -> Option<crate::types::Quant> {
     let xq = x.as_int()?.quant.as_ref()?;
     let wq = w.as_int()?.quant.as_ref()?;
     if xq.axis.is_some() {
@@ -213,7 +209,9 @@ pub(crate) trait LinearKernel {
 /// `eval` of a [`LinearKernel`]: float operands run with zero point 0, integers with `x_zp`.
 pub(crate) fn eval_linear(op: &impl LinearKernel, inputs: &[&Tensor]) -> Tensor {
     match inputs {
-        [Tensor::F32(x), Tensor::F32(w), rest @ ..] => Tensor::F32(op.run(x, w, rest.first().and_then(|b| b.as_f32()), 0.0)),
+        [Tensor::F32(x), Tensor::F32(w), rest @ ..] => {
+            Tensor::F32(op.run(x, w, rest.first().and_then(|b| b.as_f32()), 0.0))
+        }
         [Tensor::I64(x), Tensor::I64(w), rest @ ..] => {
             Tensor::I64(op.run(x, w, rest.first().and_then(|b| b.as_i64()), op.x_zp()))
         }

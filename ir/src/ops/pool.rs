@@ -31,9 +31,8 @@ impl Window {
         if x.rank() != 4 || self.kernel.len() != 2 || self.strides.len() != 2 || self.pads.len() != 4 {
             return Err(format!("only 2-D pooling of NCHW tensors is supported, got input {x}"));
         }
-        let out = |size: usize, pad: usize, k: usize, s: usize| {
-            (size + pad >= k && s > 0).then(|| (size + pad - k) / s + 1)
-        };
+        let out =
+            |size: usize, pad: usize, k: usize, s: usize| (size + pad >= k && s > 0).then(|| (size + pad - k) / s + 1);
         match (
             out(x.0[2], self.pads[0] + self.pads[2], self.kernel[0], self.strides[0]),
             out(x.0[3], self.pads[1] + self.pads[3], self.kernel[1], self.strides[1]),
@@ -103,7 +102,9 @@ impl OpSpec for MaxPool {
     }
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         match inputs[0] {
-            Tensor::F32(x) => Tensor::F32(self.window.apply(x, |t| t.iter().copied().fold(f32::NEG_INFINITY, f32::max))),
+            Tensor::F32(x) => {
+                Tensor::F32(self.window.apply(x, |t| t.iter().copied().fold(f32::NEG_INFINITY, f32::max)))
+            }
             Tensor::I64(x) => Tensor::I64(self.window.apply(x, |t| t.iter().copied().max().expect("non-empty window"))),
         }
     }

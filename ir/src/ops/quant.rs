@@ -82,8 +82,7 @@ impl OpSpec for Dequantize {
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         let q = inputs[0].as_i64().expect("integer operand verified");
         let shape = Shape(q.shape().to_vec());
-        let data: Vec<f32> =
-            q.iter().enumerate().map(|(i, &v)| self.quant.dequantize(&shape, i, v) as f32).collect();
+        let data: Vec<f32> = q.iter().enumerate().map(|(i, &v)| self.quant.dequantize(&shape, i, v) as f32).collect();
         Tensor::F32(ndarray::ArrayD::from_shape_vec(q.raw_dim(), data).expect("same shape"))
     }
     fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -54,10 +54,9 @@ pub fn eval_nodes(graph: &Graph, order: &[ValueId], mut bound: HashMap<ValueId, 
     for &v in order {
         let node = graph.node(v);
         for &i in &node.inputs {
-            if !bound.contains_key(&i) {
-                let value = graph.const_value(i).expect("operands outside the region are bound or constant");
-                bound.insert(i, value.clone());
-            }
+            bound.entry(i).or_insert_with(|| {
+                graph.const_value(i).expect("operands outside the region are bound or constant").clone()
+            });
         }
         let args: Vec<&Tensor> = node.inputs.iter().map(|i| &bound[i]).collect();
         let value = node.op.eval(&args);

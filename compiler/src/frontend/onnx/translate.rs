@@ -10,34 +10,36 @@ use tract_onnx::pb::{GraphProto, ModelProto};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
-use tract_onnx::tract_core::ops::source::TypedSource;
-use tract_onnx::tract_core::ops::cnn::{Conv as TConv, KernelFormat, MaxPool as TMaxPool, PaddingSpec, PoolSpec, SumPool};
+use tract_onnx::tract_core::ops::cnn::{
+    Conv as TConv, KernelFormat, MaxPool as TMaxPool, PaddingSpec, PoolSpec, SumPool,
+};
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::nn::DataFormat;
+use tract_onnx::tract_core::ops::source::TypedSource;
 
 type Translator = fn(&mut Ctx, &TypedNode) -> Result<ValueId, String>;
 
 /// tract op name → translator. The ONNX op each comes from is in the comment.
 const TRANSLATORS: &[(&str, Translator)] = &[
-    ("Conv", conv),            // Conv
-    ("EinSum", einsum),        // MatMul, Gemm
-    ("Add", binary),           // Add, Gemm's C, BatchNormalization
-    ("Sub", binary),           // Sub
-    ("Mul", binary),           // Mul, BatchNormalization
-    ("Div", binary),           // Div
-    ("Max", binary),           // Relu, Clip, Max
-    ("Min", binary),           // Clip, Min
-    ("Pow", binary),           // Pow
-    ("MaxPool", max_pool),     // MaxPool
-    ("SumPool", avg_pool),     // AveragePool
-    ("Reshape", reshape),      // Reshape, Flatten
-    ("AddAxis", reshape),      // Unsqueeze
-    ("RmAxis", reshape),       // Squeeze
-    ("MoveAxis", reshape),     // Transpose of unit axes
-    ("GeluExact", gelu),       // Gelu
-    ("Identity", identity),    // Identity
-    ("Cast", cast),            // Cast to float
+    ("Conv", conv),         // Conv
+    ("EinSum", einsum),     // MatMul, Gemm
+    ("Add", binary),        // Add, Gemm's C, BatchNormalization
+    ("Sub", binary),        // Sub
+    ("Mul", binary),        // Mul, BatchNormalization
+    ("Div", binary),        // Div
+    ("Max", binary),        // Relu, Clip, Max
+    ("Min", binary),        // Clip, Min
+    ("Pow", binary),        // Pow
+    ("MaxPool", max_pool),  // MaxPool
+    ("SumPool", avg_pool),  // AveragePool
+    ("Reshape", reshape),   // Reshape, Flatten
+    ("AddAxis", reshape),   // Unsqueeze
+    ("RmAxis", reshape),    // Squeeze
+    ("MoveAxis", reshape),  // Transpose of unit axes
+    ("GeluExact", gelu),    // Gelu
+    ("Identity", identity), // Identity
+    ("Cast", cast),         // Cast to float
 ];
 
 struct Ctx<'a> {
@@ -128,7 +130,13 @@ pub(super) fn import_tract(
     Ok(graph)
 }
 
-fn pads(spec: &PaddingSpec, input: &[usize], kernel: &[usize], strides: &[usize], dilations: &[usize]) -> Result<Vec<usize>, String> {
+fn pads(
+    spec: &PaddingSpec,
+    input: &[usize],
+    kernel: &[usize],
+    strides: &[usize],
+    dilations: &[usize],
+) -> Result<Vec<usize>, String> {
     Ok(match spec {
         PaddingSpec::Valid => vec![0; 2 * kernel.len()],
         PaddingSpec::Explicit(b, a) => b.iter().chain(a.iter()).copied().collect(),
@@ -227,7 +235,8 @@ fn einsum(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
         return Err(unsupported());
     }
     let wv = if kpos == 0 { wv } else { wv.t().to_owned() };
-    let wc = ctx.graph.push_const(Tensor::F32(wv.as_standard_layout().to_owned()), None, format!("{}.weight", node.name));
+    let wc =
+        ctx.graph.push_const(Tensor::F32(wv.as_standard_layout().to_owned()), None, format!("{}.weight", node.name));
     ctx.push(Op::MatMul(MatMul { x_zp: 0 }), vec![x, wc], node)
 }
 
@@ -244,7 +253,8 @@ fn binary(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
         other => return Err(format!("binary op {other} is not supported")),
     };
     let (a, b) = (ctx.operand(node, 0), ctx.operand(node, 1));
-    let is_zero = |v: ValueId| ctx.graph.const_value(v).and_then(Tensor::as_f32).is_some_and(|t| t.iter().all(|&x| x == 0.0));
+    let is_zero =
+        |v: ValueId| ctx.graph.const_value(v).and_then(Tensor::as_f32).is_some_and(|t| t.iter().all(|&x| x == 0.0));
     // Relu arrives as max(x, 0); name it so dumps read like the model.
     let out_shape = ctx.out_shape(node)?;
     if kind == BinaryKind::Max && is_zero(b) && ctx.graph.ty(a).shape == out_shape {

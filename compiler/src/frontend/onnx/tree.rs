@@ -37,10 +37,16 @@ pub(super) fn import_tree_graph(graph: &GraphProto, name: &str) -> Result<Graph,
 
 fn read_ensemble(node: &NodeProto) -> Result<TreeEnsemble, String> {
     let ints = |name: &str| -> Result<Vec<i64>, String> {
-        node.get_attr_opt_slice::<i64>(name).map_err(|e| format!("{name}: {e}"))?.map(<[i64]>::to_vec).ok_or(format!("missing attribute {name}"))
+        node.get_attr_opt_slice::<i64>(name)
+            .map_err(|e| format!("{name}: {e}"))?
+            .map(<[i64]>::to_vec)
+            .ok_or(format!("missing attribute {name}"))
     };
     let floats = |name: &str| -> Result<Vec<f32>, String> {
-        node.get_attr_opt_slice::<f32>(name).map_err(|e| format!("{name}: {e}"))?.map(<[f32]>::to_vec).ok_or(format!("missing attribute {name}"))
+        node.get_attr_opt_slice::<f32>(name)
+            .map_err(|e| format!("{name}: {e}"))?
+            .map(<[f32]>::to_vec)
+            .ok_or(format!("missing attribute {name}"))
     };
     let tree_ids = ints("nodes_treeids")?;
     let node_ids = ints("nodes_nodeids")?;
@@ -106,7 +112,10 @@ fn read_ensemble(node: &NodeProto) -> Result<TreeEnsemble, String> {
             return Err(format!("tree {tree} repeats a node id"));
         }
         let child = |id: i64, what: &str, r: usize| {
-            local.get(&id).copied().ok_or_else(|| format!("tree {tree}, node {}: {what} {id} does not exist", node_ids[r]))
+            local
+                .get(&id)
+                .copied()
+                .ok_or_else(|| format!("tree {tree}, node {}: {what} {id} does not exist", node_ids[r]))
         };
         let mut nodes = Vec::with_capacity(rows.len());
         for &r in &rows {
@@ -149,7 +158,13 @@ fn read_ensemble(node: &NodeProto) -> Result<TreeEnsemble, String> {
         };
         nodes.swap(0, root);
         let fix = |c: &mut u32| {
-            *c = if *c as usize == root { 0 } else if *c == 0 { root as u32 } else { *c };
+            *c = if *c as usize == root {
+                0
+            } else if *c == 0 {
+                root as u32
+            } else {
+                *c
+            };
         };
         for n in &mut nodes {
             if let TreeNode::Branch { true_child, false_child, .. } = n {
@@ -162,7 +177,8 @@ fn read_ensemble(node: &NodeProto) -> Result<TreeEnsemble, String> {
     if let Some(((t, n), _)) = leaf_weights.iter().next() {
         return Err(format!("target weights name tree {t}, node {n}, which is not a leaf"));
     }
-    let ensemble = TreeEnsemble { trees, n_targets, base_values, aggregate, post_transform: PostTransform::None, quant: None };
+    let ensemble =
+        TreeEnsemble { trees, n_targets, base_values, aggregate, post_transform: PostTransform::None, quant: None };
     ensemble.check()?;
     Ok(ensemble)
 }
