@@ -27,6 +27,10 @@ pub struct Artifact {
     pub float: Graph,
     /// The quantized IR (the simulation runs it; the backends lower it).
     pub quantized: Graph,
+    /// The range each float-IR value took on the calibration set, by value number
+    /// (`None` for values that are not floats); fixed-point backends fit their
+    /// approximations on it.
+    pub float_ranges: Vec<Option<(f64, f64)>>,
     /// How it was compiled, for `secc inspect`.
     pub settings: Settings,
 }
@@ -167,7 +171,7 @@ mod tests {
             quant: QuantConfig::default(),
             calibration_samples: 3,
         };
-        Artifact { float: Graph::new("f"), quantized: Graph::new("q"), settings }
+        Artifact { float: Graph::new("f"), quantized: Graph::new("q"), float_ranges: vec![Some((-1.0, 2.5)), None], settings }
     }
 
     #[test]

@@ -79,7 +79,12 @@ pub fn run(a: Args) -> Result<()> {
         calibration_samples: samples.len(),
     };
     let bw = &compiled.bit_widths;
-    let artifact = Artifact { float: compiled.float, quantized: compiled.quantized, settings };
+    let artifact = Artifact {
+        float: compiled.float,
+        quantized: compiled.quantized,
+        float_ranges: compiled.calibration.ranges,
+        settings,
+    };
     let bytes = artifact.to_bytes();
     write_new(&out, &bytes, a.force)?;
     let widest = bw.widest_table_input.map_or("none".into(), |(v, bits, _)| format!("{bits} bits at {v}"));
