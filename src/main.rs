@@ -35,6 +35,8 @@ enum Command {
     Compile(cmd::compile::Args),
     Inspect(cmd::inspect::Args),
     Run(cmd::run::Args),
+    MpcPlan(cmd::party::PlanArgs),
+    Party(cmd::party::PartyArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +45,8 @@ fn main() -> ExitCode {
         Command::Compile(a) => cmd::compile::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Run(a) => cmd::run::run(a),
+        Command::MpcPlan(a) => cmd::party::write_plan(a),
+        Command::Party(a) => cmd::party::party(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 
 mod error;
 pub mod frontend;
+pub mod lower;
 pub mod passes;
 pub mod pipeline;
 

@@ -5,6 +5,7 @@
 pub mod clear;
 pub mod csv;
 mod error;
+pub mod mpc;
 pub mod npy;
 
 pub use error::RuntimeError;

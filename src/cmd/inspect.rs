@@ -66,9 +66,35 @@ pub fn run(a: Args) -> Result<()> {
     if let Some((v, bw)) = r.widest_value {
         println!("widest integer value: {v}, {bw}");
     }
+    print_mpc_plan(&art);
     Ok(())
 }
 
 fn node_label(op: &Op) -> &'static str {
     secc_ir::OpSpec::mnemonic(op)
+}
+
+/// The SMPC plan's steps with the rounds and bytes each party sends (one sample).
+fn print_mpc_plan(art: &Artifact) {
+    println!();
+    let plan = match crate::cmd::party::plan_of(art, secc_compiler::lower::mpc::MpcConfig::default().frac_bits) {
+        Ok(p) => p,
+        Err(e) => return println!("SMPC plan: none ({e:#})"),
+    };
+    println!("SMPC plan: 3-party replicated sharing on Z_2^64, {} fractional bits; P{} shares the input, P{} the weights, P{} gets the output", plan.frac_bits, plan.roles.data_owner, plan.roles.model_owner, plan.roles.receiver);
+    for step in &plan.steps {
+        let extra = match &step.op {
+            secc_ir::lowered::mpc::StepOp::Piecewise { function, .. } => format!(
+                "  {}: {} pieces of degree {}, error ≤ {:.1e}",
+                function.function,
+                function.pieces.len() - 2,
+                function.degree(),
+                function.max_error
+            ),
+            _ => String::new(),
+        };
+        println!("  {:<10} {:<28} {}{extra}", step.op.mnemonic(), step.label, step.cost(&plan));
+    }
+    println!("  total (1 sample)                        {}", plan.total(1));
+    println!("  (plus one set-up round: each party sends its PRG seed, 48 bytes)");
 }

@@ -2,4 +2,5 @@
 
 pub mod compile;
 pub mod inspect;
+pub mod party;
 pub mod run;

@@ -14,6 +14,8 @@ pub enum Backend {
     Float,
     /// The quantized integer IR in the clear: exactly what the encrypted backends compute
     Sim,
+    /// SMPC: three parties on loopback sockets run the float IR on secret shares
+    Mpc,
 }
 
 /// Run a compiled model on samples and print (or write) its outputs.
@@ -40,7 +42,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let art = Artifact::read(&a.artifact)?;
     let graph = match a.backend {
-        Backend::Float => &art.float,
+        Backend::Float | Backend::Mpc => &art.float,
         Backend::Sim => &art.quantized,
     };
     let samples = read_samples(&a.input, graph).with_context(|| format!("cannot read {}", a.input.display()))?;
@@ -50,11 +52,20 @@ pub fn run(a: Args) -> Result<()> {
             eprintln!("warning: {clipped} input values lie outside the calibrated range and were clipped");
         }
     }
-    let mut rows = Vec::with_capacity(samples.len());
-    for (i, s) in samples.iter().enumerate() {
-        let out = secc_runtime::clear::run_graph(graph, s).with_context(|| format!("sample {}", i + 1))?;
-        rows.push(out.iter().flat_map(|t| t.to_f64_vec()).map(|v| v as f32).collect::<Vec<f32>>());
-    }
+    let rows = if let Backend::Mpc = a.backend {
+        let flat: Vec<Vec<f32>> =
+            samples.iter().map(|s| s[0].as_f32().expect("float input").iter().copied().collect()).collect();
+        let start = std::time::Instant::now();
+        let rows = crate::cmd::party::run_three(&art, &flat)?;
+        eprintln!(
+            "mpc: {} samples in {:.3} ms (with connection set-up)",
+            rows.len(),
+            start.elapsed().as_secs_f64() * 1e3
+        );
+        rows
+    } else {
+        clear_rows(graph, &samples)?
+    };
     let text = secc_runtime::csv::format_csv(&rows);
     match &a.output {
         Some(path) => write_new(path, text.as_bytes(), a.force),
@@ -84,4 +95,14 @@ fn count_clipped(graph: &Graph, samples: &[Vec<Tensor>]) -> usize {
         }
     }
     n
+}
+
+/// Runs the clear executor on every sample.
+fn clear_rows(graph: &Graph, samples: &[Vec<Tensor>]) -> Result<Vec<Vec<f32>>> {
+    let mut rows = Vec::with_capacity(samples.len());
+    for (i, s) in samples.iter().enumerate() {
+        let out = secc_runtime::clear::run_graph(graph, s).with_context(|| format!("sample {}", i + 1))?;
+        rows.push(out.iter().flat_map(|t| t.to_f64_vec()).map(|v| v as f32).collect::<Vec<f32>>());
+    }
+    Ok(rows)
 }

@@ -1,0 +1,3 @@
+//! Lowerings of the IR to the backends' programs, one module per backend.
+
+pub mod mpc;

@@ -1,0 +1,473 @@
+//! The SMPC protocol plan: the float IR lowered to a straight-line program of
+//! 3-party protocols on replicated shares over Z_2^64 (fixed point, `frac_bits`
+//! fractional bits), with the rounds and bytes every step costs each party.
+//!
+//! A plan is plain data: the compiler writes it (`secc_compiler::lower::mpc`), the
+//! runtime (`secc_runtime::mpc`) runs it in each party, and `secc inspect` prints its
+//! costs. The costs here are the runtime's exact message schedule (the MPC tests
+//! check that the bytes the parties really send equal them), so this module is the
+//! one place that states who sends what to whom in each protocol.
+//!
+//! Only the model owner's plan holds the weights ([`Plan::weight_values`]); the other
+//! parties run the same plan with `None` there ([`Plan::weightless`]).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Number of parties.
+pub const PARTIES: usize = 3;
+/// Bytes of one ring element on the wire.
+pub const WORD: u64 = 8;
+/// File magic of a serialized plan.
+pub const PLAN_MAGIC: &[u8; 8] = b"SECCMPC1";
+
+/// A register: one secret-shared vector.
+pub type Reg = usize;
+
+/// Who plays which part. Party ids are 0, 1, 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roles {
+    /// Shares the input.
+    pub data_owner: usize,
+    /// Shares the weights; the only party whose plan holds them.
+    pub model_owner: usize,
+    /// The only party that learns the output.
+    pub receiver: usize,
+}
+
+impl Default for Roles {
+    /// The data owner gets the result; the model owner is another party.
+    fn default() -> Self {
+        Roles { data_owner: 0, model_owner: 1, receiver: 0 }
+    }
+}
+
+/// A tensor the model owner shares: a weight matrix or a bias.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WeightSpec {
+    /// The IR constant it comes from (`%N` and its ONNX name).
+    pub name: String,
+    /// Number of elements.
+    pub len: usize,
+}
+
+/// A compiled protocol plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Model name.
+    pub name: String,
+    /// Fractional bits of the fixed-point encoding `x̃ = round(x · 2^f)`.
+    pub frac_bits: u32,
+    /// Roles of the parties.
+    pub roles: Roles,
+    /// Shape of one input sample.
+    pub input_shape: Vec<usize>,
+    /// Shape of one output.
+    pub output_shape: Vec<usize>,
+    /// The weights the model owner shares, in order.
+    pub weights: Vec<WeightSpec>,
+    /// The encoded weights (`W·2^f`, biases `b·2^2f`), in [`Plan::weights`] order;
+    /// `None` in every plan but the model owner's.
+    pub weight_values: Option<Vec<Vec<i64>>>,
+    /// Number of registers.
+    pub regs: usize,
+    /// The steps, in execution order.
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// The same plan without the weights: what the other parties run.
+    pub fn weightless(&self) -> Plan {
+        Plan { weight_values: None, ..self.clone() }
+    }
+
+    /// Costs of one run on `batch` samples, all steps together.
+    pub fn total(&self, batch: usize) -> Cost {
+        self.steps.iter().fold(Cost::default(), |acc, s| acc.then(&s.cost(self))).scaled(batch)
+    }
+
+    /// Serializes the plan: magic, then bincode.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = PLAN_MAGIC.to_vec();
+        out.extend(bincode::serialize(self).expect("plans serialize"));
+        out
+    }
+
+    /// Reads a plan written by [`Plan::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Plan, String> {
+        let body = bytes.strip_prefix(PLAN_MAGIC.as_slice()).ok_or("not a secc MPC plan (no SECCMPC1 header)")?;
+        bincode::deserialize(body).map_err(|e| format!("corrupt MPC plan: {e}"))
+    }
+}
+
+/// One step: a protocol applied to registers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// The IR value it computes (`%N "onnx name"`), for messages and `secc inspect`.
+    pub label: String,
+    /// The protocol.
+    pub op: StepOp,
+}
+
+impl Step {
+    /// What the step costs each party.
+    pub fn cost(&self, plan: &Plan) -> Cost {
+        self.op.cost(plan)
+    }
+}
+
+/// Geometry of a convolution on one sample (NCHW, OIHW).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConvGeometry {
+    /// Input shape `[n, c, h, w]` of one sample.
+    pub input: [usize; 4],
+    /// Kernel shape `[o, c/group, kh, kw]`.
+    pub kernel: [usize; 4],
+    /// Output shape `[n, o, oh, ow]` of one sample.
+    pub output: [usize; 4],
+    /// Strides.
+    pub strides: [usize; 2],
+    /// Padding (top, left).
+    pub pads: [usize; 2],
+    /// Dilations.
+    pub dilations: [usize; 2],
+    /// Groups.
+    pub group: usize,
+}
+
+/// Which input elements (by index into one sample) each output element reads, for pooling.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PoolTaps {
+    /// Elements of one input sample.
+    pub input_len: usize,
+    /// For each output element, the input elements of its window (in-image taps only).
+    pub taps: Vec<Vec<usize>>,
+}
+
+impl PoolTaps {
+    /// The pairs compared at each level of the max tournament: level `l` pairs up the
+    /// surviving candidates of every window two by two (an odd one out waits).
+    pub fn tournament_pairs(&self) -> Vec<usize> {
+        let mut alive: Vec<usize> = self.taps.iter().map(Vec::len).collect();
+        let mut levels = Vec::new();
+        while alive.iter().any(|&a| a > 1) {
+            levels.push(alive.iter().map(|a| a / 2).sum());
+            alive.iter_mut().for_each(|a| *a = a.div_ceil(2));
+        }
+        levels
+    }
+}
+
+/// One polynomial piece of a [`Piecewise`] function, on the interval `[lo, hi)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Piece {
+    /// Left end (−∞ for the first tail).
+    pub lo: f64,
+    /// Right end (+∞ for the last tail).
+    pub hi: f64,
+    /// Affine normalisation `t = scale·x + offset` (scale 1, offset 0: `t = x`).
+    pub scale: f64,
+    /// See `scale`.
+    pub offset: f64,
+    /// Coefficients of `p(t) = Σ c_j t^j`, lowest first.
+    pub coeffs: Vec<f64>,
+}
+
+/// A univariate function as polynomial pieces selected by comparisons with public
+/// breakpoints: `y = Σ_k [x ∈ piece k] · p_k(t_k(x))`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Piecewise {
+    /// What it approximates (the IR chain), for `secc inspect`.
+    pub function: String,
+    /// Breakpoints in increasing order; piece `k` lies between breakpoints `k−1` and `k`.
+    pub breakpoints: Vec<f64>,
+    /// `breakpoints.len() + 1` pieces: a linear tail, the fitted pieces, a linear tail.
+    pub pieces: Vec<Piece>,
+    /// Largest fit error measured on the fitted range, fixed-point rounding included.
+    pub max_error: f64,
+}
+
+impl Piecewise {
+    /// Highest polynomial degree over the pieces (at least 1).
+    pub fn degree(&self) -> usize {
+        self.pieces.iter().map(|p| p.coeffs.len().saturating_sub(1)).max().unwrap_or(1).max(1)
+    }
+
+    /// Pieces with a normalisation (`t ≠ x`), which need their own truncation.
+    pub fn normalised(&self) -> usize {
+        self.pieces.iter().filter(|p| p.scale != 1.0 || p.offset != 0.0).count()
+    }
+
+    /// The levels of the power computation: level `l` computes `t^(2^(l−1)+1) ..= t^(2^l)`
+    /// (at most the degree) from the powers already known; returns how many per level.
+    pub fn power_levels(&self) -> Vec<usize> {
+        let d = self.degree();
+        let mut have = 1;
+        let mut levels = Vec::new();
+        while have < d {
+            let next = (2 * have).min(d);
+            levels.push(next - have);
+            have = next;
+        }
+        levels
+    }
+}
+
+/// A protocol step. Lengths are per sample; a run on a batch of samples runs every
+/// step once on all of them, in the same rounds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum StepOp {
+    /// The data owner shares the input (`len` elements at `2^f`) into `out`, and the
+    /// model owner shares every weight, in one round.
+    Share {
+        /// Register receiving the input.
+        out: Reg,
+        /// Elements of one input sample.
+        len: usize,
+    },
+    /// `out = x · W (+ b)` with shared `W[k, n]`, at scale `2^2f` (one resharing round).
+    MatMul {
+        /// Input register, `m × k` per sample.
+        x: Reg,
+        /// Weight index.
+        w: usize,
+        /// Bias index (encoded at `2^2f`).
+        b: Option<usize>,
+        /// Rows per sample.
+        m: usize,
+        /// Inner dimension.
+        k: usize,
+        /// Columns.
+        n: usize,
+        /// Output register.
+        out: Reg,
+    },
+    /// 2-D convolution with shared weights, at scale `2^2f` (one resharing round).
+    Conv {
+        /// Input register.
+        x: Reg,
+        /// Weight index (OIHW).
+        w: usize,
+        /// Bias index (encoded at `2^2f`).
+        b: Option<usize>,
+        /// Shapes and attributes.
+        geometry: ConvGeometry,
+        /// Output register.
+        out: Reg,
+    },
+    /// `out = x / 2^bits` by TruncAPr2 (eprint 2025/200): for `|x| < 2^62` the result is
+    /// `⌊x/2^bits⌋` or `⌊x/2^bits⌋ + 1`, never a wrap-around error.
+    Trunc {
+        /// Input register.
+        x: Reg,
+        /// Elements per sample.
+        len: usize,
+        /// Shift.
+        bits: u32,
+        /// Output register.
+        out: Reg,
+    },
+    /// `out = max(x, 0)`: MSB, then bit injection.
+    Relu {
+        /// Input register.
+        x: Reg,
+        /// Elements per sample.
+        len: usize,
+        /// Output register.
+        out: Reg,
+    },
+    /// Max over windows, by a tournament of batched comparisons.
+    MaxPool {
+        /// Input register.
+        x: Reg,
+        /// The windows.
+        taps: PoolTaps,
+        /// Output register.
+        out: Reg,
+    },
+    /// Window sums times public fixed-point reciprocals, then a truncation.
+    AvgPool {
+        /// Input register.
+        x: Reg,
+        /// The windows.
+        taps: PoolTaps,
+        /// The divisor of each output element.
+        divisors: Vec<usize>,
+        /// Output register.
+        out: Reg,
+    },
+    /// A univariate function (an activation chain) as a piecewise polynomial.
+    Piecewise {
+        /// Input register.
+        x: Reg,
+        /// Elements per sample.
+        len: usize,
+        /// The approximation.
+        function: Piecewise,
+        /// Output register.
+        out: Reg,
+    },
+    /// The output goes to the receiver only.
+    Reveal {
+        /// The register revealed.
+        x: Reg,
+        /// Elements per sample.
+        len: usize,
+    },
+}
+
+impl StepOp {
+    /// The step's protocol name, for `secc inspect`.
+    pub fn mnemonic(&self) -> &'static str {
+        match self {
+            StepOp::Share { .. } => "share",
+            StepOp::MatMul { .. } => "matmul",
+            StepOp::Conv { .. } => "conv",
+            StepOp::Trunc { .. } => "trunc",
+            StepOp::Relu { .. } => "relu",
+            StepOp::MaxPool { .. } => "max_pool",
+            StepOp::AvgPool { .. } => "avg_pool",
+            StepOp::Piecewise { .. } => "piecewise",
+            StepOp::Reveal { .. } => "reveal",
+        }
+    }
+
+    /// Rounds and bytes of the step for one sample (weights are shared once per run).
+    pub fn cost(&self, plan: &Plan) -> Cost {
+        let r = plan.roles;
+        match self {
+            StepOp::Share { len, .. } => {
+                let mut c = Cost::input(r.data_owner, *len);
+                c.once[r.model_owner] += WORD * plan.weights.iter().map(|w| w.len as u64).sum::<u64>();
+                c
+            }
+            StepOp::MatMul { m, n, .. } => Cost::rotate(m * n),
+            StepOp::Conv { geometry, .. } => Cost::rotate(geometry.output.iter().product()),
+            StepOp::Trunc { len, .. } => Cost::trunc(*len),
+            StepOp::Relu { len, .. } => Cost::msb(*len).then(&Cost::mul_bit(*len)),
+            StepOp::MaxPool { taps, .. } => taps
+                .tournament_pairs()
+                .into_iter()
+                .fold(Cost::default(), |c, pairs| c.then(&Cost::msb(pairs)).then(&Cost::mul_bit(pairs))),
+            StepOp::AvgPool { taps, .. } => Cost::trunc(taps.taps.len()),
+            StepOp::Piecewise { len, function, .. } => {
+                let pieces = function.pieces.len();
+                let mut c = Cost::msb(len * function.breakpoints.len());
+                if function.normalised() > 0 {
+                    c = c.then(&Cost::trunc(len * function.normalised()));
+                }
+                for per_piece in function.power_levels() {
+                    let n = len * function.normalised() * per_piece;
+                    c = c.then(&Cost::rotate(n)).then(&Cost::trunc(n));
+                }
+                c.then(&Cost::trunc(len * pieces)).then(&Cost::mul_bit(len * pieces))
+            }
+            StepOp::Reveal { len, .. } => Cost::reveal(r.receiver, *len),
+        }
+    }
+}
+
+/// Rounds and bytes each party sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cost {
+    /// Communication rounds.
+    pub rounds: u64,
+    /// Bytes each party sends per sample.
+    pub bytes: [u64; PARTIES],
+    /// Bytes each party sends once per run, whatever the batch (the weights).
+    pub once: [u64; PARTIES],
+}
+
+impl Cost {
+    fn one_round(bytes: [u64; PARTIES]) -> Cost {
+        Cost { rounds: 1, bytes, once: [0; PARTIES] }
+    }
+
+    /// Input by party `owner` (aby3.md §1): the owner sends one word per element.
+    pub fn input(owner: usize, n: usize) -> Cost {
+        let mut b = [0; PARTIES];
+        b[owner] = WORD * n as u64;
+        Cost::one_round(b)
+    }
+
+    /// Reveal to party `to`: its successor sends the missing slot.
+    pub fn reveal(to: usize, n: usize) -> Cost {
+        Cost::input((to + 1) % PARTIES, n)
+    }
+
+    /// One resharing rotation (multiplication, AND): every party sends one word per element.
+    pub fn rotate(n: usize) -> Cost {
+        Cost::one_round([WORD * n as u64; PARTIES])
+    }
+
+    /// TruncAPr2 with roles A = P0, B = P1, H = P2: round 1 `e` (A→B), `g` (B→A),
+    /// `δ` (H→B); round 2 the masked halves (A→B, B→A).
+    pub fn trunc(n: usize) -> Cost {
+        let w = WORD * n as u64;
+        Cost::one_round([w, w, w]).then(&Cost::one_round([w, w, 0]))
+    }
+
+    /// MSB by a parallel-prefix adder (aby3.md §5, owner P0): P0 inputs `x_0 + x_1` as
+    /// a boolean sharing, then one 64-bit AND for the generate bits and six levels of
+    /// the carry tree, each level's two ANDs packed into one word.
+    pub fn msb(n: usize) -> Cost {
+        (0..7).fold(Cost::input(0, n), |c, _| c.then(&Cost::rotate(n)))
+    }
+
+    /// Bit injection `b · x` (MulA1B, aby3.md §6): two 3-party OTs in parallel.
+    pub fn mul_bit(n: usize) -> Cost {
+        let w = WORD * n as u64;
+        Cost::one_round([3 * w, w, 2 * w]).then(&Cost::one_round([0, w, w]))
+    }
+
+    /// This cost followed by `next`.
+    pub fn then(&self, next: &Cost) -> Cost {
+        let mut c = *self;
+        c.rounds += next.rounds;
+        (0..PARTIES).for_each(|i| {
+            c.bytes[i] += next.bytes[i];
+            c.once[i] += next.once[i];
+        });
+        c
+    }
+
+    /// Bytes for a batch of `batch` samples, folded into [`Cost::bytes`].
+    pub fn scaled(&self, batch: usize) -> Cost {
+        let mut c = *self;
+        (0..PARTIES).for_each(|i| c.bytes[i] = self.bytes[i] * batch as u64 + self.once[i]);
+        c.once = [0; PARTIES];
+        c
+    }
+}
+
+impl fmt::Display for Cost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:>3} rounds, bytes sent P0/P1/P2: {}/{}/{}",
+            self.rounds, self.bytes[0], self.bytes[1], self.bytes[2]
+        )?;
+        if self.once.iter().any(|&b| b > 0) {
+            write!(f, " (+ {}/{}/{} once)", self.once[0], self.once[1], self.once[2])?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tournament_pairs_count_levels_of_odd_windows() {
+        let taps = PoolTaps { input_len: 9, taps: vec![vec![0, 1, 2], vec![3, 4, 5, 6], vec![7]] };
+        assert_eq!(taps.tournament_pairs(), vec![3, 2]);
+    }
+
+    #[test]
+    fn relu_costs_ten_rounds() {
+        let c = Cost::msb(1).then(&Cost::mul_bit(1));
+        assert_eq!(c.rounds, 10);
+        assert_eq!(c.bytes, [88, 72, 80]);
+    }
+}

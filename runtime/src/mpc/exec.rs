@@ -1,0 +1,90 @@
+//! Runs a plan in one party: the steps in order, every step on the whole batch.
+
+use super::linear::{conv, matmul};
+use super::party::Party;
+use super::piecewise::{encode, piecewise};
+use super::pool::{avg_pool, max_pool};
+use super::relu::relu;
+use super::share::{reveal, share, Secret, Shares};
+use super::trunc::trunc;
+use super::MpcError;
+use secc_ir::lowered::mpc::{Plan, StepOp};
+
+/// Runs `plan` on `batch` samples. The data owner passes the samples (flattened, one
+/// after the other); the receiver gets the outputs back (flattened likewise).
+pub fn run_plan(p: &mut Party, plan: &Plan, input: Option<&[f32]>, batch: usize) -> Result<Option<Vec<f64>>, MpcError> {
+    let id = p.id();
+    let f = plan.frac_bits;
+    let mut regs: Vec<Option<Shares>> = vec![None; plan.regs];
+    let mut weights: Vec<Shares> = Vec::new();
+    let mut output = None;
+    let get = |regs: &[Option<Shares>], r: usize| regs[r].clone().expect("plans define registers before use");
+    for step in &plan.steps {
+        let value = match &step.op {
+            StepOp::Share { out, len } => {
+                let x: Option<Vec<u64>> = match input {
+                    Some(v) if id == plan.roles.data_owner => Some(v.iter().map(|&x| encode(x as f64, f)).collect()),
+                    _ => None,
+                };
+                let w: Option<Vec<Vec<u64>>> = if id == plan.roles.model_owner {
+                    let values = plan.weight_values.as_ref().ok_or_else(|| {
+                        MpcError::Setup(format!("party {id} is the model owner but its plan has no weights"))
+                    })?;
+                    Some(values.iter().map(|w| w.iter().map(|&v| v as u64).collect()).collect())
+                } else {
+                    None
+                };
+                let mut secrets = vec![Secret { owner: plan.roles.data_owner, words: x.as_deref(), len: batch * len }];
+                for (i, spec) in plan.weights.iter().enumerate() {
+                    secrets.push(Secret {
+                        owner: plan.roles.model_owner,
+                        words: w.as_ref().map(|w| &w[i][..]),
+                        len: spec.len,
+                    });
+                }
+                let mut shares = share(p, &secrets, false)?;
+                weights = shares.split_off(1);
+                Some((*out, shares.remove(0)))
+            }
+            StepOp::MatMul { x, w, b, m, k, n, out } => {
+                let y = matmul(p, &get(&regs, *x), &weights[*w], batch * m, *k, *n)?;
+                let y = match b {
+                    Some(b) => y.zip(&broadcast(&weights[*b], y.len(), |e| e % n), u64::wrapping_add),
+                    None => y,
+                };
+                Some((*out, y))
+            }
+            StepOp::Conv { x, w, b, geometry, out } => {
+                let y = conv(p, &get(&regs, *x), &weights[*w], geometry, batch)?;
+                let [_, o, oh, ow] = geometry.output;
+                let y = match b {
+                    Some(b) => y.zip(&broadcast(&weights[*b], y.len(), |e| (e / (oh * ow)) % o), u64::wrapping_add),
+                    None => y,
+                };
+                Some((*out, y))
+            }
+            StepOp::Trunc { x, bits, out, .. } => Some((*out, trunc(p, &get(&regs, *x), *bits)?)),
+            StepOp::Relu { x, out, .. } => Some((*out, relu(p, &get(&regs, *x))?)),
+            StepOp::MaxPool { x, taps, out } => Some((*out, max_pool(p, &get(&regs, *x), taps, batch)?)),
+            StepOp::AvgPool { x, taps, divisors, out } => {
+                Some((*out, avg_pool(p, &get(&regs, *x), taps, divisors, f, batch)?))
+            }
+            StepOp::Piecewise { x, function, out, .. } => Some((*out, piecewise(p, &get(&regs, *x), function, f)?)),
+            StepOp::Reveal { x, .. } => {
+                let scale = (1u64 << f) as f64;
+                output = reveal(p, plan.roles.receiver, &get(&regs, *x))?
+                    .map(|v| v.into_iter().map(|w| w as i64 as f64 / scale).collect());
+                None
+            }
+        };
+        if let Some((r, v)) = value {
+            regs[r] = Some(v);
+        }
+    }
+    Ok(output)
+}
+
+/// A sharing of `len` elements where element `e` is `x[index(e)]` (bias broadcast).
+fn broadcast(x: &Shares, len: usize, index: impl Fn(usize) -> usize) -> Shares {
+    x.map(|s| (0..len).map(|e| s[index(e)]).collect())
+}

@@ -1,0 +1,85 @@
+//! Products of two shared operands (aby3.md §3): each party computes the three cross
+//! terms it can, `z_i = x_i·y_i + x_i·y_{i+1} + x_{i+1}·y_i`, for every output at once,
+//! then one resharing round. Elementwise products, matmuls and convolutions differ
+//! only in the local bilinear map.
+
+use super::party::Party;
+use super::share::{reshare, Shares};
+use super::MpcError;
+use secc_ir::lowered::mpc::ConvGeometry;
+
+/// `[x ⊙ y]` elementwise, at the sum of the operands' scales.
+pub fn mul(p: &mut Party, x: &Shares, y: &Shares) -> Result<Shares, MpcError> {
+    let z = (0..x.len())
+        .map(|e| {
+            let (a0, a1, b0, b1) = (x.s0[e], x.s1[e], y.s0[e], y.s1[e]);
+            a0.wrapping_mul(b0.wrapping_add(b1)).wrapping_add(a1.wrapping_mul(b0))
+        })
+        .collect();
+    reshare(p, z, false)
+}
+
+/// `[X · W]` for `X` of `rows × k` and `W` of `k × n`.
+pub fn matmul(p: &mut Party, x: &Shares, w: &Shares, rows: usize, k: usize, n: usize) -> Result<Shares, MpcError> {
+    let w01: Vec<u64> = w.s0.iter().zip(&w.s1).map(|(a, b)| a.wrapping_add(*b)).collect();
+    let mut z = gemm(&x.s0, &w01, rows, k, n);
+    gemm(&x.s1, &w.s0, rows, k, n).iter().zip(&mut z).for_each(|(a, b)| *b = b.wrapping_add(*a));
+    reshare(p, z, false)
+}
+
+/// `[conv(X, W)]` for a batch of `batch` samples.
+pub fn conv(p: &mut Party, x: &Shares, w: &Shares, g: &ConvGeometry, batch: usize) -> Result<Shares, MpcError> {
+    let w01: Vec<u64> = w.s0.iter().zip(&w.s1).map(|(a, b)| a.wrapping_add(*b)).collect();
+    let mut z = conv_local(&x.s0, &w01, g, batch);
+    conv_local(&x.s1, &w.s0, g, batch).iter().zip(&mut z).for_each(|(a, b)| *b = b.wrapping_add(*a));
+    reshare(p, z, false)
+}
+
+/// Wrapping u64 matrix product, `rows × k` by `k × n`.
+fn gemm(x: &[u64], w: &[u64], rows: usize, k: usize, n: usize) -> Vec<u64> {
+    let mut y = vec![0u64; rows * n];
+    for r in 0..rows {
+        let out = &mut y[r * n..(r + 1) * n];
+        for (i, &a) in x[r * k..(r + 1) * k].iter().enumerate() {
+            for (o, &b) in out.iter_mut().zip(&w[i * n..(i + 1) * n]) {
+                *o = o.wrapping_add(a.wrapping_mul(b));
+            }
+        }
+    }
+    y
+}
+
+/// Wrapping u64 convolution with the semantics of `secc_ir::ops::Conv` (zero point 0).
+fn conv_local(x: &[u64], w: &[u64], g: &ConvGeometry, batch: usize) -> Vec<u64> {
+    let [n, c, h, wd] = g.input;
+    let [o, cg, kh, kw] = g.kernel;
+    let [_, _, oh, ow] = g.output;
+    let per_group = o / g.group;
+    let src = |axis: usize, i: usize, k: usize, size: usize| {
+        let p = (i * g.strides[axis] + k * g.dilations[axis]) as isize - g.pads[axis] as isize;
+        (0..size as isize).contains(&p).then_some(p as usize)
+    };
+    let mut y = vec![0u64; batch * n * o * oh * ow];
+    for s in 0..batch * n {
+        for oc in 0..o {
+            let c0 = (oc / per_group) * cg;
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut acc = 0u64;
+                    for ci in 0..cg {
+                        for ki in 0..kh {
+                            let Some(r) = src(0, i, ki, h) else { continue };
+                            for kj in 0..kw {
+                                let Some(q) = src(1, j, kj, wd) else { continue };
+                                let xv = x[((s * c + c0 + ci) * h + r) * wd + q];
+                                acc = acc.wrapping_add(w[((oc * cg + ci) * kh + ki) * kw + kj].wrapping_mul(xv));
+                            }
+                        }
+                    }
+                    y[((s * o + oc) * oh + i) * ow + j] = acc;
+                }
+            }
+        }
+    }
+    y
+}
