@@ -30,3 +30,15 @@ pub fn write_new(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
     }
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
+
+/// Writes output rows as CSV to `path`, or to standard output.
+pub fn write_rows(rows: &[Vec<f32>], path: Option<&Path>, force: bool) -> Result<()> {
+    let text = secc_runtime::csv::format_csv(rows);
+    match path {
+        Some(path) => write_new(path, text.as_bytes(), force),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}

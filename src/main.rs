@@ -37,6 +37,10 @@ enum Command {
     Run(cmd::run::Args),
     MpcPlan(cmd::party::PlanArgs),
     Party(cmd::party::PartyArgs),
+    Keygen(cmd::fhe::KeygenArgs),
+    Encrypt(cmd::fhe::EncryptArgs),
+    Eval(cmd::fhe::EvalArgs),
+    Decrypt(cmd::fhe::DecryptArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,10 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd::run::run(a),
         Command::MpcPlan(a) => cmd::party::write_plan(a),
         Command::Party(a) => cmd::party::party(a),
+        Command::Keygen(a) => cmd::fhe::keygen(a),
+        Command::Encrypt(a) => cmd::fhe::encrypt(a),
+        Command::Eval(a) => cmd::fhe::eval(a),
+        Command::Decrypt(a) => cmd::fhe::decrypt(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -31,6 +31,8 @@ pub struct Artifact {
     /// (`None` for values that are not floats); fixed-point backends fit their
     /// approximations on it.
     pub float_ranges: Vec<Option<(f64, f64)>>,
+    /// The TFHE circuit of `quantized`, or why there is none.
+    pub fhe: Result<crate::lowered::fhe::Circuit, String>,
     /// How it was compiled, for `secc inspect`.
     pub settings: Settings,
 }
@@ -94,6 +96,11 @@ pub enum ArtifactError {
 }
 
 impl Artifact {
+    /// SHA-256 of the payload: keys and ciphertexts made for this model carry it.
+    pub fn digest(&self) -> [u8; 32] {
+        Sha256::digest(bincode::serialize(self).expect("artifacts serialize")).into()
+    }
+
     /// Serializes with header and checksum.
     pub fn to_bytes(&self) -> Vec<u8> {
         let payload = bincode::serialize(self).expect("artifacts serialize");
@@ -171,7 +178,13 @@ mod tests {
             quant: QuantConfig::default(),
             calibration_samples: 3,
         };
-        Artifact { float: Graph::new("f"), quantized: Graph::new("q"), float_ranges: vec![Some((-1.0, 2.5)), None], settings }
+        Artifact {
+            float: Graph::new("f"),
+            quantized: Graph::new("q"),
+            float_ranges: vec![Some((-1.0, 2.5)), None],
+            fhe: Err("none".into()),
+            settings,
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@
 pub mod clear;
 pub mod csv;
 mod error;
+#[cfg(feature = "fhe")]
+pub mod fhe;
 pub mod mpc;
 pub mod npy;
 

@@ -37,6 +37,19 @@ pub struct Args {
     /// encryption instead of in float on the client after decryption
     #[arg(long)]
     pub output_tables: bool,
+    /// Largest 2-norm of a quantized weight channel applied to table outputs (TFHE
+    /// bootstrap noise grows with it; a smaller cap allows cheaper parameter sets)
+    #[arg(long, value_name = "X")]
+    pub max_weight_norm: Option<f64>,
+    /// Failure probability of each TFHE bootstrap: 2^-128 (tfhe-rs default), 2^-64 or
+    /// 2^-40 (Concrete-ML's default). Giving it makes a model without a TFHE circuit an error
+    #[arg(long, value_name = "P", value_parser = parse_p_fail)]
+    pub p_fail: Option<i32>,
+    /// What each TFHE bootstrap covers: `calibrated` (the accumulator ranges seen in
+    /// calibration, with a spare box each side; cheaper, values far beyond wrap around)
+    /// or `exact` (the proven worst-case ranges; never wraps, 1-2 bits wider)
+    #[arg(long, value_enum, default_value = "calibrated")]
+    pub fhe_ranges: FheRanges,
     /// Output file [default: the model's path with extension .secc]
     #[arg(short, long, value_name = "OUT.secc")]
     pub output: Option<PathBuf>,
@@ -55,7 +68,26 @@ pub fn quant_config(a: &Args) -> QuantConfig {
     cfg.weight_bits = a.weight_bits.unwrap_or(cfg.weight_bits);
     cfg.table_bits = a.table_bits.unwrap_or(cfg.table_bits);
     cfg.output_tables = a.output_tables;
+    cfg.max_weight_norm = a.max_weight_norm.or(cfg.max_weight_norm);
     cfg
+}
+
+/// `--fhe-ranges`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum FheRanges {
+    /// Accumulator ranges seen in calibration
+    Calibrated,
+    /// Proven worst-case ranges
+    Exact,
+}
+
+fn parse_p_fail(s: &str) -> Result<i32, String> {
+    match s.trim() {
+        "2^-128" | "-128" => Ok(-128),
+        "2^-64" | "-64" => Ok(-64),
+        "2^-40" | "-40" => Ok(-40),
+        other => Err(format!("`{other}`: choose 2^-128, 2^-64 or 2^-40 (tfhe-rs publishes sets at these)")),
+    }
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -78,15 +110,36 @@ pub fn run(a: Args) -> Result<()> {
         quant: cfg,
         calibration_samples: samples.len(),
     };
+    let coverage = match a.fhe_ranges {
+        FheRanges::Calibrated => secc_compiler::lower::fhe::Coverage::Calibrated,
+        FheRanges::Exact => secc_compiler::lower::fhe::Coverage::Exact,
+    };
+    let observed = secc_compiler::lower::fhe::observed_ranges(&compiled.quantized, &samples)?;
+    let fhe = secc_compiler::lower::fhe::lower_fhe(&compiled.quantized, a.p_fail.unwrap_or(-128), coverage, &observed);
+    let fhe = match (fhe, a.p_fail) {
+        (Ok(c), _) => Ok(c),
+        (Err(e), Some(_)) => return Err(anyhow::Error::new(e).context("no TFHE circuit")),
+        (Err(e), None) => {
+            eprintln!("note: no TFHE circuit for this model: {e}");
+            Err(e.to_string())
+        }
+    };
     let bw = &compiled.bit_widths;
     let artifact = Artifact {
         float: compiled.float,
         quantized: compiled.quantized,
         float_ranges: compiled.calibration.ranges,
+        fhe,
         settings,
     };
     let bytes = artifact.to_bytes();
     write_new(&out, &bytes, a.force)?;
+    if let Ok(c) = &artifact.fhe {
+        eprintln!(
+            "TFHE: {} bootstraps per inference with {} (p_fail 2^{}, {}-bit security)",
+            c.stats.pbs, c.params.name, c.params.log2_p_fail, c.params.security_bits
+        );
+    }
     let widest = bw.widest_table_input.map_or("none".into(), |(v, bits, _)| format!("{bits} bits at {v}"));
     eprintln!(
         "compiled {} ({} calibration samples): {} table lookups ({} distinct tables), widest table input {widest}; wrote {} ({} bytes)",

@@ -67,6 +67,30 @@ pub fn run(a: Args) -> Result<()> {
         println!("widest integer value: {v}, {bw}");
     }
     print_mpc_plan(&art);
+    println!();
+    match &art.fhe {
+        Ok(c) => {
+            let st = &c.stats;
+            println!("TFHE circuit:");
+            println!(
+                "  parameters: {} (p_fail 2^{} per bootstrap, {}-bit security, {} message+carry bits, 2-norm budget {})",
+                c.params.name,
+                c.params.log2_p_fail,
+                c.params.security_bits,
+                c.params.bits(),
+                c.params.norm_budget
+            );
+            println!("  bootstraps per inference: {}", st.pbs);
+            if let Some((bits, v)) = st.widest_table {
+                println!("  widest table: %{v}, {bits} bits (exact input range, with one spare box each side)");
+            }
+            if let Some((norm, v)) = st.max_norm {
+                println!("  largest weight 2-norm feeding a bootstrap: {norm:.2} (into %{v})");
+            }
+            println!("  levelled multiply-accumulates: {}", st.levelled_macs);
+        }
+        Err(e) => println!("TFHE circuit: none ({e})"),
+    }
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! `secc run`: run a compiled model on samples.
 
-use crate::io::{read_samples, write_new};
+use crate::io::{read_samples, write_rows};
 use anyhow::{Context, Result};
 use secc_ir::artifact::Artifact;
 use secc_ir::ops::Quantize;
@@ -14,6 +14,8 @@ pub enum Backend {
     Float,
     /// The quantized integer IR in the clear: exactly what the encrypted backends compute
     Sim,
+    /// TFHE: generate keys, encrypt, evaluate on ciphertexts, decrypt, all locally
+    Fhe,
     /// SMPC: three parties on loopback sockets run the float IR on secret shares
     Mpc,
 }
@@ -43,16 +45,14 @@ pub fn run(a: Args) -> Result<()> {
     let art = Artifact::read(&a.artifact)?;
     let graph = match a.backend {
         Backend::Float | Backend::Mpc => &art.float,
-        Backend::Sim => &art.quantized,
+        Backend::Sim | Backend::Fhe => &art.quantized,
     };
     let samples = read_samples(&a.input, graph).with_context(|| format!("cannot read {}", a.input.display()))?;
-    if matches!(a.backend, Backend::Sim) {
-        let clipped = count_clipped(graph, &samples);
-        if clipped > 0 {
-            eprintln!("warning: {clipped} input values lie outside the calibrated range and were clipped");
-        }
+    if let Backend::Fhe = a.backend {
+        let rows = crate::cmd::fhe::run_local(&art, &samples)?;
+        return write_rows(&rows, a.output.as_deref(), a.force);
     }
-    let rows = if let Backend::Mpc = a.backend {
+    if let Backend::Mpc = a.backend {
         let flat: Vec<Vec<f32>> =
             samples.iter().map(|s| s[0].as_f32().expect("float input").iter().copied().collect()).collect();
         let start = std::time::Instant::now();
@@ -62,22 +62,24 @@ pub fn run(a: Args) -> Result<()> {
             rows.len(),
             start.elapsed().as_secs_f64() * 1e3
         );
-        rows
-    } else {
-        clear_rows(graph, &samples)?
-    };
-    let text = secc_runtime::csv::format_csv(&rows);
-    match &a.output {
-        Some(path) => write_new(path, text.as_bytes(), a.force),
-        None => {
-            print!("{text}");
-            Ok(())
+        return write_rows(&rows, a.output.as_deref(), a.force);
+    }
+    if matches!(a.backend, Backend::Sim) {
+        let clipped = count_clipped(graph, &samples);
+        if clipped > 0 {
+            eprintln!("warning: {clipped} input values lie outside the calibrated range and were clipped");
         }
     }
+    let mut rows = Vec::with_capacity(samples.len());
+    for (i, s) in samples.iter().enumerate() {
+        let out = secc_runtime::clear::run_graph(graph, s).with_context(|| format!("sample {}", i + 1))?;
+        rows.push(out.iter().flat_map(|t| t.to_f64_vec()).map(|v| v as f32).collect::<Vec<f32>>());
+    }
+    write_rows(&rows, a.output.as_deref(), a.force)
 }
 
 /// Input values the boundary `quantize` clamps.
-fn count_clipped(graph: &Graph, samples: &[Vec<Tensor>]) -> usize {
+pub fn count_clipped(graph: &Graph, samples: &[Vec<Tensor>]) -> usize {
     let mut n = 0;
     for node in &graph.nodes {
         let Op::Quantize(Quantize { quant, lo, hi }) = &node.op else { continue };
@@ -95,14 +97,4 @@ fn count_clipped(graph: &Graph, samples: &[Vec<Tensor>]) -> usize {
         }
     }
     n
-}
-
-/// Runs the clear executor on every sample.
-fn clear_rows(graph: &Graph, samples: &[Vec<Tensor>]) -> Result<Vec<Vec<f32>>> {
-    let mut rows = Vec::with_capacity(samples.len());
-    for (i, s) in samples.iter().enumerate() {
-        let out = secc_runtime::clear::run_graph(graph, s).with_context(|| format!("sample {}", i + 1))?;
-        rows.push(out.iter().flat_map(|t| t.to_f64_vec()).map(|v| v as f32).collect::<Vec<f32>>());
-    }
-    Ok(rows)
 }

@@ -24,14 +24,18 @@ pub struct Region {
     pub nodes: Vec<ValueId>,
 }
 
-/// The smallest shift that leaves at most `2^table_bits` table entries for `[lo, hi]`.
+/// The smallest shift that leaves at most `2^table_bits − 2` table entries for
+/// `[lo, hi]`: the TFHE bootstrap reads `table_bits` bits and keeps one spare box on
+/// each side, so approximate rounding at the edges stays inside the table.
 pub fn table_shift(lo: i64, hi: i64, table_bits: u32) -> u32 {
-    (0..63).find(|&k| round_shift(hi, k) - round_shift(lo, k) < 1 << table_bits).expect("a 63-bit shift fits any range")
+    (0..63)
+        .find(|&k| round_shift(hi, k) - round_shift(lo, k) < (1 << table_bits) - 2)
+        .expect("a 63-bit shift fits any range")
 }
 
 /// The table computing old float value `target` from `region.source` (a value of
 /// `new`). `observed` is the range the source took on the calibration set: the table
-/// spans it in at most `2^table_bits` entries and clamps beyond it.
+/// spans it in at most `2^table_bits − 2` entries and clamps beyond it.
 pub fn tabulate(
     new: &Graph,
     old: &Graph,

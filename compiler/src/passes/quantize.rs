@@ -147,6 +147,16 @@ impl Quantizer<'_> {
         Ok(map[&target])
     }
 
+    /// Whether `v` (new graph) is computed from table outputs, through index remaps and sums.
+    fn reads_tables(&self, v: ValueId) -> bool {
+        let node = self.new.node(v);
+        match &node.op {
+            Op::Lut(_) => true,
+            Op::Reshape(_) | Op::SumPool(_) | Op::MaxPool(_) => self.reads_tables(node.inputs[0]),
+            _ => false,
+        }
+    }
+
     fn fail(&self, v: ValueId, message: impl Into<String>) -> CompileError {
         CompileError::Pass { pass: "quantize", value: v, node: self.old.node(v).name.clone(), message: message.into() }
     }
@@ -265,20 +275,34 @@ impl Quantizer<'_> {
         let w = self.old.const_value(node.inputs[1]).and_then(Tensor::as_f32).expect("constant weights");
         let axis = if matches!(node.op, Op::Conv(_)) { 0 } else { 1 };
         let qmax = ((1i64 << (self.cfg.weight_bits - 1)) - 1) as f64;
+        // Weights applied to table outputs multiply bootstrap noise by their 2-norm:
+        // cap it so the TFHE circuit stays on cheap parameter sets.
+        let norm_cap = self.cfg.max_weight_norm.filter(|_| self.reads_tables(x));
         let scales: Vec<f64> = w
             .axis_iter(Axis(axis))
             .map(|lane| {
                 let m = lane.iter().fold(0f64, |m, &x| m.max((x as f64).abs()));
+                let norm = lane.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+                let by_norm = norm_cap.map_or(0.0, |cap| norm / cap);
                 if m > 0.0 {
-                    m / qmax
+                    (m / qmax).max(by_norm)
                 } else {
                     1.0
                 }
             })
             .collect();
+        let mut scales = scales;
         let mut qw = w.mapv(|_| 0i64);
         for (c, (mut q, lane)) in qw.axis_iter_mut(Axis(axis)).zip(w.axis_iter(Axis(axis))).enumerate() {
-            q.zip_mut_with(&lane, |q, &x| *q = (x as f64 / scales[c]).round() as i64);
+            // Rounding can push the 2-norm past the cap: widen the scale until it fits.
+            loop {
+                q.zip_mut_with(&lane, |q, &x| *q = (x as f64 / scales[c]).round() as i64);
+                let norm = q.iter().map(|&v| (v * v) as f64).sum::<f64>().sqrt();
+                match norm_cap {
+                    Some(cap) if norm > cap => scales[c] *= norm / cap * 1.001,
+                    _ => break,
+                }
+            }
         }
         let wq = Quant { axis: Some(axis), zero_point: vec![0; scales.len()], scale: scales.clone() };
         let wname = self.old.node(node.inputs[1]).name.clone();

@@ -1,3 +1,6 @@
-//! What the lowerings produce: backend programs derived from the IR, as plain data.
+//! Lowered programs as plain data, one module per backend. They annotate the
+//! quantized graph rather than copy it: the executors walk the graph and read here
+//! how each value is encoded and what each step needs.
 
+pub mod fhe;
 pub mod mpc;

@@ -244,3 +244,44 @@ pub(crate) fn linear_range(inputs: &[Operand], w_axis: usize, x_range: (i64, i64
     }
     Ok((lo, hi))
 }
+
+/// An integer linear op as an explicit affine map: `y[j] = c[j] + Σ w·x[i]` over
+/// `terms[j] = [(i, w), ...]` (zero weights omitted). Encrypted executors apply it to
+/// ciphertexts; it is read off the op's own `eval`, so the index arithmetic of a
+/// convolution or a pooling window is written once, in its op file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearMap {
+    /// Non-zero terms of each output element.
+    pub terms: Vec<Vec<(u32, i64)>>,
+    /// The constant of each output element.
+    pub constant: Vec<i64>,
+}
+
+impl LinearMap {
+    /// The affine map of integer op `op` on an input of `shape`, its other operands
+    /// being the constants `consts`. `None` when `op` is not a linear integer op.
+    pub fn of(op: &Op, shape: &crate::Shape, consts: &[&Tensor]) -> Option<LinearMap> {
+        if !matches!(op.class(), OpClass::Linear | OpClass::Structural) {
+            return None;
+        }
+        let n = shape.numel();
+        let run = |x: ndarray::ArrayD<i64>| {
+            let x = Tensor::I64(x);
+            let args: Vec<&Tensor> = std::iter::once(&x).chain(consts.iter().copied()).collect();
+            op.eval(&args).as_i64().expect("integer op").iter().copied().collect::<Vec<i64>>()
+        };
+        let zero = ndarray::ArrayD::<i64>::zeros(ndarray::IxDyn(&shape.0));
+        let constant = run(zero.clone());
+        let mut terms = vec![Vec::new(); constant.len()];
+        for i in 0..n {
+            let mut e = zero.clone();
+            e.as_slice_mut().expect("standard layout")[i] = 1;
+            for (j, (y, c)) in run(e).into_iter().zip(&constant).enumerate() {
+                if y != *c {
+                    terms[j].push((i as u32, y - c));
+                }
+            }
+        }
+        Some(LinearMap { terms, constant })
+    }
+}

@@ -1,0 +1,224 @@
+//! `lower_fhe`: a quantized graph → its TFHE circuit ([`secc_ir::lowered::fhe`]).
+//!
+//! 1. Every `lut` gets its bootstrap plan: the boxes span its calibrated or its exact
+//!    input range ([`Coverage`]) plus one spare box on each side, so approximate
+//!    rounding at the edges never spills into the padding bit.
+//! 2. Encodings are fixed backwards from the readers: a `lut` needs its input at
+//!    `2^(63 − precision − shift)`; linear ops and reshapes pass their requirement to
+//!    their inputs; values the client decrypts get the widest encoding that holds their
+//!    range.
+//! 3. Noise is propagated forwards as a variance multiplier of a bootstrap output:
+//!    fresh encryptions ~0, table outputs 1, a linear output `Σ w²·var(x)`.
+//! 4. The cheapest catalog set that serves every table at the asked failure
+//!    probability is chosen; none is a compile error naming the hardest table.
+
+use crate::CompileError;
+use secc_ir::lowered::fhe::{catalog, Circuit, CircuitStats, FheLut};
+use secc_ir::ops::{round_shift, LinearMap};
+use secc_ir::{Graph, Op, OpClass, OpSpec, Tensor, ValueId};
+
+/// Variance of a fresh encryption relative to a bootstrap output's: fresh noise is
+/// the GLWE noise alone, bootstrap noise sums thousands of key-noise terms.
+const FRESH_VARIANCE: f64 = 1.0 / (1 << 20) as f64;
+
+/// Bits the client's decryption of `v` must hold.
+fn decrypted_bits(graph: &Graph, v: ValueId, coverage: Coverage, observed: &[Option<(i64, i64)>]) -> u32 {
+    let t = graph.ty(v).as_int().expect("integer");
+    let (lo, hi) = match (coverage, observed.get(v.index()).copied().flatten()) {
+        (Coverage::Calibrated, Some((lo, hi))) => ((2 * lo).max(t.lo).min(0), (2 * hi).min(t.hi).max(0)),
+        _ => (t.lo, t.hi),
+    };
+    secc_ir::BitWidth::of_range(lo, hi).bits
+}
+
+/// The range every integer value of `graph` takes on `samples` (`None` for floats).
+pub fn observed_ranges(graph: &Graph, samples: &[Vec<Tensor>]) -> Result<Vec<Option<(i64, i64)>>, CompileError> {
+    let mut ranges: Vec<Option<(i64, i64)>> = vec![None; graph.nodes.len()];
+    for (row, s) in samples.iter().enumerate() {
+        let values = secc_runtime::clear::eval_all(graph, s)
+            .map_err(|e| CompileError::Calibration(format!("sample {}: {e}", row + 1)))?;
+        for (r, v) in ranges.iter_mut().zip(&values) {
+            let Some(a) = v.as_i64() else { continue };
+            for &x in a {
+                let (lo, hi) = r.get_or_insert((x, x));
+                *lo = (*lo).min(x);
+                *hi = (*hi).max(x);
+            }
+        }
+    }
+    Ok(ranges)
+}
+
+/// Whether the server computes `v` on ciphertexts (the client makes `quantize`'s).
+pub fn is_encrypted(graph: &Graph, v: ValueId) -> bool {
+    let node = graph.node(v);
+    node.ty.as_int().is_some() && !matches!(node.op, Op::Const(_))
+}
+
+fn fail(graph: &Graph, v: ValueId, message: String) -> CompileError {
+    CompileError::Pass { pass: "lower_fhe", value: v, node: graph.node(v).name.clone(), message }
+}
+
+/// The affine map of encrypted linear node `v` (its non-first operands are constants).
+pub fn node_linear_map(graph: &Graph, v: ValueId) -> Option<LinearMap> {
+    let node = graph.node(v);
+    let consts: Option<Vec<&Tensor>> = node.inputs[1..].iter().map(|&c| graph.const_value(c)).collect();
+    LinearMap::of(&node.op, &graph.ty(node.inputs[0]).shape, &consts?)
+}
+
+/// What the bootstrap of a table must cover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coverage {
+    /// The range the accumulator took on the calibration set (the table's own
+    /// entries) plus one spare box each side: `table_bits` bits. An accumulator beyond
+    /// it wraps around in the bootstrap (as in Concrete-ML); the simulation clamps.
+    Calibrated,
+    /// The exact interval of the accumulator: never wraps, usually 1-2 bits wider.
+    Exact,
+}
+
+/// Lowers `graph` (quantized, verified) to a TFHE circuit at failure probability
+/// `2^log2_p_fail`. `observed` is each integer value's range on the calibration set
+/// ([`observed_ranges`]); with [`Coverage::Calibrated`] the values the client decrypts
+/// are encoded for twice that range instead of their worst case, which leaves the
+/// bootstrap noise fewer of their bits.
+pub fn lower_fhe(
+    graph: &Graph,
+    log2_p_fail: i32,
+    coverage: Coverage,
+    observed: &[Option<(i64, i64)>],
+) -> Result<Circuit, CompileError> {
+    let n = graph.nodes.len();
+    let users = graph.users();
+    let mut luts: Vec<Option<FheLut>> = vec![None; n];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let v = ValueId(i as u32);
+        if !is_encrypted(graph, v) {
+            continue;
+        }
+        match &node.op {
+            Op::Lut(l) => {
+                let t = graph.ty(node.inputs[0]).as_int().expect("integer input");
+                let (first, last) = match coverage {
+                    Coverage::Calibrated => (l.base, l.base + l.table_len() as i64 - 1),
+                    Coverage::Exact => (round_shift(t.lo, l.shift), round_shift(t.hi, l.shift)),
+                };
+                let offset = first - 1;
+                let span = (last + 1 - offset + 1) as u64;
+                let precision = 64 - (span - 1).leading_zeros();
+                if precision + l.shift > 63 {
+                    return Err(fail(
+                        graph,
+                        v,
+                        format!("a {precision}-bit table on a {}-bit shift does not fit 64 bits", l.shift),
+                    ));
+                }
+                luts[i] = Some(FheLut { precision, offset, norm: 0.0 });
+            }
+            Op::Quantize(_) | Op::Conv(_) | Op::MatMul(_) | Op::SumPool(_) | Op::Reshape(_) => {}
+            other => {
+                return Err(fail(
+                    graph,
+                    v,
+                    format!(
+                        "`{}` has no TFHE lowering yet (supported: linear ops, sums, reshapes, tables)",
+                        other.mnemonic()
+                    ),
+                ))
+            }
+        }
+    }
+
+    // Encodings, backwards from the readers.
+    let mut log_delta: Vec<Option<u32>> = vec![None; n];
+    for i in (0..n).rev() {
+        let v = ValueId(i as u32);
+        if !is_encrypted(graph, v) {
+            continue;
+        }
+        let mut need: Option<(u32, ValueId)> = None;
+        for &u in &users[i] {
+            let reader = graph.node(u);
+            let d = match &reader.op {
+                Op::Lut(l) => 63 - luts[u.index()].as_ref().expect("planned").precision - l.shift,
+                Op::Dequantize(_) => 63 - decrypted_bits(graph, v, coverage, observed),
+                _ if is_encrypted(graph, u) => log_delta[u.index()].expect("readers come later"),
+                _ => continue,
+            };
+            match need {
+                Some((d0, u0)) if d0 != d => {
+                    return Err(fail(
+                        graph,
+                        v,
+                        format!("read with two encodings (2^{d0} by {u0}, 2^{d} by {u}); values read by several tables or layers of different precision are not supported yet"),
+                    ))
+                }
+                _ => need = Some((d, u)),
+            }
+        }
+        log_delta[i] = need.map(|(d, _)| d);
+    }
+
+    // Noise, forwards.
+    let mut variance = vec![0f64; n];
+    let mut stats = CircuitStats { pbs: 0, widest_table: None, max_norm: None, levelled_macs: 0 };
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let v = ValueId(i as u32);
+        if !is_encrypted(graph, v) {
+            continue;
+        }
+        variance[i] = match &node.op {
+            Op::Quantize(_) => FRESH_VARIANCE,
+            Op::Lut(_) => {
+                let input = node.inputs[0].index();
+                let norm = variance[input].sqrt();
+                let plan = luts[i].as_mut().expect("planned");
+                plan.norm = norm;
+                stats.pbs += node.ty.shape.numel();
+                if stats.widest_table.is_none_or(|(b, _)| plan.precision > b) {
+                    stats.widest_table = Some((plan.precision, v.0));
+                }
+                if stats.max_norm.is_none_or(|(m, _)| norm > m) {
+                    stats.max_norm = Some((norm, v.0));
+                }
+                1.0
+            }
+            _ => {
+                debug_assert!(matches!(node.op.class(), OpClass::Linear | OpClass::Structural));
+                let map =
+                    node_linear_map(graph, v).ok_or_else(|| fail(graph, v, "weights must be constants".into()))?;
+                let input = variance[node.inputs[0].index()];
+                stats.levelled_macs += map.terms.iter().map(Vec::len).sum::<usize>();
+                map.terms
+                    .iter()
+                    .map(|t| t.iter().map(|&(_, w)| (w * w) as f64).sum::<f64>() * input)
+                    .fold(0.0, f64::max)
+            }
+        };
+    }
+
+    let planned: Vec<(ValueId, &FheLut)> =
+        luts.iter().enumerate().filter_map(|(i, l)| l.as_ref().map(|l| (ValueId(i as u32), l))).collect();
+    let candidates = catalog(log2_p_fail);
+    let params = candidates
+        .iter()
+        .filter(|s| planned.iter().all(|(_, l)| s.serves(l.precision, l.norm)))
+        .min_by_key(|s| s.cost)
+        .cloned();
+    let Some(params) = params else {
+        let (v, hardest) = planned
+            .iter()
+            .max_by(|a, b| (a.1.precision, a.1.norm).partial_cmp(&(b.1.precision, b.1.norm)).expect("finite"))
+            .expect("a circuit without tables fits any set");
+        return Err(fail(
+            graph,
+            *v,
+            format!(
+                "no tfhe-rs parameter set at p_fail 2^{log2_p_fail} serves this table: it reads {} bits of an input whose noise is {:.1}x a bootstrap's (weight 2-norm); \
+                 compile with fewer --table-bits, a smaller --max-weight-norm or fewer --weight-bits",
+                hardest.precision, hardest.norm
+            ),
+        ));
+    };
+    Ok(Circuit { params, log_delta, luts, stats })
+}

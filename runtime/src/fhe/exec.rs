@@ -1,0 +1,321 @@
+//! The three steps of an encrypted inference.
+//!
+//! - [`encrypt_sample`] (client): quantize the inputs in the clear, encrypt each
+//!   integer `q` as `q · Δ` under the big LWE key.
+//! - [`ServerProgram::evaluate`] (server): linear ops as cleartext multiply-adds on
+//!   ciphertexts, each `lut` element as keyswitch + centred modulus switch + blind
+//!   rotation + sample extraction, a layer's bootstraps in parallel.
+//! - [`decrypt_sample`] (client): decrypt what `dequantize` reads, round away the
+//!   noise, and finish the model in the clear.
+
+use super::keys::{ClientKey, ServerKey};
+use super::params::resolve_params;
+use super::FheError;
+use crate::clear::{check_inputs, eval_nodes};
+use rayon::prelude::*;
+use secc_ir::lowered::fhe::Circuit;
+use secc_ir::ops::LinearMap;
+use secc_ir::{Graph, Op, OpSpec, Tensor, ValueId};
+use std::collections::HashMap;
+use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
+use tfhe::core_crypto::prelude::*;
+
+/// One encrypted tensor: a ciphertext per element, C order.
+pub type CtTensor = Vec<LweCiphertextOwned<u64>>;
+
+/// Encrypted values by value number: the client's inputs, or the server's results.
+pub type CtValues = Vec<(u32, CtTensor)>;
+
+fn delta(circuit: &Circuit, v: ValueId) -> u64 {
+    1u64 << circuit.log_delta[v.index()].expect("encrypted values have an encoding")
+}
+
+/// Values the client computes and encrypts: the `quantize` nodes.
+fn client_inputs(graph: &Graph) -> Vec<ValueId> {
+    (0..graph.nodes.len()).map(|i| ValueId(i as u32)).filter(|&v| matches!(graph.node(v).op, Op::Quantize(_))).collect()
+}
+
+/// Encrypts one sample: quantizes `inputs` and encrypts every `quantize` output.
+pub fn encrypt_sample(
+    graph: &Graph,
+    circuit: &Circuit,
+    ck: &ClientKey,
+    inputs: &[Tensor],
+) -> Result<CtValues, FheError> {
+    check_inputs(graph, inputs)?;
+    let p = resolve_params(&ck.params)?;
+    let big = ck.big_key();
+    let mut seeder = new_seeder();
+    let seeder = seeder.as_mut();
+    let mut enc = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
+    let mut out = Vec::new();
+    for q in client_inputs(graph) {
+        let node = graph.node(q);
+        let Op::Input(input) = &graph.node(node.inputs[0]).op else {
+            return Err(FheError::Mismatch("quantize must read a graph input".into()));
+        };
+        let ints = node.op.eval(&[&inputs[input.index]]);
+        let d = delta(circuit, q);
+        let cts = ints
+            .as_i64()
+            .expect("quantize gives integers")
+            .iter()
+            .map(|&m| {
+                allocate_and_encrypt_new_lwe_ciphertext(
+                    &big,
+                    Plaintext((m as u64).wrapping_mul(d)),
+                    p.glwe_noise_distribution,
+                    p.ciphertext_modulus,
+                    &mut enc,
+                )
+            })
+            .collect();
+        out.push((q.0, cts));
+    }
+    Ok(out)
+}
+
+enum Step {
+    Linear(LinearMap),
+    Lut { accumulators: Vec<GlweCiphertextOwned<u64>>, table_of: Vec<u32>, offset_plaintext: u64 },
+}
+
+/// The server's precomputed program: linear maps and bootstrap accumulators.
+pub struct ServerProgram<'a> {
+    graph: &'a Graph,
+    circuit: &'a Circuit,
+    sk: &'a ServerKey,
+    params: tfhe::shortint::ClassicPBSParameters,
+    steps: HashMap<u32, Step>,
+}
+
+impl<'a> ServerProgram<'a> {
+    /// Prepares evaluation of `graph` under `sk`.
+    pub fn new(graph: &'a Graph, circuit: &'a Circuit, sk: &'a ServerKey) -> Result<Self, FheError> {
+        if sk.params != circuit.params.name {
+            return Err(FheError::Mismatch(format!(
+                "server key is for {}, the circuit uses {}",
+                sk.params, circuit.params.name
+            )));
+        }
+        let params = resolve_params(&sk.params)?;
+        let mut steps = HashMap::new();
+        for (i, node) in graph.nodes.iter().enumerate() {
+            let v = ValueId(i as u32);
+            if circuit.log_delta[i].is_none() || matches!(node.op, Op::Quantize(_)) {
+                continue;
+            }
+            let step = match &node.op {
+                Op::Lut(lut) => {
+                    let plan = circuit.luts[i].as_ref().expect("every lut has a plan");
+                    let boxes = 1usize << plan.precision;
+                    let d_out = delta(circuit, v);
+                    let accumulators = lut
+                        .tables
+                        .iter()
+                        .map(|table| {
+                            generate_programmable_bootstrap_glwe_lut(
+                                params.polynomial_size,
+                                params.glwe_dimension.to_glwe_size(),
+                                boxes,
+                                params.ciphertext_modulus,
+                                1u64,
+                                |b: u64| {
+                                    let index = (plan.offset + b as i64 - lut.base).clamp(0, table.len() as i64 - 1);
+                                    (table[index as usize] as u64).wrapping_mul(d_out)
+                                },
+                            )
+                        })
+                        .collect();
+                    let delta_in = 1u64 << (63 - plan.precision);
+                    Step::Lut {
+                        accumulators,
+                        table_of: lut.table_of.clone(),
+                        offset_plaintext: (plan.offset as u64).wrapping_neg().wrapping_mul(delta_in),
+                    }
+                }
+                _ => {
+                    let consts: Vec<&Tensor> =
+                        node.inputs[1..].iter().map(|&c| graph.const_value(c).expect("constant")).collect();
+                    let map = LinearMap::of(&node.op, &graph.ty(node.inputs[0]).shape, &consts).ok_or_else(|| {
+                        FheError::Mismatch(format!("{v} ({}) has no TFHE evaluation", node.op.mnemonic()))
+                    })?;
+                    Step::Linear(map)
+                }
+            };
+            steps.insert(v.0, step);
+        }
+        Ok(ServerProgram { graph, circuit, sk, params, steps })
+    }
+
+    /// Bootstraps per inference.
+    pub fn pbs_count(&self) -> usize {
+        self.circuit.stats.pbs
+    }
+
+    /// Evaluates one sample's encrypted inputs; returns the values the client decrypts.
+    /// `on_pbs` is called after each bootstrap (progress).
+    pub fn evaluate(&self, inputs: CtValues, on_pbs: &(dyn Fn() + Sync)) -> Result<CtValues, FheError> {
+        let values = self.evaluate_values(inputs, on_pbs)?;
+        let mut out = Vec::new();
+        for node in &self.graph.nodes {
+            if let Op::Dequantize(_) = node.op {
+                let v = node.inputs[0].0;
+                out.push((v, values.get(&v).expect("evaluated").clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Evaluates one sample and returns every encrypted value (tests decrypt them all).
+    pub fn evaluate_values(
+        &self,
+        inputs: CtValues,
+        on_pbs: &(dyn Fn() + Sync),
+    ) -> Result<HashMap<u32, CtTensor>, FheError> {
+        let big_size = self.sk.ksk.input_key_lwe_dimension().to_lwe_size();
+        let mut values: HashMap<u32, CtTensor> = HashMap::new();
+        for (v, cts) in inputs {
+            let expected = self.graph.nodes.get(v as usize).map(|n| n.ty.shape.numel());
+            if !matches!(self.graph.nodes.get(v as usize).map(|n| &n.op), Some(Op::Quantize(_)))
+                || expected != Some(cts.len())
+            {
+                return Err(FheError::Mismatch(format!("input %{v} with {} ciphertexts", cts.len())));
+            }
+            if cts.iter().any(|c| c.lwe_size() != big_size) {
+                return Err(FheError::Mismatch("ciphertext dimension differs from the server key's".into()));
+            }
+            values.insert(v, cts);
+        }
+        for (i, node) in self.graph.nodes.iter().enumerate() {
+            let Some(step) = self.steps.get(&(i as u32)) else { continue };
+            let x =
+                values.get(&node.inputs[0].0).ok_or_else(|| FheError::Mismatch(format!("missing input for %{i}")))?;
+            let out = match step {
+                Step::Linear(map) => self.linear(map, x, delta(self.circuit, ValueId(i as u32))),
+                Step::Lut { accumulators, table_of, offset_plaintext } => {
+                    self.bootstrap(x, accumulators, table_of, *offset_plaintext, on_pbs)
+                }
+            };
+            values.insert(i as u32, out);
+        }
+        Ok(values)
+    }
+
+    fn linear(&self, map: &LinearMap, x: &CtTensor, d: u64) -> CtTensor {
+        let size = x[0].lwe_size();
+        let cm = self.params.ciphertext_modulus;
+        map.terms
+            .par_iter()
+            .zip(&map.constant)
+            .map(|(terms, &c)| {
+                let mut acc = LweCiphertext::new(0u64, size, cm);
+                *acc.get_mut_body().data = (c as u64).wrapping_mul(d);
+                for &(i, w) in terms {
+                    let w = w as u64;
+                    for (a, b) in acc.as_mut().iter_mut().zip(x[i as usize].as_ref()) {
+                        *a = a.wrapping_add(b.wrapping_mul(w));
+                    }
+                }
+                acc
+            })
+            .collect()
+    }
+
+    fn bootstrap(
+        &self,
+        x: &CtTensor,
+        accumulators: &[GlweCiphertextOwned<u64>],
+        table_of: &[u32],
+        offset: u64,
+        on_pbs: &(dyn Fn() + Sync),
+    ) -> CtTensor {
+        let p = &self.params;
+        let fft = Fft::new(p.polynomial_size);
+        let fft = fft.as_view();
+        let glwe_size = p.glwe_dimension.to_glwe_size();
+        let scratch = blind_rotate_assign_mem_optimized_requirement::<u64>(glwe_size, p.polynomial_size, fft)
+            .unaligned_bytes_required();
+        let small = self.sk.ksk.output_key_lwe_dimension().to_lwe_size();
+        let big = self.sk.ksk.input_key_lwe_dimension().to_lwe_size();
+        let log_modulus = p.polynomial_size.to_blind_rotation_input_modulus_log();
+        x.par_iter()
+            .enumerate()
+            .map_init(
+                || {
+                    let mut buffers = ComputationBuffers::new();
+                    buffers.resize(scratch);
+                    buffers
+                },
+                |buffers, (e, ct)| {
+                    let mut input = ct.clone();
+                    lwe_ciphertext_plaintext_add_assign(&mut input, Plaintext(offset));
+                    let mut ks = LweCiphertext::new(0u64, small, p.ciphertext_modulus);
+                    keyswitch_lwe_ciphertext(&self.sk.ksk, &input, &mut ks);
+                    let msed =
+                        lwe_ciphertext_centered_binary_modulus_switch::<u64, usize, _>(ks.as_view(), log_modulus);
+                    let table = if table_of.is_empty() { 0 } else { table_of[e] as usize };
+                    let mut acc = accumulators[table].clone();
+                    blind_rotate_assign_mem_optimized(&msed, &mut acc, &self.sk.bsk, fft, buffers.stack());
+                    let mut out = LweCiphertext::new(0u64, big, p.ciphertext_modulus);
+                    extract_lwe_sample_from_glwe_ciphertext(&acc, &mut out, MonomialDegree(0));
+                    on_pbs();
+                    out
+                },
+            )
+            .collect()
+    }
+}
+
+/// Decrypts what the server returned and finishes the model in the clear.
+pub fn decrypt_sample(
+    graph: &Graph,
+    circuit: &Circuit,
+    ck: &ClientKey,
+    values: &CtValues,
+) -> Result<Vec<Tensor>, FheError> {
+    let big = ck.big_key();
+    let mut bound: HashMap<ValueId, Tensor> = HashMap::new();
+    for (v, cts) in values {
+        let v = ValueId(*v);
+        let node = graph.nodes.get(v.index()).ok_or_else(|| FheError::Mismatch(format!("unknown value %{}", v.0)))?;
+        if circuit.log_delta.get(v.index()).copied().flatten().is_none() || cts.len() != node.ty.shape.numel() {
+            return Err(FheError::Mismatch(format!("{v} is not an encrypted output of this model")));
+        }
+        if cts.iter().any(|c| c.lwe_size() != big.lwe_dimension().to_lwe_size()) {
+            return Err(FheError::Mismatch("ciphertext dimension differs from the client key's".into()));
+        }
+        bound.insert(
+            v,
+            Tensor::I64(decrypt_tensor(&big, cts, circuit.log_delta[v.index()].expect("encrypted"), &node.ty.shape)),
+        );
+    }
+    // Everything downstream of the decrypted values runs on the client.
+    let mut after = vec![false; graph.nodes.len()];
+    let mut order = Vec::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if node.inputs.iter().any(|v| bound.contains_key(v) || after[v.index()]) {
+            after[i] = true;
+            order.push(ValueId(i as u32));
+        }
+    }
+    let mut results = HashMap::new();
+    for &o in &graph.outputs {
+        let upto: Vec<ValueId> = order.iter().copied().filter(|v| *v <= o).collect();
+        results.insert(o, eval_nodes(graph, &upto, bound.clone()));
+    }
+    Ok(graph.outputs.iter().map(|o| results[o].clone()).collect())
+}
+
+/// Decrypts ciphertexts encoding `m · 2^log_delta`, rounding the noise away.
+pub fn decrypt_tensor(
+    big: &LweSecretKeyOwned<u64>,
+    cts: &[LweCiphertextOwned<u64>],
+    log_delta: u32,
+    shape: &secc_ir::Shape,
+) -> ndarray::ArrayD<i64> {
+    let half = 1i64 << (log_delta - 1);
+    let data =
+        cts.iter().map(|ct| (decrypt_lwe_ciphertext(big, ct).0 as i64).wrapping_add(half) >> log_delta).collect();
+    ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape.0), data).expect("one ciphertext per element")
+}

@@ -1,0 +1,251 @@
+//! The TFHE client/server split: `secc keygen`, `encrypt`, `eval`, `decrypt`, and the
+//! all-in-one local run behind `secc run --backend fhe`.
+//!
+//! Files: `DIR/client.key` (secret, owner-only permissions), `DIR/server.key` (the
+//! evaluation keys to hand to the server), `*.enc` (ciphertexts). Each is bound to the
+//! compiled model by its digest; ciphertexts are bound to their keys by a key id.
+
+use crate::io::{read_samples, write_new};
+use anyhow::{anyhow, bail, Context, Result};
+use secc_ir::artifact::Artifact;
+use secc_ir::lowered::fhe::Circuit;
+use secc_ir::Tensor;
+use secc_runtime::fhe::exec::{decrypt_sample, encrypt_sample, CtValues, ServerProgram};
+use secc_runtime::fhe::file::{decode_file, encode_file, read_limited, Kind};
+use secc_runtime::fhe::keys::{generate_keys, ClientKey, ServerKey};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Generate TFHE keys for a compiled model: DIR/client.key (secret) and DIR/server.key.
+#[derive(clap::Args)]
+pub struct KeygenArgs {
+    /// A model compiled by `secc compile`
+    pub artifact: PathBuf,
+    /// Directory to write the keys to (created if missing)
+    #[arg(long, value_name = "DIR")]
+    pub keys: PathBuf,
+    /// Overwrite existing keys
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Encrypt samples with the client key (the client's side).
+#[derive(clap::Args)]
+pub struct EncryptArgs {
+    /// A model compiled by `secc compile`
+    pub artifact: PathBuf,
+    /// The directory `secc keygen` wrote
+    #[arg(long, value_name = "DIR")]
+    pub keys: PathBuf,
+    /// Samples: CSV (one sample per row, input flattened in C order) or .npy
+    #[arg(long, value_name = "X.csv")]
+    pub input: PathBuf,
+    /// Ciphertext file to write
+    #[arg(short, long, value_name = "X.enc")]
+    pub output: PathBuf,
+    /// Overwrite the output file if it exists
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Evaluate the model on ciphertexts with the server key only (the server's side).
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// A model compiled by `secc compile`
+    pub artifact: PathBuf,
+    /// The server key file (DIR/server.key); the client key is never read
+    #[arg(long, value_name = "FILE")]
+    pub server_key: PathBuf,
+    /// Ciphertexts from `secc encrypt`
+    pub input: PathBuf,
+    /// Ciphertext file to write
+    #[arg(short, long, value_name = "Y.enc")]
+    pub output: PathBuf,
+    /// Overwrite the output file if it exists
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Decrypt the server's result with the client key and write the outputs as CSV.
+#[derive(clap::Args)]
+pub struct DecryptArgs {
+    /// A model compiled by `secc compile`
+    pub artifact: PathBuf,
+    /// The directory `secc keygen` wrote
+    #[arg(long, value_name = "DIR")]
+    pub keys: PathBuf,
+    /// Ciphertexts from `secc eval`
+    pub input: PathBuf,
+    /// CSV to write (standard output if absent)
+    #[arg(short, long, value_name = "Y.csv")]
+    pub output: Option<PathBuf>,
+    /// Overwrite the output file if it exists
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn circuit(art: &Artifact) -> Result<&Circuit> {
+    art.fhe.as_ref().map_err(|e| anyhow!("this model has no TFHE circuit: {e}"))
+}
+
+fn load_client_key(dir: &Path, art: &Artifact) -> Result<(ClientKey, [u8; 16])> {
+    let path = dir.join("client.key");
+    let bytes = read_limited(&path, Kind::ClientKey)?;
+    Ok(decode_file(&bytes, &path.display().to_string(), Kind::ClientKey, &art.digest(), None)?)
+}
+
+fn load_server_key(path: &Path, art: &Artifact) -> Result<(ServerKey, [u8; 16])> {
+    let bytes = read_limited(path, Kind::ServerKey)?;
+    Ok(decode_file(&bytes, &path.display().to_string(), Kind::ServerKey, &art.digest(), None)?)
+}
+
+fn load_ciphertexts(path: &Path, art: &Artifact, key_id: Option<&[u8; 16]>) -> Result<(Vec<CtValues>, [u8; 16])> {
+    let bytes = read_limited(path, Kind::Ciphertexts)?;
+    Ok(decode_file(&bytes, &path.display().to_string(), Kind::Ciphertexts, &art.digest(), key_id)?)
+}
+
+/// Writes a secret file readable by its owner only.
+fn write_secret(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() && !force {
+        bail!("{} exists; pass --force to overwrite it", path.display());
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn keygen(a: KeygenArgs) -> Result<()> {
+    let art = Artifact::read(&a.artifact)?;
+    let c = circuit(&art)?;
+    std::fs::create_dir_all(&a.keys).with_context(|| format!("cannot create {}", a.keys.display()))?;
+    for f in ["client.key", "server.key"] {
+        if a.keys.join(f).exists() && !a.force {
+            bail!("{} exists; pass --force to overwrite the keys", a.keys.join(f).display());
+        }
+    }
+    let t = Instant::now();
+    let (ck, sk) = generate_keys(&c.params.name)?;
+    let id: [u8; 16] = rand_core::RngCore::next_u64(&mut rand_core::OsRng)
+        .to_le_bytes()
+        .into_iter()
+        .chain(rand_core::RngCore::next_u64(&mut rand_core::OsRng).to_le_bytes())
+        .collect::<Vec<u8>>()
+        .try_into()
+        .expect("16 bytes");
+    let digest = art.digest();
+    write_secret(&a.keys.join("client.key"), &encode_file(Kind::ClientKey, &digest, &id, &ck), a.force)?;
+    let server = encode_file(Kind::ServerKey, &digest, &id, &sk);
+    write_new(&a.keys.join("server.key"), &server, a.force)?;
+    eprintln!(
+        "keys for {} in {} ({:.1} s): client.key (secret), server.key ({} MB, give it to the server)",
+        c.params.name,
+        a.keys.display(),
+        t.elapsed().as_secs_f64(),
+        server.len() >> 20
+    );
+    Ok(())
+}
+
+pub fn encrypt(a: EncryptArgs) -> Result<()> {
+    let art = Artifact::read(&a.artifact)?;
+    let c = circuit(&art)?;
+    let (ck, id) = load_client_key(&a.keys, &art)?;
+    let samples =
+        read_samples(&a.input, &art.quantized).with_context(|| format!("cannot read {}", a.input.display()))?;
+    warn_clipped(&art, &samples);
+    let cts = samples.iter().map(|s| encrypt_sample(&art.quantized, c, &ck, s)).collect::<Result<Vec<_>, _>>()?;
+    write_new(&a.output, &encode_file(Kind::Ciphertexts, &art.digest(), &id, &cts), a.force)
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let art = Artifact::read(&a.artifact)?;
+    let c = circuit(&art)?;
+    let (sk, id) = load_server_key(&a.server_key, &art)?;
+    let (inputs, _) = load_ciphertexts(&a.input, &art, Some(&id))?;
+    let program = ServerProgram::new(&art.quantized, c, &sk)?;
+    let t = Instant::now();
+    let outputs = evaluate_all(&program, inputs)?;
+    eprintln!("evaluated {} samples in {:.2} s", outputs.len(), t.elapsed().as_secs_f64());
+    write_new(&a.output, &encode_file(Kind::Ciphertexts, &art.digest(), &id, &outputs), a.force)
+}
+
+pub fn decrypt(a: DecryptArgs) -> Result<()> {
+    let art = Artifact::read(&a.artifact)?;
+    let c = circuit(&art)?;
+    let (ck, id) = load_client_key(&a.keys, &art)?;
+    let (values, _) = load_ciphertexts(&a.input, &art, Some(&id))?;
+    let rows = values
+        .iter()
+        .map(|v| decrypt_sample(&art.quantized, c, &ck, v).map(|o| flatten(&o)))
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::io::write_rows(&rows, a.output.as_deref(), a.force)
+}
+
+fn flatten(outputs: &[Tensor]) -> Vec<f32> {
+    outputs.iter().flat_map(|t| t.to_f64_vec()).map(|v| v as f32).collect()
+}
+
+fn warn_clipped(art: &Artifact, samples: &[Vec<Tensor>]) {
+    let clipped = crate::cmd::run::count_clipped(&art.quantized, samples);
+    if clipped > 0 {
+        eprintln!("warning: {clipped} input values lie outside the calibrated range and were clipped");
+    }
+}
+
+/// Evaluates every sample with a progress bar over bootstraps.
+fn evaluate_all(program: &ServerProgram, inputs: Vec<CtValues>) -> Result<Vec<CtValues>> {
+    let bar = indicatif::ProgressBar::new((program.pbs_count() * inputs.len()) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} bootstraps ({per_sec}, eta {eta})",
+        )
+        .expect("valid template"),
+    );
+    let tick = || bar.inc(1);
+    let out = inputs.into_iter().map(|s| program.evaluate(s, &tick)).collect::<Result<Vec<_>, _>>();
+    bar.finish_and_clear();
+    Ok(out?)
+}
+
+/// `secc run --backend fhe`: keygen, encrypt, evaluate, decrypt in one process.
+pub fn run_local(art: &Artifact, samples: &[Vec<Tensor>]) -> Result<Vec<Vec<f32>>> {
+    let c = circuit(art)?;
+    warn_clipped(art, samples);
+    let t = Instant::now();
+    let (ck, sk) = generate_keys(&c.params.name)?;
+    let keygen = t.elapsed();
+    let t = Instant::now();
+    let cts = samples.iter().map(|s| encrypt_sample(&art.quantized, c, &ck, s)).collect::<Result<Vec<_>, _>>()?;
+    let encrypt = t.elapsed();
+    let program = ServerProgram::new(&art.quantized, c, &sk)?;
+    let t = Instant::now();
+    let outs = evaluate_all(&program, cts)?;
+    let eval = t.elapsed();
+    let t = Instant::now();
+    let rows = outs
+        .iter()
+        .map(|v| decrypt_sample(&art.quantized, c, &ck, v).map(|o| flatten(&o)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let decrypt = t.elapsed();
+    let n = samples.len().max(1) as u32;
+    let per = |d: Duration| format!("{:.1} ms", (d / n).as_secs_f64() * 1e3);
+    eprintln!(
+        "fhe: {} on tfhe-rs core_crypto (p_fail 2^{}); {} bootstraps per sample\n  keygen {:.2} s | per sample: encrypt {}, eval {}, decrypt {} | {} samples",
+        c.params.name.trim_start_matches("V1_6_PARAM_"),
+        c.params.log2_p_fail,
+        c.stats.pbs,
+        keygen.as_secs_f64(),
+        per(encrypt),
+        per(eval),
+        per(decrypt),
+        samples.len()
+    );
+    Ok(rows)
+}
