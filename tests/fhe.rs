@@ -7,7 +7,8 @@
 mod common;
 
 use common::*;
-use secc_compiler::lower::fhe::{lower_fhe, observed_ranges, Coverage};
+use secc_compiler::lower::fhe::{lower_fhe, Coverage};
+use secc_compiler::passes::calibrate::calibrate;
 use secc_compiler::passes::quantize::QuantConfig;
 use secc_compiler::pipeline::{compile_float, import_float};
 use secc_ir::ops::{round_shift, Lut};
@@ -29,7 +30,7 @@ fn check_model(name: &str, rows: usize) -> Outcome {
     let calib = samples(&g, name, "calib.csv");
     let c = compile_float(g, &calib, &QuantConfig::default()).unwrap();
     let q = &c.quantized;
-    let observed = observed_ranges(q, &calib).unwrap();
+    let observed = calibrate(q, &calib).unwrap();
     let circuit = lower_fhe(q, -128, Coverage::Calibrated, &observed).unwrap();
     let (ck, sk) = generate_keys(&circuit.params.name).unwrap();
     let big = ck.big_key();

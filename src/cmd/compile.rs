@@ -114,7 +114,7 @@ pub fn run(a: Args) -> Result<()> {
         FheRanges::Calibrated => secc_compiler::lower::fhe::Coverage::Calibrated,
         FheRanges::Exact => secc_compiler::lower::fhe::Coverage::Exact,
     };
-    let observed = secc_compiler::lower::fhe::observed_ranges(&compiled.quantized, &samples)?;
+    let observed = secc_compiler::passes::calibrate::calibrate(&compiled.quantized, &samples)?;
     let fhe = secc_compiler::lower::fhe::lower_fhe(&compiled.quantized, a.p_fail.unwrap_or(-128), coverage, &observed);
     let fhe = match (fhe, a.p_fail) {
         (Ok(c), _) => Ok(c),

@@ -12,6 +12,7 @@
 //! 4. The cheapest catalog set that serves every table at the asked failure
 //!    probability is chosen; none is a compile error naming the hardest table.
 
+use crate::passes::calibrate::Calibration;
 use crate::CompileError;
 use secc_ir::lowered::fhe::{catalog, Circuit, CircuitStats, FheLut};
 use secc_ir::ops::{round_shift, LinearMap};
@@ -22,31 +23,13 @@ use secc_ir::{Graph, Op, OpClass, OpSpec, Tensor, ValueId};
 const FRESH_VARIANCE: f64 = 1.0 / (1 << 20) as f64;
 
 /// Bits the client's decryption of `v` must hold.
-fn decrypted_bits(graph: &Graph, v: ValueId, coverage: Coverage, observed: &[Option<(i64, i64)>]) -> u32 {
+fn decrypted_bits(graph: &Graph, v: ValueId, coverage: Coverage, observed: &Calibration) -> u32 {
     let t = graph.ty(v).as_int().expect("integer");
-    let (lo, hi) = match (coverage, observed.get(v.index()).copied().flatten()) {
-        (Coverage::Calibrated, Some((lo, hi))) => ((2 * lo).max(t.lo).min(0), (2 * hi).min(t.hi).max(0)),
+    let (lo, hi) = match (coverage, observed.ranges.get(v.index()).copied().flatten()) {
+        (Coverage::Calibrated, Some((lo, hi))) => ((2 * lo as i64).max(t.lo).min(0), (2 * hi as i64).min(t.hi).max(0)),
         _ => (t.lo, t.hi),
     };
     secc_ir::BitWidth::of_range(lo, hi).bits
-}
-
-/// The range every integer value of `graph` takes on `samples` (`None` for floats).
-pub fn observed_ranges(graph: &Graph, samples: &[Vec<Tensor>]) -> Result<Vec<Option<(i64, i64)>>, CompileError> {
-    let mut ranges: Vec<Option<(i64, i64)>> = vec![None; graph.nodes.len()];
-    for (row, s) in samples.iter().enumerate() {
-        let values = secc_runtime::clear::eval_all(graph, s)
-            .map_err(|e| CompileError::Calibration(format!("sample {}: {e}", row + 1)))?;
-        for (r, v) in ranges.iter_mut().zip(&values) {
-            let Some(a) = v.as_i64() else { continue };
-            for &x in a {
-                let (lo, hi) = r.get_or_insert((x, x));
-                *lo = (*lo).min(x);
-                *hi = (*hi).max(x);
-            }
-        }
-    }
-    Ok(ranges)
 }
 
 /// Whether the server computes `v` on ciphertexts (the client makes `quantize`'s).
@@ -78,15 +61,15 @@ pub enum Coverage {
 }
 
 /// Lowers `graph` (quantized, verified) to a TFHE circuit at failure probability
-/// `2^log2_p_fail`. `observed` is each integer value's range on the calibration set
-/// ([`observed_ranges`]); with [`Coverage::Calibrated`] the values the client decrypts
+/// `2^log2_p_fail`. `observed` is the calibration of `graph` itself (what its
+/// integers reach, [`crate::passes::calibrate::calibrate`]); with [`Coverage::Calibrated`] the values the client decrypts
 /// are encoded for twice that range instead of their worst case, which leaves the
 /// bootstrap noise fewer of their bits.
 pub fn lower_fhe(
     graph: &Graph,
     log2_p_fail: i32,
     coverage: Coverage,
-    observed: &[Option<(i64, i64)>],
+    observed: &Calibration,
 ) -> Result<Circuit, CompileError> {
     let n = graph.nodes.len();
     let users = graph.users();

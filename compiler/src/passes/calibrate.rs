@@ -1,10 +1,11 @@
-//! `calibrate`: runs the float IR on calibration samples and records the range of
-//! every float value. The quantizer reads it to choose scales and zero points.
+//! `calibrate`: runs a graph on calibration samples and records the range of every
+//! value. On the float IR the quantizer reads it to choose scales and zero points; on
+//! the quantized IR the TFHE lowering reads what the accumulators really reach.
 
 use crate::CompileError;
 use secc_ir::{Graph, Tensor};
 
-/// Per-value `[min, max]` over the calibration set (`None` for integer values).
+/// Per-value `[min, max]` over the calibration set (integers widened to f64).
 #[derive(Clone, Debug)]
 pub struct Calibration {
     /// Indexed by value number.
@@ -23,9 +24,7 @@ pub fn calibrate(graph: &Graph, samples: &[Vec<Tensor>]) -> Result<Calibration, 
         let values = secc_runtime::clear::eval_all(graph, sample)
             .map_err(|e| CompileError::Calibration(format!("sample {}: {e}", row + 1)))?;
         for (range, value) in ranges.iter_mut().zip(&values) {
-            let Some(a) = value.as_f32() else { continue };
-            for &x in a {
-                let x = x as f64;
+            for x in value.to_f64_vec() {
                 if !x.is_finite() {
                     return Err(CompileError::Calibration(format!("sample {} produces a non-finite value", row + 1)));
                 }
