@@ -156,3 +156,44 @@ fn help_explains_every_command() {
     let run = String::from_utf8_lossy(&secc(&["run", "--help"]).stdout).into_owned();
     assert!(run.contains("--backend") && run.contains("sim") && run.contains("float"));
 }
+
+#[test]
+fn fhe_client_server_split_and_its_errors() {
+    let dir = tmp("fhe");
+    let art = compile("linreg_8", &dir);
+    let other = compile("linreg_2", &dir);
+    let keys = dir.join("keys");
+    let x = dir.join("x.csv");
+    let rows = rows("linreg_8", "test.csv", 8);
+    std::fs::write(&x, secc_runtime::csv::format_csv(&rows[..3])).unwrap();
+    assert!(secc(&["keygen", s(&art), "--keys", s(&keys)]).status.success());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(keys.join("client.key")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "the client key must be private to its owner");
+    let err = fails(&["keygen", s(&art), "--keys", s(&keys)]);
+    assert!(err.contains("exists; pass --force"), "{err}");
+    let (enc, out) = (dir.join("x.enc"), dir.join("y.enc"));
+    assert!(secc(&["encrypt", s(&art), "--keys", s(&keys), "--input", s(&x), "-o", s(&enc)]).status.success());
+    let server_key = keys.join("server.key");
+    assert!(secc(&["eval", s(&art), "--server-key", s(&server_key), s(&enc), "-o", s(&out)]).status.success());
+    let dec = secc(&["decrypt", s(&art), "--keys", s(&keys), s(&out)]);
+    let sim = secc(&["run", s(&art), "--input", s(&x), "--backend", "sim"]);
+    // A levelled circuit: decryption rounds the noise away, the outputs are the simulation's.
+    assert_eq!(String::from_utf8_lossy(&dec.stdout), String::from_utf8_lossy(&sim.stdout));
+
+    // Keys and ciphertexts of another model, another key pair, or damaged files.
+    let err = fails(&["eval", s(&other), "--server-key", s(&server_key), s(&enc), "-o", s(&dir.join("z.enc"))]);
+    assert!(err.contains("made for another compiled model"), "{err}");
+    let keys2 = dir.join("keys2");
+    assert!(secc(&["keygen", s(&art), "--keys", s(&keys2)]).status.success());
+    let err = fails(&["decrypt", s(&art), "--keys", s(&keys2), s(&out)]);
+    assert!(err.contains("belongs to other keys"), "{err}");
+    let bytes = std::fs::read(&out).unwrap();
+    let cut = dir.join("cut.enc");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let err = fails(&["decrypt", s(&art), "--keys", s(&keys), s(&cut)]);
+    assert!(err.contains("truncated"), "{err}");
+    let err =
+        fails(&["eval", s(&art), "--server-key", s(&keys.join("client.key")), s(&enc), "-o", s(&dir.join("w.enc"))]);
+    assert!(err.contains("not a secc server key"), "{err}");
+}
