@@ -42,3 +42,8 @@ pub fn write_rows(rows: &[Vec<f32>], path: Option<&Path>, force: bool) -> Result
         }
     }
 }
+
+/// One output row: every output tensor of a sample, flattened in C order.
+pub fn flatten_outputs(outputs: &[Tensor]) -> Vec<f32> {
+    outputs.iter().flat_map(|t| t.to_f64_vec()).map(|v| v as f32).collect()
+}

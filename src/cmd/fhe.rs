@@ -5,7 +5,7 @@
 //! evaluation keys to hand to the server), `*.enc` (ciphertexts). Each is bound to the
 //! compiled model by its digest; ciphertexts are bound to their keys by a key id.
 
-use crate::io::{read_samples, write_new};
+use crate::io::{flatten_outputs, read_samples, write_new};
 use anyhow::{anyhow, bail, Context, Result};
 use secc_ir::artifact::Artifact;
 use secc_ir::lowered::fhe::Circuit;
@@ -88,20 +88,26 @@ fn circuit(art: &Artifact) -> Result<&Circuit> {
     art.fhe.as_ref().map_err(|e| anyhow!("this model has no TFHE circuit: {e}"))
 }
 
-fn load_client_key(dir: &Path, art: &Artifact) -> Result<(ClientKey, [u8; 16])> {
-    let path = dir.join("client.key");
-    let bytes = read_limited(&path, Kind::ClientKey)?;
-    Ok(decode_file(&bytes, &path.display().to_string(), Kind::ClientKey, &art.digest(), None)?)
+/// Reads a key or ciphertext file made for the model with digest `digest`.
+fn load<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    kind: Kind,
+    digest: &[u8; 32],
+    key_id: Option<&[u8; 16]>,
+) -> Result<(T, [u8; 16])> {
+    let bytes = read_limited(path, kind)?;
+    Ok(decode_file(&bytes, &path.display().to_string(), kind, digest, key_id)?)
 }
 
-fn load_server_key(path: &Path, art: &Artifact) -> Result<(ServerKey, [u8; 16])> {
-    let bytes = read_limited(path, Kind::ServerKey)?;
-    Ok(decode_file(&bytes, &path.display().to_string(), Kind::ServerKey, &art.digest(), None)?)
+fn encrypt_all(art: &Artifact, c: &Circuit, ck: &ClientKey, samples: &[Vec<Tensor>]) -> Result<Vec<CtValues>> {
+    Ok(samples.iter().map(|s| encrypt_sample(&art.quantized, c, ck, s)).collect::<Result<Vec<_>, _>>()?)
 }
 
-fn load_ciphertexts(path: &Path, art: &Artifact, key_id: Option<&[u8; 16]>) -> Result<(Vec<CtValues>, [u8; 16])> {
-    let bytes = read_limited(path, Kind::Ciphertexts)?;
-    Ok(decode_file(&bytes, &path.display().to_string(), Kind::Ciphertexts, &art.digest(), key_id)?)
+fn decrypt_all(art: &Artifact, c: &Circuit, ck: &ClientKey, values: &[CtValues]) -> Result<Vec<Vec<f32>>> {
+    Ok(values
+        .iter()
+        .map(|v| decrypt_sample(&art.quantized, c, ck, v).map(|o| flatten_outputs(&o)))
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Writes a secret file readable by its owner only.
@@ -132,13 +138,8 @@ pub fn keygen(a: KeygenArgs) -> Result<()> {
     }
     let t = Instant::now();
     let (ck, sk) = generate_keys(&c.params.name)?;
-    let id: [u8; 16] = rand_core::RngCore::next_u64(&mut rand_core::OsRng)
-        .to_le_bytes()
-        .into_iter()
-        .chain(rand_core::RngCore::next_u64(&mut rand_core::OsRng).to_le_bytes())
-        .collect::<Vec<u8>>()
-        .try_into()
-        .expect("16 bytes");
+    let mut id = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
     let digest = art.digest();
     write_secret(&a.keys.join("client.key"), &encode_file(Kind::ClientKey, &digest, &id, &ck), a.force)?;
     let server = encode_file(Kind::ServerKey, &digest, &id, &sk);
@@ -156,40 +157,35 @@ pub fn keygen(a: KeygenArgs) -> Result<()> {
 pub fn encrypt(a: EncryptArgs) -> Result<()> {
     let art = Artifact::read(&a.artifact)?;
     let c = circuit(&art)?;
-    let (ck, id) = load_client_key(&a.keys, &art)?;
+    let digest = art.digest();
+    let (ck, id): (ClientKey, _) = load(&a.keys.join("client.key"), Kind::ClientKey, &digest, None)?;
     let samples =
         read_samples(&a.input, &art.quantized).with_context(|| format!("cannot read {}", a.input.display()))?;
     warn_clipped(&art, &samples);
-    let cts = samples.iter().map(|s| encrypt_sample(&art.quantized, c, &ck, s)).collect::<Result<Vec<_>, _>>()?;
-    write_new(&a.output, &encode_file(Kind::Ciphertexts, &art.digest(), &id, &cts), a.force)
+    let cts = encrypt_all(&art, c, &ck, &samples)?;
+    write_new(&a.output, &encode_file(Kind::Ciphertexts, &digest, &id, &cts), a.force)
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
     let art = Artifact::read(&a.artifact)?;
     let c = circuit(&art)?;
-    let (sk, id) = load_server_key(&a.server_key, &art)?;
-    let (inputs, _) = load_ciphertexts(&a.input, &art, Some(&id))?;
+    let digest = art.digest();
+    let (sk, id): (ServerKey, _) = load(&a.server_key, Kind::ServerKey, &digest, None)?;
+    let (inputs, _) = load(&a.input, Kind::Ciphertexts, &digest, Some(&id))?;
     let program = ServerProgram::new(&art.quantized, c, &sk)?;
     let t = Instant::now();
     let outputs = evaluate_all(&program, inputs)?;
     eprintln!("evaluated {} samples in {:.2} s", outputs.len(), t.elapsed().as_secs_f64());
-    write_new(&a.output, &encode_file(Kind::Ciphertexts, &art.digest(), &id, &outputs), a.force)
+    write_new(&a.output, &encode_file(Kind::Ciphertexts, &digest, &id, &outputs), a.force)
 }
 
 pub fn decrypt(a: DecryptArgs) -> Result<()> {
     let art = Artifact::read(&a.artifact)?;
     let c = circuit(&art)?;
-    let (ck, id) = load_client_key(&a.keys, &art)?;
-    let (values, _) = load_ciphertexts(&a.input, &art, Some(&id))?;
-    let rows = values
-        .iter()
-        .map(|v| decrypt_sample(&art.quantized, c, &ck, v).map(|o| flatten(&o)))
-        .collect::<Result<Vec<_>, _>>()?;
-    crate::io::write_rows(&rows, a.output.as_deref(), a.force)
-}
-
-fn flatten(outputs: &[Tensor]) -> Vec<f32> {
-    outputs.iter().flat_map(|t| t.to_f64_vec()).map(|v| v as f32).collect()
+    let digest = art.digest();
+    let (ck, id): (ClientKey, _) = load(&a.keys.join("client.key"), Kind::ClientKey, &digest, None)?;
+    let (values, _): (Vec<CtValues>, _) = load(&a.input, Kind::Ciphertexts, &digest, Some(&id))?;
+    crate::io::write_rows(&decrypt_all(&art, c, &ck, &values)?, a.output.as_deref(), a.force)
 }
 
 fn warn_clipped(art: &Artifact, samples: &[Vec<Tensor>]) {
@@ -222,17 +218,14 @@ pub fn run_local(art: &Artifact, samples: &[Vec<Tensor>]) -> Result<Vec<Vec<f32>
     let (ck, sk) = generate_keys(&c.params.name)?;
     let keygen = t.elapsed();
     let t = Instant::now();
-    let cts = samples.iter().map(|s| encrypt_sample(&art.quantized, c, &ck, s)).collect::<Result<Vec<_>, _>>()?;
+    let cts = encrypt_all(art, c, &ck, samples)?;
     let encrypt = t.elapsed();
     let program = ServerProgram::new(&art.quantized, c, &sk)?;
     let t = Instant::now();
     let outs = evaluate_all(&program, cts)?;
     let eval = t.elapsed();
     let t = Instant::now();
-    let rows = outs
-        .iter()
-        .map(|v| decrypt_sample(&art.quantized, c, &ck, v).map(|o| flatten(&o)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = decrypt_all(art, c, &ck, &outs)?;
     let decrypt = t.elapsed();
     let n = samples.len().max(1) as u32;
     let per = |d: Duration| format!("{:.1} ms", (d / n).as_secs_f64() * 1e3);
