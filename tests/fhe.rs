@@ -10,7 +10,6 @@ use common::*;
 use secc_compiler::lower::fhe::{lower_fhe, Coverage};
 use secc_compiler::passes::calibrate::calibrate;
 use secc_compiler::passes::quantize::QuantConfig;
-use secc_compiler::pipeline::{compile_float, import_float};
 use secc_ir::ops::{round_shift, Lut};
 use secc_ir::{Op, OpSpec};
 use secc_runtime::fhe::exec::{decrypt_sample, decrypt_tensor, encrypt_sample, ServerProgram};
@@ -26,9 +25,7 @@ struct Outcome {
 }
 
 fn check_model(name: &str, rows: usize) -> Outcome {
-    let g = import_float(&model_dir(name).join("model.onnx")).unwrap();
-    let calib = samples(&g, name, "calib.csv");
-    let c = compile_float(g, &calib, &QuantConfig::default()).unwrap();
+    let (c, calib) = compile(name, &QuantConfig::default());
     let q = &c.quantized;
     let observed = calibrate(q, &calib).unwrap();
     let circuit = lower_fhe(q, -128, Coverage::Calibrated, &observed).unwrap();

@@ -56,9 +56,7 @@ fn float_ir_agrees_with_tract_and_onnxruntime() {
 #[test]
 fn quantized_simulation_keeps_accuracy_and_stays_in_range() {
     for name in MODELS {
-        let g = import_float(&model_dir(name).join("model.onnx")).unwrap();
-        let calib = samples(&g, name, "calib.csv");
-        let c = compile_float(g, &calib, &QuantConfig::default()).unwrap();
+        let (c, _) = compile(name, &QuantConfig::default());
         let xs = samples(&c.float, name, "test.csv");
         let labels = labels(name);
         let m = meta(name);

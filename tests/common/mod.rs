@@ -67,3 +67,14 @@ pub fn metric(task: &str, outputs: &[Vec<f64>], labels: &[f64]) -> f64 {
         _ => (outputs.iter().zip(labels).map(|(o, l)| (o[0] - l).powi(2)).sum::<f64>() / n).sqrt(),
     }
 }
+
+/// Imports a testdata model and compiles it with `cfg` on its calibration rows;
+/// returns the compilation and those rows.
+pub fn compile(
+    name: &str,
+    cfg: &secc_compiler::passes::quantize::QuantConfig,
+) -> (secc_compiler::pipeline::Compiled, Vec<Vec<Tensor>>) {
+    let g = secc_compiler::pipeline::import_float(&model_dir(name).join("model.onnx")).unwrap();
+    let calib = samples(&g, name, "calib.csv");
+    (secc_compiler::pipeline::compile_float(g, &calib, cfg).unwrap(), calib)
+}
