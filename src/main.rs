@@ -2,6 +2,7 @@
 //! compiled, and run it. This binary owns the command line only; the work is done
 //! by the `secc-compiler` and `secc-runtime` crates.
 
+mod bench;
 mod cmd;
 mod io;
 
@@ -41,6 +42,8 @@ enum Command {
     Encrypt(cmd::fhe::EncryptArgs),
     Eval(cmd::fhe::EvalArgs),
     Decrypt(cmd::fhe::DecryptArgs),
+    Bench(cmd::bench::Args),
+    CalibrateCosts(cmd::calibrate::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,8 @@ fn main() -> ExitCode {
         Command::Encrypt(a) => cmd::fhe::encrypt(a),
         Command::Eval(a) => cmd::fhe::eval(a),
         Command::Decrypt(a) => cmd::fhe::decrypt(a),
+        Command::Bench(a) => cmd::bench::run(a),
+        Command::CalibrateCosts(a) => cmd::calibrate::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,7 +15,8 @@ use std::path::Path;
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"SECCMODL";
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added [`Settings::backend`] (`secc compile --backend auto`).
+pub const FORMAT_VERSION: u32 = 2;
 /// Largest payload accepted (1 GiB): a corrupt length cannot make us allocate more.
 pub const MAX_PAYLOAD: u64 = 1 << 30;
 const HEADER: usize = 8 + 4 + 8 + 32;
@@ -48,6 +49,35 @@ pub struct Settings {
     pub quant: QuantConfig,
     /// Calibration samples used.
     pub calibration_samples: usize,
+    /// The backend `secc compile --backend auto` predicted to be faster, and why.
+    pub backend: Option<BackendChoice>,
+}
+
+/// A private backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PrivateBackend {
+    /// TFHE on one server.
+    Fhe,
+    /// 3-party secret sharing.
+    Mpc,
+}
+
+impl std::fmt::Display for PrivateBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PrivateBackend::Fhe => "fhe",
+            PrivateBackend::Mpc => "mpc",
+        })
+    }
+}
+
+/// The predicted winner between the two private backends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackendChoice {
+    /// The backend predicted to be faster per inference.
+    pub backend: PrivateBackend,
+    /// Both predictions, the network and the cost file they came from.
+    pub reason: String,
 }
 
 /// Errors reading or writing an artifact.
@@ -66,6 +96,14 @@ pub enum ArtifactError {
     Foreign {
         /// The file.
         path: String,
+    },
+    /// Written by an older secc, in a layout this one no longer reads.
+    #[error("{path} has format version {found}, from an older secc; this secc reads version {FORMAT_VERSION}: recompile the model with `secc compile`")]
+    OlderVersion {
+        /// The file.
+        path: String,
+        /// Its version.
+        found: u32,
     },
     /// Written by a newer secc.
     #[error("{path} has format version {found}; this secc reads up to {FORMAT_VERSION}: upgrade secc or recompile the model")]
@@ -127,6 +165,9 @@ impl Artifact {
         if version > FORMAT_VERSION {
             return Err(ArtifactError::NewerVersion { path, found: version });
         }
+        if version < FORMAT_VERSION {
+            return Err(ArtifactError::OlderVersion { path, found: version });
+        }
         let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
         if len > MAX_PAYLOAD {
             return Err(ArtifactError::Corrupt { path, reason: format!("payload length {len} exceeds {MAX_PAYLOAD}") });
@@ -177,6 +218,7 @@ mod tests {
             source: "m.onnx".into(),
             quant: QuantConfig::default(),
             calibration_samples: 3,
+            backend: Some(BackendChoice { backend: PrivateBackend::Fhe, reason: "test".into() }),
         };
         Artifact {
             float: Graph::new("f"),
@@ -203,6 +245,9 @@ mod tests {
         let mut newer = bytes.clone();
         newer[8] = 9;
         assert!(err(&newer).contains("format version 9"));
+        let mut older = bytes.clone();
+        older[8] = 1;
+        assert!(err(&older).contains("format version 1, from an older secc"));
         let mut flipped = bytes.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert!(err(&flipped).contains("checksum mismatch"));

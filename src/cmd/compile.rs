@@ -2,6 +2,8 @@
 
 use crate::io::{read_samples, write_new};
 use anyhow::{Context, Result};
+use secc_compiler::cost::machine::MachineCosts;
+use secc_compiler::cost::{choose_backend, Network};
 use secc_compiler::passes::quantize::QuantConfig;
 use secc_compiler::pipeline::{compile_float, import_float};
 use secc_ir::artifact::{Artifact, Settings};
@@ -50,6 +52,19 @@ pub struct Args {
     /// or `exact` (the proven worst-case ranges; never wraps, 1-2 bits wider)
     #[arg(long, value_enum, default_value = "calibrated")]
     pub fhe_ranges: FheRanges,
+    /// `auto`: predict which private backend runs the model faster on --network (with
+    /// the costs of `secc calibrate-costs`, or --costs) and record it and why in the
+    /// artifact (`secc inspect` shows it); both programs are compiled either way
+    #[arg(long, value_enum, value_name = "auto")]
+    pub backend: Option<BackendPolicy>,
+    /// The network `--backend auto` predicts for: loopback, lan (0.2 ms RTT, 1 Gbit/s)
+    /// or wan (40 ms RTT, 100 Mbit/s)
+    #[arg(long, value_enum, default_value = "lan")]
+    pub network: NetworkArg,
+    /// Per-operation costs for `--backend auto` [default: those of `secc
+    /// calibrate-costs`, else the built-in ones]
+    #[arg(long, value_name = "FILE")]
+    pub costs: Option<PathBuf>,
     /// Output file [default: the model's path with extension .secc]
     #[arg(short, long, value_name = "OUT.secc")]
     pub output: Option<PathBuf>,
@@ -70,6 +85,34 @@ pub fn quant_config(a: &Args) -> QuantConfig {
     cfg.output_tables = a.output_tables;
     cfg.max_weight_norm = a.max_weight_norm.or(cfg.max_weight_norm);
     cfg
+}
+
+/// `--backend`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BackendPolicy {
+    /// Predict the faster backend and record it
+    Auto,
+}
+
+/// `--network`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum NetworkArg {
+    /// All parties on this machine
+    Loopback,
+    /// 0.2 ms round trip, 1 Gbit/s
+    Lan,
+    /// 40 ms round trip, 100 Mbit/s
+    Wan,
+}
+
+impl From<NetworkArg> for Network {
+    fn from(n: NetworkArg) -> Network {
+        match n {
+            NetworkArg::Loopback => Network::LOOPBACK,
+            NetworkArg::Lan => Network::LAN,
+            NetworkArg::Wan => Network::WAN,
+        }
+    }
 }
 
 /// `--fhe-ranges`.
@@ -109,6 +152,7 @@ pub fn run(a: Args) -> Result<()> {
         source: a.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
         quant: cfg,
         calibration_samples: samples.len(),
+        backend: None,
     };
     let coverage = match a.fhe_ranges {
         FheRanges::Calibrated => secc_compiler::lower::fhe::Coverage::Calibrated,
@@ -125,13 +169,22 @@ pub fn run(a: Args) -> Result<()> {
         }
     };
     let bw = &compiled.bit_widths;
-    let artifact = Artifact {
+    let mut artifact = Artifact {
         float: compiled.float,
         quantized: compiled.quantized,
         float_ranges: compiled.calibration.ranges,
         fhe,
         settings,
     };
+    if a.backend.is_some() {
+        let (costs, source) = MachineCosts::resolve(a.costs.as_deref())?;
+        let network = Network::from(a.network);
+        let (fhe, mpc) = crate::cmd::inspect::predict_both(&artifact, &costs, network);
+        let choice = choose_backend(fhe.as_ref().map_err(String::as_str), mpc.as_ref().map_err(String::as_str), network, &source)
+            .context("neither backend can run this model")?;
+        eprintln!("backend: {}", choice.reason);
+        artifact.settings.backend = Some(choice);
+    }
     let bytes = artifact.to_bytes();
     write_new(&out, &bytes, a.force)?;
     if let Ok(c) = &artifact.fhe {

@@ -1,10 +1,15 @@
 //! `secc inspect`: what a compiled model contains.
 
 use anyhow::Result;
+use secc_compiler::cost::fhe::predict_fhe;
+use secc_compiler::cost::machine::MachineCosts;
+use secc_compiler::cost::mpc::predict_mpc;
+use secc_compiler::cost::{Network, Prediction};
+use secc_compiler::lower::mpc::MpcConfig;
 use secc_compiler::passes::bit_width::analyze_bit_widths;
 use secc_ir::artifact::Artifact;
 use secc_ir::Op;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Show a compiled model: its quantized IR, the bit width of every integer value,
 /// its tables, and its input and output shapes.
@@ -12,10 +17,17 @@ use std::path::PathBuf;
 /// Each IR line reads `%N = op operands {attributes} : type`, where an integer type
 /// prints as `i17[1,8,6,6] [lo, hi] q(scale, zero_point)`: bit width (u = unsigned,
 /// i = signed), shape, exact range and the real values it stands for.
+///
+/// Ends with the predicted time per inference of each backend on loopback, a LAN and
+/// a WAN, from the per-operation costs of `secc calibrate-costs` (or --costs, or the
+/// built-in ones), and the backend `secc compile --backend auto` chose.
 #[derive(clap::Args)]
 pub struct Args {
     /// A model compiled by `secc compile`
     pub artifact: PathBuf,
+    /// Per-operation costs for the predictions
+    #[arg(long, value_name = "FILE")]
+    pub costs: Option<PathBuf>,
     /// Also print the float IR
     #[arg(long)]
     pub float: bool,
@@ -91,6 +103,34 @@ pub fn run(a: Args) -> Result<()> {
         }
         Err(e) => println!("TFHE circuit: none ({e})"),
     }
+    print_predictions(&art, a.costs.as_deref())
+}
+
+/// The predicted time per inference of each backend on `network`, or why it has none.
+pub fn predict_both(
+    art: &Artifact,
+    costs: &MachineCosts,
+    network: Network,
+) -> (Result<Prediction, String>, Result<Prediction, String>) {
+    let fhe = art.fhe.as_ref().map(|c| predict_fhe(&art.quantized, c, costs, network)).map_err(String::clone);
+    let mpc = crate::cmd::party::plan_of(art, MpcConfig::default().frac_bits)
+        .map(|p| predict_mpc(&p, 1, costs, network))
+        .map_err(|e| format!("{e:#}"));
+    (fhe, mpc)
+}
+
+fn print_predictions(art: &Artifact, costs: Option<&Path>) -> Result<()> {
+    let (costs, source) = MachineCosts::resolve(costs)?;
+    println!("\npredicted time per inference (costs: {source}):");
+    for network in Network::ALL {
+        let (fhe, mpc) = predict_both(art, &costs, network);
+        let show = |p: Result<Prediction, String>| p.map_or_else(|e| format!("none ({e})"), |p| p.to_string());
+        println!("  {network}:\n    fhe: {}\n    mpc: {}", show(fhe), show(mpc));
+    }
+    match &art.settings.backend {
+        Some(c) => println!("backend (compile --backend auto): {}", c.reason),
+        None => println!("backend: not chosen (compile with --backend auto to record the predicted winner)"),
+    }
     Ok(())
 }
 
@@ -101,7 +141,7 @@ fn node_label(op: &Op) -> &'static str {
 /// The SMPC plan's steps with the rounds and bytes each party sends (one sample).
 fn print_mpc_plan(art: &Artifact) {
     println!();
-    let plan = match crate::cmd::party::plan_of(art, secc_compiler::lower::mpc::MpcConfig::default().frac_bits) {
+    let plan = match crate::cmd::party::plan_of(art, MpcConfig::default().frac_bits) {
         Ok(p) => p,
         Err(e) => return println!("SMPC plan: none ({e:#})"),
     };
