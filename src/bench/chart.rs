@@ -27,7 +27,8 @@ const BOTTOM: f64 = 64.0;
 pub fn line_chart(title: &str, x_label: &str, categories: &[String], series: &[Series]) -> String {
     let values = series.iter().flat_map(|s| s.values.iter().flatten()).copied().filter(|v| *v > 0.0);
     let (lo, hi) = values.fold((f64::INFINITY, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let (lo, hi) = if hi > 0.0 { (lo.log10().floor(), hi.log10().ceil().max(lo.log10().floor() + 1.0)) } else { (0.0, 1.0) };
+    let (lo, hi) =
+        if hi > 0.0 { (lo.log10().floor(), hi.log10().ceil().max(lo.log10().floor() + 1.0)) } else { (0.0, 1.0) };
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
     let x_of = |i: usize| LEFT + plot_w * (i as f64 + 0.5) / categories.len().max(1) as f64;
@@ -38,19 +39,43 @@ pub fn line_chart(title: &str, x_label: &str, categories: &[String], series: &[S
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="13">"#
     );
     let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
-    let _ = writeln!(s, r#"<text x="{}" y="26" text-anchor="middle" font-size="16" font-weight="bold">{}</text>"#, LEFT + plot_w / 2.0, escape(title));
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="26" text-anchor="middle" font-size="16" font-weight="bold">{}</text>"#,
+        LEFT + plot_w / 2.0,
+        escape(title)
+    );
     for decade in lo as i32..=hi as i32 {
         let y = y_of(10f64.powi(decade));
         let _ = writeln!(s, r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/>"##, LEFT + plot_w);
-        let _ = writeln!(s, r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#, LEFT - 8.0, y + 4.0, decade_label(decade));
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            LEFT - 8.0,
+            y + 4.0,
+            decade_label(decade)
+        );
     }
-    let _ = writeln!(s, r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#444"/>"##);
+    let _ =
+        writeln!(s, r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#444"/>"##);
     for (i, c) in categories.iter().enumerate() {
         let x = x_of(i);
-        let _ = writeln!(s, r##"<line x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{}" stroke="#444"/>"##, TOP + plot_h, TOP + plot_h + 5.0);
-        let _ = writeln!(s, r#"<text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"#, TOP + plot_h + 20.0, escape(c));
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{}" stroke="#444"/>"##,
+            TOP + plot_h,
+            TOP + plot_h + 5.0
+        );
+        let _ =
+            writeln!(s, r#"<text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"#, TOP + plot_h + 20.0, escape(c));
     }
-    let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, LEFT + plot_w / 2.0, H - 16.0, escape(x_label));
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+        LEFT + plot_w / 2.0,
+        H - 16.0,
+        escape(x_label)
+    );
     let _ = writeln!(
         s,
         r#"<text transform="translate(18 {}) rotate(-90)" text-anchor="middle">time per inference (log scale)</text>"#,
@@ -67,7 +92,12 @@ pub fn line_chart(title: &str, x_label: &str, categories: &[String], series: &[S
         }
         for run in runs.iter().filter(|r| !r.is_empty()) {
             let pts: Vec<String> = run.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
-            let _ = writeln!(s, r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#, pts.join(" "), ser.color);
+            let _ = writeln!(
+                s,
+                r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#,
+                pts.join(" "),
+                ser.color
+            );
             if !ser.dashed {
                 for (x, y) in run {
                     let _ = writeln!(s, r#"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="{}"/>"#, ser.color);
@@ -76,7 +106,12 @@ pub fn line_chart(title: &str, x_label: &str, categories: &[String], series: &[S
         }
         let ly = TOP + 14.0 + 24.0 * k as f64;
         let lx = LEFT + plot_w + 16.0;
-        let _ = writeln!(s, r#"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="{}" stroke-width="2"{dash}/>"#, lx + 30.0, ser.color);
+        let _ = writeln!(
+            s,
+            r#"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="{}" stroke-width="2"{dash}/>"#,
+            lx + 30.0,
+            ser.color
+        );
         let _ = writeln!(s, r#"<text x="{}" y="{}">{}</text>"#, lx + 38.0, ly + 4.0, escape(&ser.label));
     }
     s.push_str("</svg>\n");
@@ -103,7 +138,8 @@ mod tests {
 
     #[test]
     fn decades_span_the_values_and_gaps_break_lines() {
-        let s = Series { label: "fhe".into(), color: "red", dashed: false, values: vec![Some(0.5), None, Some(2000.0)] };
+        let s =
+            Series { label: "fhe".into(), color: "red", dashed: false, values: vec![Some(0.5), None, Some(2000.0)] };
         let svg = line_chart("t", "n", &["4".into(), "8".into(), "16".into()], &[s]);
         assert!(svg.contains(">100 µs<") && svg.contains(">10 s<") && !svg.contains(">100 s<"));
         assert_eq!(svg.matches("<polyline").count(), 2);

@@ -111,9 +111,8 @@ pub struct MpcRun {
 /// thread each, with its own sockets): `warmup` untimed runs, then `reps` timed ones.
 pub fn run_mpc(plan: &Plan, samples: &[Vec<f32>], warmup: usize, reps: usize) -> Result<MpcRun> {
     let reports = run_local(plan, samples, Duration::from_secs(120), warmup + reps)?;
-    let times_ms = (warmup..warmup + reps)
-        .map(|i| reports.iter().map(|r| ms(r.runs[i].1)).fold(0.0, f64::max))
-        .collect();
+    let times_ms =
+        (warmup..warmup + reps).map(|i| reports.iter().map(|r| ms(r.runs[i].1)).fold(0.0, f64::max)).collect();
     let first = |id: usize| reports[id].runs[warmup].0;
     Ok(MpcRun {
         times_ms,

@@ -43,8 +43,8 @@ impl Repeats {
     fn of(scale: Scale) -> Repeats {
         match scale {
             Scale::Smoke => Repeats { fhe_max: 1, fhe_budget_ms: 0.0, mpc_warmup: 0, mpc_reps: 1, mpc_accuracy: 1 },
-            Scale::Quick => Repeats { fhe_max: 5, fhe_budget_ms: 5e3, mpc_warmup: 3, mpc_reps: 15, mpc_accuracy: 20 },
-            Scale::Full => Repeats { fhe_max: 20, fhe_budget_ms: 40e3, mpc_warmup: 5, mpc_reps: 30, mpc_accuracy: 100 },
+            Scale::Quick => Repeats { fhe_max: 15, fhe_budget_ms: 5e3, mpc_warmup: 3, mpc_reps: 15, mpc_accuracy: 20 },
+            Scale::Full => Repeats { fhe_max: 30, fhe_budget_ms: 40e3, mpc_warmup: 5, mpc_reps: 30, mpc_accuracy: 100 },
         }
     }
 
@@ -58,13 +58,7 @@ impl Repeats {
 }
 
 /// Runs one workload under both backends; `status` reports progress.
-pub fn bench_row(
-    w: &Workload,
-    scale: Scale,
-    costs: &MachineCosts,
-    keys: &mut KeyCache,
-    status: &dyn Fn(&str),
-) -> Row {
+pub fn bench_row(w: &Workload, scale: Scale, costs: &MachineCosts, keys: &mut KeyCache, status: &dyn Fn(&str)) -> Row {
     let compiled = match compile_float(w.graph.clone(), &w.calib, &w.quant) {
         Ok(c) => c,
         Err(e) => return Row::unsupported(w.suite, &w.name, &w.x, &format!("does not compile: {e}")),

@@ -94,11 +94,15 @@ pub struct MpcResult {
     pub accuracy: Accuracy,
 }
 
+/// Measured medians closer than this factor are a tie: on a shared 2-core machine
+/// repeated runs of the same row differ by that much.
+pub const TIE: f64 = 1.2;
+
 /// The faster backend, measured and predicted.
 #[derive(Serialize)]
 pub struct Winner {
-    /// By the medians.
-    pub measured: PrivateBackend,
+    /// By the medians; `None` for a tie (within [`TIE`]), where either prediction is right.
+    pub measured: Option<PrivateBackend>,
     /// By the cost model.
     pub predicted: PrivateBackend,
 }
@@ -126,7 +130,9 @@ impl Row {
         let winner = match (fhe.measured(), mpc.measured()) {
             (Some(f), Some(m)) => {
                 let pick = |f: f64, m: f64| if f <= m { PrivateBackend::Fhe } else { PrivateBackend::Mpc };
-                Some(Winner { measured: pick(f.median_ms, m.median_ms), predicted: pick(f.predicted_ms, m.predicted_ms) })
+                let tie = f.median_ms.max(m.median_ms) < TIE * f.median_ms.min(m.median_ms);
+                let measured = (!tie).then(|| pick(f.median_ms, m.median_ms));
+                Some(Winner { measured, predicted: pick(f.predicted_ms, m.predicted_ms) })
             }
             _ => None,
         };
@@ -183,7 +189,9 @@ pub fn markdown_table(r: &Report) -> String {
                 format!("{} ({:.2}x)", format_ms(f.predicted_ms), ratio(f.median_ms, f.predicted_ms)),
                 format!("{:.2e}", f.accuracy.max_abs_error),
             ),
-            Outcome::NotSupported { reason } => (format!("not supported: {}", short(reason)), "—".into(), "—".into(), "—".into()),
+            Outcome::NotSupported { reason } => {
+                (format!("not supported: {}", short(reason)), "—".into(), "—".into(), "—".into())
+            }
         };
         let (mtraffic, mmeas, mpred, merr) = match &row.mpc {
             Outcome::Measured(m) => (
@@ -192,11 +200,14 @@ pub fn markdown_table(r: &Report) -> String {
                 format!("{} ({:.2}x)", format_ms(m.predicted_ms), ratio(m.median_ms, m.predicted_ms)),
                 format!("{:.2e}", m.accuracy.max_abs_error),
             ),
-            Outcome::NotSupported { reason } => (format!("not supported: {}", short(reason)), "—".into(), "—".into(), "—".into()),
+            Outcome::NotSupported { reason } => {
+                (format!("not supported: {}", short(reason)), "—".into(), "—".into(), "—".into())
+            }
         };
-        let winner = row.winner.as_ref().map_or("—".into(), |w| {
-            let mark = if w.measured == w.predicted { "" } else { " ✗" };
-            format!("{} / {}{mark}", w.measured, w.predicted)
+        let winner = row.winner.as_ref().map_or("—".into(), |w| match w.measured {
+            Some(m) if m != w.predicted => format!("{m} / {} ✗", w.predicted),
+            Some(m) => format!("{m} / {}", w.predicted),
+            None => format!("tie / {}", w.predicted),
         });
         let _ = writeln!(
             s,
@@ -219,20 +230,23 @@ fn short(reason: &str) -> String {
 
 /// How the predictions fared: rows within 2x per backend, winners agreeing.
 pub fn summary(r: &Report) -> String {
-    let fhe: Vec<(f64, f64)> = r.rows.iter().filter_map(|row| row.fhe.measured()).map(|f| (f.median_ms, f.predicted_ms)).collect();
-    let mpc: Vec<(f64, f64)> = r.rows.iter().filter_map(|row| row.mpc.measured()).map(|m| (m.median_ms, m.predicted_ms)).collect();
+    let fhe: Vec<(f64, f64)> =
+        r.rows.iter().filter_map(|row| row.fhe.measured()).map(|f| (f.median_ms, f.predicted_ms)).collect();
+    let mpc: Vec<(f64, f64)> =
+        r.rows.iter().filter_map(|row| row.mpc.measured()).map(|m| (m.median_ms, m.predicted_ms)).collect();
     let ok = |v: &[(f64, f64)]| v.iter().filter(|(m, p)| within_2x(*m, *p)).count();
     let winners: Vec<&Winner> = r.rows.iter().filter_map(|row| row.winner.as_ref()).collect();
-    let agree = winners.iter().filter(|w| w.measured == w.predicted).count();
+    let ties = winners.iter().filter(|w| w.measured.is_none()).count();
+    let agree = winners.iter().filter(|w| w.measured == Some(w.predicted)).count();
     let plans = r.rows.iter().filter_map(|row| row.mpc.measured()).filter(|m| !m.plan_matches).count();
     let mut s = format!(
-        "prediction within 2x of measurement: TFHE {}/{} rows, SMPC {}/{} rows; predicted winner = measured winner in {}/{} rows",
+        "prediction within 2x of measurement: TFHE {}/{} rows, SMPC {}/{} rows; predicted winner = measured winner in {}/{} rows (and {ties} ties within {TIE}x)",
         ok(&fhe),
         fhe.len(),
         ok(&mpc),
         mpc.len(),
         agree,
-        winners.len()
+        winners.len() - ties
     );
     if plans > 0 {
         let _ = write!(s, "; {plans} SMPC rows sent other rounds or bytes than their plan states");
@@ -249,7 +263,7 @@ pub fn write_report(r: &Report, dir: &Path) -> Result<()> {
     };
     write("bench.json", &(serde_json::to_string_pretty(r).expect("reports serialize") + "\n"))?;
     let mut md = format!(
-        "# secc bench ({:?})\n\nMachine: {}. 1-minute load average {:.2} before, {:.2} after. Costs: {}.\nTime per inference: TFHE encrypt + evaluate + decrypt (keys made once per parameter set); SMPC one run of the plan, slowest party, three parties on loopback sockets. Median of n runs; (x) is measured / predicted.\n\n",
+        "# secc bench ({:?})\n\nMachine: {}. 1-minute load average {:.2} before, {:.2} after. Costs: {}.\nTime per inference: TFHE encrypt + evaluate + decrypt (keys made once per parameter set); SMPC one run of the plan, slowest party, three parties on loopback sockets. Median of n runs; (x) is measured / predicted. Winners closer than {TIE}x are a tie.\n\n",
         r.scale, r.machine, r.load.0, r.load.1, r.costs
     );
     md.push_str(&markdown_table(r));

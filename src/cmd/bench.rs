@@ -41,7 +41,8 @@ pub struct Args {
 fn progress(len: usize) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}").expect("valid template"),
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template"),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
@@ -51,7 +52,8 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(bad) = a.only.iter().find(|s| !SUITES.contains(&s.as_str())) {
         bail!("unknown suite `{bad}`; the suites are {}", SUITES.join(", "));
     }
-    let chosen: Vec<&str> = if a.only.is_empty() { SUITES.to_vec() } else { a.only.iter().map(String::as_str).collect() };
+    let chosen: Vec<&str> =
+        if a.only.is_empty() { SUITES.to_vec() } else { a.only.iter().map(String::as_str).collect() };
     let load_before = load_average();
     let entries = workloads(a.suite, &chosen);
     let mut keys = KeyCache::default();

@@ -180,8 +180,13 @@ pub fn run(a: Args) -> Result<()> {
         let (costs, source) = MachineCosts::resolve(a.costs.as_deref())?;
         let network = Network::from(a.network);
         let (fhe, mpc) = crate::cmd::inspect::predict_both(&artifact, &costs, network);
-        let choice = choose_backend(fhe.as_ref().map_err(String::as_str), mpc.as_ref().map_err(String::as_str), network, &source)
-            .context("neither backend can run this model")?;
+        let choice = choose_backend(
+            fhe.as_ref().map_err(String::as_str),
+            mpc.as_ref().map_err(String::as_str),
+            network,
+            &source,
+        )
+        .context("neither backend can run this model")?;
         eprintln!("backend: {}", choice.reason);
         artifact.settings.backend = Some(choice);
     }

@@ -71,7 +71,8 @@ mod tests {
         let x = g.push(Op::Input(Input { index: 0, ty: TensorType::f32(Shape(vec![1, 5])) }), vec![], "x").unwrap();
         let quant = Quant::per_tensor(0.1, 0);
         let q = g.push(Op::Quantize(Quantize { quant: quant.clone(), lo: -8, hi: 7 }), vec![x], "q").unwrap();
-        let lut = Lut { shift: 0, base: -8, tables: vec![(0..16).collect()], table_of: vec![], quant: Some(quant.clone()) };
+        let lut =
+            Lut { shift: 0, base: -8, tables: vec![(0..16).collect()], table_of: vec![], quant: Some(quant.clone()) };
         let l = g.push(Op::Lut(lut), vec![q], "l").unwrap();
         let d = g.push(Op::Dequantize(Dequantize { quant }), vec![l], "d").unwrap();
         g.outputs.push(d);

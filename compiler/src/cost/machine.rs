@@ -154,7 +154,8 @@ impl MachineCosts {
             })
             .expect("costs hold at least one set");
         let ratio = catalog_cost as f64 / near.catalog_cost as f64;
-        let scaled = FheSetCosts { name: name.into(), catalog_cost, pbs_wave_ms: near.pbs_wave_ms * ratio, ..near.clone() };
+        let scaled =
+            FheSetCosts { name: name.into(), catalog_cost, pbs_wave_ms: near.pbs_wave_ms * ratio, ..near.clone() };
         (scaled, true)
     }
 }

@@ -115,8 +115,12 @@ pub fn choose_backend(
                 ),
             )
         }
-        (Ok(f), Err(e)) => (PrivateBackend::Fhe, format!("fhe: {} on {network}; no SMPC plan: {e}", format_ms(f.total_ms))),
-        (Err(e), Ok(m)) => (PrivateBackend::Mpc, format!("mpc: {} on {network}; no TFHE circuit: {e}", format_ms(m.total_ms))),
+        (Ok(f), Err(e)) => {
+            (PrivateBackend::Fhe, format!("fhe: {} on {network}; no SMPC plan: {e}", format_ms(f.total_ms)))
+        }
+        (Err(e), Ok(m)) => {
+            (PrivateBackend::Mpc, format!("mpc: {} on {network}; no TFHE circuit: {e}", format_ms(m.total_ms)))
+        }
         (Err(_), Err(_)) => return None,
     };
     Some(BackendChoice { backend, reason })
@@ -132,7 +136,9 @@ mod tests {
         let m = Prediction::of(vec![("rounds", 1.0), ("bytes", 0.2)]);
         let c = choose_backend(Ok(&f), Ok(&m), Network::LAN, "defaults").unwrap();
         assert_eq!(c.backend, PrivateBackend::Fhe);
-        assert!(c.reason.starts_with("fhe: 0.100 ms vs mpc 1.200 ms per inference on LAN (0.2 ms RTT, 1000 Mbit/s) (12.0x)"));
+        assert!(c
+            .reason
+            .starts_with("fhe: 0.100 ms vs mpc 1.200 ms per inference on LAN (0.2 ms RTT, 1000 Mbit/s) (12.0x)"));
         let c = choose_backend(Err("max pooling"), Ok(&m), Network::LAN, "defaults").unwrap();
         assert_eq!(c.backend, PrivateBackend::Mpc);
         assert!(c.reason.contains("no TFHE circuit: max pooling"));

@@ -40,8 +40,17 @@ fn model(suite: &'static str, name: &str, x: &str) -> Result<Workload, Unbuilt> 
         return Err(unbuilt(format!("{} not found", onnx.display())));
     }
     let graph = secc_compiler::pipeline::import_float(&onnx).map_err(|e| unbuilt(e.to_string()))?;
-    let read = |file: &str| crate::io::read_samples(&dir.join(file), &graph).map_err(|e| unbuilt(format!("{file}: {e:#}")));
+    let read =
+        |file: &str| crate::io::read_samples(&dir.join(file), &graph).map_err(|e| unbuilt(format!("{file}: {e:#}")));
     let calib = read("calib.csv")?;
     let samples = read("test.csv")?;
-    Ok(Workload { suite, name: name.to_string(), x: x.to_string(), graph, calib, samples, quant: QuantConfig::default() })
+    Ok(Workload {
+        suite,
+        name: name.to_string(),
+        x: x.to_string(),
+        graph,
+        calib,
+        samples,
+        quant: QuantConfig::default(),
+    })
 }
