@@ -3,9 +3,9 @@
 //! one per parent of leaves, and everything else is levelled.
 //!
 //! 1. **Features** are quantized one by one, each to `tree_bits` bits on a grid spanning
-//!    its own thresholds (the first and last fall on rounding boundaries), so a
-//!    feature's bits are spent where its trees split it. Values beyond the grid clip,
-//!    which never changes a comparison.
+//!    its own thresholds, so a feature's bits are spent where its trees split it.
+//!    Values beyond the grid clip, which never changes a comparison; a sample more
+//!    than one step from every threshold takes exactly the float path.
 //! 2. **Comparisons** `x_f <mode> t` become `q_f ≤ k` with an integer `k` (negated for
 //!    `>`/`≥`); equal `(f, k)` pairs across the forest are computed once, and bounds
 //!    outside the grid are constants resolved at compile time. A levelled gather
@@ -23,9 +23,8 @@
 //! maps to `2^(bits−1) − 1`.
 
 use ndarray::Array2;
-use secc_ir::ops::{Aggregate, BranchMode, TreeEnsemble, TreeNode};
+use secc_ir::ops::{BranchMode, Literal, Split, TreeEnsemble};
 use secc_ir::Quant;
-use std::collections::HashMap;
 
 /// The integer form of an ensemble: what `quantize` pushes as IR nodes.
 #[derive(Clone, Debug)]
@@ -52,34 +51,29 @@ pub struct ForestTables {
     pub leaf_scale: f64,
 }
 
-/// A path literal: comparison `j` must be `want` (`c_j = [q ≤ k_j]`).
-#[derive(Clone, Copy)]
-struct Literal {
-    j: usize,
-    want: bool,
-}
-
-/// A parent of leaves: its path to the parent and the leaf weights for `c_parent` = 1 and 0.
-struct Group {
-    prefix: Vec<Literal>,
-    /// The parent's comparison, or `None` for a leaf under resolved branches.
+/// A table's worth of leaves: two siblings told apart by their parent's comparison
+/// (`idx = 2m + c`), or one leaf (`idx = m`); `m` counts the prefix literals that hold.
+struct Group<'a> {
+    prefix: &'a [Literal],
+    /// The siblings' comparison, and the leaves for `c` = 1 and `c` = 0.
     selector: Option<usize>,
-    /// Leaf weights reached when the selector is 1 / 0 (or the lone leaf, in `on_true`).
-    on_true: Option<Vec<(usize, f64)>>,
-    on_false: Option<Vec<(usize, f64)>>,
+    leaves: [Option<&'a [(usize, f64)]>; 2],
 }
 
-/// What a branch becomes on the grid: a comparison `q ≤ k` (xor `negate`), or a constant.
-enum Test {
-    Compare { k: i64, negate: bool },
-    Constant(bool),
+impl Group<'_> {
+    fn table_len(&self) -> usize {
+        match self.selector {
+            Some(_) => 2 * self.prefix.len() + 2,
+            None => self.prefix.len() + 1,
+        }
+    }
 }
 
 /// Builds the integer form of `t` with `bits`-bit features and `leaf_bits`-bit leaf weights.
 pub fn tree_tables(t: &TreeEnsemble, n_features: usize, bits: u32, leaf_bits: u32) -> Result<ForestTables, String> {
     let levels = 1i64 << bits;
     let (scale, zero_point) = feature_grids(t, n_features, levels);
-    let test = |feature: usize, threshold: f64, mode: BranchMode| -> Result<Test, String> {
+    let (comparisons, paths) = t.leaf_paths(|feature, threshold, mode| {
         let u = zero_point[feature] as f64 + threshold / scale[feature];
         let (k, negate) = match mode {
             BranchMode::Leq => (u.floor(), false),
@@ -89,78 +83,54 @@ pub fn tree_tables(t: &TreeEnsemble, n_features: usize, bits: u32, leaf_bits: u3
             BranchMode::Eq | BranchMode::Neq => return Err("equality branches have no quantized form".into()),
         };
         Ok(if k < 0.0 {
-            Test::Constant(negate)
+            Split::Constant(negate)
         } else if k >= (levels - 1) as f64 {
-            Test::Constant(!negate)
+            Split::Constant(!negate)
         } else {
-            Test::Compare { k: k as i64, negate }
+            Split::Compare { key: (feature, k as i64), negate }
         })
-    };
-
-    let per_tree = match t.aggregate {
-        Aggregate::Sum => 1.0,
-        Aggregate::Average => 1.0 / t.trees.len() as f64,
-    };
-    let mut comparisons: Vec<(usize, i64)> = Vec::new();
-    let mut index: HashMap<(usize, i64), usize> = HashMap::new();
-    let mut groups: Vec<Group> = Vec::new();
-    let mut always: Vec<f64> = t.base_values.clone();
-    for tree in &t.trees {
-        // (node, path literals) still to visit.
-        let mut stack = vec![(0usize, Vec::<Literal>::new())];
-        while let Some((i, prefix)) = stack.pop() {
-            match &tree.nodes[i] {
-                TreeNode::Leaf { weights } if prefix.is_empty() => {
-                    weights.iter().for_each(|&(target, w)| always[target] += w * per_tree)
-                }
-                TreeNode::Leaf { weights } => {
-                    let on_true = Some(weights.clone());
-                    groups.push(Group { prefix, selector: None, on_true, on_false: None })
-                }
-                &TreeNode::Branch { feature, threshold, mode, true_child, false_child } => {
-                    let (k, negate) = match test(feature, threshold, mode)? {
-                        Test::Constant(holds) => {
-                            stack.push((if holds { true_child } else { false_child } as usize, prefix));
-                            continue;
-                        }
-                        Test::Compare { k, negate } => (k, negate),
-                    };
-                    let j = *index.entry((feature, k)).or_insert_with(|| {
-                        comparisons.push((feature, k));
-                        comparisons.len() - 1
-                    });
-                    let mut group = Group { prefix: prefix.clone(), selector: Some(j), on_true: None, on_false: None };
-                    // The true child is taken when c_j differs from `negate`.
-                    for (child, c) in [(true_child, !negate), (false_child, negate)] {
-                        match &tree.nodes[child as usize] {
-                            TreeNode::Leaf { weights } => {
-                                *(if c { &mut group.on_true } else { &mut group.on_false }) = Some(weights.clone())
-                            }
-                            TreeNode::Branch { .. } => {
-                                let mut path = prefix.clone();
-                                path.push(Literal { j, want: c });
-                                stack.push((child as usize, path));
-                            }
-                        }
-                    }
-                    if group.on_true.is_some() || group.on_false.is_some() {
-                        groups.push(group);
-                    }
-                }
-            }
-        }
-    }
+    })?;
     if comparisons.is_empty() {
         return Err(format!("every comparison is constant on the {bits}-bit feature grids; the ensemble is constant"));
     }
 
-    let max_leaf = groups
-        .iter()
-        .flat_map(|g| g.on_true.iter().chain(&g.on_false).flatten())
-        .map(|&(_, w)| (w * per_tree).abs())
-        .fold(0f64, f64::max);
+    // Siblings are adjacent in `paths`: pair them.
+    let mut always: Vec<f64> = t.base_values.iter().map(|b| b / t.per_tree()).collect();
+    let mut groups: Vec<Group> = Vec::new();
+    let mut i = 0;
+    while i < paths.len() {
+        let (a, next) = (&paths[i], paths.get(i + 1));
+        let Some((last, prefix)) = a.literals.split_last() else {
+            a.weights.iter().for_each(|&(target, w)| always[target] += w);
+            i += 1;
+            continue;
+        };
+        let sibling = next.filter(|b| {
+            b.literals
+                .split_last()
+                .is_some_and(|(l, p)| p == prefix && l.comparison == last.comparison && l.want != last.want)
+        });
+        let group = match sibling {
+            Some(b) => {
+                let (on_true, on_false) = if last.want { (a, b) } else { (b, a) };
+                i += 2;
+                Group {
+                    prefix,
+                    selector: Some(last.comparison),
+                    leaves: [Some(&on_true.weights), Some(&on_false.weights)],
+                }
+            }
+            None => {
+                i += 1;
+                Group { prefix: &a.literals, selector: None, leaves: [Some(&a.weights), None] }
+            }
+        };
+        groups.push(group);
+    }
+
+    let max_leaf = paths.iter().flat_map(|p| &p.weights).map(|&(_, w)| (w * t.per_tree()).abs()).fold(0f64, f64::max);
     let leaf_scale = if max_leaf > 0.0 { max_leaf / ((1i64 << (leaf_bits - 1)) - 1) as f64 } else { 1.0 };
-    let q = |w: f64| (w * per_tree / leaf_scale).round() as i64;
+    let q = |w: f64| (w * t.per_tree() / leaf_scale).round() as i64;
 
     let j_count = comparisons.len();
     let mut select = Array2::zeros((n_features, j_count));
@@ -172,53 +142,53 @@ pub fn tree_tables(t: &TreeEnsemble, n_features: usize, bits: u32, leaf_bits: u3
     // One column per (group, target) with a weight.
     let mut columns: Vec<(usize, usize)> = Vec::new();
     for (g, group) in groups.iter().enumerate() {
-        let mut targets: Vec<usize> = group.on_true.iter().chain(&group.on_false).flatten().map(|w| w.0).collect();
+        let mut targets: Vec<usize> = group.leaves.iter().flatten().flat_map(|w| w.iter().map(|w| w.0)).collect();
         targets.sort_unstable();
         targets.dedup();
         columns.extend(targets.into_iter().map(|target| (g, target)));
     }
-    let len = groups.iter().map(|g| if g.selector.is_some() { 2 * g.prefix.len() + 2 } else { g.prefix.len() + 1 });
-    let len = len.max().unwrap_or(1);
+    let len = groups.iter().map(Group::table_len).max().unwrap_or(1);
     let mut path = Array2::zeros((j_count, columns.len()));
     let mut path_bias = vec![0; columns.len()];
     let mut leaf = Vec::with_capacity(columns.len());
     let mut sum = Array2::zeros((columns.len(), t.n_targets));
     for (col, &(g, target)) in columns.iter().enumerate() {
         let group = &groups[g];
-        let weight = |leaf: &Option<Vec<(usize, f64)>>| {
-            leaf.iter().flatten().filter(|w| w.0 == target).map(|w| q(w.1)).sum::<i64>()
+        let weight = |leaf: Option<&[(usize, f64)]>| {
+            leaf.iter().flat_map(|w| w.iter()).filter(|w| w.0 == target).map(|w| q(w.1)).sum::<i64>()
         };
         // m counts literals that hold: c_j when wanted true, 1 − c_j otherwise.
         let unit = if group.selector.is_some() { 2 } else { 1 };
-        for lit in &group.prefix {
+        for lit in group.prefix {
             if lit.want {
-                path[[lit.j, col]] += unit;
+                path[[lit.comparison, col]] += unit;
             } else {
-                path[[lit.j, col]] -= unit;
+                path[[lit.comparison, col]] -= unit;
                 path_bias[col] += unit;
             }
         }
-        let full = unit * group.prefix.len() as i64;
+        let full = (unit * group.prefix.len() as i64) as usize;
         let mut table = vec![0; len];
         match group.selector {
             Some(j) => {
                 path[[j, col]] += 1;
-                table[full as usize] = weight(&group.on_false);
-                table[full as usize + 1] = weight(&group.on_true);
+                table[full] = weight(group.leaves[1]);
+                table[full + 1] = weight(group.leaves[0]);
             }
-            None => table[full as usize] = weight(&group.on_true),
+            None => table[full] = weight(group.leaves[0]),
         }
         leaf.push(table);
         sum[[col, target]] = 1;
     }
-    let base = always.iter().map(|&b| (b / leaf_scale).round() as i64).collect();
+    let base = always.iter().map(|&b| q(b)).collect();
     let features = Quant { axis: Some(1), scale, zero_point };
     Ok(ForestTables { features, levels, select, compare, path, path_bias, leaf, sum, base, leaf_scale })
 }
 
 /// Each feature's grid: `levels − 2` steps from its smallest to its largest threshold,
-/// so both lie on rounding boundaries; a feature with one threshold `t` gets steps of
-/// `|t| / (levels − 2)`, one without any scale 1 (it is never read).
+/// the smallest within half a step of the boundary between `q = 0` and `1`; a feature
+/// with one threshold `t` gets steps of `|t| / (levels − 2)`, one without any scale 1
+/// (it is never read).
 fn feature_grids(t: &TreeEnsemble, n_features: usize, levels: i64) -> (Vec<f64>, Vec<i64>) {
     let mut span: Vec<Option<(f64, f64)>> = vec![None; n_features];
     for (feature, threshold, _) in t.branches() {
@@ -231,7 +201,7 @@ fn feature_grids(t: &TreeEnsemble, n_features: usize, levels: i64) -> (Vec<f64>,
             Some((lo, hi)) => {
                 let width = if hi > lo { hi - lo } else { lo.abs().max(f64::MIN_POSITIVE) };
                 let scale = width / (levels - 2) as f64;
-                // The boundary between q = 0 and q = 1 is at s·(0.5 − z).
+                // The boundary between q = 0 and q = 1 is at s·(0.5 − z), z an integer.
                 (scale, (0.5 - lo / scale).round() as i64)
             }
         })
@@ -241,15 +211,16 @@ fn feature_grids(t: &TreeEnsemble, n_features: usize, levels: i64) -> (Vec<f64>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secc_ir::ops::{PostTransform, Tree};
     use secc_ir::ops::quantize_value;
+    use secc_ir::ops::{Aggregate, PostTransform, Tree, TreeNode};
 
     /// Evaluates the tables the way the IR does: gather, compare, path, leaf, sum.
     fn run(f: &ForestTables, q: &[i64]) -> Vec<i64> {
         let g: Vec<i64> = (0..f.select.ncols()).map(|j| (0..q.len()).map(|i| q[i] * f.select[[i, j]]).sum()).collect();
         let c: Vec<i64> = g.iter().enumerate().map(|(j, &v)| f.compare[j][v as usize]).collect();
-        let idx: Vec<i64> =
-            (0..f.path.ncols()).map(|col| f.path_bias[col] + (0..c.len()).map(|j| c[j] * f.path[[j, col]]).sum::<i64>()).collect();
+        let idx: Vec<i64> = (0..f.path.ncols())
+            .map(|col| f.path_bias[col] + (0..c.len()).map(|j| c[j] * f.path[[j, col]]).sum::<i64>())
+            .collect();
         let v: Vec<i64> = idx.iter().enumerate().map(|(col, &i)| f.leaf[col][i as usize]).collect();
         (0..f.sum.ncols()).map(|t| f.base[t] + (0..v.len()).map(|col| v[col] * f.sum[[col, t]]).sum::<i64>()).collect()
     }
@@ -281,7 +252,9 @@ mod tests {
                 leaf(7.0),
             ],
         };
-        let b = Tree { nodes: vec![branch(0, 0.3, Leq, 1, 2), leaf(3.0), branch(1, 2.0, Gte, 3, 4), leaf(-4.0), leaf(0.5)] };
+        let b = Tree {
+            nodes: vec![branch(0, 0.3, Leq, 1, 2), leaf(3.0), branch(1, 2.0, Gte, 3, 4), leaf(-4.0), leaf(0.5)],
+        };
         TreeEnsemble {
             trees: vec![a, b],
             n_targets: 1,
@@ -297,13 +270,16 @@ mod tests {
         let f = tree_tables(&t, 2, 4, 8).unwrap();
         // Five branches; (0, 0.3) is shared by both roots.
         assert_eq!(f.compare.len(), 4);
-        // Groups: tree a's nodes 0 (leaf 2), 4 (leaves 5, 6), 1 (leaf 3); tree b's 0 and 2.
-        assert_eq!(f.leaf.len(), 5);
+        // Tables: tree a's leaf 3 and leaves 5 and 6; tree b's leaves 3 and 4; and tree
+        // a's leaf 2 with tree b's leaf 1, which hang off the shared root comparison
+        // with opposite outcomes (exactly one is reached).
+        assert_eq!(f.leaf.len(), 4);
         for x0 in (-20..=20).map(|i| i as f64 * 0.07) {
             for x1 in (-20..=20).map(|i| i as f64 * 0.17) {
                 let q = quantized(&f, &[x0, x1]);
                 // The same trees walked on the dequantized features.
-                let deq: Vec<f64> = (0..2).map(|i| f.features.scale[i] * (q[i] - f.features.zero_point[i]) as f64).collect();
+                let deq: Vec<f64> =
+                    (0..2).map(|i| f.features.scale[i] * (q[i] - f.features.zero_point[i]) as f64).collect();
                 let x = secc_ir::Tensor::F32(ndarray::arr2(&[[deq[0] as f32, deq[1] as f32]]).into_dyn());
                 let want = secc_ir::OpSpec::eval(&t, &[&x]).to_f64_vec()[0];
                 let got = run(&f, &q)[0] as f64 * f.leaf_scale;
@@ -313,14 +289,25 @@ mod tests {
     }
 
     #[test]
-    fn thresholds_at_the_grid_ends_are_exact() {
-        let f = tree_tables(&forest(), 2, 3, 8).unwrap();
-        // Feature 0's extreme thresholds, −0.5 and 0.3, are rounding boundaries.
-        for t in [-0.5, 0.3] {
-            let below = quantized(&f, &[t - 1e-9, 0.0])[0];
-            let above = quantized(&f, &[t + 1e-9, 0.0])[0];
-            assert_eq!(above, below + 1, "threshold {t}");
+    fn samples_a_step_away_from_every_threshold_take_the_float_path() {
+        let t = forest();
+        let f = tree_tables(&t, 2, 4, 8).unwrap();
+        let thresholds: Vec<(usize, f64)> = t.branches().map(|(feature, th, _)| (feature, th)).collect();
+        let mut checked = 0;
+        for x0 in (-30..=30).map(|i| i as f64 * 0.031) {
+            for x1 in (-30..=30).map(|i| i as f64 * 0.13) {
+                let x = [x0, x1];
+                if thresholds.iter().any(|&(i, th)| (x[i] - th).abs() <= f.features.scale[i]) {
+                    continue;
+                }
+                let input = secc_ir::Tensor::F32(ndarray::arr2(&[[x0 as f32, x1 as f32]]).into_dyn());
+                let want = secc_ir::OpSpec::eval(&t, &[&input]).to_f64_vec()[0];
+                let got = run(&f, &quantized(&f, &x))[0] as f64 * f.leaf_scale;
+                assert!((got - want).abs() <= 3.0 * f.leaf_scale, "x=({x0}, {x1}): {got} vs {want}");
+                checked += 1;
+            }
         }
+        assert!(checked > 1000, "{checked}");
     }
 
     #[test]

@@ -16,7 +16,9 @@ use crate::tensor::Tensor;
 use crate::types::{Shape, TensorType};
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::Hash;
 
 /// The comparison of a branch node.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -114,6 +116,38 @@ pub struct TreeEnsemble {
     pub post_transform: PostTransform,
 }
 
+/// What a branch becomes once thresholds are encoded: `c = [key]` (the branch holds
+/// when `c ≠ negate`), or a constant outcome.
+pub enum Split<K> {
+    /// A comparison, shared by every branch with the same key.
+    Compare {
+        /// Identifies the comparison (feature and encoded bound).
+        key: K,
+        /// Whether the branch holds when the comparison is false.
+        negate: bool,
+    },
+    /// The branch always (true) or never holds.
+    Constant(bool),
+}
+
+/// One literal of a path: comparison `comparison` must come out `want`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Literal {
+    /// Index into the distinct comparisons.
+    pub comparison: usize,
+    /// The value it must have.
+    pub want: bool,
+}
+
+/// A leaf and what reaching it takes.
+#[derive(Clone, PartialEq, Debug)]
+pub struct LeafPath {
+    /// The non-constant comparisons on its path (empty: every sample reaches it).
+    pub literals: Vec<Literal>,
+    /// Its (target, weight) contributions.
+    pub weights: Vec<(usize, f64)>,
+}
+
 impl TreeEnsemble {
     /// Number of features read (largest feature index + 1).
     pub fn n_features(&self) -> usize {
@@ -126,6 +160,54 @@ impl TreeEnsemble {
             TreeNode::Branch { feature, threshold, mode, .. } => Some((*feature, *threshold, *mode)),
             TreeNode::Leaf { .. } => None,
         })
+    }
+
+    /// Every reachable leaf with the literals of its path; `split` encodes each branch
+    /// and equal keys share one comparison (returned in first-seen order). Siblings
+    /// come out adjacent, the true child's leaf first. Both backends build on this.
+    pub fn leaf_paths<K: Eq + Hash + Clone>(
+        &self,
+        split: impl Fn(usize, f64, BranchMode) -> Result<Split<K>, String>,
+    ) -> Result<(Vec<K>, Vec<LeafPath>), String> {
+        let mut keys: Vec<K> = Vec::new();
+        let mut index: HashMap<K, usize> = HashMap::new();
+        let mut leaves = Vec::new();
+        for tree in &self.trees {
+            let mut stack = vec![(0usize, Vec::<Literal>::new())];
+            while let Some((i, literals)) = stack.pop() {
+                match &tree.nodes[i] {
+                    TreeNode::Leaf { weights } => leaves.push(LeafPath { literals, weights: weights.clone() }),
+                    &TreeNode::Branch { feature, threshold, mode, true_child, false_child } => {
+                        match split(feature, threshold, mode)? {
+                            Split::Constant(holds) => {
+                                stack.push((if holds { true_child } else { false_child } as usize, literals))
+                            }
+                            Split::Compare { key, negate } => {
+                                let comparison = *index.entry(key.clone()).or_insert_with(|| {
+                                    keys.push(key);
+                                    keys.len() - 1
+                                });
+                                // Popped true child first.
+                                for (child, want) in [(false_child, negate), (true_child, !negate)] {
+                                    let mut path = literals.clone();
+                                    path.push(Literal { comparison, want });
+                                    stack.push((child as usize, path));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok((keys, leaves))
+    }
+
+    /// The factor applied to every tree's leaves: 1, or `1/trees` for `AVERAGE`.
+    pub fn per_tree(&self) -> f64 {
+        match self.aggregate {
+            Aggregate::Sum => 1.0,
+            Aggregate::Average => 1.0 / self.trees.len() as f64,
+        }
     }
 
     /// Checks structure: children in range, no node reached twice, leaf targets in range.
@@ -156,8 +238,7 @@ impl TreeEnsemble {
         Ok(())
     }
 
-    /// The leaf weights `tree` reaches for the sample whose feature `f` is `x(f)`.
-    pub fn leaf_of<'a>(&self, tree: &'a Tree, x: impl Fn(usize) -> f64) -> &'a [(usize, f64)] {
+    fn leaf_of<'a>(&self, tree: &'a Tree, x: impl Fn(usize) -> f64) -> &'a [(usize, f64)] {
         let mut i = 0usize;
         loop {
             match &tree.nodes[i] {
@@ -208,12 +289,8 @@ impl OpSpec for TreeEnsemble {
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         let x = inputs[0].as_f32().expect("float operand verified");
         let rows = x.shape()[0];
-        let scale = match self.aggregate {
-            Aggregate::Sum => 1.0,
-            Aggregate::Average => 1.0 / self.trees.len() as f64,
-        };
         let y = self.sums(rows, |n, f| x[[n, f]] as f64);
-        let y = y.iter().enumerate().map(|(i, s)| (s * scale + self.base_values[i % self.n_targets]) as f32);
+        let y = y.iter().enumerate().map(|(i, s)| (s * self.per_tree() + self.base_values[i % self.n_targets]) as f32);
         Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[rows, self.n_targets]), y.collect()).expect("shape"))
     }
     fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
