@@ -120,3 +120,18 @@ fn digits_cnn_under_encryption() {
     assert!(o.off_by_one * 20 <= o.lookups, "more than 5% of lookups off by one: {}/{}", o.off_by_one, o.lookups);
     assert_eq!(o.argmax_agree, o.rows);
 }
+
+#[test]
+fn forest_under_encryption() {
+    let o = check_model("rf_10x4", 2);
+    // Comparison and path tables read exact integers: nothing may be off.
+    assert_eq!(o.off_by_one, 0);
+    assert!(o.lookups > 0);
+}
+
+#[test]
+fn boosted_classifier_under_encryption() {
+    let o = check_model("gb_classifier", 2);
+    assert_eq!(o.off_by_one, 0);
+    assert_eq!(o.argmax_agree, o.rows);
+}
