@@ -251,9 +251,9 @@ mod tests {
         }
     }
 
-    /// One stump: x[1] <= 0.5 ? 10 : 20, then a tweak applied to its attributes.
-    fn stump(tweak: impl Fn(&mut Vec<AttributeProto>)) -> Result<TreeEnsemble, String> {
-        let mut attrs = vec![
+    /// One stump: x[1] <= 0.5 ? 10 : 20.
+    fn stump_attrs() -> Vec<AttributeProto> {
+        vec![
             ints("nodes_treeids", &[0, 0, 0]),
             ints("nodes_nodeids", &[0, 1, 2]),
             ints("nodes_featureids", &[1, 0, 0]),
@@ -265,7 +265,12 @@ mod tests {
             ints("target_nodeids", &[1, 2]),
             ints("target_ids", &[0, 0]),
             floats("target_weights", &[10.0, 20.0]),
-        ];
+        ]
+    }
+
+    /// The stump with a tweak applied to its attributes.
+    fn stump(tweak: impl Fn(&mut Vec<AttributeProto>)) -> Result<TreeEnsemble, String> {
+        let mut attrs = stump_attrs();
         tweak(&mut attrs);
         read_ensemble(&NodeProto { name: "trees".into(), attribute: attrs, ..Default::default() }, "target")
     }
@@ -296,5 +301,30 @@ mod tests {
             .contains("tree 0, node 0, which is not a leaf"));
         assert!(err(&|a| set(a, "nodes_falsenodeids", ints("nodes_falsenodeids", &[1, 0, 0]))).contains("roots"));
         assert!(err(&|a| set(a, "target_ids", ints("target_ids", &[0, 3]))).contains("is not below 1 targets"));
+    }
+
+    /// The stump as a classifier: `class_*` attributes and `labels` class labels.
+    fn classifier(labels: &[i64], class_ids: &[i64]) -> Result<TreeEnsemble, String> {
+        let mut attrs = stump_attrs();
+        for a in &mut attrs {
+            a.name = a.name.replace("target_", "class_");
+        }
+        attrs.retain(|a| a.name != "class_ids");
+        attrs.push(ints("class_ids", class_ids));
+        if !labels.is_empty() {
+            attrs.push(ints("classlabels_int64s", labels));
+        }
+        read_classifier(&NodeProto { name: "trees".into(), attribute: attrs, ..Default::default() })
+    }
+
+    #[test]
+    fn classifiers_score_each_class_and_refuse_what_they_cannot() {
+        use secc_ir::OpSpec;
+        let e = classifier(&[0, 1, 2], &[0, 2]).unwrap();
+        let x = secc_ir::Tensor::F32(ndarray::arr2(&[[0.0f32, 0.4], [0.0, 0.6]]).into_dyn());
+        assert_eq!(e.eval(&[&x]).to_f64_vec(), vec![10.0, 0.0, 0.0, 0.0, 0.0, 20.0]);
+        assert!(classifier(&[], &[0, 1]).unwrap_err().contains("missing attribute classlabels_int64s"));
+        assert!(classifier(&[0, 1], &[0, 0]).unwrap_err().contains("one score column"));
+        assert!(classifier(&[0, 1], &[0, 2]).unwrap_err().contains("class_ids[1] = 2 is not below 2 targets"));
     }
 }
