@@ -630,6 +630,18 @@ def make_broken():
     except Exception:
         pass
 
+    # Tree ensembles whose attributes contradict each other.
+    forest = onnx.load(os.path.join(OUT, "rf_10x4", "model.onnx"))
+    for fname, edit in [("tree_bad_child.onnx", "child"), ("tree_missing_values.onnx", "values")]:
+        m = onnx.ModelProto()
+        m.CopyFrom(forest)
+        attrs = m.graph.node[0].attribute
+        if edit == "child":
+            next(a for a in attrs if a.name == "nodes_truenodeids").ints[0] = 999
+        else:
+            attrs.remove(next(a for a in attrs if a.name == "nodes_values"))
+        onnx.save(m, os.path.join(d, fname))
+
     r = np.random.RandomState(5)
     write_csv(os.path.join(d, "bad_columns.csv"), r.randint(0, 17, (3, 63)) / 16.0)
     rows = [[("%.9g" % v) for v in r.randint(0, 17, 64) / 16.0] for _ in range(3)]
