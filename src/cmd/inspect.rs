@@ -82,7 +82,9 @@ pub fn run(a: Args) -> Result<()> {
             );
             println!("  bootstraps per inference: {}", st.pbs);
             if let Some((bits, v)) = st.widest_table {
-                println!("  widest table: %{v}, {bits} bits (its input range, with a spare box each side if it rounds)");
+                println!(
+                    "  widest table: %{v}, {bits} bits (its input range, with a spare box each side if it rounds)"
+                );
             }
             if let Some((norm, v)) = st.max_norm {
                 println!("  largest weight 2-norm feeding a bootstrap: {norm:.2} (into %{v})");

@@ -17,9 +17,9 @@
 
 use super::calibrate::Calibration;
 use super::fuse_lut::{tabulate, Region};
+use super::tree_tables::tree_tables;
 use crate::CompileError;
 use ndarray::Axis;
-use super::tree_tables::tree_tables;
 use secc_ir::ops::{Dequantize, Lut, MatMul, MaxPool, Quantize, Reshape, SumPool, TreeEnsemble};
 use secc_ir::{Graph, Op, OpSpec, Quant, Tensor, ValueId};
 
