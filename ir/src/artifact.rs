@@ -14,9 +14,9 @@ use std::path::Path;
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"SECCMODL";
-/// The format version this build writes and the newest it reads.
-/// Version 2 added [`Settings::backend`] (`secc compile --backend auto`).
-pub const FORMAT_VERSION: u32 = 2;
+/// The format version this build writes and the newest it reads (2 added tree
+/// ensembles, 3 [`Settings::backend`]).
+pub const FORMAT_VERSION: u32 = 3;
 /// Largest payload accepted (1 GiB): a corrupt length cannot make us allocate more.
 pub const MAX_PAYLOAD: u64 = 1 << 30;
 const HEADER: usize = 8 + 4 + 8 + 32;
@@ -97,8 +97,8 @@ pub enum ArtifactError {
         /// The file.
         path: String,
     },
-    /// Written by an older secc, in a layout this one no longer reads.
-    #[error("{path} has format version {found}, from an older secc; this secc reads version {FORMAT_VERSION}: recompile the model with `secc compile`")]
+    /// Written by an older secc, whose format this one no longer reads.
+    #[error("{path} has format version {found}, from an older secc; this one reads version {FORMAT_VERSION}: recompile the model with `secc compile`")]
     OlderVersion {
         /// The file.
         path: String,
@@ -246,8 +246,8 @@ mod tests {
         newer[8] = 9;
         assert!(err(&newer).contains("format version 9"));
         let mut older = bytes.clone();
-        older[8] = 1;
-        assert!(err(&older).contains("format version 1, from an older secc"));
+        older[8] = 2;
+        assert!(err(&older).contains("format version 2, from an older secc"));
         let mut flipped = bytes.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert!(err(&flipped).contains("checksum mismatch"));

@@ -52,7 +52,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
 ];
 
 /// ONNX-ML op types (domain `ai.onnx.ml`) the frontend translates.
-pub const SUPPORTED_ML_OPS: &[&str] = &["TreeEnsembleRegressor"];
+pub const SUPPORTED_ML_OPS: &[&str] = &["TreeEnsembleClassifier", "TreeEnsembleRegressor"];
 
 /// Reads an ONNX model into the float IR (verified).
 pub fn import_onnx(path: &Path) -> Result<Graph, CompileError> {
@@ -66,7 +66,7 @@ pub fn import_onnx(path: &Path) -> Result<Graph, CompileError> {
         Some(dir) if name == "model" => dir.to_string_lossy().into_owned(),
         _ => name,
     };
-    let ir = if graph.node.iter().any(|n| n.op_type == "TreeEnsembleRegressor") {
+    let ir = if graph.node.iter().any(|n| SUPPORTED_ML_OPS.contains(&n.op_type.as_str())) {
         tree::import_tree_graph(graph, &name)?
     } else {
         translate::import_tract(&onnx, &proto, graph, &name)?
