@@ -1,6 +1,7 @@
 //! The command line end to end: a model no other test has seen compiles and runs
 //! with the documented commands, and bad input of every kind is a clear error with a
-//! non-zero exit, never a panic.
+//! non-zero exit, never a panic; `secc bench` runs its smoke suite end to end (real keys,
+//! real parties) and `compile --backend auto` records its prediction.
 
 mod common;
 
@@ -210,4 +211,80 @@ fn inconsistent_tree_ensembles_are_named_errors() {
         let err = fails(&["compile", s(&broken.join(file)), "--calib", s(&calib), "-o", s(&dir.join("t.secc"))]);
         assert!(err.contains(message), "{file}: {err}");
     }
+}
+
+#[test]
+fn the_smoke_suite_writes_consistent_json_markdown_and_charts() {
+    let dir = tmp("smoke");
+    let out = dir.join("out");
+    let o = secc(&["bench", "--suite", "smoke", "--out", s(&out)]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("bench.json")).unwrap()).unwrap();
+    let md = std::fs::read_to_string(out.join("bench.md")).unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{json}");
+    for row in rows {
+        let name = row["name"].as_str().unwrap();
+        let line =
+            md.lines().find(|l| l.contains(&format!("| {name} |"))).unwrap_or_else(|| panic!("{name} not in bench.md"));
+        assert!(stdout.contains(line), "stdout and bench.md differ on {name}");
+        for backend in ["fhe", "mpc"] {
+            let m = &row[backend]["measured"];
+            let (median, predicted) = (m["median_ms"].as_f64().unwrap(), m["predicted_ms"].as_f64().unwrap());
+            assert!(median > 0.0 && predicted > 0.0, "{name} {backend}: {m}");
+            let shown = if median >= 1000.0 { format!("{:.3} s", median / 1e3) } else { format!("{median:.3} ms") };
+            assert!(line.contains(&shown), "{name}: {backend} median {median} missing from {line}");
+            assert_eq!(m["repetitions"], 1);
+        }
+        let mpc = &row["mpc"]["measured"];
+        assert_eq!(mpc["plan_matches"], true, "{name}: the parties sent other traffic than the plan states");
+        assert!(mpc["accuracy"]["max_abs_error"].as_f64().unwrap() < 1e-3, "{name}: {mpc}");
+        assert!(row["winner"]["measured"].is_string());
+    }
+    assert!(md.contains("prediction within 2x of measurement: TFHE"));
+    for suite in ["matmul", "activations", "linreg"] {
+        let svg = std::fs::read_to_string(out.join(format!("{suite}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("TFHE measured") && svg.contains("<circle"), "{suite}.svg");
+        assert!(md.contains(&format!("![{suite}]({suite}.svg)")));
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn backend_auto_picks_fhe_for_a_small_linear_regression_and_says_why() {
+    let dir = tmp("auto");
+    let m = model_dir("linreg_2");
+    let art = dir.join("linreg_2.secc");
+    // The built-in costs by name: a `secc calibrate-costs` run on this machine must not change the test.
+    let costs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compiler/src/cost/builtin_costs.json");
+    let (model, calib) = (m.join("model.onnx"), m.join("calib.csv"));
+    let o =
+        secc(&["compile", s(&model), "--calib", s(&calib), "-o", s(&art), "--backend", "auto", "--costs", s(&costs)]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("backend: fhe: "), "{stderr}");
+    let o = secc(&["inspect", s(&art), "--costs", s(&costs)]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let line = text.lines().find(|l| l.starts_with("backend (compile --backend auto): ")).expect("the choice is shown");
+    assert!(
+        line.contains("fhe: ")
+            && line.contains(" vs mpc ")
+            && line.contains("on LAN (0.2 ms RTT")
+            && line.contains("costs: ")
+            && line.contains("builtin_costs.json"),
+        "{line}"
+    );
+    for network in ["loopback:", "LAN (0.2 ms RTT, 1000 Mbit/s):", "WAN (40 ms RTT, 100 Mbit/s):"] {
+        assert!(text.contains(network), "inspect shows no prediction for {network}");
+    }
+    // Without --backend auto nothing is chosen.
+    let plain = dir.join("plain.secc");
+    let o = secc(&["compile", s(&model), "--calib", s(&calib), "-o", s(&plain)]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&secc(&["inspect", s(&plain)]).stdout).into_owned();
+    assert!(text.contains("backend: not chosen"));
+    std::fs::remove_dir_all(&dir).ok();
 }

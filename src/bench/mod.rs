@@ -98,6 +98,7 @@ fn bench_fhe(
         decrypt_ms: median(&run.decrypt_ms),
         predicted_ms: predicted.total_ms,
         prediction: predicted.to_string(),
+        predicted_remote_ms: [Network::LAN, Network::WAN].map(|n| predict_fhe(q, &circuit, costs, n).total_ms),
         accuracy: accuracy(c, samples, &run.outputs),
     })
 }
@@ -120,6 +121,7 @@ fn bench_mpc(w: &Workload, c: &Compiled, costs: &MachineCosts, reps: &Repeats) -
         min_ms: timed.times_ms.iter().copied().fold(f64::INFINITY, f64::min),
         predicted_ms: predicted.total_ms,
         prediction: predicted.to_string(),
+        predicted_remote_ms: [Network::LAN, Network::WAN].map(|n| predict_mpc(&plan, 1, costs, n).total_ms),
         accuracy: accuracy(c, batch, &outputs),
     })
 }

@@ -67,6 +67,8 @@ pub struct FheResult {
     pub predicted_ms: f64,
     /// The prediction's terms.
     pub prediction: String,
+    /// Predicted on a LAN and on a WAN ([`secc_compiler::cost::Network`]), ms.
+    pub predicted_remote_ms: [f64; 2],
     /// Against the float IR.
     pub accuracy: Accuracy,
 }
@@ -90,6 +92,8 @@ pub struct MpcResult {
     pub predicted_ms: f64,
     /// The prediction's terms.
     pub prediction: String,
+    /// Predicted on a LAN and on a WAN ([`secc_compiler::cost::Network`]), ms.
+    pub predicted_remote_ms: [f64; 2],
     /// Against the float IR.
     pub accuracy: Accuracy,
 }
@@ -103,8 +107,10 @@ pub const TIE: f64 = 1.2;
 pub struct Winner {
     /// By the medians; `None` for a tie (within [`TIE`]), where either prediction is right.
     pub measured: Option<PrivateBackend>,
-    /// By the cost model.
+    /// By the cost model, on loopback (where it was measured).
     pub predicted: PrivateBackend,
+    /// By the cost model, on a LAN and on a WAN.
+    pub predicted_remote: [PrivateBackend; 2],
 }
 
 /// One workload under both backends.
@@ -132,7 +138,8 @@ impl Row {
                 let pick = |f: f64, m: f64| if f <= m { PrivateBackend::Fhe } else { PrivateBackend::Mpc };
                 let tie = f.median_ms.max(m.median_ms) < TIE * f.median_ms.min(m.median_ms);
                 let measured = (!tie).then(|| pick(f.median_ms, m.median_ms));
-                Some(Winner { measured, predicted: pick(f.predicted_ms, m.predicted_ms) })
+                let predicted_remote = [0, 1].map(|i| pick(f.predicted_remote_ms[i], m.predicted_remote_ms[i]));
+                Some(Winner { measured, predicted: pick(f.predicted_ms, m.predicted_ms), predicted_remote })
             }
             _ => None,
         };
@@ -179,7 +186,7 @@ fn bytes(b: &[u64; 3]) -> String {
 /// The results table in Markdown.
 pub fn markdown_table(r: &Report) -> String {
     let mut s = String::from(
-        "| suite | workload | TFHE set, PBS | TFHE measured (n) | TFHE predicted | rounds, bytes P0 / P1 / P2 | SMPC measured (n) | SMPC predicted | winner measured / predicted | max abs error TFHE / SMPC |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| suite | workload | TFHE set, PBS | TFHE measured (n) | TFHE predicted | rounds, bytes P0 / P1 / P2 | SMPC measured (n) | SMPC predicted | winner measured / predicted | predicted winner LAN / WAN | max abs error TFHE / SMPC |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in &r.rows {
         let (fset, fmeas, fpred, ferr) = match &row.fhe {
@@ -209,9 +216,13 @@ pub fn markdown_table(r: &Report) -> String {
             Some(m) => format!("{m} / {}", w.predicted),
             None => format!("tie / {}", w.predicted),
         });
+        let remote = row
+            .winner
+            .as_ref()
+            .map_or("—".into(), |w| format!("{} / {}", w.predicted_remote[0], w.predicted_remote[1]));
         let _ = writeln!(
             s,
-            "| {} | {} | {fset} | {fmeas} | {fpred} | {mtraffic} | {mmeas} | {mpred} | {winner} | {ferr} / {merr} |",
+            "| {} | {} | {fset} | {fmeas} | {fpred} | {mtraffic} | {mmeas} | {mpred} | {winner} | {remote} | {ferr} / {merr} |",
             row.suite, row.name
         );
     }

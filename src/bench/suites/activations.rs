@@ -2,10 +2,10 @@
 //! server: `output_tables`), under SMPC a comparison (ReLU) or a piecewise polynomial
 //! fitted on the calibrated range (GELU, sigmoid).
 
-use super::{row_shape, Rng, Scale, Workload};
+use super::{Rng, Scale, Workload};
 use secc_compiler::passes::quantize::QuantConfig;
 use secc_ir::ops::{Input, Unary, UnaryKind};
-use secc_ir::{Graph, Op, TensorType};
+use secc_ir::{Graph, Op, Shape, TensorType};
 
 /// ReLU, GELU and sigmoid over 100 values (8 in the smoke suite, ReLU only).
 pub fn workloads(scale: Scale) -> Vec<Workload> {
@@ -24,7 +24,7 @@ pub fn workloads(scale: Scale) -> Vec<Workload> {
 pub fn workload(kind: UnaryKind, n: usize, (lo, hi): (f64, f64)) -> Workload {
     let mut rng = Rng::new(2000 + n as u64);
     let mut g = Graph::new(format!("{}_{n}", kind.mnemonic()));
-    let x = g.push(Op::Input(Input { index: 0, ty: TensorType::f32(row_shape(n)) }), vec![], "x").expect("input");
+    let x = g.push(Op::Input(Input { index: 0, ty: TensorType::f32(Shape(vec![1, n])) }), vec![], "x").expect("input");
     let y = g.push(Op::Unary(Unary { kind }), vec![x], kind.mnemonic()).expect("activation");
     g.outputs.push(y);
     Workload {

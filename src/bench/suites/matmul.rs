@@ -1,10 +1,7 @@
 //! `x · W` with `x[1, n]` encrypted or shared and `W[n, n]` the model's: linear only, so
 //! no bootstrap under TFHE and one round (plus truncation) under SMPC.
 
-use super::{row_shape, Rng, Scale, Workload};
-use secc_compiler::passes::quantize::QuantConfig;
-use secc_ir::ops::{Input, MatMul};
-use secc_ir::{Graph, Op, TensorType};
+use super::{linear, Scale, Workload};
 
 /// One row per size `n`.
 pub fn workloads(scale: Scale) -> Vec<Workload> {
@@ -16,22 +13,7 @@ pub fn workloads(scale: Scale) -> Vec<Workload> {
     sizes.iter().map(|&n| workload(n)).collect()
 }
 
-/// `x[1, n] · W[n, n]`.
+/// `x[1, n] · W[n, n]`, weights of scale `1/√n` so outputs stay of order 1.
 pub fn workload(n: usize) -> Workload {
-    let mut rng = Rng::new(n as u64);
-    let mut g = Graph::new(format!("matmul_{n}"));
-    let x = g.push(Op::Input(Input { index: 0, ty: TensorType::f32(row_shape(n)) }), vec![], "x").expect("input");
-    let scale = 1.0 / (n as f64).sqrt();
-    let w = g.push_const(super::tensor(&[n, n], rng.uniform(n * n, -scale, scale)), None, "w");
-    let y = g.push(Op::MatMul(MatMul { x_zp: 0 }), vec![x, w], "matmul").expect("matmul");
-    g.outputs.push(y);
-    Workload {
-        suite: "matmul",
-        name: format!("x·W, n={n}"),
-        x: n.to_string(),
-        graph: g,
-        calib: rng.samples(64, &[1, n], -1.0, 1.0),
-        samples: rng.samples(20, &[1, n], -1.0, 1.0),
-        quant: QuantConfig::default(),
-    }
+    linear("matmul", format!("x·W, n={n}"), n.to_string(), n as u64, n, n, 1.0 / (n as f64).sqrt(), None)
 }

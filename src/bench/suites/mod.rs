@@ -9,7 +9,8 @@ mod models;
 
 use ndarray::{ArrayD, IxDyn};
 use secc_compiler::passes::quantize::QuantConfig;
-use secc_ir::{Graph, Shape, Tensor};
+use secc_ir::ops::{Input, MatMul};
+use secc_ir::{Graph, Op, Shape, Tensor, TensorType};
 
 /// How much of each suite runs, and how often.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -74,6 +75,38 @@ pub fn workloads(scale: Scale, suites: &[&str]) -> Vec<Result<Workload, Unbuilt>
 pub use activations::workload as activation;
 pub use matmul::workload as matmul;
 
+/// `x[1, k] · W[k, n] (+ b)`: weights uniform in `[-w, w)`, inputs (calibration and
+/// measured samples) uniform in `[-1, 1)`, all from the stream `seed`.
+#[allow(clippy::too_many_arguments)]
+fn linear(
+    suite: &'static str,
+    name: String,
+    x: String,
+    seed: u64,
+    k: usize,
+    n: usize,
+    w: f64,
+    bias: Option<f32>,
+) -> Workload {
+    let mut rng = Rng::new(seed);
+    let mut g = Graph::new(format!("{suite}_{x}"));
+    let input =
+        g.push(Op::Input(Input { index: 0, ty: TensorType::f32(Shape(vec![1, k])) }), vec![], "x").expect("input");
+    let mut operands = vec![input, g.push_const(tensor(&[k, n], rng.uniform(k * n, -w, w)), None, "w")];
+    operands.extend(bias.map(|b| g.push_const(tensor(&[n], vec![b; n]), None, "b")));
+    let y = g.push(Op::MatMul(MatMul { x_zp: 0 }), operands, suite).expect("matmul");
+    g.outputs.push(y);
+    Workload {
+        suite,
+        name,
+        x,
+        graph: g,
+        calib: rng.samples(64, &[1, k], -1.0, 1.0),
+        samples: rng.samples(20, &[1, k], -1.0, 1.0),
+        quant: QuantConfig::default(),
+    }
+}
+
 /// Uniform numbers in `[lo, hi)` from a fixed xorshift stream: the same weights and
 /// data on every run and machine.
 pub struct Rng(u64);
@@ -106,9 +139,4 @@ impl Rng {
 /// A float tensor of `shape`.
 pub fn tensor(shape: &[usize], data: Vec<f32>) -> Tensor {
     Tensor::F32(ArrayD::from_shape_vec(IxDyn(shape), data).expect("data fills the shape"))
-}
-
-/// The float type of a `[1, n]` input.
-pub fn row_shape(n: usize) -> Shape {
-    Shape(vec![1, n])
 }
