@@ -10,7 +10,7 @@ pub struct Series {
     pub label: String,
     /// Stroke colour.
     pub color: &'static str,
-    /// Dashed (a prediction) or solid with dots (a measurement).
+    /// Dashed with hollow dots (a prediction) or solid with filled dots (a measurement).
     pub dashed: bool,
     /// Its value at each category, in ms.
     pub values: Vec<Option<f64>>,
@@ -98,10 +98,14 @@ pub fn line_chart(title: &str, x_label: &str, categories: &[String], series: &[S
                 pts.join(" "),
                 ser.color
             );
-            if !ser.dashed {
-                for (x, y) in run {
-                    let _ = writeln!(s, r#"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="{}"/>"#, ser.color);
-                }
+            // Predictions get hollow dots, so a lone predicted point still shows.
+            let fill = if ser.dashed { "white" } else { ser.color };
+            for (x, y) in run {
+                let _ = writeln!(
+                    s,
+                    r#"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="{fill}" stroke="{}" stroke-width="2"/>"#,
+                    ser.color
+                );
             }
         }
         let ly = TOP + 14.0 + 24.0 * k as f64;
@@ -144,5 +148,7 @@ mod tests {
         assert!(svg.contains(">100 µs<") && svg.contains(">10 s<") && !svg.contains(">100 s<"));
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert_eq!(svg.matches("<circle").count(), 2);
+        let p = Series { label: "p".into(), color: "red", dashed: true, values: vec![None, Some(1.0), None] };
+        assert!(line_chart("t", "n", &["a".into(), "b".into(), "c".into()], &[p]).contains(r#"fill="white""#));
     }
 }

@@ -25,7 +25,7 @@ pub struct Args {
     /// Only these suites: matmul, activations, linreg, forest, dense, cnn
     #[arg(long, value_delimiter = ',', value_name = "SUITE")]
     pub only: Vec<String>,
-    /// Where to write the results
+    /// Where to write the results (bench.json, bench.md and the charts in it are replaced)
     #[arg(long, value_name = "DIR", default_value = "bench-out")]
     pub out: PathBuf,
     /// Per-operation costs for the predictions [default: those of `secc calibrate-costs`,
