@@ -2,7 +2,8 @@
 //! workloads, each chosen so one term dominates its time:
 //!
 //! - TFHE, per parameter set: `x[1,128] · W[128,128]` (encryption and decryption per value,
-//!   levelled multiply-accumulates) and 8 ReLUs per core (bootstrap waves). Each probe is
+//!   levelled multiply-accumulates), `x[1,1] · W[1,1]` (the client's fixed cost per
+//!   inference) and 8 ReLUs per core (bootstrap waves). Each probe is
 //!   compiled normally, then its circuit is re-targeted at the set being measured: the
 //!   outputs are not checked, only the time.
 //! - SMPC, in turn: one ReLU (rounds), 16,384 ReLUs (bytes), then `x · W` on a batch of
@@ -48,15 +49,23 @@ pub fn measure_fhe_set(set: &ParamSet, cores: usize, keys: &mut KeyCache) -> Res
     let tables = activation(UnaryKind::Relu, 8 * cores, (-4.0, 4.0));
     let (tg, tc) = probe_circuit(&tables, set)?;
     let waves: usize = bootstrap_layers(&tg, &tc).iter().map(|n| n.div_ceil(cores)).sum();
-    let trun = run_fhe(&tg, &tc, keys, &tables.samples[..3], 1, &|| {})?;
+    let trun = run_fhe(&tg, &tc, keys, &tables.samples[..5], 1, &|| {})?;
     let lwe_size = keys.server.ksk.input_key_lwe_dimension().0 + 1;
+    // The client's time is fixed + per value: a one-value probe gives the fixed part.
+    let one = matmul(1);
+    let (og, oc) = probe_circuit(&one, set)?;
+    let orun = run_fhe(&og, &oc, keys, &one.samples[..15], 1, &|| {})?;
+    let client = |r: &super::measure::FheRun| (median(&r.encrypt_ms) + median(&r.decrypt_ms)) * 1e3;
+    let per_value = (client(&run) - client(&orun)).max(0.0) / 127.0;
+    let decrypt_us = median(&run.decrypt_ms) * 1e3 / 128.0;
     Ok(FheSetCosts {
         name: set.name.clone(),
         catalog_cost: set.cost,
         pbs_wave_ms: median(&trun.eval_ms) / waves as f64,
         mac_ns: median(&run.eval_ms) * 1e6 * cores as f64 / c.stats.levelled_macs as f64,
-        encrypt_us: median(&run.encrypt_ms) * 1e3 / 128.0,
-        decrypt_us: median(&run.decrypt_ms) * 1e3 / 128.0,
+        inference_us: (client(&orun) - per_value).max(0.0),
+        encrypt_us: per_value - decrypt_us,
+        decrypt_us,
         ciphertext_bytes: 8 * lwe_size as u64,
     })
 }
@@ -67,7 +76,7 @@ fn mpc_probe(w: &Workload, batch: usize) -> Result<(f64, f64, f64, f64)> {
     let c = compile_float(w.graph.clone(), &w.calib, &w.quant)?;
     let plan = lower_mpc(&c.float, &c.calibration.ranges, MpcConfig::default())?;
     let rows: Vec<Vec<f32>> = w.samples.iter().cycle().take(batch).map(|s| flat(s)).collect();
-    let run = run_mpc(&plan, &rows, 5, 30)?;
+    let run = run_mpc(&plan, &rows, 20, 100)?;
     let bytes: u64 = run.bytes.iter().sum();
     Ok((median(&run.times_ms), run.rounds as f64, bytes as f64, (plan_macs(&plan) * batch as u64) as f64))
 }

@@ -98,8 +98,9 @@ pub fn line_chart(title: &str, x_label: &str, categories: &[String], series: &[S
                 pts.join(" "),
                 ser.color
             );
-            // Predictions get hollow dots, so a lone predicted point still shows.
-            let fill = if ser.dashed { "white" } else { ser.color };
+            // Predictions get hollow dots: a lone predicted point still shows, and a
+            // measured dot under it shows through.
+            let fill = if ser.dashed { "none" } else { ser.color };
             for (x, y) in run {
                 let _ = writeln!(
                     s,
@@ -149,6 +150,6 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert_eq!(svg.matches("<circle").count(), 2);
         let p = Series { label: "p".into(), color: "red", dashed: true, values: vec![None, Some(1.0), None] };
-        assert!(line_chart("t", "n", &["a".into(), "b".into(), "c".into()], &[p]).contains(r#"fill="white""#));
+        assert!(line_chart("t", "n", &["a".into(), "b".into(), "c".into()], &[p]).contains(r#"fill="none" stroke="red""#));
     }
 }

@@ -1,5 +1,6 @@
 //! What `secc bench` writes: `bench.json` (every figure), `bench.md` (the table, with
-//! the charts embedded) and one chart per suite (`SUITE.svg`).
+//! the charts embedded) and the charts: one per synthetic suite (`SUITE.svg`, time
+//! against size) and one for the model suites together (`models.svg`).
 
 use super::chart::{line_chart, Series};
 use anyhow::{Context, Result};
@@ -265,7 +266,7 @@ pub fn summary(r: &Report) -> String {
     s
 }
 
-/// Writes `bench.json`, `bench.md` and a chart per suite into `dir`.
+/// Writes `bench.json`, `bench.md` and the charts into `dir`.
 pub fn write_report(r: &Report, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let write = |name: &str, text: &str| {
@@ -279,14 +280,23 @@ pub fn write_report(r: &Report, dir: &Path) -> Result<()> {
     );
     md.push_str(&markdown_table(r));
     let _ = writeln!(md, "\n{}\n", summary(r));
-    let mut suites: Vec<&str> = r.rows.iter().map(|row| row.suite.as_str()).collect();
-    suites.dedup();
-    for suite in suites {
-        let rows: Vec<&Row> = r.rows.iter().filter(|row| row.suite == suite).collect();
-        write(&format!("{suite}.svg"), &suite_chart(suite, &rows))?;
-        let _ = writeln!(md, "![{suite}]({suite}.svg)\n");
+    let mut charts: Vec<&str> = r.rows.iter().map(|row| chart_of(&row.suite)).collect();
+    charts.dedup();
+    for chart in charts {
+        let rows: Vec<&Row> = r.rows.iter().filter(|row| chart_of(&row.suite) == chart).collect();
+        write(&format!("{chart}.svg"), &suite_chart(chart, &rows))?;
+        let _ = writeln!(md, "![{chart}]({chart}.svg)\n");
     }
     write("bench.md", &md)
+}
+
+/// The chart a suite's rows go on: the synthetic suites each have their own (time
+/// against size), the model suites share one.
+fn chart_of(suite: &str) -> &str {
+    match suite {
+        "forest" | "dense" | "cnn" => "models",
+        other => other,
+    }
 }
 
 fn suite_chart(suite: &str, rows: &[&Row]) -> String {
@@ -304,6 +314,7 @@ fn suite_chart(suite: &str, rows: &[&Row]) -> String {
         "activations" => "activation over 100 values",
         _ => "model",
     };
-    let categories: Vec<String> = rows.iter().map(|r| r.x.clone()).collect();
+    let categories: Vec<String> =
+        rows.iter().map(|r| if suite == "models" { r.name.clone() } else { r.x.clone() }).collect();
     line_chart(&format!("{suite}: TFHE vs SMPC (loopback), time per inference"), x_label, &categories, &series)
 }

@@ -16,7 +16,8 @@ use std::path::PathBuf;
 /// once per parameter set (encrypt + evaluate + decrypt per inference), SMPC as three
 /// parties on loopback sockets. Prints the table (median time, bootstraps, rounds and
 /// bytes, error against the float IR, the cost model's prediction and the winners) and
-/// writes DIR/bench.json, DIR/bench.md and a chart per suite (DIR/SUITE.svg).
+/// writes DIR/bench.json, DIR/bench.md and charts (DIR/SUITE.svg; the model suites
+/// share DIR/models.svg).
 #[derive(clap::Args)]
 pub struct Args {
     /// How much to run: smoke (seconds), quick (a few minutes), full (longer)
@@ -88,6 +89,6 @@ pub fn run(a: Args) -> Result<()> {
     };
     write_report(&report, &a.out)?;
     println!("{}\n{}", markdown_table(&report), summary(&report));
-    eprintln!("wrote {}/bench.json, bench.md and a chart per suite", a.out.display());
+    eprintln!("wrote {}/bench.json, bench.md and the charts", a.out.display());
     Ok(())
 }

@@ -39,7 +39,7 @@ pub fn predict_fhe(graph: &Graph, circuit: &Circuit, costs: &MachineCosts, netwo
     let (inputs, outputs) = client_values(graph);
     let waves: usize = bootstrap_layers(graph, circuit).iter().map(|n| n.div_ceil(costs.cores)).sum();
     let mut p = Prediction::of(vec![
-        ("encrypt", inputs as f64 * set.encrypt_us / 1e3),
+        ("encrypt", (set.inference_us + inputs as f64 * set.encrypt_us) / 1e3),
         ("bootstraps", waves as f64 * set.pbs_wave_ms),
         ("levelled", circuit.stats.levelled_macs as f64 * set.mac_ns / 1e6 / costs.cores as f64),
         ("decrypt", outputs as f64 * set.decrypt_us / 1e3),
@@ -93,6 +93,7 @@ mod tests {
                 catalog_cost: 110,
                 pbs_wave_ms: 10.0,
                 mac_ns: 100.0,
+                inference_us: 30.0,
                 encrypt_us: 20.0,
                 decrypt_us: 2.0,
                 ciphertext_bytes: 1000,
@@ -108,8 +109,8 @@ mod tests {
         assert_eq!(client_values(&g), (5, 5));
         let k = costs(&c.params.name);
         let p = predict_fhe(&g, &c, &k, Network::LOOPBACK);
-        // 5 × 20 µs + 3 waves × 10 ms + 1000 × 100 ns / 2 + 5 × 2 µs
-        assert!((p.total_ms - (0.1 + 30.0 + 0.05 + 0.01)).abs() < 1e-9, "{p}");
+        // 30 µs + 5 × 20 µs + 3 waves × 10 ms + 1000 × 100 ns / 2 + 5 × 2 µs
+        assert!((p.total_ms - (0.13 + 30.0 + 0.05 + 0.01)).abs() < 1e-9, "{p}");
         assert!(p.caveat.is_none());
         let lan = predict_fhe(&g, &c, &k, Network::LAN);
         // + 0.2 ms RTT + 10 ciphertexts of 1000 bytes at 125 MB/s

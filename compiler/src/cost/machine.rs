@@ -37,6 +37,9 @@ pub struct FheSetCosts {
     pub pbs_wave_ms: f64,
     /// One levelled multiply-accumulate of a whole ciphertext, on one core, ns.
     pub mac_ns: f64,
+    /// The client's fixed cost per inference, whatever its size (random generators,
+    /// buffers), µs.
+    pub inference_us: f64,
     /// Encrypting one value (the client), µs.
     pub encrypt_us: f64,
     /// Decrypting one value (the client), µs.
