@@ -39,11 +39,17 @@ pub enum NpyError {
 /// Reads samples of `expected` values each from a `.npy` file.
 pub fn read_npy(path: &Path, expected: usize) -> Result<Vec<Vec<f32>>, NpyError> {
     let p = path.display().to_string();
-    let open = || std::fs::File::open(path).map_err(|source| NpyError::Io { path: p.clone(), source });
-    let array: ArrayD<f32> = match ArrayD::<f32>::read_npy(open()?) {
+    let bytes = std::fs::read(path).map_err(|source| NpyError::Io { path: p.clone(), source })?;
+    parse_npy(&bytes, &p, expected)
+}
+
+/// Parses the bytes of a `.npy` file into samples of `expected` values each; `path`
+/// names the source in errors.
+pub fn parse_npy(bytes: &[u8], path: &str, expected: usize) -> Result<Vec<Vec<f32>>, NpyError> {
+    let array: ArrayD<f32> = match ArrayD::<f32>::read_npy(bytes) {
         Ok(a) => a,
-        Err(first) => ArrayD::<f64>::read_npy(open()?)
-            .map_err(|_| NpyError::Format { path: p.clone(), reason: first.to_string() })?
+        Err(first) => ArrayD::<f64>::read_npy(bytes)
+            .map_err(|_| NpyError::Format { path: path.into(), reason: first.to_string() })?
             .mapv(|v| v as f32),
     };
     let shape = array.shape().to_vec();
@@ -52,7 +58,7 @@ pub fn read_npy(path: &Path, expected: usize) -> Result<Vec<Vec<f32>>, NpyError>
     } else if array.ndim() >= 1 && expected > 0 && array.len() / shape[0].max(1) == expected && shape[0] > 0 {
         array.axis_iter(Axis(0)).map(|r| r.iter().copied().collect()).collect()
     } else {
-        return Err(NpyError::Shape { path: p, shape, expected });
+        return Err(NpyError::Shape { path: path.into(), shape, expected });
     };
     Ok(rows)
 }

@@ -5,7 +5,7 @@
 //! evaluation keys to hand to the server), `*.enc` (ciphertexts). Each is bound to the
 //! compiled model by its digest; ciphertexts are bound to their keys by a key id.
 
-use crate::io::{flatten_outputs, read_samples, write_new};
+use crate::io::{flatten_outputs, read_samples, write_new, write_secret};
 use anyhow::{anyhow, bail, Context, Result};
 use secc_ir::artifact::Artifact;
 use secc_ir::lowered::fhe::Circuit;
@@ -108,23 +108,6 @@ fn decrypt_all(art: &Artifact, c: &Circuit, ck: &ClientKey, values: &[CtValues])
         .iter()
         .map(|v| decrypt_sample(&art.quantized, c, ck, v).map(|o| flatten_outputs(&o)))
         .collect::<Result<Vec<_>, _>>()?)
-}
-
-/// Writes a secret file readable by its owner only.
-fn write_secret(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if path.exists() && !force {
-        bail!("{} exists; pass --force to overwrite it", path.display());
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn keygen(a: KeygenArgs) -> Result<()> {

@@ -13,6 +13,31 @@ pub enum MpcError {
         /// What failed.
         reason: String,
     },
+    /// The TLS handshake with a peer failed (a wrong or unpinned certificate, a peer
+    /// that does not speak TLS).
+    #[error("TLS handshake with party {peer} at {addr} failed: {reason}")]
+    Handshake {
+        /// The peer.
+        peer: usize,
+        /// Its address.
+        addr: String,
+        /// What failed.
+        reason: String,
+    },
+    /// An incoming connection that is not one of the other parties.
+    #[error("refused a connection from {addr}: {reason}")]
+    Refused {
+        /// Where it came from.
+        addr: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A peer runs another plan or another number of runs.
+    #[error("party {peer} was started with another plan or another --repeat count than this party")]
+    Terms {
+        /// The peer.
+        peer: usize,
+    },
     /// A peer closed its connection (it died or gave up).
     #[error("lost party {peer}: it closed the connection in round {round}")]
     PeerClosed {
@@ -72,11 +97,13 @@ impl MpcError {
         match self {
             MpcError::PeerAborted { lost, .. } => Some(*lost),
             MpcError::Connect { peer, .. }
+            | MpcError::Handshake { peer, .. }
+            | MpcError::Terms { peer }
             | MpcError::PeerClosed { peer, .. }
             | MpcError::Timeout { peer, .. }
             | MpcError::Garbage { peer, .. }
             | MpcError::Io { peer, .. } => Some(*peer),
-            MpcError::Setup(_) => None,
+            MpcError::Setup(_) | MpcError::Refused { .. } => None,
         }
     }
 }

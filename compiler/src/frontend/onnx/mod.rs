@@ -59,17 +59,34 @@ pub fn import_onnx(path: &Path) -> Result<Graph, CompileError> {
     let read_err = |e: &dyn std::fmt::Display| CompileError::OnnxRead { path: path.to_owned(), message: e.to_string() };
     let onnx = tract_onnx::onnx();
     let proto = onnx.proto_model_for_path(path).map_err(|e| read_err(&format!("{e:#}")))?;
-    let graph = proto.graph.as_ref().ok_or_else(|| read_err(&"the file has no graph"))?;
-    check_ops(graph)?;
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let name = match path.parent().and_then(Path::file_name) {
         Some(dir) if name == "model" => dir.to_string_lossy().into_owned(),
         _ => name,
     };
+    import_proto(&onnx, &proto, path, &name)
+}
+
+/// Reads an ONNX model held in memory (no external data files) into the float IR;
+/// `path` names the source in errors. The fuzzer's entry point to the frontend.
+pub fn import_onnx_bytes(bytes: &[u8], path: &Path) -> Result<Graph, CompileError> {
+    let onnx = tract_onnx::onnx();
+    let proto = onnx
+        .proto_model_for_read(&mut &bytes[..])
+        .map_err(|e| CompileError::OnnxRead { path: path.to_owned(), message: format!("{e:#}") })?;
+    import_proto(&onnx, &proto, path, "model")
+}
+
+fn import_proto(onnx: &tract_onnx::Onnx, proto: &pb::ModelProto, path: &Path, name: &str) -> Result<Graph, CompileError> {
+    let graph = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| CompileError::OnnxRead { path: path.to_owned(), message: "the file has no graph".into() })?;
+    check_ops(graph)?;
     let ir = if graph.node.iter().any(|n| n.op_type == "TreeEnsembleRegressor") {
-        tree::import_tree_graph(graph, &name)?
+        tree::import_tree_graph(graph, name)?
     } else {
-        translate::import_tract(&onnx, &proto, graph, &name)?
+        translate::import_tract(onnx, proto, graph, name)?
     };
     secc_ir::verify_graph(&ir)?;
     Ok(ir)
