@@ -8,7 +8,6 @@ use common::*;
 use secc_compiler::lower::mpc::{lower_mpc, MpcConfig};
 use secc_compiler::passes::calibrate::calibrate;
 use secc_compiler::pipeline::import_float;
-use secc_ir::lowered::mpc::Plan;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,18 +16,11 @@ const ROWS: usize = 3;
 /// activations fitted to 1e-4 of their peak).
 const LOGIT_BOUND: f64 = 0.05;
 
-fn plan(name: &str) -> (secc_ir::Graph, Plan) {
-    let g = import_float(&model_dir(name).join("model.onnx")).unwrap();
-    let calib = calibrate(&g, &samples(&g, name, "calib.csv")).unwrap();
-    let plan = lower_mpc(&g, &calib.ranges, MpcConfig::default()).unwrap();
-    (g, plan)
-}
-
 #[test]
 fn every_model_agrees_with_the_float_ir_and_sends_what_the_plan_says() {
     let models = MODELS.iter().filter(|m| **m != "rf_regressor").chain(&["unseen_cnn", "unseen_gelu"]);
     for name in models {
-        let (g, plan) = plan(name);
+        let (g, plan) = mpc_plan(name);
         let xs = samples(&g, name, "test.csv");
         let xs = &xs[..ROWS];
         let flat: Vec<Vec<f32>> = xs.iter().map(|s| s[0].as_f32().unwrap().iter().copied().collect()).collect();
@@ -67,7 +59,7 @@ fn tree_ensembles_are_refused_by_name() {
 
 #[test]
 fn killing_a_party_mid_run_stops_the_others_with_its_name() {
-    let (_, plan) = plan("cnn_tiny");
+    let (_, plan) = mpc_plan("cnn_tiny");
     let dir = std::env::temp_dir().join(format!("secc-mpc-kill-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("owner.plan"), plan.to_bytes()).unwrap();

@@ -9,8 +9,14 @@
 use std::path::Path;
 
 /// Every target: its name (a folder under `fuzz/corpus/`) and its entry point.
-pub const TARGETS: &[(&str, fn(&[u8]))] =
-    &[("artifact", artifact), ("key_file", key_file), ("csv", csv), ("npy", npy), ("onnx", onnx)];
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("artifact", artifact),
+    ("key_file", key_file),
+    ("csv", csv),
+    ("npy", npy),
+    ("onnx", onnx),
+    ("frame", frame),
+];
 
 /// Splits off the first byte, which chooses how the rest is used.
 fn mode(data: &[u8]) -> (u8, &[u8]) {
@@ -72,6 +78,15 @@ pub fn npy(data: &[u8]) {
 /// The ONNX import: protobuf, op check, tract's analysis, translation, verification.
 pub fn onnx(data: &[u8]) {
     let _ = secc_compiler::frontend::import_onnx_bytes(data, Path::new("fuzz.onnx"));
+}
+
+/// The party frame decoder, on what a peer sent: the first byte is the number of
+/// payload words the schedule expects; the session id is all zeros, the round 0.
+pub fn frame(data: &[u8]) {
+    use secc_runtime::mpc::frame::{read_frame, Expect};
+    let (m, rest) = mode(data);
+    let want = Expect { session: [0; 16], sender: 1, receiver: 0, round: 0, words: m as usize % 16 };
+    let _ = read_frame(&mut &rest[..], &want);
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {

@@ -24,14 +24,6 @@ pub enum MpcError {
         /// What failed.
         reason: String,
     },
-    /// An incoming connection that is not one of the other parties.
-    #[error("refused a connection from {addr}: {reason}")]
-    Refused {
-        /// Where it came from.
-        addr: String,
-        /// Why it was refused.
-        reason: String,
-    },
     /// A peer runs another plan or another number of runs.
     #[error("party {peer} was started with another plan or another --repeat count than this party")]
     Terms {
@@ -103,7 +95,7 @@ impl MpcError {
             | MpcError::Timeout { peer, .. }
             | MpcError::Garbage { peer, .. }
             | MpcError::Io { peer, .. } => Some(*peer),
-            MpcError::Setup(_) | MpcError::Refused { .. } => None,
+            MpcError::Setup(_) => None,
         }
     }
 }

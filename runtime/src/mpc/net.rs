@@ -59,6 +59,8 @@ pub enum Security {
 struct Link {
     peer: usize,
     reader: Box<dyn Read + Send>,
+    /// The socket under `reader`, to change its timeout.
+    socket: TcpStream,
     writer: Option<mpsc::Sender<Vec<u8>>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -70,6 +72,7 @@ pub struct Net {
     links: Vec<Link>,
     timeout: Duration,
     traffic: Traffic,
+    aborted: bool,
 }
 
 /// What each party sends first on each of its outgoing links.
@@ -105,15 +108,20 @@ impl Hello {
 /// What the thread setting up one link reports.
 enum Event {
     Out(usize, Result<(Box<dyn Write + Send>, TcpStream), MpcError>),
-    In(Result<(Hello, Box<dyn Read + Send>), Inbound>),
+    In(Result<Incoming, Inbound>),
 }
 
-/// Why an incoming connection was not taken as a peer's link.
+/// A peer's incoming link: its hello, the reader, the socket under it.
+type Incoming = (Hello, Box<dyn Read + Send>, TcpStream);
+
+/// Why an incoming connection was not taken as a peer's link. Neither ends the
+/// session: a stranger must not be able to stop it by connecting, and a peer whose
+/// certificate is wrong fails its own handshake towards this party by name.
 enum Inbound {
-    /// A stray connection (a port scanner, a peer retrying): ignored.
+    /// Not a party at all (a port scanner): ignored.
     Stray,
-    /// A connection that shows the session cannot go on.
-    Fatal(MpcError),
+    /// Refused, for a reason the error says if the peers never connect.
+    Refused(String),
 }
 
 impl Net {
@@ -145,7 +153,8 @@ impl Net {
         }
         listener.set_nonblocking(true).map_err(|e| MpcError::Setup(format!("cannot listen: {e}")))?;
         let mut outs: [Option<(Box<dyn Write + Send>, TcpStream)>; 3] = Default::default();
-        let mut ins: [Option<(Hello, Box<dyn Read + Send>)>; 3] = Default::default();
+        let mut ins: [Option<Incoming>; 3] = Default::default();
+        let mut refused: Option<String> = None;
         let done = |outs: &[Option<_>; 3], ins: &[Option<_>; 3]| {
             (0..3).filter(|&p| p != id).all(|p| outs[p].is_some() && ins[p].is_some())
         };
@@ -163,17 +172,17 @@ impl Net {
             while let Ok(event) = rx.try_recv() {
                 match event {
                     Event::Out(peer, link) => outs[peer] = Some(link?),
-                    Event::In(Ok((hello, link))) => {
-                        if hello.terms != *terms {
-                            return Err(MpcError::Terms { peer: hello.id });
+                    Event::In(Ok(link)) => {
+                        let peer = link.0.id;
+                        if link.0.terms != *terms {
+                            return Err(MpcError::Terms { peer });
                         }
-                        let peer = hello.id;
                         if ins[peer].is_none() {
-                            ins[peer] = Some((hello, link));
+                            ins[peer] = Some(link);
                         }
                     }
                     Event::In(Err(Inbound::Stray)) => {}
-                    Event::In(Err(Inbound::Fatal(e))) => return Err(e),
+                    Event::In(Err(Inbound::Refused(why))) => refused = Some(why),
                 }
             }
             if Instant::now() >= deadline && !done(&outs, &ins) {
@@ -181,7 +190,11 @@ impl Net {
                 return Err(MpcError::Connect {
                     peer: missing,
                     addr: addrs[missing].to_string(),
-                    reason: format!("it did not connect within {:.1} s", timeout.as_secs_f64()),
+                    reason: format!(
+                        "it did not connect within {:.1} s{}",
+                        timeout.as_secs_f64(),
+                        refused.map(|r| format!(" (refused a connection: {r})")).unwrap_or_default()
+                    ),
                 });
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -193,7 +206,7 @@ impl Net {
         let session: [u8; 16] = nonces.finalize()[..16].try_into().expect("16 bytes");
         let mut links = Vec::new();
         for peer in (0..3).filter(|&p| p != id) {
-            let (_, reader) = ins[peer].take().expect("linked");
+            let (_, reader, socket) = ins[peer].take().expect("linked");
             let (mut w, sock) = outs[peer].take().expect("linked");
             let (tx, rx) = mpsc::channel::<Vec<u8>>();
             let thread = std::thread::spawn(move || {
@@ -206,9 +219,9 @@ impl Net {
                     }
                 }
             });
-            links.push(Link { peer, reader, writer: Some(tx), thread: Some(thread) });
+            links.push(Link { peer, reader, socket, writer: Some(tx), thread: Some(thread) });
         }
-        Ok(Net { id, session, links, timeout, traffic: Traffic::default() })
+        Ok(Net { id, session, links, timeout, traffic: Traffic::default(), aborted: false })
     }
 
     /// This party's id.
@@ -258,6 +271,9 @@ impl Net {
     /// Tells every peer except `lost` that this party stops because it lost `lost`,
     /// so their errors name the party at the root of the failure.
     pub fn abort(&mut self, lost: usize) {
+        if std::mem::replace(&mut self.aborted, true) {
+            return;
+        }
         let round = self.traffic.rounds;
         for link in self.links.iter().filter(|l| l.peer != lost) {
             if let Some(w) = &link.writer {
@@ -270,9 +286,33 @@ impl Net {
         let want = Expect { session: self.session, sender: peer, receiver: self.id, round, words };
         let secs = self.timeout.as_secs_f64();
         let link = self.links.iter_mut().find(|l| l.peer == peer).expect("two links");
-        read_frame(&mut link.reader, &want).map_err(|e| match e {
+        let error = match read_frame(&mut link.reader, &want) {
+            Ok(words) => return Ok(words),
+            Err(e) => e,
+        };
+        let timed_out = |e: &FrameError| {
+            matches!(e, FrameError::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut))
+        };
+        let error = if timed_out(&error) {
+            // The peer may be stuck waiting on the third party, and about to say so:
+            // tell the third party first, then give the peer a quarter of the timeout
+            // to explain, so every error names the party at the root of the stall.
+            let socket = link.socket.try_clone();
+            self.abort(peer);
+            let link = self.links.iter_mut().find(|l| l.peer == peer).expect("two links");
+            match socket.and_then(|s| s.set_read_timeout(Some(self.timeout / 4))) {
+                Ok(()) => match read_frame(&mut link.reader, &want) {
+                    Err(e @ FrameError::Aborted { .. }) => e,
+                    _ => error,
+                },
+                Err(_) => error,
+            }
+        } else {
+            error
+        };
+        Err(match error {
+            e if timed_out(&e) => MpcError::Timeout { peer, secs, round },
             FrameError::Io(e) => match e.kind() {
-                ErrorKind::WouldBlock | ErrorKind::TimedOut => MpcError::Timeout { peer, secs, round },
                 ErrorKind::UnexpectedEof
                 | ErrorKind::ConnectionReset
                 | ErrorKind::ConnectionAborted
@@ -305,8 +345,10 @@ fn configure(s: &TcpStream, timeout: Duration) -> std::io::Result<()> {
     s.set_write_timeout(Some(timeout))
 }
 
-/// Opens this party's outgoing link to `peer`: connect (retrying until `deadline`),
-/// the TLS handshake, the hello. Returns the writer and the socket (to shut it down).
+/// Opens this party's outgoing link to `peer`: connect, the TLS handshake, the hello.
+/// A failure of the transport (nobody listening yet, a reset) is retried until
+/// `deadline`; a TLS failure (a wrong certificate) is final. Returns the writer and
+/// the socket (to shut it down).
 fn dial(
     peer: usize,
     addr: SocketAddr,
@@ -315,43 +357,53 @@ fn dial(
     deadline: Instant,
     timeout: Duration,
 ) -> Result<(Box<dyn Write + Send>, TcpStream), MpcError> {
-    let fail = |reason: String| MpcError::Connect { peer, addr: addr.to_string(), reason };
-    let s = loop {
-        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-            Ok(s) => break s,
-            Err(e) if Instant::now() >= deadline => return Err(fail(e.to_string())),
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+    loop {
+        let e = match try_dial(peer, security, hello, TcpStream::connect_timeout(&addr, Duration::from_millis(200)), timeout) {
+            Ok(link) => return Ok(link),
+            Err(e) => e,
+        };
+        if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
+            return Err(MpcError::Handshake { peer, addr: addr.to_string(), reason: tls_reason(&e) });
         }
-    };
-    configure(&s, timeout).map_err(|e| fail(e.to_string()))?;
-    let sock = s.try_clone().map_err(|e| fail(e.to_string()))?;
+        if Instant::now() >= deadline {
+            return Err(MpcError::Connect { peer, addr: addr.to_string(), reason: e.to_string() });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn try_dial(
+    peer: usize,
+    security: &Security,
+    hello: &[u8; HELLO_LEN],
+    connected: std::io::Result<TcpStream>,
+    timeout: Duration,
+) -> std::io::Result<(Box<dyn Write + Send>, TcpStream)> {
+    let s = connected?;
+    configure(&s, timeout)?;
+    let sock = s.try_clone()?;
     let mut w: Box<dyn Write + Send> = match security {
         Security::Plain => Box::new(s),
         Security::Tls(tls) => {
-            let handshake = |e: std::io::Error| MpcError::Handshake { peer, addr: addr.to_string(), reason: tls_reason(&e) };
-            let mut conn = tls.client(peer).map_err(|e| handshake(std::io::Error::other(e)))?;
+            let mut conn = tls.client(peer).map_err(std::io::Error::other)?;
             let mut s = s;
             while conn.is_handshaking() {
-                conn.complete_io(&mut s).map_err(handshake)?;
+                conn.complete_io(&mut s)?;
             }
             Box::new(TlsWriter { conn, sock: s })
         }
     };
-    w.write_all(hello).and_then(|_| w.flush()).map_err(|e| fail(e.to_string()))?;
+    w.write_all(hello)?;
+    w.flush()?;
     Ok((w, sock))
 }
 
 /// Takes an incoming connection: the TLS handshake (the client's certificate must be
 /// another party's pinned one), then the hello, which must come from that party.
-fn accept(
-    s: TcpStream,
-    addr: SocketAddr,
-    id: usize,
-    security: &Security,
-    timeout: Duration,
-) -> Result<(Hello, Box<dyn Read + Send>), Inbound> {
+fn accept(s: TcpStream, addr: SocketAddr, id: usize, security: &Security, timeout: Duration) -> Result<Incoming, Inbound> {
     configure(&s, timeout).map_err(|_| Inbound::Stray)?;
-    let refused = |reason: String| Inbound::Fatal(MpcError::Refused { addr: addr.to_string(), reason });
+    let socket = s.try_clone().map_err(|_| Inbound::Stray)?;
+    let refused = |reason: String| Inbound::Refused(format!("from {addr}: {reason}"));
     match security {
         Security::Plain => {
             let mut s = s;
@@ -359,10 +411,10 @@ fn accept(
             s.peek(&mut first).map_err(|_| Inbound::Stray)?;
             // 0x16 opens a TLS handshake record.
             if first[0] == 0x16 {
-                return Err(refused("it speaks TLS but this party runs with --insecure".into()));
+                return Err(refused("it speaks TLS, and this party runs with --insecure".into()));
             }
             match Hello::read(&mut s, id) {
-                Ok(Some(hello)) => Ok((hello, Box::new(s))),
+                Ok(Some(hello)) => Ok((hello, Box::new(s), socket)),
                 _ => Err(Inbound::Stray),
             }
         }
@@ -382,7 +434,7 @@ fn accept(
             let peer = peer.expect("the verifier accepts pinned certificates only");
             let mut link = StreamOwned::new(conn, s);
             match Hello::read(&mut link, id) {
-                Ok(Some(hello)) if hello.id == peer => Ok((hello, Box::new(link) as Box<dyn Read + Send>)),
+                Ok(Some(hello)) if hello.id == peer => Ok((hello, Box::new(link), socket)),
                 Ok(Some(hello)) => Err(refused(format!("party {peer}'s certificate, but it says it is party {}", hello.id))),
                 _ => Err(refused(format!("party {peer} did not send a hello"))),
             }
@@ -396,6 +448,10 @@ fn tls_reason(e: &std::io::Error) -> String {
     match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         Some(rustls::Error::AlertReceived(A::BadCertificate | A::CertificateUnknown | A::AccessDenied)) => {
             "it refused this party's certificate (does its parties file pin this party's key?)".into()
+        }
+        // rustls shows a verifier's own error with Debug: show ours as written.
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) => {
+            format!("invalid peer certificate: {}", other.0)
         }
         Some(e) => e.to_string(),
         None => e.to_string(),
