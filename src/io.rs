@@ -55,12 +55,18 @@ pub fn write_secret(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
 /// Reads a secret file, refusing one that others can read (as ssh does): a key that
 /// leaked is no longer a key.
 pub fn read_secret(path: &Path) -> Result<Vec<u8>> {
+    check_private(path)?;
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Refuses a secret file that others can read.
+pub fn check_private(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.permissions().mode();
     if mode & 0o077 != 0 {
         bail!("{} is readable by others (mode {:o}); run chmod 600 on it", path.display(), mode & 0o777);
     }
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    Ok(())
 }
 
 /// Writes output rows as CSV to `path`, or to standard output.

@@ -174,7 +174,15 @@ fn fhe_client_server_split_and_its_errors() {
     assert!(err.contains("exists; pass --force"), "{err}");
     let (enc, out) = (dir.join("x.enc"), dir.join("y.enc"));
     assert!(secc(&["encrypt", s(&art), "--keys", s(&keys), "--input", s(&x), "-o", s(&enc)]).status.success());
-    let server_key = keys.join("server.key");
+    // The server runs where no client key lies.
+    let err = fails(&["eval", s(&art), "--server-key", s(&keys.join("server.key")), s(&enc), "-o", s(&out)]);
+    assert!(err.contains("client secret key in the server's directory"), "{err}");
+    let server = dir.join("server");
+    std::fs::create_dir_all(&server).unwrap();
+    let server_key = server.join("server.key");
+    std::fs::copy(keys.join("server.key"), &server_key).unwrap();
+    let (enc, out) = (server.join("x.enc"), server.join("y.enc"));
+    std::fs::copy(dir.join("x.enc"), &enc).unwrap();
     assert!(secc(&["eval", s(&art), "--server-key", s(&server_key), s(&enc), "-o", s(&out)]).status.success());
     let dec = secc(&["decrypt", s(&art), "--keys", s(&keys), s(&out)]);
     let sim = secc(&["run", s(&art), "--input", s(&x), "--backend", "sim"]);
@@ -182,7 +190,7 @@ fn fhe_client_server_split_and_its_errors() {
     assert_eq!(String::from_utf8_lossy(&dec.stdout), String::from_utf8_lossy(&sim.stdout));
 
     // Keys and ciphertexts of another model, another key pair, or damaged files.
-    let err = fails(&["eval", s(&other), "--server-key", s(&server_key), s(&enc), "-o", s(&dir.join("z.enc"))]);
+    let err = fails(&["eval", s(&other), "--server-key", s(&server_key), s(&enc), "-o", s(&server.join("z.enc"))]);
     assert!(err.contains("made for another compiled model"), "{err}");
     let keys2 = dir.join("keys2");
     assert!(secc(&["keygen", s(&art), "--keys", s(&keys2)]).status.success());
@@ -193,7 +201,6 @@ fn fhe_client_server_split_and_its_errors() {
     std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
     let err = fails(&["decrypt", s(&art), "--keys", s(&keys), s(&cut)]);
     assert!(err.contains("truncated"), "{err}");
-    let err =
-        fails(&["eval", s(&art), "--server-key", s(&keys.join("client.key")), s(&enc), "-o", s(&dir.join("w.enc"))]);
+    let err = fails(&["eval", s(&art), "--server-key", s(&enc), s(&enc), "-o", s(&server.join("w.enc"))]);
     assert!(err.contains("not a secc server key"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! The SMPC backend end to end: three real parties over loopback sockets run every
 //! testdata model (a few test rows each) and must agree with the float IR; the bytes
-//! and rounds they really send must be the plan's; a killed party must stop the others.
+//! and rounds they really send must be the plan's; a killed party must stop the others
+//! (`secc party` processes over TLS). Other faults: `mpc_faults.rs`.
 
 mod common;
 
@@ -66,8 +67,17 @@ fn killing_a_party_mid_run_stops_the_others_with_its_name() {
     std::fs::write(dir.join("other.plan"), plan.weightless().to_bytes()).unwrap();
     let ports: Vec<u16> =
         (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
-    let toml =
-        format!("parties = [{}]\n", ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect::<Vec<_>>().join(", "));
+    let pins: Vec<String> = (0..3)
+        .map(|i| {
+            let key = format!("p{i}.key");
+            let out =
+                Command::new(env!("CARGO_BIN_EXE_secc")).current_dir(&dir).args(["party-keygen", "-o", &key]).output();
+            String::from_utf8(out.unwrap().stdout).unwrap().trim().to_string()
+        })
+        .collect();
+    let list = |v: Vec<String>| v.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
+    let addrs = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let toml = format!("parties = [{}]\npins = [{}]\n", list(addrs), list(pins));
     std::fs::write(dir.join("parties.toml"), toml).unwrap();
     std::fs::copy(model_dir("cnn_tiny").join("test.csv"), dir.join("x.csv")).unwrap();
     let spawn = |id: usize| {
@@ -75,6 +85,7 @@ fn killing_a_party_mid_run_stops_the_others_with_its_name() {
         let mut c = Command::new(env!("CARGO_BIN_EXE_secc"));
         c.current_dir(&dir)
             .args(["party", plan, "--id", &id.to_string(), "--parties", "parties.toml", "--timeout", "3"])
+            .args(["--key", &format!("p{id}.key")])
             .args(["--repeat", "100000"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

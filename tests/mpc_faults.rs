@@ -39,7 +39,8 @@ fn session(
     let mut view2 = addrs;
     view2[1] = relay(addrs[1]);
     let configs = security.map(|security| PartyConfig { id: 0, addrs, security, timeout: TIMEOUT, repeat });
-    let configs = [0, 1, 2].map(|id| PartyConfig { id, addrs: if id == 2 { view2 } else { addrs }, ..configs[id].clone() });
+    let configs =
+        [0, 1, 2].map(|id| PartyConfig { id, addrs: if id == 2 { view2 } else { addrs }, ..configs[id].clone() });
     let start = Instant::now();
     let results = run_parties(plan, samples, listeners, &configs);
     (results, start.elapsed())
@@ -114,7 +115,10 @@ enum ByteFault {
 
 /// Relays one plain link to `target` frame by frame (after the 72-byte hello): `edit`
 /// gets each frame's index and bytes and returns the frames to send in its place.
-fn relay_frames(target: SocketAddr, mut edit: impl FnMut(usize, Vec<u8>) -> Vec<Vec<u8>> + Send + 'static) -> SocketAddr {
+fn relay_frames(
+    target: SocketAddr,
+    mut edit: impl FnMut(usize, Vec<u8>) -> Vec<Vec<u8>> + Send + 'static,
+) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {

@@ -53,6 +53,8 @@ fn one_session_serves_a_thousand_inferences_with_flat_memory_and_latency() {
     let samples = samples.lock().unwrap();
     let early = samples.iter().filter(|(t, _)| *t <= took / 10).map(|(_, r)| *r).max().unwrap();
     let end = samples.iter().map(|(_, r)| *r).max().unwrap();
-    eprintln!("1000 inferences in {took:?}; median run {first:?} (first 100), {last:?} (last 100); RSS {early} -> {end} KiB");
+    eprintln!(
+        "1000 inferences in {took:?}; median run {first:?} (first 100), {last:?} (last 100); RSS {early} -> {end} KiB"
+    );
     assert!(end <= early + 4096, "memory grew from {early} KiB to {end} KiB over 900 inferences");
 }

@@ -9,14 +9,8 @@
 use std::path::Path;
 
 /// Every target: its name (a folder under `fuzz/corpus/`) and its entry point.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
-    ("artifact", artifact),
-    ("key_file", key_file),
-    ("csv", csv),
-    ("npy", npy),
-    ("onnx", onnx),
-    ("frame", frame),
-];
+pub const TARGETS: &[(&str, fn(&[u8]))] =
+    &[("artifact", artifact), ("key_file", key_file), ("csv", csv), ("npy", npy), ("onnx", onnx), ("frame", frame)];
 
 /// Splits off the first byte, which chooses how the rest is used.
 fn mode(data: &[u8]) -> (u8, &[u8]) {

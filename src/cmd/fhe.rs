@@ -3,15 +3,16 @@
 //!
 //! Files: `DIR/client.key` (secret, owner-only permissions), `DIR/server.key` (the
 //! evaluation keys to hand to the server), `*.enc` (ciphertexts). Each is bound to the
-//! compiled model by its digest; ciphertexts are bound to their keys by a key id.
+//! compiled model by its digest; ciphertexts are bound to their keys by a key id. The
+//! server's commands refuse to run where a client key lies.
 
-use crate::io::{flatten_outputs, read_samples, write_new, write_secret};
+use crate::io::{check_private, flatten_outputs, read_samples, write_new, write_secret};
 use anyhow::{anyhow, bail, Context, Result};
 use secc_ir::artifact::Artifact;
 use secc_ir::lowered::fhe::Circuit;
 use secc_ir::Tensor;
 use secc_runtime::fhe::exec::{decrypt_sample, encrypt_sample, CtValues, ServerProgram};
-use secc_runtime::fhe::file::{decode_file, encode_file, read_limited, Kind};
+use secc_runtime::fhe::file::{decode_file, encode_file, read_limited, sniff, Kind};
 use secc_runtime::fhe::keys::{generate_keys, ClientKey, ServerKey};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -95,6 +96,9 @@ fn load<T: serde::de::DeserializeOwned>(
     digest: &[u8; 32],
     key_id: Option<&[u8; 16]>,
 ) -> Result<(T, [u8; 16])> {
+    if kind == Kind::ClientKey {
+        check_private(path)?;
+    }
     let bytes = read_limited(path, kind)?;
     Ok(decode_file(&bytes, &path.display().to_string(), kind, digest, key_id)?)
 }
@@ -128,7 +132,7 @@ pub fn keygen(a: KeygenArgs) -> Result<()> {
     let server = encode_file(Kind::ServerKey, &digest, &id, &sk);
     write_new(&a.keys.join("server.key"), &server, a.force)?;
     eprintln!(
-        "keys for {} in {} ({:.1} s): client.key (secret), server.key ({} MB, give it to the server)",
+        "keys for {} in {} ({:.1} s): client.key (secret), server.key ({} MB: give it to the server, in a directory of its own)",
         c.params.name,
         a.keys.display(),
         t.elapsed().as_secs_f64(),
@@ -149,7 +153,26 @@ pub fn encrypt(a: EncryptArgs) -> Result<()> {
     write_new(&a.output, &encode_file(Kind::Ciphertexts, &digest, &id, &cts), a.force)
 }
 
+/// Refuses to run the server in a directory holding a client key: whoever runs the
+/// server must not be able to decrypt, not even by a slip of `cp`.
+fn refuse_client_keys(paths: &[&Path]) -> Result<()> {
+    for path in paths {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        if let Some(key) = entries.flatten().map(|e| e.path()).find(|p| sniff(p) == Some(Kind::ClientKey)) {
+            bail!(
+                "{} is a client secret key in the server's directory {}: the server must never hold it; \
+                 give the server server.key alone, in a directory of its own",
+                key.display(),
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn eval(a: EvalArgs) -> Result<()> {
+    refuse_client_keys(&[&a.server_key, &a.input, &a.output])?;
     let art = Artifact::read(&a.artifact)?;
     let c = circuit(&art)?;
     let digest = art.digest();

@@ -170,6 +170,15 @@ pub fn decode_file<T: DeserializeOwned>(
     Ok((value, id))
 }
 
+/// What the file at `path` holds, judged by its magic alone (`None`: not a secc key or
+/// ciphertext file, or unreadable).
+pub fn sniff(path: &std::path::Path) -> Option<Kind> {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).ok()?;
+    [Kind::ClientKey, Kind::ServerKey, Kind::Ciphertexts].into_iter().find(|k| k.magic() == &magic)
+}
+
 /// Reads a whole file, refusing more than the kind's limit.
 pub fn read_limited(path: &std::path::Path, kind: Kind) -> Result<Vec<u8>, FileError> {
     use std::io::Read;

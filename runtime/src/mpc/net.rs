@@ -290,9 +290,7 @@ impl Net {
             Ok(words) => return Ok(words),
             Err(e) => e,
         };
-        let timed_out = |e: &FrameError| {
-            matches!(e, FrameError::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut))
-        };
+        let timed_out = |e: &FrameError| matches!(e, FrameError::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut));
         let error = if timed_out(&error) {
             // The peer may be stuck waiting on the third party, and about to say so:
             // tell the third party first, then give the peer a quarter of the timeout
@@ -358,7 +356,13 @@ fn dial(
     timeout: Duration,
 ) -> Result<(Box<dyn Write + Send>, TcpStream), MpcError> {
     loop {
-        let e = match try_dial(peer, security, hello, TcpStream::connect_timeout(&addr, Duration::from_millis(200)), timeout) {
+        let e = match try_dial(
+            peer,
+            security,
+            hello,
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)),
+            timeout,
+        ) {
             Ok(link) => return Ok(link),
             Err(e) => e,
         };
@@ -400,7 +404,13 @@ fn try_dial(
 
 /// Takes an incoming connection: the TLS handshake (the client's certificate must be
 /// another party's pinned one), then the hello, which must come from that party.
-fn accept(s: TcpStream, addr: SocketAddr, id: usize, security: &Security, timeout: Duration) -> Result<Incoming, Inbound> {
+fn accept(
+    s: TcpStream,
+    addr: SocketAddr,
+    id: usize,
+    security: &Security,
+    timeout: Duration,
+) -> Result<Incoming, Inbound> {
     configure(&s, timeout).map_err(|_| Inbound::Stray)?;
     let socket = s.try_clone().map_err(|_| Inbound::Stray)?;
     let refused = |reason: String| Inbound::Refused(format!("from {addr}: {reason}"));
@@ -435,7 +445,9 @@ fn accept(s: TcpStream, addr: SocketAddr, id: usize, security: &Security, timeou
             let mut link = StreamOwned::new(conn, s);
             match Hello::read(&mut link, id) {
                 Ok(Some(hello)) if hello.id == peer => Ok((hello, Box::new(link), socket)),
-                Ok(Some(hello)) => Err(refused(format!("party {peer}'s certificate, but it says it is party {}", hello.id))),
+                Ok(Some(hello)) => {
+                    Err(refused(format!("party {peer}'s certificate, but it says it is party {}", hello.id)))
+                }
                 _ => Err(refused(format!("party {peer} did not send a hello"))),
             }
         }

@@ -4,8 +4,8 @@
 
 use super::exec::run_plan;
 use super::net::{Net, Security, Traffic};
-use super::tls::{Identity, Tls};
 use super::party::Party;
+use super::tls::{Identity, Tls};
 use super::MpcError;
 use secc_ir::lowered::mpc::Plan;
 use sha2::{Digest, Sha256};
@@ -60,8 +60,10 @@ pub fn run_party(
     let repeat = config.repeat.max(1);
     // The parties must run the same plan (up to the weights only the model owner
     // holds) the same number of times; each hashes both into its hello.
-    let terms: [u8; 32] =
-        Sha256::new_with_prefix(plan.weightless().to_bytes()).chain_update((repeat as u64).to_le_bytes()).finalize().into();
+    let terms: [u8; 32] = Sha256::new_with_prefix(plan.weightless().to_bytes())
+        .chain_update((repeat as u64).to_le_bytes())
+        .finalize()
+        .into();
     let mut net = Net::connect(id, listener, &config.addrs, &config.security, config.timeout, &terms)?;
     let batch = samples.map_or(0, |s| s.len());
     let (mut party, batch) = match Party::setup_on(&mut net, plan.roles.data_owner, batch) {

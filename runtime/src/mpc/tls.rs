@@ -67,10 +67,7 @@ impl Identity {
         let key = rcgen::KeyPair::generate().expect("ring generates P-256 keys");
         let params = rcgen::CertificateParams::new(vec!["secc-party".to_string()]).expect("a valid DNS name");
         let cert = params.self_signed(&key).expect("a self-signed certificate");
-        Identity {
-            cert: cert.der().clone(),
-            key: PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        }
+        Identity { cert: cert.der().clone(), key: PrivateKeyDer::Pkcs8(key.serialize_der().into()) }
     }
 
     /// The identity file: the private key (PKCS#8) then the certificate, both PEM.
@@ -120,9 +117,8 @@ impl Tls {
     pub fn new(id: usize, identity: &Identity, pins: [Pin; 3]) -> Result<Tls, MpcError> {
         if identity.pin() != pins[id] {
             return Err(MpcError::Setup(format!(
-                "this party's key has certificate {}, but the parties file pins {} for party {id}",
-                identity.pin(),
-                pins[id]
+                "this key's certificate is not the one the parties file pins for party {id} \
+                 (`secc party-keygen` printed its pin when it wrote the key)"
             )));
         }
         let tls = |e: rustls::Error| MpcError::Setup(format!("TLS set-up failed: {e}"));
@@ -283,7 +279,8 @@ mod tests {
         // A key with another key's certificate is refused.
         let other = Identity::generate();
         let pem = id.to_pem();
-        let mixed = format!("{}{}", &pem[..pem.find("-----BEGIN CERTIFICATE").unwrap()], pem_block("CERTIFICATE", &other.cert));
+        let mixed =
+            format!("{}{}", &pem[..pem.find("-----BEGIN CERTIFICATE").unwrap()], pem_block("CERTIFICATE", &other.cert));
         let err = Identity::from_pem(mixed.as_bytes(), "k").err().unwrap().to_string();
         assert!(err.contains("not the key's"), "{err}");
     }

@@ -77,7 +77,12 @@ pub fn import_onnx_bytes(bytes: &[u8], path: &Path) -> Result<Graph, CompileErro
     import_proto(&onnx, &proto, path, "model")
 }
 
-fn import_proto(onnx: &tract_onnx::Onnx, proto: &pb::ModelProto, path: &Path, name: &str) -> Result<Graph, CompileError> {
+fn import_proto(
+    onnx: &tract_onnx::Onnx,
+    proto: &pb::ModelProto,
+    path: &Path,
+    name: &str,
+) -> Result<Graph, CompileError> {
     let graph = proto
         .graph
         .as_ref()
