@@ -146,6 +146,7 @@ pub fn encrypt(a: EncryptArgs) -> Result<()> {
     let c = circuit(&art)?;
     let digest = art.digest();
     let (ck, id): (ClientKey, _) = load(&a.keys.join("client.key"), Kind::ClientKey, &digest, None)?;
+    ck.check()?;
     let samples =
         read_samples(&a.input, &art.quantized).with_context(|| format!("cannot read {}", a.input.display()))?;
     warn_clipped(&art, &samples);
@@ -177,6 +178,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let c = circuit(&art)?;
     let digest = art.digest();
     let (sk, id): (ServerKey, _) = load(&a.server_key, Kind::ServerKey, &digest, None)?;
+    sk.check()?;
     let (inputs, _) = load(&a.input, Kind::Ciphertexts, &digest, Some(&id))?;
     let program = ServerProgram::new(&art.quantized, c, &sk)?;
     let t = Instant::now();
@@ -190,6 +192,7 @@ pub fn decrypt(a: DecryptArgs) -> Result<()> {
     let c = circuit(&art)?;
     let digest = art.digest();
     let (ck, id): (ClientKey, _) = load(&a.keys.join("client.key"), Kind::ClientKey, &digest, None)?;
+    ck.check()?;
     let (values, _): (Vec<CtValues>, _) = load(&a.input, Kind::Ciphertexts, &digest, Some(&id))?;
     crate::io::write_rows(&decrypt_all(&art, c, &ck, &values)?, a.output.as_deref(), a.force)
 }
