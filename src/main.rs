@@ -45,6 +45,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The ONNX import turns tract's assertions into errors; say nothing when one fires.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !secc_compiler::frontend::onnx::is_tract_panic(info) {
+            default_hook(info)
+        }
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compile(a) => cmd::compile::run(a),

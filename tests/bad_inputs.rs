@@ -36,6 +36,7 @@ fn fixtures() -> PathBuf {
     copy(m.join("calib.csv"), "calib.csv");
     copy(model_dir("broken").join("unsupported_op.onnx"), "softmax.onnx");
     copy(model_dir("broken").join("corrupt.onnx"), "corrupt.onnx");
+    copy(model_dir("broken").join("dangling_output.onnx"), "dangling_output.onnx");
     ok(&dir, &["compile", "model.onnx", "--calib", "calib.csv", "-o", "m.secc"]);
     let other = model_dir("linreg_2");
     ok(
@@ -95,6 +96,10 @@ fn fixtures() -> PathBuf {
 const CASES: &[(&str, &str)] = &[
     ("ONNX model with an unsupported op", "compile softmax.onnx --calib calib.csv -o s.secc"),
     ("file that is not ONNX", "compile corrupt.onnx --calib calib.csv -o c.secc"),
+    (
+        "ONNX graph output that names no value (tract asserted; found by fuzzing)",
+        "compile dangling_output.onnx --calib calib.csv -o d.secc",
+    ),
     ("missing file", "compile missing.onnx --calib calib.csv -o c.secc"),
     ("CSV row with too few values", "run m.secc --input short_rows.csv"),
     ("CSV field that is not a number", "run m.secc --input not_a_number.csv"),

@@ -40,7 +40,10 @@ fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
     for _ in 0..1 + rng.below(4) {
         let at = rng.below(v.len() + 1);
         match rng.below(6) {
-            0 if !v.is_empty() => v[at.min(v.len() - 1)] ^= 1 << rng.below(8),
+            0 if !v.is_empty() => {
+                let at = at.min(v.len() - 1);
+                v[at] ^= 1 << rng.below(8);
+            }
             1 if v.len() >= 8 => {
                 let at = at.min(v.len() - 8);
                 let x = [0u64, u64::MAX, 1 << 40, 0x7fff_ffff][rng.below(4)];
@@ -83,7 +86,8 @@ fn every_corpus_input_and_mutations_of_it_are_parsed_without_a_panic() {
         }
         let mut rng = Rng(0x5ecc_f022 ^ target.len() as u64);
         for i in 0..mutations(target) {
-            let input = mutate(&mut rng, &corpus[i % corpus.len()], &corpus[rng.below(corpus.len())]);
+            let other = rng.below(corpus.len());
+            let input = mutate(&mut rng, &corpus[i % corpus.len()], &corpus[other]);
             let caught = std::panic::catch_unwind(|| entry(&input));
             assert!(caught.is_ok(), "{target}: mutation {i} of the corpus panics; input {input:02x?}");
         }

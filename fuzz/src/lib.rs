@@ -70,6 +70,8 @@ pub fn npy(data: &[u8]) {
 }
 
 /// The ONNX import: protobuf, op check, tract's analysis, translation, verification.
+/// The import catches tract's own assertions and returns them as errors; any other
+/// panic is a crash.
 pub fn onnx(data: &[u8]) {
     let _ = secc_compiler::frontend::import_onnx_bytes(data, Path::new("fuzz.onnx"));
 }

@@ -91,10 +91,24 @@ fn import_proto(
     let ir = if graph.node.iter().any(|n| n.op_type == "TreeEnsembleRegressor") {
         tree::import_tree_graph(graph, name)?
     } else {
-        translate::import_tract(onnx, proto, graph, name)?
+        // tract asserts rather than errs on some malformed models (a graph output that
+        // names no value, say): a malformed model is the user's error, not a crash.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| translate::import_tract(onnx, proto, graph, name)))
+            .map_err(|panic| CompileError::Analysis(format!("tract failed on this model: {}", panic_message(&*panic))))??
     };
     secc_ir::verify_graph(&ir)?;
     Ok(ir)
+}
+
+/// The message a panic carried.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("?")
+}
+
+/// Whether a panic comes from tract's own sources: the import catches those and turns
+/// them into errors, so a panic hook may keep quiet about them.
+pub fn is_tract_panic(info: &std::panic::PanicHookInfo<'_>) -> bool {
+    info.location().is_some_and(|l| l.file().contains("/tract-"))
 }
 
 fn check_ops(graph: &GraphProto) -> Result<(), CompileError> {
