@@ -8,8 +8,11 @@
 
 use std::path::Path;
 
+/// A target's entry point: arbitrary bytes in, nothing out.
+pub type Entry = fn(&[u8]);
+
 /// Every target: its name (a folder under `fuzz/corpus/`) and its entry point.
-pub const TARGETS: &[(&str, fn(&[u8]))] =
+pub const TARGETS: &[(&str, Entry)] =
     &[("artifact", artifact), ("key_file", key_file), ("csv", csv), ("npy", npy), ("onnx", onnx), ("frame", frame)];
 
 /// Splits off the first byte, which chooses how the rest is used.

@@ -200,8 +200,8 @@ impl Net {
             std::thread::sleep(Duration::from_millis(2));
         }
         let mut nonces = Sha256::new_with_prefix(b"secc session");
-        for p in 0..3 {
-            nonces.update(if p == id { &nonce } else { &ins[p].as_ref().expect("linked").0.nonce });
+        for (p, link) in ins.iter().enumerate() {
+            nonces.update(if p == id { &nonce } else { &link.as_ref().expect("linked").0.nonce });
         }
         let session: [u8; 16] = nonces.finalize()[..16].try_into().expect("16 bytes");
         let mut links = Vec::new();
