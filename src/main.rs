@@ -10,8 +10,10 @@ use std::process::ExitCode;
 
 const ABOUT: &str = "secc compiles trained ONNX models into a quantized integer IR for privacy-preserving \
 inference: a TFHE circuit (fully homomorphic encryption) or an SMPC protocol plan (secret sharing). \
-This build runs compiled models in the clear (float reference and the exact quantized simulation); \
-the fhe and mpc backends are being built.";
+Neural nets (dense, conv, pooling, activations), linear models and tree ensembles (random forests, \
+gradient boosting) run under TFHE with real keys (`run --backend fhe`, or keygen/encrypt/eval/decrypt), \
+as three parties on secret shares (`run --backend mpc`, or `party` per process), and in the clear \
+(float reference, exact quantized simulation).";
 
 const AFTER: &str = "\
 Typical session:

@@ -366,7 +366,7 @@ def ort_run(model_path, X, in_shape):
 
 
 def save_model(name, model, calib, test, labels, task, in_shape, out_shape, desc,
-               ref_fn=None, extra=None):
+               ref_fn=None, extra=None, ort_model=None):
     d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
     onnx.checker.check_model(model, full_check=True)
@@ -381,7 +381,7 @@ def save_model(name, model, calib, test, labels, task, in_shape, out_shape, desc
     Xt = read_csv(os.path.join(d, "test.csv"))
     Xc = read_csv(os.path.join(d, "calib.csv"))
     ort_run(path, Xc[:5], in_shape)  # smoke-test the calib rows
-    out = ort_run(path, Xt, in_shape)
+    out = ort_run(ort_model or path, Xt, in_shape)
     write_csv(os.path.join(d, "expected.csv"), out)
     labels = np.asarray(labels)
     if task == "classification":
@@ -530,35 +530,75 @@ def make_digits_models():
     dense("unseen_gelu", [24], "gelu", ["matmul", "matmul"], 13)
 
 
-def make_rf():
+def export_forest(model, name, n_features, zipmap=False):
+    """skl2onnx export with input "input" [N, n_features] and output "output"."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
-    d = load_diabetes()
-    X = d.data.astype(np.float32)
-    Xtr, Xte, ytr, yte = train_test_split(X, d.target, test_size=N_TEST, random_state=0)
-    rf = RandomForestRegressor(n_estimators=15, max_depth=5, random_state=0).fit(Xtr, ytr)
-    model = convert_sklearn(rf, "rf_regressor",
-                            initial_types=[("input", FloatTensorType([None, 10]))],
-                            target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET})
-    # rename the output to "output" (final_types would add a float->float Cast node)
-    old = model.graph.output[0].name
-    model.graph.output[0].name = "output"
-    for nd in model.graph.node:
+    opts = {id(model): {"zipmap": False}} if zipmap is False and hasattr(model, "classes_") else None
+    m = convert_sklearn(model, name, initial_types=[("input", FloatTensorType([None, n_features]))],
+                        target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET}, options=opts)
+    # rename the scores output to "output" (final_types would add a float->float Cast node)
+    old = m.graph.output[-1].name
+    m.graph.output[-1].name = "output"
+    for nd in m.graph.node:
         for i, v in enumerate(nd.output):
             if v == old:
                 nd.output[i] = "output"
-    for vi in (model.graph.input[0], model.graph.output[0]):
+    for vi in list(m.graph.input) + list(m.graph.output):
         vi.type.tensor_type.shape.dim[0].dim_param = "N"
-    model.ir_version = IR_VERSION
-    del model.opset_import[:]
-    model.opset_import.extend([helper.make_opsetid("", OPSET),
-                               helper.make_opsetid("ai.onnx.ml", ML_OPSET)])
-    save_model("rf_regressor", model, Xtr, Xte, yte, "regression", [None, 10],
-               [None, 1],
-               "RandomForestRegressor(n_estimators=15, max_depth=5, random_state=0) on sklearn "
-               "load_diabetes (10 features, as provided by sklearn, already scaled); exported with "
-               "skl2onnx as ai.onnx.ml TreeEnsembleRegressor (dynamic batch dim).",
-               ref_fn=lambda X: rf.predict(X.astype(np.float32)))
+    m.ir_version = IR_VERSION
+    del m.opset_import[:]
+    m.opset_import.extend([helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)])
+    return m
+
+
+def make_rf():
+    d = load_diabetes()
+    X = d.data.astype(np.float32)
+    Xtr, Xte, ytr, yte = train_test_split(X, d.target, test_size=N_TEST, random_state=0)
+    for name, trees, depth in [("rf_regressor", 15, 5), ("rf_20x4", 20, 4), ("rf_10x4", 10, 4)]:
+        rf = RandomForestRegressor(n_estimators=trees, max_depth=depth, random_state=0).fit(Xtr, ytr)
+        model = export_forest(rf, name, 10)
+        save_model(name, model, Xtr, Xte, yte, "regression", [None, 10], [None, 1],
+                   f"RandomForestRegressor(n_estimators={trees}, max_depth={depth}, random_state=0) on "
+                   "sklearn load_diabetes (10 features, as provided by sklearn, already scaled); exported "
+                   "with skl2onnx as ai.onnx.ml TreeEnsembleRegressor (dynamic batch dim).",
+                   ref_fn=lambda X, rf=rf: rf.predict(X.astype(np.float32)),
+                   extra={"r2_float": round(float(1 - ((rf.predict(Xte) - yte) ** 2).sum()
+                                                  / ((yte - yte.mean()) ** 2).sum()), 6)})
+
+
+def make_gb():
+    """A 3-class gradient-boosted classifier on sklearn's wine data (13 features).
+
+    The committed model is skl2onnx's export as is (post_transform SOFTMAX, outputs
+    label and probabilities). secc returns the class scores, before the softmax, so
+    expected.csv holds onnxruntime's scores: the same graph with post_transform NONE.
+    """
+    from sklearn.datasets import load_wine
+    from sklearn.ensemble import GradientBoostingClassifier
+    w = load_wine()
+    X = w.data.astype(np.float32)
+    Xtr, Xte, ytr, yte = train_test_split(X, w.target, test_size=60, random_state=0, stratify=w.target)
+    gb = GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=0).fit(Xtr, ytr)
+    model = export_forest(gb, "gb_classifier", 13)
+    node = next(n for n in model.graph.node if n.op_type == "TreeEnsembleClassifier")
+    assert [a.s for a in node.attribute if a.name == "post_transform"] == [b"SOFTMAX"], node
+    scores = onnx.ModelProto()
+    scores.CopyFrom(model)
+    for n in scores.graph.node:
+        for a in n.attribute:
+            if a.name == "post_transform":
+                a.s = b"NONE"
+    scores_path = os.path.join(OUT, "gb_scores.onnx")
+    onnx.save(scores, scores_path)
+    save_model("gb_classifier", model, Xtr, Xte, yte, "classification", [None, 13], [None, 3],
+               "GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=0) on sklearn "
+               "load_wine (13 raw features, 3 classes); exported with skl2onnx as ai.onnx.ml "
+               "TreeEnsembleClassifier (post_transform SOFTMAX, outputs label and probabilities). "
+               "expected.csv holds the class scores (post_transform NONE), which secc returns.",
+               ref_fn=lambda X: gb.decision_function(X.astype(np.float32)), ort_model=scores_path)
+    os.remove(scores_path)
 
 
 def make_broken():
@@ -590,6 +630,18 @@ def make_broken():
     except Exception:
         pass
 
+    # Tree ensembles whose attributes contradict each other.
+    forest = onnx.load(os.path.join(OUT, "rf_10x4", "model.onnx"))
+    for fname, edit in [("tree_bad_child.onnx", "child"), ("tree_missing_values.onnx", "values")]:
+        m = onnx.ModelProto()
+        m.CopyFrom(forest)
+        attrs = m.graph.node[0].attribute
+        if edit == "child":
+            next(a for a in attrs if a.name == "nodes_truenodeids").ints[0] = 999
+        else:
+            attrs.remove(next(a for a in attrs if a.name == "nodes_values"))
+        onnx.save(m, os.path.join(d, fname))
+
     r = np.random.RandomState(5)
     write_csv(os.path.join(d, "bad_columns.csv"), r.randint(0, 17, (3, 63)) / 16.0)
     rows = [[("%.9g" % v) for v in r.randint(0, 17, 64) / 16.0] for _ in range(3)]
@@ -605,6 +657,7 @@ def main():
     make_logreg()
     make_digits_models()
     make_rf()
+    make_gb()
     make_broken()
     print("\nsummary:")
     for name, metric, val, ops, size in SUMMARY:

@@ -204,3 +204,17 @@ fn fhe_client_server_split_and_its_errors() {
     let err = fails(&["eval", s(&art), "--server-key", s(&enc), s(&enc), "-o", s(&server.join("w.enc"))]);
     assert!(err.contains("not a secc server key"), "{err}");
 }
+
+#[test]
+fn inconsistent_tree_ensembles_are_named_errors() {
+    let dir = tmp("trees");
+    let broken = model_dir("broken");
+    let calib = model_dir("rf_10x4").join("calib.csv");
+    for (file, message) in [
+        ("tree_bad_child.onnx", "node \"TreeEnsembleRegressor\": tree 0, node 0: true child 999 does not exist"),
+        ("tree_missing_values.onnx", "node \"TreeEnsembleRegressor\": missing attribute nodes_values"),
+    ] {
+        let err = fails(&["compile", s(&broken.join(file)), "--calib", s(&calib), "-o", s(&dir.join("t.secc"))]);
+        assert!(err.contains(message), "{file}: {err}");
+    }
+}

@@ -51,9 +51,13 @@ fn check_model(name: &str, rows: usize) -> Outcome {
                 Op::Lut(lut) => {
                     let fhe = decrypt_tensor(&big, &values[&(i as u32)], circuit.log_delta[i].unwrap(), &node.ty.shape);
                     let acc = env[node.inputs[0].index()].as_i64().unwrap();
+                    // Outputs the client decrypts (through levelled sums) are encoded finer
+                    // than a bootstrap reads, so they carry visible noise; the final check
+                    // below bounds it. Outputs read by another table must be exact.
+                    let bootstrapped_again = feeds_table(q, secc_ir::ValueId(i as u32));
                     for (e, ((&got, &want), &a)) in fhe.iter().zip(expected.as_i64().unwrap()).zip(acc).enumerate() {
                         o.lookups += 1;
-                        if got != want {
+                        if got != want && bootstrapped_again {
                             assert!(
                                 neighbour(lut, e, a, got),
                                 "{name}: %{i}[{e}] = {got}, expected {want}: not a rounding neighbour"
@@ -94,6 +98,15 @@ fn check_model(name: &str, rows: usize) -> Outcome {
 }
 
 /// Whether `got` is the table entry of the index next to the one `acc` rounds to.
+/// Whether `v` reaches another table through levelled ops (rather than decryption).
+fn feeds_table(q: &secc_ir::Graph, v: secc_ir::ValueId) -> bool {
+    q.nodes.iter().enumerate().filter(|(_, n)| n.inputs.contains(&v)).any(|(u, n)| match n.op {
+        Op::Lut(_) => true,
+        Op::Dequantize(_) => false,
+        _ => feeds_table(q, secc_ir::ValueId(u as u32)),
+    })
+}
+
 fn neighbour(lut: &Lut, e: usize, acc: i64, got: i64) -> bool {
     let t = lut.table_for(e);
     let i = round_shift(acc, lut.shift) - lut.base;
@@ -118,5 +131,20 @@ fn dense_net_under_encryption() {
 fn digits_cnn_under_encryption() {
     let o = check_model("cnn_tiny", 2);
     assert!(o.off_by_one * 20 <= o.lookups, "more than 5% of lookups off by one: {}/{}", o.off_by_one, o.lookups);
+    assert_eq!(o.argmax_agree, o.rows);
+}
+
+#[test]
+fn forest_under_encryption() {
+    let o = check_model("rf_10x4", 2);
+    // Comparison and path tables read exact integers: nothing may be off.
+    assert_eq!(o.off_by_one, 0);
+    assert!(o.lookups > 0);
+}
+
+#[test]
+fn boosted_classifier_under_encryption() {
+    let o = check_model("gb_classifier", 2);
+    assert_eq!(o.off_by_one, 0);
     assert_eq!(o.argmax_agree, o.rows);
 }

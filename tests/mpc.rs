@@ -6,9 +6,6 @@
 mod common;
 
 use common::*;
-use secc_compiler::lower::mpc::{lower_mpc, MpcConfig};
-use secc_compiler::passes::calibrate::calibrate;
-use secc_compiler::pipeline::import_float;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,7 +16,7 @@ const LOGIT_BOUND: f64 = 0.05;
 
 #[test]
 fn every_model_agrees_with_the_float_ir_and_sends_what_the_plan_says() {
-    let models = MODELS.iter().filter(|m| **m != "rf_regressor").chain(&["unseen_cnn", "unseen_gelu"]);
+    let models = MODELS.iter().chain(&["unseen_cnn", "unseen_gelu"]);
     for name in models {
         let (g, plan) = mpc_plan(name);
         let xs = samples(&g, name, "test.csv");
@@ -51,11 +48,32 @@ fn every_model_agrees_with_the_float_ir_and_sends_what_the_plan_says() {
 }
 
 #[test]
-fn tree_ensembles_are_refused_by_name() {
-    let g = import_float(&model_dir("rf_regressor").join("model.onnx")).unwrap();
-    let calib = calibrate(&g, &samples(&g, "rf_regressor", "calib.csv")).unwrap();
-    let err = lower_mpc(&g, &calib.ranges, MpcConfig::default()).unwrap_err().to_string();
-    assert!(err.contains("not supported by the mpc backend"), "{err}");
+fn forests_match_the_float_model_on_every_test_row() {
+    for name in MODELS.iter().filter(|n| is_tree(n)) {
+        let (g, plan) = mpc_plan(name);
+        let xs = samples(&g, name, "test.csv");
+        let flat: Vec<Vec<f32>> = xs.iter().map(|s| s[0].as_f32().unwrap().iter().copied().collect()).collect();
+        let reports = secc_runtime::mpc::session::run_local(&plan, &flat, Duration::from_secs(30), 1).unwrap();
+        let got: Vec<Vec<f64>> = reports[plan.roles.receiver]
+            .outputs
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|y| y.iter().map(|&v| v as f64).collect())
+            .collect();
+        let want: Vec<Vec<f64>> =
+            xs.iter().map(|x| secc_runtime::clear::run_graph(&g, x).unwrap()[0].to_f64_vec()).collect();
+        // Every path is exact: each output equals the float model's up to fixed-point
+        // rounding of the leaf values (2^-32).
+        for (row, (y, w)) in got.iter().zip(&want).enumerate() {
+            for (a, b) in y.iter().zip(w) {
+                assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{name} row {row}: {a} vs {b}");
+            }
+        }
+        if meta(name).task == "classification" {
+            assert!(got.iter().zip(&want).all(|(a, b)| argmax(a) == argmax(b)), "{name}: a label differs");
+        }
+    }
 }
 
 #[test]

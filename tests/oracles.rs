@@ -20,7 +20,7 @@ fn float_ir_agrees_with_tract_and_onnxruntime() {
         let g = import_float(&path).unwrap();
         let xs = samples(&g, name, "test.csv");
         let expected = rows(name, "expected.csv", g.ty(g.outputs[0]).shape.numel());
-        let tract = (*name != "rf_regressor").then(|| {
+        let tract = (!is_tree(name)).then(|| {
             let shape = g.ty(g.inputs[0]).shape.0.clone();
             tract_onnx::onnx()
                 .model_for_path(&path)
@@ -87,6 +87,27 @@ fn quantized_simulation_keeps_accuracy_and_stays_in_range() {
             assert!(q <= f * 1.02, "{name}: simulated RMSE {q} more than 2% above float {f}");
         } else {
             assert!(q >= f - 0.02, "{name}: simulated accuracy {q} more than 2 points below float {f}");
+        }
+    }
+}
+
+#[test]
+fn tree_ensembles_keep_r2_and_labels_in_simulation() {
+    for name in MODELS.iter().filter(|n| is_tree(n)) {
+        let (c, _) = compile(name, &QuantConfig::default());
+        let xs = samples(&c.float, name, "test.csv");
+        let run = |g: &secc_ir::Graph| -> Vec<Vec<f64>> {
+            xs.iter().map(|x| to_f64(&secc_runtime::clear::run_graph(g, x).unwrap()[0])).collect()
+        };
+        let (f, q) = (run(&c.float), run(&c.quantized));
+        if meta(name).task == "regression" {
+            let labels = labels(name);
+            let (rf, rq) = (r2(&f, &labels), r2(&q, &labels));
+            eprintln!("{name}: R² float {rf:.4}, simulation {rq:.4}");
+            assert!((rf - rq).abs() <= 0.02, "{name}: R² {rq} vs float {rf}");
+        } else {
+            let differ = f.iter().zip(&q).filter(|(a, b)| argmax(a) != argmax(b)).count();
+            assert_eq!(differ, 0, "{name}: {differ} of {} labels differ from float", f.len());
         }
     }
 }

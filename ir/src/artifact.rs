@@ -15,7 +15,7 @@ use std::path::Path;
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"SECCMODL";
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Largest payload accepted (1 GiB): a corrupt length cannot make us allocate more.
 pub const MAX_PAYLOAD: u64 = 1 << 30;
 const HEADER: usize = 8 + 4 + 8 + 32;
@@ -66,6 +66,14 @@ pub enum ArtifactError {
     Foreign {
         /// The file.
         path: String,
+    },
+    /// Written by an older secc, whose format this one no longer reads.
+    #[error("{path} has format version {found}, from an older secc; this one reads version {FORMAT_VERSION}: recompile the model with `secc compile`")]
+    OlderVersion {
+        /// The file.
+        path: String,
+        /// Its version.
+        found: u32,
     },
     /// Written by a newer secc.
     #[error("{path} has format version {found}; this secc reads up to {FORMAT_VERSION}: upgrade secc or recompile the model")]
@@ -126,6 +134,9 @@ impl Artifact {
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
         if version > FORMAT_VERSION {
             return Err(ArtifactError::NewerVersion { path, found: version });
+        }
+        if version < FORMAT_VERSION {
+            return Err(ArtifactError::OlderVersion { path, found: version });
         }
         let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
         if len > MAX_PAYLOAD {

@@ -30,9 +30,13 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub weight_bits: Option<u32>,
     /// Most input bits a lookup table reads; wider accumulators are rounded to their
-    /// top bits (what a TFHE bootstrap costs is set by this) [default: min(6, bits)]
+    /// top bits (what a TFHE bootstrap costs is set by this) [default: min(5, bits)]
     #[arg(long, value_name = "N")]
     pub table_bits: Option<u32>,
+    /// Bits of each feature a tree ensemble reads, on a grid spanning that feature's
+    /// thresholds: every comparison is a table of this width [default: min(4, bits)]
+    #[arg(long, value_name = "N")]
+    pub tree_bits: Option<u32>,
     /// Evaluate a final activation (e.g. a sigmoid on the output) as a table under
     /// encryption instead of in float on the client after decryption
     #[arg(long)]
@@ -67,6 +71,7 @@ pub fn quant_config(a: &Args) -> QuantConfig {
     cfg.input_bits = a.input_bits.unwrap_or(cfg.input_bits);
     cfg.weight_bits = a.weight_bits.unwrap_or(cfg.weight_bits);
     cfg.table_bits = a.table_bits.unwrap_or(cfg.table_bits);
+    cfg.tree_bits = a.tree_bits.unwrap_or(cfg.tree_bits);
     cfg.output_tables = a.output_tables;
     cfg.max_weight_norm = a.max_weight_norm.or(cfg.max_weight_norm);
     cfg

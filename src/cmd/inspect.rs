@@ -27,8 +27,8 @@ pub fn run(a: Args) -> Result<()> {
     let g = &art.quantized;
     println!("model: {} (from {}, secc {})", g.name, s.source, s.secc_version);
     println!(
-        "quantization: {}-bit activations, {}-bit inputs, {}-bit weights (per output channel), tables read ≤ {} bits; {} calibration samples",
-        s.quant.bits, s.quant.input_bits, s.quant.weight_bits, s.quant.table_bits, s.calibration_samples
+        "quantization: {}-bit activations, {}-bit inputs, {}-bit weights (per output channel), tables read ≤ {} bits, {}-bit tree features; {} calibration samples",
+        s.quant.bits, s.quant.input_bits, s.quant.weight_bits, s.quant.table_bits, s.quant.tree_bits, s.calibration_samples
     );
     for (i, v) in g.inputs.iter().enumerate() {
         println!("input {i}: f32{}", g.ty(*v).shape);
@@ -82,7 +82,9 @@ pub fn run(a: Args) -> Result<()> {
             );
             println!("  bootstraps per inference: {}", st.pbs);
             if let Some((bits, v)) = st.widest_table {
-                println!("  widest table: %{v}, {bits} bits (exact input range, with one spare box each side)");
+                println!(
+                    "  widest table: %{v}, {bits} bits (its input range, with a spare box each side if it rounds)"
+                );
             }
             if let Some((norm, v)) = st.max_norm {
                 println!("  largest weight 2-norm feeding a bootstrap: {norm:.2} (into %{v})");

@@ -21,7 +21,23 @@ pub const MODELS: &[&str] = &[
     "cnn",
     "cnn_tiny",
     "rf_regressor",
+    "rf_20x4",
+    "rf_10x4",
+    "gb_classifier",
 ];
+
+/// Whether a testdata model is a tree ensemble (tract does not load those).
+pub fn is_tree(name: &str) -> bool {
+    name.starts_with("rf_") || name.starts_with("gb_")
+}
+
+/// Coefficient of determination of single-output predictions.
+pub fn r2(outputs: &[Vec<f64>], labels: &[f64]) -> f64 {
+    let mean = labels.iter().sum::<f64>() / labels.len() as f64;
+    let residual: f64 = outputs.iter().zip(labels).map(|(o, l)| (o[0] - l).powi(2)).sum();
+    let total: f64 = labels.iter().map(|l| (l - mean).powi(2)).sum();
+    1.0 - residual / total
+}
 
 #[derive(serde::Deserialize)]
 pub struct Meta {

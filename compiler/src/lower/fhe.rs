@@ -2,7 +2,8 @@
 //!
 //! 1. Every `lut` gets its bootstrap plan: the boxes span its calibrated or its exact
 //!    input range ([`Coverage`]) plus one spare box on each side, so approximate
-//!    rounding at the edges never spills into the padding bit.
+//!    rounding at the edges never spills into the padding bit (a table that rounds
+//!    nothing away and covers its operand's whole interval needs no spare box).
 //! 2. Encodings are fixed backwards from the readers: a `lut` needs its input at
 //!    `2^(63 − precision − shift)`; linear ops and reshapes pass their requirement to
 //!    their inputs; values the client decrypts get the widest encoding that holds their
@@ -86,8 +87,12 @@ pub fn lower_fhe(
                     Coverage::Calibrated => (l.base, l.base + l.table_len() as i64 - 1),
                     Coverage::Exact => (round_shift(t.lo, l.shift), round_shift(t.hi, l.shift)),
                 };
-                let offset = first - 1;
-                let span = (last + 1 - offset + 1) as u64;
+                // A table that drops no bits and covers its operand's whole interval reads
+                // exact integers: noise under half a box keeps each in its own box, so it
+                // needs no spare one (tree comparisons and path tables are such).
+                let exact = l.shift == 0 && t.lo >= first && t.hi <= last;
+                let offset = if exact { first } else { first - 1 };
+                let span = (last - offset + 1 + u64::from(!exact) as i64) as u64;
                 let precision = 64 - (span - 1).leading_zeros();
                 if precision + l.shift > 63 {
                     return Err(fail(

@@ -7,6 +7,7 @@
 //! | [`calibrate`] | records each float value's range over calibration samples |
 //! | [`quantize`] | float IR → integer IR (weights, input boundary, linear ops) |
 //! | [`fuse_lut`] | each elementwise chain after an integer value → one table per element (used by `quantize`) |
+//! | [`tree_tables`] | a tree ensemble → comparison tables, path sums, leaf tables, a sum (used by `quantize`) |
 //! | [`bit_width`] | per-value bit widths and table statistics of an integer graph |
 
 pub mod bit_width;
@@ -15,6 +16,7 @@ pub mod fold_affine;
 pub mod fold_constants;
 pub mod fuse_lut;
 pub mod quantize;
+pub mod tree_tables;
 
 use secc_ir::{Graph, ValueId};
 

@@ -9,16 +9,18 @@
 //! - **Elementwise chains** become tables ([`super::fuse_lut`]); their outputs are
 //!   requantized to `bits` over the calibrated range of the chain's result.
 //! - **Average pooling** becomes an exact integer sum; max pooling and reshapes carry
-//!   quantization through; tree thresholds become integers on the quantized features.
+//!   quantization through; tree ensembles become comparison and leaf tables with
+//!   levelled sums ([`super::tree_tables`]).
 //! - **Outputs** are dequantized (the client does it after decryption). An
 //!   elementwise chain that ends the model runs after that, in float on the client,
 //!   unless `output_tables` asks for it as a table under encryption.
 
 use super::calibrate::Calibration;
 use super::fuse_lut::{tabulate, Region};
+use super::tree_tables::tree_tables;
 use crate::CompileError;
 use ndarray::Axis;
-use secc_ir::ops::{Aggregate, BranchMode, Dequantize, MaxPool, Quantize, Reshape, SumPool, TreeEnsemble, TreeNode};
+use secc_ir::ops::{Dequantize, Lut, MatMul, MaxPool, Quantize, Reshape, SumPool, TreeEnsemble};
 use secc_ir::{Graph, Op, OpSpec, Quant, Tensor, ValueId};
 
 pub use secc_ir::QuantConfig;
@@ -335,49 +337,46 @@ impl Quantizer<'_> {
         Ok(out)
     }
 
+    /// The ensemble as [`tree_tables`]: per-feature quantization of the model input,
+    /// gather, comparison tables, path sums, leaf tables, sum over trees.
     fn tree(&mut self, v: ValueId, t: &TreeEnsemble) -> Result<ValueId, CompileError> {
         let node = &self.old.nodes[v.index()];
-        let x = self.int_per_tensor(node.inputs[0])?;
-        let xq = self.new.ty(x).as_int().and_then(|t| t.quant.clone()).expect("quantized input");
-        let (s, z) = (xq.scale[0], xq.zero_point[0] as f64);
-        let per_tree = match t.aggregate {
-            Aggregate::Sum => 1.0,
-            Aggregate::Average => 1.0 / t.trees.len() as f64,
-        };
-        let max_leaf = t
-            .trees
-            .iter()
-            .flat_map(|tr| &tr.nodes)
-            .flat_map(|n| match n {
-                TreeNode::Leaf { weights } => weights.iter().map(|w| (w.1 * per_tree).abs()).collect(),
-                TreeNode::Branch { .. } => vec![],
-            })
-            .fold(0f64, f64::max);
-        let leaf_scale = if max_leaf > 0.0 { max_leaf / ((1i64 << (self.cfg.bits - 1)) - 1) as f64 } else { 1.0 };
-        let mut q = t.clone();
-        for node in q.trees.iter_mut().flat_map(|tr| tr.nodes.iter_mut()) {
-            match node {
-                TreeNode::Branch { threshold, mode, .. } => {
-                    // s·(q − z) <mode> t  ⟺  q <mode> z + t/s; q is an integer, so round the bound.
-                    let u = z + *threshold / s;
-                    (*mode, *threshold) = match mode {
-                        BranchMode::Leq => (BranchMode::Leq, u.floor()),
-                        BranchMode::Lt => (BranchMode::Leq, u.ceil() - 1.0),
-                        BranchMode::Gte => (BranchMode::Gte, u.ceil()),
-                        BranchMode::Gt => (BranchMode::Gte, u.floor() + 1.0),
-                        BranchMode::Eq | BranchMode::Neq => {
-                            return Err(self.fail(v, "equality branches have no quantized form"))
-                        }
-                    };
-                }
-                TreeNode::Leaf { weights } => {
-                    weights.iter_mut().for_each(|w| w.1 = (w.1 * per_tree / leaf_scale).round())
-                }
-            }
+        let name = node.name.clone();
+        let x = node.inputs[0];
+        if !matches!(self.old.node(x).op, Op::Input(_)) {
+            return Err(self.fail(v, "a tree ensemble must read a model input"));
         }
-        q.base_values = t.base_values.iter().map(|b| (b / leaf_scale).round()).collect();
-        q.aggregate = Aggregate::Sum;
-        q.quant = Some(Quant::per_tensor(leaf_scale, 0));
-        self.push(Op::TreeEnsemble(q), vec![x], node.name.clone())
+        let n_features = *self.old.ty(x).shape.0.last().expect("[N, F] input");
+        let f = tree_tables(t, n_features, self.cfg.tree_bits, self.cfg.bits).map_err(|m| self.fail(v, m))?;
+        // The float input, quantized on the trees' own grids instead of the per-tensor
+        // quantization pushed for it (which `compact` then drops).
+        let State::Int(q) = self.state[x.index()].as_ref().expect("defined") else { unreachable!("inputs are Int") };
+        let float_in = self.new.node(*q).inputs[0];
+        let quantize = Quantize { quant: f.features.clone(), lo: 0, hi: f.levels - 1 };
+        let xq = self.push(Op::Quantize(quantize), vec![float_in], self.old.node(x).name.clone())?;
+        let int = |a: ndarray::Array2<i64>| Tensor::I64(a.into_dyn());
+        let vector = |b: Vec<i64>| Tensor::I64(ndarray::Array1::from(b).into_dyn());
+        let one = Some(Quant::per_tensor(1.0, 0));
+        let linear = |q: &mut Self, x: ValueId, w: Tensor, b: Option<Tensor>, wq: Option<Quant>, what: &str| {
+            let mut inputs = vec![x, q.push_const(w, wq, format!("{name}/{what}.weight"))?];
+            if let Some(b) = b {
+                inputs.push(q.push_const(b, None, format!("{name}/{what}.bias"))?);
+            }
+            q.push(Op::MatMul(MatMul { x_zp: 0 }), inputs, format!("{name}/{what}"))
+        };
+        let gathered = linear(self, xq, int(f.select), None, None, "gather")?;
+        let table_of = |n: usize| (0..n as u32).collect();
+        let compare = Lut { shift: 0, base: 0, table_of: table_of(f.compare.len()), tables: f.compare, quant: None };
+        let bits = self.push(Op::Lut(compare), vec![gathered], format!("{name}/compare"))?;
+        let idx = linear(self, bits, int(f.path), Some(vector(f.path_bias)), None, "path")?;
+        let leaf = Lut {
+            shift: 0,
+            base: 0,
+            table_of: table_of(f.leaf.len()),
+            tables: f.leaf,
+            quant: Some(Quant::per_tensor(f.leaf_scale, 0)),
+        };
+        let leaves = self.push(Op::Lut(leaf), vec![idx], format!("{name}/leaves"))?;
+        linear(self, leaves, int(f.sum), Some(vector(f.base)), one, "sum")
     }
 }

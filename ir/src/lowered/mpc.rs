@@ -148,13 +148,7 @@ impl PoolTaps {
     /// The pairs compared at each level of the max tournament: level `l` pairs up the
     /// surviving candidates of every window two by two (an odd one out waits).
     pub fn tournament_pairs(&self) -> Vec<usize> {
-        let mut alive: Vec<usize> = self.taps.iter().map(Vec::len).collect();
-        let mut levels = Vec::new();
-        while alive.iter().any(|&a| a > 1) {
-            levels.push(alive.iter().map(|a| a / 2).sum());
-            alive.iter_mut().for_each(|a| *a = a.div_ceil(2));
-        }
-        levels
+        pairing_levels(self.taps.iter().map(Vec::len).collect())
     }
 }
 
@@ -211,6 +205,55 @@ impl Piecewise {
         }
         levels
     }
+}
+
+/// A tree ensemble on shares. The model owner shares the feature selection, the
+/// bounds and the leaf values; the plan itself shows only the trees' shapes.
+///
+/// 1. `g = x · S` gathers each comparison's feature (one resharing), `d = g − τ`.
+/// 2. One batched MSB of every comparison of the forest: `c_j = [x_f < τ_j]`.
+/// 3. Path selection on boolean shares: each leaf ANDs its literals (`c` or `¬c`)
+///    in a balanced tree, all leaves of all trees together per level.
+/// 4. One bit injection per (leaf, target) multiplies the path bit by the shared leaf
+///    value; sums per target plus the base values are local.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForestPlan {
+    /// Features per sample.
+    pub features: usize,
+    /// Distinct comparisons.
+    pub comparisons: usize,
+    /// Weight index of the `[features, comparisons]` 0/1 selection (encoded at `2^0`).
+    pub select: usize,
+    /// Weight index of the bounds `τ` (at `2^f`).
+    pub bounds: usize,
+    /// Each leaf's literals: (comparison, the value `c` must have).
+    pub paths: Vec<Vec<(u32, bool)>>,
+    /// The leaf values' (leaf, target) pairs, in the order of weight `values`.
+    pub entries: Vec<(u32, u32)>,
+    /// Weight index of the leaf values (at `2^f`, already divided for `AVERAGE`).
+    pub values: usize,
+    /// Outputs per sample.
+    pub targets: usize,
+    /// Weight index of the base values (at `2^f`).
+    pub base: usize,
+}
+
+impl ForestPlan {
+    /// ANDs per level of the path selection: level `l` pairs up each leaf's remaining
+    /// literals two by two (an odd one out waits).
+    pub fn and_levels(&self) -> Vec<usize> {
+        pairing_levels(self.paths.iter().map(Vec::len).collect())
+    }
+}
+
+/// Reducing groups of `alive` items pairwise, level by level: how many pairs each level has.
+fn pairing_levels(mut alive: Vec<usize>) -> Vec<usize> {
+    let mut levels = Vec::new();
+    while alive.iter().any(|&a| a > 1) {
+        levels.push(alive.iter().map(|a| a / 2).sum());
+        alive.iter_mut().for_each(|a| *a = a.div_ceil(2));
+    }
+    levels
 }
 
 /// A protocol step. Lengths are per sample; a run on a batch of samples runs every
@@ -307,6 +350,15 @@ pub enum StepOp {
         /// Output register.
         out: Reg,
     },
+    /// A tree ensemble: `out` holds `targets` scores per sample (at `2^f`).
+    Forest {
+        /// Input register (`features` per sample).
+        x: Reg,
+        /// The ensemble.
+        forest: ForestPlan,
+        /// Output register.
+        out: Reg,
+    },
     /// The output goes to the receiver only.
     Reveal {
         /// The register revealed.
@@ -328,6 +380,7 @@ impl StepOp {
             StepOp::MaxPool { .. } => "max_pool",
             StepOp::AvgPool { .. } => "avg_pool",
             StepOp::Piecewise { .. } => "piecewise",
+            StepOp::Forest { .. } => "forest",
             StepOp::Reveal { .. } => "reveal",
         }
     }
@@ -361,6 +414,11 @@ impl StepOp {
                     c = c.then(&Cost::rotate(n)).then(&Cost::trunc(n));
                 }
                 c.then(&Cost::trunc(len * pieces)).then(&Cost::mul_bit(len * pieces))
+            }
+            StepOp::Forest { forest, .. } => {
+                let c = Cost::rotate(forest.comparisons).then(&Cost::msb(forest.comparisons));
+                let c = forest.and_levels().into_iter().fold(c, |c, ands| c.then(&Cost::rotate(ands)));
+                c.then(&Cost::mul_bit(forest.entries.len()))
             }
             StepOp::Reveal { len, .. } => Cost::reveal(r.receiver, *len),
         }

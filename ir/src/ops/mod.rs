@@ -23,7 +23,7 @@ pub use matmul::MatMul;
 pub use pool::{AvgPool, MaxPool, SumPool, Window};
 pub use quant::{quantize_value, Dequantize, Quantize};
 pub use shape::Reshape;
-pub use tree::{Aggregate, BranchMode, PostTransform, Tree, TreeEnsemble, TreeNode};
+pub use tree::{Aggregate, BranchMode, LeafPath, Literal, PostTransform, Split, Tree, TreeEnsemble, TreeNode};
 
 use crate::tensor::Tensor;
 use crate::types::TensorType;
@@ -104,7 +104,7 @@ pub enum Op {
     Dequantize(Dequantize),
     /// Univariate integer table lookup.
     Lut(Lut),
-    /// Tree ensemble (ONNX-ML TreeEnsembleRegressor).
+    /// Tree ensemble (ONNX-ML TreeEnsembleRegressor / TreeEnsembleClassifier), float IR only.
     TreeEnsemble(TreeEnsemble),
 }
 

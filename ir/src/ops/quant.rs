@@ -1,19 +1,21 @@
 //! The boundary between reals and integers, run by the client in the clear.
 //!
 //! - `quantize %x {q(s, z), range}`: `q = clamp(round(x / s) + z, lo, hi)`, rounding half
-//!   away from zero; values outside the calibrated range are clipped.
+//!   away from zero; values outside the calibrated range are clipped. Per tensor, or per
+//!   channel (tree ensembles quantize each feature on its own grid).
 //! - `dequantize %q {q(...)}`: `x = s[c] · (q − z[c])`, per channel where the input is.
 
 use super::{expect_arity, OpClass, OpSpec, Operand};
 use crate::tensor::Tensor;
 use crate::types::{Quant, Shape, TensorType};
+use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Float to integer.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub struct Quantize {
-    /// Per-tensor scale and zero point.
+    /// Scale and zero point, per tensor or per channel.
     pub quant: Quant,
     /// Smallest integer (clipping bound).
     pub lo: i64,
@@ -40,15 +42,22 @@ impl OpSpec for Quantize {
         if !inputs[0].ty.is_float() {
             return Err("expects a float operand".into());
         }
-        if self.quant.axis.is_some() {
-            return Err("quantizes per tensor only".into());
+        let shape = &inputs[0].ty.shape;
+        if let Some(axis) = self.quant.axis {
+            if shape.0.get(axis) != Some(&self.quant.scale.len()) {
+                return Err(format!("{} channel parameters for axis {axis} of {shape}", self.quant.scale.len()));
+            }
         }
         Ok(TensorType::int(inputs[0].ty.shape.clone(), self.lo, self.hi, Some(self.quant.clone())))
     }
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         let x = inputs[0].as_f32().expect("float operand verified");
-        let (s, z) = (self.quant.scale[0], self.quant.zero_point[0]);
-        Tensor::I64(x.mapv(|v| quantize_value(v as f64, s, z, self.lo, self.hi)))
+        let shape = Shape(x.shape().to_vec());
+        let q = x.iter().enumerate().map(|(e, &v)| {
+            let (s, z) = self.quant.params_at(&shape, e);
+            quantize_value(v as f64, s, z, self.lo, self.hi)
+        });
+        Tensor::I64(ArrayD::from_shape_vec(x.raw_dim(), q.collect()).expect("same shape"))
     }
     fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}, range=[{}, {}]", self.quant, self.lo, self.hi)

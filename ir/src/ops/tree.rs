@@ -3,18 +3,22 @@
 //! For each sample row `x[n, :]` every tree is walked from node 0: a branch sends the
 //! sample to `true_child` when `x[feature] <mode> threshold` holds, else `false_child`;
 //! the leaf reached adds its weights to the targets. `y[n, t] = base[t] + agg(sum)`,
-//! where `agg` divides by the tree count for `AVERAGE`.
+//! where `agg` divides by the tree count for `AVERAGE`. A classifier's output is its
+//! class scores: `post_transform` is recorded, not applied (it is monotone per row,
+//! so the label is the scores' argmax; see the ONNX frontend).
 //!
-//! Integer form (quantized IR): `x` holds quantized features, thresholds and leaf
-//! weights are integers (exactly representable in the f64 fields), aggregation is a
-//! plain sum and the output range is the sum over trees of each tree's leaf range.
+//! The op exists in the float IR only: the quantizer rewrites it into comparison
+//! tables, a levelled path sum, leaf tables and a levelled sum over trees
+//! (`secc_compiler::passes::tree_tables`); the SMPC lowering reads it directly.
 
 use super::{expect_arity, OpClass, OpSpec, Operand};
 use crate::tensor::Tensor;
-use crate::types::{Quant, Shape, TensorType};
+use crate::types::{Shape, TensorType};
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::Hash;
 
 /// The comparison of a branch node.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -86,11 +90,15 @@ pub enum Aggregate {
     Average,
 }
 
-/// What is applied to the aggregated scores.
+/// What ONNX applies to the aggregated scores (recorded; secc returns the scores).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum PostTransform {
     /// Nothing (regression).
     None,
+    /// Softmax over the classes.
+    Softmax,
+    /// Logistic function per class.
+    Logistic,
 }
 
 /// A tree ensemble.
@@ -106,8 +114,38 @@ pub struct TreeEnsemble {
     pub aggregate: Aggregate,
     /// Post transform.
     pub post_transform: PostTransform,
-    /// For the integer form: what the integer outputs stand for.
-    pub quant: Option<Quant>,
+}
+
+/// What a branch becomes once thresholds are encoded: `c = [key]` (the branch holds
+/// when `c ≠ negate`), or a constant outcome.
+pub enum Split<K> {
+    /// A comparison, shared by every branch with the same key.
+    Compare {
+        /// Identifies the comparison (feature and encoded bound).
+        key: K,
+        /// Whether the branch holds when the comparison is false.
+        negate: bool,
+    },
+    /// The branch always (true) or never holds.
+    Constant(bool),
+}
+
+/// One literal of a path: comparison `comparison` must come out `want`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Literal {
+    /// Index into the distinct comparisons.
+    pub comparison: usize,
+    /// The value it must have.
+    pub want: bool,
+}
+
+/// A leaf and what reaching it takes.
+#[derive(Clone, PartialEq, Debug)]
+pub struct LeafPath {
+    /// The non-constant comparisons on its path (empty: every sample reaches it).
+    pub literals: Vec<Literal>,
+    /// Its (target, weight) contributions.
+    pub weights: Vec<(usize, f64)>,
 }
 
 impl TreeEnsemble {
@@ -122,6 +160,54 @@ impl TreeEnsemble {
             TreeNode::Branch { feature, threshold, mode, .. } => Some((*feature, *threshold, *mode)),
             TreeNode::Leaf { .. } => None,
         })
+    }
+
+    /// Every reachable leaf with the literals of its path; `split` encodes each branch
+    /// and equal keys share one comparison (returned in first-seen order). Siblings
+    /// come out adjacent, the true child's leaf first. Both backends build on this.
+    pub fn leaf_paths<K: Eq + Hash + Clone>(
+        &self,
+        split: impl Fn(usize, f64, BranchMode) -> Result<Split<K>, String>,
+    ) -> Result<(Vec<K>, Vec<LeafPath>), String> {
+        let mut keys: Vec<K> = Vec::new();
+        let mut index: HashMap<K, usize> = HashMap::new();
+        let mut leaves = Vec::new();
+        for tree in &self.trees {
+            let mut stack = vec![(0usize, Vec::<Literal>::new())];
+            while let Some((i, literals)) = stack.pop() {
+                match &tree.nodes[i] {
+                    TreeNode::Leaf { weights } => leaves.push(LeafPath { literals, weights: weights.clone() }),
+                    &TreeNode::Branch { feature, threshold, mode, true_child, false_child } => {
+                        match split(feature, threshold, mode)? {
+                            Split::Constant(holds) => {
+                                stack.push((if holds { true_child } else { false_child } as usize, literals))
+                            }
+                            Split::Compare { key, negate } => {
+                                let comparison = *index.entry(key.clone()).or_insert_with(|| {
+                                    keys.push(key);
+                                    keys.len() - 1
+                                });
+                                // Popped true child first.
+                                for (child, want) in [(false_child, negate), (true_child, !negate)] {
+                                    let mut path = literals.clone();
+                                    path.push(Literal { comparison, want });
+                                    stack.push((child as usize, path));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok((keys, leaves))
+    }
+
+    /// The factor applied to every tree's leaves: 1, or `1/trees` for `AVERAGE`.
+    pub fn per_tree(&self) -> f64 {
+        match self.aggregate {
+            Aggregate::Sum => 1.0,
+            Aggregate::Average => 1.0 / self.trees.len() as f64,
+        }
     }
 
     /// Checks structure: children in range, no node reached twice, leaf targets in range.
@@ -195,48 +281,17 @@ impl OpSpec for TreeEnsemble {
         if f < self.n_features() {
             return Err(format!("reads feature {} of a {f}-feature input", self.n_features() - 1));
         }
-        let shape = Shape(vec![n, self.n_targets]);
-        if x.is_float() {
-            return Ok(TensorType::f32(shape));
+        if !x.is_float() {
+            return Err("tree ensembles exist in the float IR only (the quantizer expands them)".into());
         }
-        if self.aggregate != Aggregate::Sum {
-            return Err("integer tree ensembles aggregate by sum".into());
-        }
-        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for t in 0..self.n_targets {
-            let (mut l, mut h) = (self.base_values[t], self.base_values[t]);
-            for tree in &self.trees {
-                let leaf_values = tree.nodes.iter().filter_map(|node| match node {
-                    TreeNode::Leaf { weights } => Some(weights.iter().filter(|w| w.0 == t).map(|w| w.1).sum::<f64>()),
-                    TreeNode::Branch { .. } => None,
-                });
-                l += leaf_values.clone().fold(f64::INFINITY, f64::min);
-                h += leaf_values.fold(f64::NEG_INFINITY, f64::max);
-            }
-            lo = lo.min(l as i64);
-            hi = hi.max(h as i64);
-        }
-        Ok(TensorType::int(shape, lo, hi, self.quant.clone()))
+        Ok(TensorType::f32(Shape(vec![n, self.n_targets])))
     }
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
-        let rows = inputs[0].shape().0[0];
-        let shape = IxDyn(&[rows, self.n_targets]);
-        match inputs[0] {
-            Tensor::F32(x) => {
-                let scale = match self.aggregate {
-                    Aggregate::Sum => 1.0,
-                    Aggregate::Average => 1.0 / self.trees.len() as f64,
-                };
-                let y = self.sums(rows, |n, f| x[[n, f]] as f64);
-                let y = y.iter().enumerate().map(|(i, s)| (s * scale + self.base_values[i % self.n_targets]) as f32);
-                Tensor::F32(ArrayD::from_shape_vec(shape, y.collect()).expect("shape"))
-            }
-            Tensor::I64(x) => {
-                let y = self.sums(rows, |n, f| x[[n, f]] as f64);
-                let y = y.iter().enumerate().map(|(i, s)| (s + self.base_values[i % self.n_targets]) as i64);
-                Tensor::I64(ArrayD::from_shape_vec(shape, y.collect()).expect("shape"))
-            }
-        }
+        let x = inputs[0].as_f32().expect("float operand verified");
+        let rows = x.shape()[0];
+        let y = self.sums(rows, |n, f| x[[n, f]] as f64);
+        let y = y.iter().enumerate().map(|(i, s)| (s * self.per_tree() + self.base_values[i % self.n_targets]) as f32);
+        Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[rows, self.n_targets]), y.collect()).expect("shape"))
     }
     fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let nodes: usize = self.trees.iter().map(|t| t.nodes.len()).sum();
@@ -250,8 +305,8 @@ impl OpSpec for TreeEnsemble {
             self.n_targets,
             self.aggregate
         )?;
-        if let Some(q) = &self.quant {
-            write!(f, ", out={q}")?;
+        if self.post_transform != PostTransform::None {
+            write!(f, ", post_transform={:?} (not applied)", self.post_transform)?;
         }
         Ok(())
     }

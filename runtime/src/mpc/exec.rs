@@ -1,5 +1,6 @@
 //! Runs a plan in one party: the steps in order, every step on the whole batch.
 
+use super::forest::forest;
 use super::linear::{conv, matmul};
 use super::party::Party;
 use super::piecewise::{encode, piecewise};
@@ -49,7 +50,7 @@ pub fn run_plan(p: &mut Party, plan: &Plan, input: Option<&[f32]>, batch: usize)
             StepOp::MatMul { x, w, b, m, k, n, out } => {
                 let y = matmul(p, &get(&regs, *x), &weights[*w], batch * m, *k, *n)?;
                 let y = match b {
-                    Some(b) => y.zip(&broadcast(&weights[*b], y.len(), |e| e % n), u64::wrapping_add),
+                    Some(b) => y.zip(&weights[*b].broadcast(y.len(), |e| e % n), u64::wrapping_add),
                     None => y,
                 };
                 Some((*out, y))
@@ -58,7 +59,7 @@ pub fn run_plan(p: &mut Party, plan: &Plan, input: Option<&[f32]>, batch: usize)
                 let y = conv(p, &get(&regs, *x), &weights[*w], geometry, batch)?;
                 let [_, o, oh, ow] = geometry.output;
                 let y = match b {
-                    Some(b) => y.zip(&broadcast(&weights[*b], y.len(), |e| (e / (oh * ow)) % o), u64::wrapping_add),
+                    Some(b) => y.zip(&weights[*b].broadcast(y.len(), |e| (e / (oh * ow)) % o), u64::wrapping_add),
                     None => y,
                 };
                 Some((*out, y))
@@ -70,6 +71,7 @@ pub fn run_plan(p: &mut Party, plan: &Plan, input: Option<&[f32]>, batch: usize)
                 Some((*out, avg_pool(p, &get(&regs, *x), taps, divisors, f, batch)?))
             }
             StepOp::Piecewise { x, function, out, .. } => Some((*out, piecewise(p, &get(&regs, *x), function, f)?)),
+            StepOp::Forest { x, forest: plan, out } => Some((*out, forest(p, &get(&regs, *x), &weights, plan, batch)?)),
             StepOp::Reveal { x, .. } => {
                 let scale = (1u64 << f) as f64;
                 output = reveal(p, plan.roles.receiver, &get(&regs, *x))?
@@ -82,9 +84,4 @@ pub fn run_plan(p: &mut Party, plan: &Plan, input: Option<&[f32]>, batch: usize)
         }
     }
     Ok(output)
-}
-
-/// A sharing of `len` elements where element `e` is `x[index(e)]` (bias broadcast).
-fn broadcast(x: &Shares, len: usize, index: impl Fn(usize) -> usize) -> Shares {
-    x.map(|s| (0..len).map(|e| s[index(e)]).collect())
 }

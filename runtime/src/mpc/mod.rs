@@ -7,7 +7,8 @@
 //!   seeds; [`party`]: set-up and the public schedule.
 //! - [`share`]: the slot layout, input, reveal, resharing; [`linear`]: products,
 //!   matmul, conv; [`trunc`]: TruncAPr2; [`boolean`]: AND and MSB; [`bit`]: bit
-//!   injection; [`relu`], [`pool`], [`piecewise`]: the non-linear layers.
+//!   injection; [`relu`], [`pool`], [`piecewise`]: the non-linear layers; [`forest`]:
+//!   tree ensembles.
 //! - [`exec`]: runs a plan in one party; [`session`]: a whole party process, and
 //!   three of them over loopback.
 
@@ -15,6 +16,7 @@ pub mod bit;
 pub mod boolean;
 mod error;
 pub mod exec;
+pub mod forest;
 pub mod frame;
 pub mod linear;
 pub mod net;

@@ -12,25 +12,36 @@ use secc_ir::lowered::mpc::PoolTaps;
 /// Max over each window, for `batch` samples.
 pub fn max_pool(p: &mut Party, x: &Shares, taps: &PoolTaps, batch: usize) -> Result<Shares, MpcError> {
     // The candidates of every output element of every sample, as indices into `x`.
-    let mut alive: Vec<Vec<usize>> = (0..batch)
+    let alive: Vec<Vec<usize>> = (0..batch)
         .flat_map(|s| taps.taps.iter().map(move |t| t.iter().map(|i| s * taps.input_len + i).collect()))
         .collect();
-    let mut values = x.clone();
-    while alive.iter().any(|c| c.len() > 1) {
+    reduce_pairwise(p, x.clone(), alive, max)
+}
+
+/// Reduces each group of elements of `values` (indices in `groups`, none empty) to one
+/// by `op`, pairing the survivors of all groups level by level, so a level of every
+/// group costs one call of `op` ([`secc_ir::lowered::mpc::PoolTaps::tournament_pairs`]).
+pub fn reduce_pairwise(
+    p: &mut Party,
+    mut values: Shares,
+    mut groups: Vec<Vec<usize>>,
+    op: impl Fn(&mut Party, &Shares, &Shares) -> Result<Shares, MpcError>,
+) -> Result<Shares, MpcError> {
+    while groups.iter().any(|c| c.len() > 1) {
         let (mut left, mut right) = (Vec::new(), Vec::new());
-        for c in &alive {
+        for c in &groups {
             for pair in c.chunks_exact(2) {
                 left.push(pair[0]);
                 right.push(pair[1]);
             }
         }
-        let winners = max(p, &values.gather(&left), &values.gather(&right))?;
-        // Winners go after the current values; each window keeps its winners in order,
+        let winners = op(p, &values.gather(&left), &values.gather(&right))?;
+        // Winners go after the current values; each group keeps its winners in order,
         // then its odd one out.
         let base = values.len();
         values = Shares::concat(&[&values, &winners]);
         let mut k = base;
-        for c in &mut alive {
+        for c in &mut groups {
             let mut next: Vec<usize> = (0..c.len() / 2).map(|i| k + i).collect();
             k += c.len() / 2;
             if c.len() % 2 == 1 {
@@ -39,11 +50,10 @@ pub fn max_pool(p: &mut Party, x: &Shares, taps: &PoolTaps, batch: usize) -> Res
             *c = next;
         }
     }
-    let firsts: Vec<usize> = alive.iter().map(|c| c[0]).collect();
+    let firsts: Vec<usize> = groups.iter().map(|c| c[0]).collect();
     Ok(values.gather(&firsts))
 }
 
-/// Mean over each window (`divisors[e]` taps for output `e`), for `batch` samples.
 pub fn avg_pool(
     p: &mut Party,
     x: &Shares,

@@ -66,6 +66,12 @@ impl Shares {
         y
     }
 
+    /// `len` elements, element `e` taken from element `index(e)` (a public re-indexing:
+    /// weights repeated over a batch, a bias over columns).
+    pub fn broadcast(&self, len: usize, index: impl Fn(usize) -> usize) -> Shares {
+        self.map(|s| (0..len).map(|e| s[index(e)]).collect())
+    }
+
     /// Concatenation of several sharings.
     pub fn concat(parts: &[&Shares]) -> Shares {
         Shares {

@@ -52,7 +52,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
 ];
 
 /// ONNX-ML op types (domain `ai.onnx.ml`) the frontend translates.
-pub const SUPPORTED_ML_OPS: &[&str] = &["TreeEnsembleRegressor"];
+pub const SUPPORTED_ML_OPS: &[&str] = &["TreeEnsembleClassifier", "TreeEnsembleRegressor"];
 
 /// Reads an ONNX model into the float IR (verified).
 pub fn import_onnx(path: &Path) -> Result<Graph, CompileError> {
@@ -88,7 +88,7 @@ fn import_proto(
         .as_ref()
         .ok_or_else(|| CompileError::OnnxRead { path: path.to_owned(), message: "the file has no graph".into() })?;
     check_ops(graph)?;
-    let ir = if graph.node.iter().any(|n| n.op_type == "TreeEnsembleRegressor") {
+    let ir = if graph.node.iter().any(|n| SUPPORTED_ML_OPS.contains(&n.op_type.as_str())) {
         tree::import_tree_graph(graph, name)?
     } else {
         // tract asserts rather than errs on some malformed models (a graph output that

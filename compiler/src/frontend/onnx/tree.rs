@@ -1,5 +1,11 @@
-//! ONNX-ML `TreeEnsembleRegressor` read straight from the protobuf (tract does not
-//! load it). The ensemble must be the whole graph: input → trees → output.
+//! ONNX-ML `TreeEnsembleRegressor` and `TreeEnsembleClassifier` read straight from the
+//! protobuf (tract does not load them). The ensemble must be the whole graph: input →
+//! trees → output.
+//!
+//! A classifier's IR output is its class scores, before `post_transform`: the
+//! transforms ONNX allows here (SOFTMAX, LOGISTIC) are monotone per row, so the label
+//! is the argmax of the scores, taken in the clear by whoever reads them. The
+//! classifier's `label` output, if the graph lists it, is dropped.
 
 use super::input_shape;
 use crate::CompileError;
@@ -11,23 +17,33 @@ use tract_onnx::pb::{GraphProto, NodeProto};
 pub(super) fn import_tree_graph(graph: &GraphProto, name: &str) -> Result<Graph, CompileError> {
     let [node] = graph.node.as_slice() else {
         return Err(CompileError::UnsupportedForm {
-            op: "TreeEnsembleRegressor".into(),
+            op: "TreeEnsemble".into(),
             node: graph.node.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "),
             message: "a tree ensemble must be the only node of the graph".into(),
         });
     };
     let malformed = |message: String| CompileError::Malformed { node: node.name.clone(), message };
-    let (Some(input), Some(output)) = (graph.input.first(), graph.output.first()) else {
-        return Err(malformed("the graph needs an input and an output".into()));
+    let Some(input) = graph.input.first() else {
+        return Err(malformed("the graph needs an input".into()));
     };
-    if node.input.first() != Some(&input.name) || node.output.first() != Some(&output.name) {
-        return Err(malformed("the ensemble must read the graph input and write the graph output".into()));
+    let classifier = node.op_type == "TreeEnsembleClassifier";
+    // A classifier writes (label, scores); secc returns the scores.
+    let scores = node.output.get(usize::from(classifier));
+    if !graph.output.iter().any(|o| Some(&o.name) == scores) {
+        return Err(malformed(format!(
+            "the graph outputs ({}) do not include the ensemble's {} output",
+            graph.output.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", "),
+            if classifier { "scores" } else { "" }
+        )));
+    }
+    if node.input.first() != Some(&input.name) {
+        return Err(malformed("the ensemble must read the graph input".into()));
     }
     let mut shape = input_shape(input)?;
     if shape.len() == 1 {
         shape.insert(0, 1);
     }
-    let ensemble = read_ensemble(node).map_err(malformed)?;
+    let ensemble = if classifier { read_classifier(node) } else { read_ensemble(node, "target") }.map_err(malformed)?;
     let mut g = Graph::new(name);
     let x = g.push(Op::Input(Input { index: 0, ty: TensorType::f32(Shape(shape)) }), vec![], input.name.clone())?;
     let y = g.push(Op::TreeEnsemble(ensemble), vec![x], node.name.clone())?;
@@ -35,7 +51,23 @@ pub(super) fn import_tree_graph(graph: &GraphProto, name: &str) -> Result<Graph,
     Ok(g)
 }
 
-fn read_ensemble(node: &NodeProto) -> Result<TreeEnsemble, String> {
+/// A classifier: `class_*` leaf attributes, one target per class label.
+fn read_classifier(node: &NodeProto) -> Result<TreeEnsemble, String> {
+    let ensemble = read_ensemble(node, "class")?;
+    let mut used = ensemble.trees.iter().flat_map(|t| &t.nodes).filter_map(|n| match n {
+        TreeNode::Leaf { weights } => weights.iter().map(|w| w.0).max(),
+        TreeNode::Branch { .. } => None,
+    });
+    // ONNX scores such a model [-s, s] or [1 - p, p] depending on post_transform.
+    if ensemble.n_targets == 2 && used.all(|c| c == 0) {
+        return Err("binary classifiers with one score column (class_ids all 0) are not supported yet".into());
+    }
+    Ok(ensemble)
+}
+
+/// The trees of either ensemble; `leaf` names the leaf attributes' prefix (`target`
+/// for regressors, `class` for classifiers).
+fn read_ensemble(node: &NodeProto, leaf: &str) -> Result<TreeEnsemble, String> {
     let ints = |name: &str| -> Result<Vec<i64>, String> {
         node.get_attr_opt_slice::<i64>(name)
             .map_err(|e| format!("{name}: {e}"))?
@@ -68,14 +100,24 @@ fn read_ensemble(node: &NodeProto) -> Result<TreeEnsemble, String> {
             return Err(format!("{name} has {len} entries, nodes_treeids has {n}"));
         }
     }
-    let t_trees = ints("target_treeids")?;
-    let t_nodes = ints("target_nodeids")?;
-    let t_ids = ints("target_ids")?;
-    let t_weights = floats("target_weights")?;
+    let t_trees = ints(&format!("{leaf}_treeids"))?;
+    let t_nodes = ints(&format!("{leaf}_nodeids"))?;
+    let t_ids = ints(&format!("{leaf}_ids"))?;
+    let t_weights = floats(&format!("{leaf}_weights"))?;
     if [t_nodes.len(), t_ids.len(), t_weights.len()].iter().any(|&l| l != t_trees.len()) {
-        return Err("target_treeids, target_nodeids, target_ids and target_weights differ in length".into());
+        return Err(format!("{leaf}_treeids, {leaf}_nodeids, {leaf}_ids and {leaf}_weights differ in length"));
     }
-    let n_targets = node.get_attr_opt::<i64>("n_targets").map_err(|e| e.to_string())?.unwrap_or(1);
+    let n_targets = match leaf {
+        "class" => {
+            let labels = node.get_attr_opt_slice::<i64>("classlabels_int64s").map_err(|e| e.to_string())?;
+            let strings = node.get_attr_opt_vec::<String>("classlabels_strings").map_err(|e| e.to_string())?;
+            match labels.map(<[i64]>::len).or(strings.map(|s| s.len())) {
+                Some(n) => n as i64,
+                None => return Err("missing attribute classlabels_int64s (or classlabels_strings)".into()),
+            }
+        }
+        _ => node.get_attr_opt::<i64>("n_targets").map_err(|e| e.to_string())?.unwrap_or(1),
+    };
     if n_targets < 1 {
         return Err(format!("n_targets is {n_targets}"));
     }
@@ -89,16 +131,23 @@ fn read_ensemble(node: &NodeProto) -> Result<TreeEnsemble, String> {
         "AVERAGE" => Aggregate::Average,
         other => return Err(format!("aggregate_function {other} is not supported (SUM, AVERAGE)")),
     };
-    match node.get_attr_opt::<&str>("post_transform").map_err(|e| e.to_string())?.unwrap_or("NONE") {
-        "NONE" => {}
-        other => return Err(format!("post_transform {other} is not supported for regressors")),
-    }
+    let post_transform = match (leaf, node.get_attr_opt::<&str>("post_transform").map_err(|e| e.to_string())?) {
+        (_, None | Some("NONE")) => PostTransform::None,
+        ("class", Some("SOFTMAX")) => PostTransform::Softmax,
+        ("class", Some("LOGISTIC")) => PostTransform::Logistic,
+        (_, Some(other)) => {
+            return Err(format!(
+                "post_transform {other} is not supported ({})",
+                if leaf == "class" { "NONE, SOFTMAX, LOGISTIC" } else { "regressors: NONE" }
+            ))
+        }
+    };
 
     // Leaf weights by (tree, node).
     let mut leaf_weights: HashMap<(i64, i64), Vec<(usize, f64)>> = HashMap::new();
     for i in 0..t_trees.len() {
         if t_ids[i] < 0 || t_ids[i] as usize >= n_targets {
-            return Err(format!("target_ids[{i}] = {} is not below n_targets = {n_targets}", t_ids[i]));
+            return Err(format!("{leaf}_ids[{i}] = {} is not below {n_targets} targets", t_ids[i]));
         }
         leaf_weights.entry((t_trees[i], t_nodes[i])).or_default().push((t_ids[i] as usize, t_weights[i] as f64));
     }
@@ -177,8 +226,7 @@ fn read_ensemble(node: &NodeProto) -> Result<TreeEnsemble, String> {
     if let Some(((t, n), _)) = leaf_weights.iter().next() {
         return Err(format!("target weights name tree {t}, node {n}, which is not a leaf"));
     }
-    let ensemble =
-        TreeEnsemble { trees, n_targets, base_values, aggregate, post_transform: PostTransform::None, quant: None };
+    let ensemble = TreeEnsemble { trees, n_targets, base_values, aggregate, post_transform };
     ensemble.check()?;
     Ok(ensemble)
 }
@@ -203,9 +251,9 @@ mod tests {
         }
     }
 
-    /// One stump: x[1] <= 0.5 ? 10 : 20, then a tweak applied to its attributes.
-    fn stump(tweak: impl Fn(&mut Vec<AttributeProto>)) -> Result<TreeEnsemble, String> {
-        let mut attrs = vec![
+    /// One stump: x[1] <= 0.5 ? 10 : 20.
+    fn stump_attrs() -> Vec<AttributeProto> {
+        vec![
             ints("nodes_treeids", &[0, 0, 0]),
             ints("nodes_nodeids", &[0, 1, 2]),
             ints("nodes_featureids", &[1, 0, 0]),
@@ -217,9 +265,14 @@ mod tests {
             ints("target_nodeids", &[1, 2]),
             ints("target_ids", &[0, 0]),
             floats("target_weights", &[10.0, 20.0]),
-        ];
+        ]
+    }
+
+    /// The stump with a tweak applied to its attributes.
+    fn stump(tweak: impl Fn(&mut Vec<AttributeProto>)) -> Result<TreeEnsemble, String> {
+        let mut attrs = stump_attrs();
         tweak(&mut attrs);
-        read_ensemble(&NodeProto { name: "trees".into(), attribute: attrs, ..Default::default() })
+        read_ensemble(&NodeProto { name: "trees".into(), attribute: attrs, ..Default::default() }, "target")
     }
 
     fn set(attrs: &mut [AttributeProto], name: &str, value: AttributeProto) {
@@ -247,6 +300,31 @@ mod tests {
         assert!(err(&|a| set(a, "target_nodeids", ints("target_nodeids", &[0, 2])))
             .contains("tree 0, node 0, which is not a leaf"));
         assert!(err(&|a| set(a, "nodes_falsenodeids", ints("nodes_falsenodeids", &[1, 0, 0]))).contains("roots"));
-        assert!(err(&|a| set(a, "target_ids", ints("target_ids", &[0, 3]))).contains("not below n_targets"));
+        assert!(err(&|a| set(a, "target_ids", ints("target_ids", &[0, 3]))).contains("is not below 1 targets"));
+    }
+
+    /// The stump as a classifier: `class_*` attributes and `labels` class labels.
+    fn classifier(labels: &[i64], class_ids: &[i64]) -> Result<TreeEnsemble, String> {
+        let mut attrs = stump_attrs();
+        for a in &mut attrs {
+            a.name = a.name.replace("target_", "class_");
+        }
+        attrs.retain(|a| a.name != "class_ids");
+        attrs.push(ints("class_ids", class_ids));
+        if !labels.is_empty() {
+            attrs.push(ints("classlabels_int64s", labels));
+        }
+        read_classifier(&NodeProto { name: "trees".into(), attribute: attrs, ..Default::default() })
+    }
+
+    #[test]
+    fn classifiers_score_each_class_and_refuse_what_they_cannot() {
+        use secc_ir::OpSpec;
+        let e = classifier(&[0, 1, 2], &[0, 2]).unwrap();
+        let x = secc_ir::Tensor::F32(ndarray::arr2(&[[0.0f32, 0.4], [0.0, 0.6]]).into_dyn());
+        assert_eq!(e.eval(&[&x]).to_f64_vec(), vec![10.0, 0.0, 0.0, 0.0, 0.0, 20.0]);
+        assert!(classifier(&[], &[0, 1]).unwrap_err().contains("missing attribute classlabels_int64s"));
+        assert!(classifier(&[0, 1], &[0, 0]).unwrap_err().contains("one score column"));
+        assert!(classifier(&[0, 1], &[0, 2]).unwrap_err().contains("class_ids[1] = 2 is not below 2 targets"));
     }
 }

@@ -5,15 +5,20 @@
 //! once. Elementwise chains hanging off one computed value (GELU's div → erf → add →
 //! mul → mul, a sigmoid, ...) are one univariate function of that value: a lone ReLU
 //! becomes the exact comparison protocol, anything else a piecewise polynomial fitted
-//! on the range the value took on the calibration set ([`fit`]).
+//! on the range the value took on the calibration set ([`fit`]). A tree ensemble is
+//! one forest step (batched comparisons, boolean path selection, one bit injection
+//! per leaf).
 
 mod fit;
 
 use crate::CompileError;
-use secc_ir::lowered::mpc::{ConvGeometry, Plan, PoolTaps, Reg, Roles, Step, StepOp, WeightSpec};
-use secc_ir::ops::{UnaryKind, Window};
+use secc_ir::lowered::mpc::{ConvGeometry, ForestPlan, Plan, PoolTaps, Reg, Roles, Step, StepOp, WeightSpec};
+use secc_ir::ops::{BranchMode, Split, TreeEnsemble, UnaryKind, Window};
 use secc_ir::{Graph, Op, OpSpec, Tensor, ValueId};
 use std::collections::HashMap;
+
+/// Fractional bits of a plan with a tree ensemble: inputs up to `2^30` in magnitude.
+pub const FOREST_FRAC_BITS: u32 = 32;
 
 /// Settings of the MPC lowering.
 #[derive(Clone, Copy, Debug)]
@@ -54,7 +59,13 @@ struct Lowering<'a> {
 /// Lowers the float graph `graph`, whose values took the ranges `ranges` on the
 /// calibration set, to a plan. The plan holds the weights (the model owner's plan);
 /// [`Plan::weightless`] strips them for the other parties.
-pub fn lower_mpc(graph: &Graph, ranges: &[Option<(f64, f64)>], cfg: MpcConfig) -> Result<Plan, CompileError> {
+pub fn lower_mpc(graph: &Graph, ranges: &[Option<(f64, f64)>], mut cfg: MpcConfig) -> Result<Plan, CompileError> {
+    // A forest truncates no product, so its inputs can keep 32 fractional bits: f32
+    // features one ulp from a threshold (as trained thresholds often are) still
+    // compare the right way, which 18 bits cannot resolve.
+    if graph.nodes.iter().any(|n| matches!(n.op, Op::TreeEnsemble(_))) {
+        cfg.frac_bits = cfg.frac_bits.max(FOREST_FRAC_BITS);
+    }
     if graph.inputs.len() != 1 || graph.outputs.len() != 1 {
         return Err(CompileError::Pass {
             pass: "lower_mpc",
@@ -91,6 +102,11 @@ pub fn lower_mpc(graph: &Graph, ranges: &[Option<(f64, f64)>], cfg: MpcConfig) -
     let len = graph.ty(out).shape.numel();
     l.step(out, StepOp::Reveal { x, len });
     Ok(l.plan)
+}
+
+/// `x` in fixed point at `2^bits`.
+fn fixed(x: f64, bits: u32) -> i64 {
+    (x * (1u64 << bits) as f64).round() as i64
 }
 
 impl Lowering<'_> {
@@ -202,13 +218,74 @@ impl Lowering<'_> {
             return Ok(w);
         }
         let value = self.graph.const_value(c).ok_or_else(|| self.fail(c, "the mpc backend needs constant weights"))?;
-        let scale = (1u64 << bits) as f64;
-        let words = value.to_f64_vec().iter().map(|&x| (x * scale).round() as i64).collect::<Vec<_>>();
-        self.plan.weights.push(WeightSpec { name: format!("{c} \"{}\"", self.graph.node(c).name), len: words.len() });
-        self.plan.weight_values.as_mut().expect("the compiler's plan holds weights").push(words);
-        let w = self.plan.weights.len() - 1;
+        let words = value.to_f64_vec().iter().map(|&x| fixed(x, bits)).collect::<Vec<_>>();
+        let w = self.raw_weight(format!("{c} \"{}\"", self.graph.node(c).name), words);
         self.weight_of.insert((c, bits), w);
         Ok(w)
+    }
+
+    /// Registers already encoded words as a weight the model owner shares.
+    fn raw_weight(&mut self, name: String, words: Vec<i64>) -> usize {
+        self.plan.weights.push(WeightSpec { name, len: words.len() });
+        self.plan.weight_values.as_mut().expect("the compiler's plan holds weights").push(words);
+        self.plan.weights.len() - 1
+    }
+
+    /// The forest step of ensemble `v` ([`ForestPlan`]): comparisons `c = [x̃ < τ]`
+    /// on the fixed-point input `x̃`, so with `t̃` the threshold rounded the same way,
+    /// `x ≤ t` is `x̃ < t̃ + 1` and `x < t` is `x̃ < t̃` (`≥`, `>` their negations): exact
+    /// but for inputs within `2^−f` of a threshold.
+    fn forest(&mut self, v: ValueId, t: &TreeEnsemble) -> Result<Value, CompileError> {
+        let node = self.graph.node(v);
+        let x = self.reg(node.inputs[0])?;
+        let f = self.cfg.frac_bits;
+        let features = *self.graph.ty(node.inputs[0]).shape.0.last().expect("[N, F] input");
+        let (keys, paths) = t
+            .leaf_paths(|feature, threshold, mode| {
+                // Rounded as the input is, so a feature equal to its threshold compares equal.
+                let t = fixed(threshold, f);
+                let (bound, negate) = match mode {
+                    BranchMode::Leq => (t + 1, false),
+                    BranchMode::Lt => (t, false),
+                    BranchMode::Gte => (t, true),
+                    BranchMode::Gt => (t + 1, true),
+                    BranchMode::Eq | BranchMode::Neq => {
+                        return Err("equality branches are not supported by the mpc backend".to_string())
+                    }
+                };
+                Ok(Split::Compare { key: (feature, bound), negate })
+            })
+            .map_err(|m| self.fail(v, m))?;
+        let mut select = vec![0; features * keys.len()];
+        keys.iter().enumerate().for_each(|(j, &(feature, _))| select[feature * keys.len() + j] = 1);
+        let name = |what: &str| format!("{v} \"{}\" {what}", node.name);
+        let select = self.raw_weight(name("selection"), select);
+        let bounds = self.raw_weight(name("bounds"), keys.iter().map(|k| k.1).collect());
+        let mut entries = Vec::new();
+        let mut values = Vec::new();
+        for (leaf, path) in paths.iter().enumerate() {
+            for &(target, w) in &path.weights {
+                entries.push((leaf as u32, target as u32));
+                values.push(fixed(w * t.per_tree(), f));
+            }
+        }
+        let values = self.raw_weight(name("leaf values"), values);
+        let base = self.raw_weight(name("base values"), t.base_values.iter().map(|&b| fixed(b, f)).collect());
+        let paths = paths.iter().map(|p| p.literals.iter().map(|l| (l.comparison as u32, l.want)).collect()).collect();
+        let forest = ForestPlan {
+            features,
+            comparisons: keys.len(),
+            select,
+            bounds,
+            paths,
+            entries,
+            values,
+            targets: t.n_targets,
+            base,
+        };
+        let out = self.new_reg();
+        self.step(v, StepOp::Forest { x, forest, out });
+        Ok(Value::Reg(out))
     }
 
     /// Emits a linear step into a wide register, then the truncation back to `2^f`.
@@ -308,9 +385,7 @@ impl Lowering<'_> {
                 Value::Reg(out)
             }
             Op::Reshape(_) => Value::Reg(self.reg(node.inputs[0])?),
-            Op::TreeEnsemble(_) => {
-                return Err(self.fail(v, "tree ensembles are not supported by the mpc backend yet (issue 5)"))
-            }
+            Op::TreeEnsemble(t) => self.forest(v, t)?,
             Op::Quantize(_) | Op::Dequantize(_) | Op::Lut(_) | Op::SumPool(_) => {
                 return Err(self.fail(v, "the mpc backend lowers the float IR, not the quantized one"))
             }
