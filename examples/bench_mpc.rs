@@ -4,7 +4,7 @@
 //!
 //! Each workload is compiled here (ONNX → float IR → calibration → `lower_mpc`, as
 //! `secc compile` + `secc run --backend mpc` do), then the three parties run in one
-//! session on loopback TCP sockets, a thread each (`run_local`): a few warm-up runs of
+//! session on loopback TLS links, a thread each (`run_local`): a few warm-up runs of
 //! the plan, then `--repeats` timed ones. Every run re-shares the input and the weights,
 //! so a run is one whole private inference. With `--processes` the parties are three
 //! `secc party` processes instead (the release binary; `cargo build --release` first). Reported per run: the median over the timed
@@ -159,14 +159,27 @@ fn in_processes(plan: &Plan, w: &Workload, runs: usize) -> Measured {
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("port").port())
         .collect();
     let addrs: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
-    std::fs::write(dir.join("parties.toml"), format!("parties = [{}]\n", addrs.join(", "))).expect("write parties");
+    // Each party's TLS key, and its certificate's pin for PARTIES.toml.
+    let pins: Vec<String> = (0..3)
+        .map(|id| {
+            let key = format!("p{id}.key");
+            let out = std::process::Command::new(&secc)
+                .current_dir(&dir)
+                .args(["party-keygen", "-o", &key, "--force"])
+                .output()
+                .expect("secc party-keygen");
+            format!("\"{}\"", String::from_utf8_lossy(&out.stdout).trim())
+        })
+        .collect();
+    let toml = format!("parties = [{}]\npins = [{}]\n", addrs.join(", "), pins.join(", "));
+    std::fs::write(dir.join("parties.toml"), toml).expect("write parties");
     let children: Vec<_> = (0..3)
         .map(|id| {
             let file = if id == plan.roles.model_owner { "owner.plan" } else { "other.plan" };
             let mut c = std::process::Command::new(&secc);
             c.current_dir(&dir)
                 .args(["party", file, "--id", &id.to_string(), "--parties", "parties.toml", "--timeout", "60"])
-                .args(["--repeat", &runs.to_string()])
+                .args(["--repeat", &runs.to_string(), "--key", &format!("p{id}.key")])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped());
             if id == plan.roles.data_owner {
