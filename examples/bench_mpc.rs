@@ -319,7 +319,7 @@ fn main() {
     }
 
     let how = if processes { "three `secc party` processes" } else { "three threads" };
-    println!("SMPC backend, {how} on loopback TCP, {repeats} timed runs after {WARMUP} warm-up\n");
+    println!("SMPC backend, {how} on loopback TLS, {repeats} timed runs after {WARMUP} warm-up\n");
     println!("| workload | batch | median per run | per sample | rounds | bytes sent P0 / P1 / P2 | max abs error vs float IR | target | SPU 0.9.5 |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
