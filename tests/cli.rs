@@ -218,3 +218,35 @@ fn inconsistent_tree_ensembles_are_named_errors() {
         assert!(err.contains(message), "{file}: {err}");
     }
 }
+
+#[test]
+fn party_keys_are_private_never_overwritten_and_plain_links_warn() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tmp("party-keys");
+    let key = dir.join("p.key");
+    let first = secc(&["party-keygen", "-o", s(&key)]);
+    assert!(first.status.success());
+    let pin = String::from_utf8_lossy(&first.stdout).trim().to_string();
+    assert!(pin.starts_with("sha256:") && pin.len() == 71, "{pin}");
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert!(text.contains("PRIVATE KEY") && !String::from_utf8_lossy(&first.stderr).contains("PRIVATE"));
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o077, 0, "the key is private");
+    let err = fails(&["party-keygen", "-o", s(&key)]);
+    assert!(err.contains("exists; pass --force"), "{err}");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), text, "the key is left as it was");
+    // --force replaces it, owner-only even where the old file had lost that.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(secc(&["party-keygen", "-o", s(&key), "--force"]).status.success());
+    assert_ne!(std::fs::read_to_string(&key).unwrap(), text);
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o077, 0);
+    // Plain TCP only when asked, and then with a warning.
+    let art = compile("linreg_8", &dir);
+    let plan = dir.join("p.plan");
+    assert!(secc(&["mpc-plan", s(&art), "--weightless", "-o", s(&plan)]).status.success());
+    let parties = dir.join("parties.toml");
+    std::fs::write(&parties, "parties = [\"127.0.0.1:1\", \"127.0.0.1:2\", \"127.0.0.1:3\"]\n").unwrap();
+    let out = secc(&["party", s(&plan), "--id", "2", "--parties", s(&parties), "--insecure", "--timeout", "0.3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("warning: --insecure: the links are plain TCP"), "{err}");
+    assert!(!out.status.success() && err.contains("error: party 2: cannot connect to party"), "{err}");
+}
