@@ -186,7 +186,7 @@ impl Net {
                 }
             }
             if Instant::now() >= deadline && !done(&outs, &ins) {
-                let missing = (0..3).find(|&p| p != id && ins[p].is_none()).unwrap_or(id);
+                let missing = (0..3).find(|&p| p != id && (ins[p].is_none() || outs[p].is_none())).expect("not done");
                 return Err(MpcError::Connect {
                     peer: missing,
                     addr: addrs[missing].to_string(),
@@ -232,11 +232,6 @@ impl Net {
     /// What was sent so far.
     pub fn traffic(&self) -> Traffic {
         self.traffic
-    }
-
-    /// The session id: the hash of the three parties' nonces.
-    pub fn session(&self) -> [u8; 16] {
-        self.session
     }
 
     /// One round: sends `sends[p]` to each peer `p` that has a non-empty vector, then
