@@ -23,6 +23,13 @@ fn linreg() -> (Plan, Vec<Vec<f32>>) {
     (plan, rows("linreg_8", "test.csv", 8)[..2].to_vec())
 }
 
+/// Three listeners on loopback and their addresses.
+fn loopback() -> (Vec<TcpListener>, [SocketAddr; 3]) {
+    let listeners: Vec<TcpListener> = (0..3).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let addrs = listeners.iter().map(|l| l.local_addr().unwrap()).collect::<Vec<_>>().try_into().unwrap();
+    (listeners, addrs)
+}
+
 /// Runs a session in which party 2's outgoing link to party 1 goes through `relay`
 /// (given party 1's address, it returns the address party 2 dials instead). Returns
 /// each party's result and how long the slowest took.
@@ -33,9 +40,7 @@ fn session(
     repeat: usize,
     relay: impl FnOnce(SocketAddr) -> SocketAddr,
 ) -> (Vec<Result<PartyReport, MpcError>>, Duration) {
-    let listeners: Vec<TcpListener> = (0..3).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    let addrs: [SocketAddr; 3] =
-        listeners.iter().map(|l| l.local_addr().unwrap()).collect::<Vec<_>>().try_into().unwrap();
+    let (listeners, addrs) = loopback();
     let mut view2 = addrs;
     view2[1] = relay(addrs[1]);
     let configs = security.map(|security| PartyConfig { id: 0, addrs, security, timeout: TIMEOUT, repeat });
@@ -245,4 +250,25 @@ fn a_replayed_frame_is_refused_by_its_round_or_its_session() {
     let (results, took) = session(&plan, &xs, plain(), 3, |a| relay_frames(a, swap));
     let errors = all_fail_naming_party_2(results, took);
     assert!(errors[1].contains("frame of another session"), "{errors:?}");
+}
+
+#[test]
+fn parties_started_on_different_terms_stop_at_once() {
+    let (plan, xs) = linreg();
+    let (listeners, addrs) = loopback();
+    // Party 2 was told to run the plan twice, the others once.
+    let configs = [0, 1, 2].map(|id| PartyConfig {
+        id,
+        addrs,
+        security: Security::Plain,
+        timeout: TIMEOUT,
+        repeat: if id == 2 { 2 } else { 1 },
+    });
+    let start = Instant::now();
+    let results = run_parties(&plan, &xs, listeners, &configs);
+    let errors = all_fail_naming_party_2(results, start.elapsed());
+    assert!(start.elapsed() < TIMEOUT, "the hello tells at once");
+    for e in &errors[..2] {
+        assert!(e.contains("party 2 was started with another plan or another --repeat count"), "{e}");
+    }
 }
