@@ -43,20 +43,11 @@ pub fn artifact(data: &[u8]) {
 /// Key and ciphertext files at the header and format level: raw, or a payload (a
 /// nested vector, like key material) in a valid header.
 pub fn key_file(data: &[u8]) {
-    use secc_runtime::fhe::file::{decode_file, encode_file, Kind};
+    use secc_runtime::fhe::file::{decode_file, encode_body, Kind};
     let (m, rest) = mode(data);
     let kind = [Kind::ClientKey, Kind::ServerKey, Kind::Ciphertexts][(m as usize >> 1) % 3];
     let (digest, id) = ([7u8; 32], [9u8; 16]);
-    let bytes = if m & 1 == 0 {
-        rest.to_vec()
-    } else {
-        let mut b = encode_file(kind, &digest, &id, &());
-        b.truncate(b.len() - 40);
-        b.extend_from_slice(&(rest.len() as u64).to_le_bytes());
-        b.extend_from_slice(&sha256(rest));
-        b.extend_from_slice(rest);
-        b
-    };
+    let bytes = if m & 1 == 0 { rest.to_vec() } else { encode_body(kind, &digest, &id, rest) };
     let _ = decode_file::<Vec<Vec<u64>>>(&bytes, "fuzz.key", kind, &digest, Some(&id));
 }
 

@@ -109,15 +109,19 @@ pub enum FileError {
 
 /// Serializes `payload` with the header.
 pub fn encode_file(kind: Kind, artifact: &[u8; 32], key_id: &[u8; 16], payload: &impl Serialize) -> Vec<u8> {
-    let body = bincode::serialize(payload).expect("keys and ciphertexts serialize");
+    encode_body(kind, artifact, key_id, &bincode::serialize(payload).expect("keys and ciphertexts serialize"))
+}
+
+/// The header, then `body` as the payload, whatever it holds (the fuzzer's inputs).
+pub fn encode_body(kind: Kind, artifact: &[u8; 32], key_id: &[u8; 16], body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + body.len());
     out.extend_from_slice(kind.magic());
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(artifact);
     out.extend_from_slice(key_id);
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&Sha256::digest(&body));
-    out.extend_from_slice(&body);
+    out.extend_from_slice(&Sha256::digest(body));
+    out.extend_from_slice(body);
     out
 }
 

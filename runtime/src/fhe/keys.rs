@@ -132,7 +132,7 @@ impl ServerKey {
 mod tests {
     use super::*;
     use crate::fhe::exec::CtValues;
-    use crate::fhe::file::{decode_file, encode_file, Kind};
+    use crate::fhe::file::{decode_file, encode_body, Kind};
 
     #[test]
     fn keys_with_sizes_off_their_parameter_set_are_refused() {
@@ -189,15 +189,7 @@ mod tests {
             if seed % 2 == 0 && payload.len() >= 8 {
                 payload[..8].copy_from_slice(&(seed % 40).to_le_bytes());
             }
-            let frame = |kind| {
-                let mut f = encode_file(kind, &a, &k, &());
-                f.truncate(f.len() - 40);
-                f.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-                f.extend_from_slice(&sha2::Sha256::digest(&payload));
-                f.extend_from_slice(&payload);
-                f
-            };
-            use sha2::Digest;
+            let frame = |kind| encode_body(kind, &a, &k, &payload);
             if let Ok((ck, _)) = decode_file::<ClientKey>(&frame(Kind::ClientKey), "k", Kind::ClientKey, &a, None) {
                 let _ = ck.check();
             }
