@@ -272,4 +272,29 @@ mod tests {
         let err = Identity::from_pem(mixed.as_bytes(), "k").err().unwrap().to_string();
         assert!(err.contains("not the key's"), "{err}");
     }
+
+    #[test]
+    fn damaged_key_files_are_errors_not_panics() {
+        // A party key file is outside data too: flip, cut and splice a real one.
+        let pem = Identity::generate().to_pem().into_bytes();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        for _ in 0..2000 {
+            let mut bad = pem.clone();
+            match next(3) {
+                0 => bad[next(pem.len())] ^= 1 << next(8),
+                1 => bad.truncate(next(pem.len())),
+                _ => {
+                    let at = next(pem.len());
+                    bad.drain(at..(at + 1 + next(64)).min(pem.len()));
+                }
+            }
+            let _ = Identity::from_pem(&bad, "k");
+        }
+    }
 }
