@@ -31,6 +31,44 @@ pub fn write_new(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Writes a secret file (a key) readable by its owner only, refusing to replace an
+/// existing file unless `force`.
+pub fn write_secret(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        if !force {
+            bail!("{} exists; pass --force to overwrite it", path.display());
+        }
+        // Opening an existing file keeps its permissions: start from a new one.
+        std::fs::remove_file(path).with_context(|| format!("cannot replace {}", path.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Reads a secret file, refusing one that others can read (as ssh does): a key that
+/// leaked is no longer a key.
+pub fn read_secret(path: &Path) -> Result<Vec<u8>> {
+    check_private(path)?;
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Refuses a secret file that others can read.
+pub fn check_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        bail!("{} is readable by others (mode {:o}); run chmod 600 on it", path.display(), mode & 0o777);
+    }
+    Ok(())
+}
+
 /// Writes output rows as CSV to `path`, or to standard output.
 pub fn write_rows(rows: &[Vec<f32>], path: Option<&Path>, force: bool) -> Result<()> {
     let text = secc_runtime::csv::format_csv(rows);

@@ -40,6 +40,7 @@ enum Command {
     Run(cmd::run::Args),
     MpcPlan(cmd::party::PlanArgs),
     Party(cmd::party::PartyArgs),
+    PartyKeygen(cmd::party::KeygenArgs),
     Keygen(cmd::fhe::KeygenArgs),
     Encrypt(cmd::fhe::EncryptArgs),
     Eval(cmd::fhe::EvalArgs),
@@ -49,6 +50,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The ONNX import turns tract's assertions into errors; say nothing when one fires.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !secc_compiler::frontend::onnx::is_tract_panic(info) {
+            default_hook(info)
+        }
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compile(a) => cmd::compile::run(a),
@@ -56,6 +64,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd::run::run(a),
         Command::MpcPlan(a) => cmd::party::write_plan(a),
         Command::Party(a) => cmd::party::party(a),
+        Command::PartyKeygen(a) => cmd::party::keygen(a),
         Command::Keygen(a) => cmd::fhe::keygen(a),
         Command::Encrypt(a) => cmd::fhe::encrypt(a),
         Command::Eval(a) => cmd::fhe::eval(a),

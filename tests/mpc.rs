@@ -1,14 +1,11 @@
 //! The SMPC backend end to end: three real parties over loopback sockets run every
 //! testdata model (a few test rows each) and must agree with the float IR; the bytes
-//! and rounds they really send must be the plan's; a killed party must stop the others.
+//! and rounds they really send must be the plan's; a killed party must stop the others
+//! (`secc party` processes over TLS). Other faults: `mpc_faults.rs`.
 
 mod common;
 
 use common::*;
-use secc_compiler::lower::mpc::{lower_mpc, MpcConfig};
-use secc_compiler::passes::calibrate::calibrate;
-use secc_compiler::pipeline::import_float;
-use secc_ir::lowered::mpc::Plan;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,18 +14,11 @@ const ROWS: usize = 3;
 /// activations fitted to 1e-4 of their peak).
 const LOGIT_BOUND: f64 = 0.05;
 
-fn plan(name: &str) -> (secc_ir::Graph, Plan) {
-    let g = import_float(&model_dir(name).join("model.onnx")).unwrap();
-    let calib = calibrate(&g, &samples(&g, name, "calib.csv")).unwrap();
-    let plan = lower_mpc(&g, &calib.ranges, MpcConfig::default()).unwrap();
-    (g, plan)
-}
-
 #[test]
 fn every_model_agrees_with_the_float_ir_and_sends_what_the_plan_says() {
     let models = MODELS.iter().chain(&["unseen_cnn", "unseen_gelu"]);
     for name in models {
-        let (g, plan) = plan(name);
+        let (g, plan) = mpc_plan(name);
         let xs = samples(&g, name, "test.csv");
         let xs = &xs[..ROWS];
         let flat: Vec<Vec<f32>> = xs.iter().map(|s| s[0].as_f32().unwrap().iter().copied().collect()).collect();
@@ -60,7 +50,7 @@ fn every_model_agrees_with_the_float_ir_and_sends_what_the_plan_says() {
 #[test]
 fn forests_match_the_float_model_on_every_test_row() {
     for name in MODELS.iter().filter(|n| is_tree(n)) {
-        let (g, plan) = plan(name);
+        let (g, plan) = mpc_plan(name);
         let xs = samples(&g, name, "test.csv");
         let flat: Vec<Vec<f32>> = xs.iter().map(|s| s[0].as_f32().unwrap().iter().copied().collect()).collect();
         let reports = secc_runtime::mpc::session::run_local(&plan, &flat, Duration::from_secs(30), 1).unwrap();
@@ -88,15 +78,24 @@ fn forests_match_the_float_model_on_every_test_row() {
 
 #[test]
 fn killing_a_party_mid_run_stops_the_others_with_its_name() {
-    let (_, plan) = plan("cnn_tiny");
+    let (_, plan) = mpc_plan("cnn_tiny");
     let dir = std::env::temp_dir().join(format!("secc-mpc-kill-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("owner.plan"), plan.to_bytes()).unwrap();
     std::fs::write(dir.join("other.plan"), plan.weightless().to_bytes()).unwrap();
     let ports: Vec<u16> =
         (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
-    let toml =
-        format!("parties = [{}]\n", ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect::<Vec<_>>().join(", "));
+    let pins: Vec<String> = (0..3)
+        .map(|i| {
+            let key = format!("p{i}.key");
+            let out =
+                Command::new(env!("CARGO_BIN_EXE_secc")).current_dir(&dir).args(["party-keygen", "-o", &key]).output();
+            String::from_utf8(out.unwrap().stdout).unwrap().trim().to_string()
+        })
+        .collect();
+    let list = |v: Vec<String>| v.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
+    let addrs = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let toml = format!("parties = [{}]\npins = [{}]\n", list(addrs), list(pins));
     std::fs::write(dir.join("parties.toml"), toml).unwrap();
     std::fs::copy(model_dir("cnn_tiny").join("test.csv"), dir.join("x.csv")).unwrap();
     let spawn = |id: usize| {
@@ -104,6 +103,7 @@ fn killing_a_party_mid_run_stops_the_others_with_its_name() {
         let mut c = Command::new(env!("CARGO_BIN_EXE_secc"));
         c.current_dir(&dir)
             .args(["party", plan, "--id", &id.to_string(), "--parties", "parties.toml", "--timeout", "3"])
+            .args(["--key", &format!("p{id}.key")])
             .args(["--repeat", "100000"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -5,7 +5,6 @@
 pub mod clear;
 pub mod csv;
 mod error;
-#[cfg(feature = "fhe")]
 pub mod fhe;
 pub mod mpc;
 pub mod npy;

@@ -3,15 +3,16 @@
 //!
 //! Files: `DIR/client.key` (secret, owner-only permissions), `DIR/server.key` (the
 //! evaluation keys to hand to the server), `*.enc` (ciphertexts). Each is bound to the
-//! compiled model by its digest; ciphertexts are bound to their keys by a key id.
+//! compiled model by its digest; ciphertexts are bound to their keys by a key id. The
+//! server's commands refuse to run where a client key lies.
 
-use crate::io::{flatten_outputs, read_samples, write_new};
+use crate::io::{check_private, flatten_outputs, read_samples, write_new, write_secret};
 use anyhow::{anyhow, bail, Context, Result};
 use secc_ir::artifact::Artifact;
 use secc_ir::lowered::fhe::Circuit;
 use secc_ir::Tensor;
 use secc_runtime::fhe::exec::{decrypt_sample, encrypt_sample, CtValues, ServerProgram};
-use secc_runtime::fhe::file::{decode_file, encode_file, read_limited, Kind};
+use secc_runtime::fhe::file::{decode_file, encode_file, read_limited, sniff, Kind};
 use secc_runtime::fhe::keys::{generate_keys, ClientKey, ServerKey};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -95,6 +96,9 @@ fn load<T: serde::de::DeserializeOwned>(
     digest: &[u8; 32],
     key_id: Option<&[u8; 16]>,
 ) -> Result<(T, [u8; 16])> {
+    if kind == Kind::ClientKey {
+        check_private(path)?;
+    }
     let bytes = read_limited(path, kind)?;
     Ok(decode_file(&bytes, &path.display().to_string(), kind, digest, key_id)?)
 }
@@ -108,23 +112,6 @@ fn decrypt_all(art: &Artifact, c: &Circuit, ck: &ClientKey, values: &[CtValues])
         .iter()
         .map(|v| decrypt_sample(&art.quantized, c, ck, v).map(|o| flatten_outputs(&o)))
         .collect::<Result<Vec<_>, _>>()?)
-}
-
-/// Writes a secret file readable by its owner only.
-fn write_secret(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if path.exists() && !force {
-        bail!("{} exists; pass --force to overwrite it", path.display());
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn keygen(a: KeygenArgs) -> Result<()> {
@@ -145,7 +132,7 @@ pub fn keygen(a: KeygenArgs) -> Result<()> {
     let server = encode_file(Kind::ServerKey, &digest, &id, &sk);
     write_new(&a.keys.join("server.key"), &server, a.force)?;
     eprintln!(
-        "keys for {} in {} ({:.1} s): client.key (secret), server.key ({} MB, give it to the server)",
+        "keys for {} in {} ({:.1} s): client.key (secret), server.key ({} MB: give it to the server, in a directory of its own)",
         c.params.name,
         a.keys.display(),
         t.elapsed().as_secs_f64(),
@@ -159,6 +146,7 @@ pub fn encrypt(a: EncryptArgs) -> Result<()> {
     let c = circuit(&art)?;
     let digest = art.digest();
     let (ck, id): (ClientKey, _) = load(&a.keys.join("client.key"), Kind::ClientKey, &digest, None)?;
+    ck.check()?;
     let samples =
         read_samples(&a.input, &art.quantized).with_context(|| format!("cannot read {}", a.input.display()))?;
     warn_clipped(&art, &samples);
@@ -166,11 +154,31 @@ pub fn encrypt(a: EncryptArgs) -> Result<()> {
     write_new(&a.output, &encode_file(Kind::Ciphertexts, &digest, &id, &cts), a.force)
 }
 
+/// Refuses to run the server in a directory holding a client key: whoever runs the
+/// server must not be able to decrypt, not even by a slip of `cp`.
+fn refuse_client_keys(paths: &[&Path]) -> Result<()> {
+    for path in paths {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        if let Some(key) = entries.flatten().map(|e| e.path()).find(|p| sniff(p) == Some(Kind::ClientKey)) {
+            bail!(
+                "{} is a client secret key in the server's directory {}: the server must never hold it; \
+                 give the server server.key alone, in a directory of its own",
+                key.display(),
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn eval(a: EvalArgs) -> Result<()> {
+    refuse_client_keys(&[&a.server_key, &a.input, &a.output])?;
     let art = Artifact::read(&a.artifact)?;
     let c = circuit(&art)?;
     let digest = art.digest();
     let (sk, id): (ServerKey, _) = load(&a.server_key, Kind::ServerKey, &digest, None)?;
+    sk.check()?;
     let (inputs, _) = load(&a.input, Kind::Ciphertexts, &digest, Some(&id))?;
     let program = ServerProgram::new(&art.quantized, c, &sk)?;
     let t = Instant::now();
@@ -184,6 +192,7 @@ pub fn decrypt(a: DecryptArgs) -> Result<()> {
     let c = circuit(&art)?;
     let digest = art.digest();
     let (ck, id): (ClientKey, _) = load(&a.keys.join("client.key"), Kind::ClientKey, &digest, None)?;
+    ck.check()?;
     let (values, _): (Vec<CtValues>, _) = load(&a.input, Kind::Ciphertexts, &digest, Some(&id))?;
     crate::io::write_rows(&decrypt_all(&art, c, &ck, &values)?, a.output.as_deref(), a.force)
 }

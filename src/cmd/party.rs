@@ -1,12 +1,16 @@
-//! The SMPC backend's commands: `secc mpc-plan` (write a party's plan), `secc party`
-//! (run one party over TCP), and the three local parties of `secc run --backend mpc`.
+//! The SMPC backend's commands: `secc mpc-plan` (write a party's plan), `secc
+//! party-keygen` (a party's TLS key and certificate), `secc party` (run one party over
+//! TLS, or plain TCP with `--insecure`), and the three local parties of `secc run
+//! --backend mpc`.
 
-use crate::io::write_new;
+use crate::io::{read_secret, write_new, write_secret};
 use anyhow::{bail, Context, Result};
 use secc_compiler::lower::mpc::{lower_mpc, MpcConfig};
 use secc_ir::artifact::Artifact;
 use secc_ir::lowered::mpc::Plan;
-use secc_runtime::mpc::session::{run_local, run_party, PartyReport};
+use secc_runtime::mpc::net::Security;
+use secc_runtime::mpc::session::{run_local, run_party, PartyConfig, PartyReport};
+use secc_runtime::mpc::tls::{Identity, Pin, Tls};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,10 +37,27 @@ pub struct PlanArgs {
     pub force: bool,
 }
 
+/// Write a party's TLS key and self-signed certificate, and print the certificate's pin.
+///
+/// The key file is secret (owner-only permissions); the pin it prints goes into every
+/// party's PARTIES.toml, at this party's place in `pins`.
+#[derive(clap::Args)]
+pub struct KeygenArgs {
+    /// Where to write the key and certificate
+    #[arg(short, long, value_name = "PARTY.key")]
+    pub output: PathBuf,
+    /// Overwrite the key file if it exists
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// Run one party of an SMPC session.
 ///
-/// PARTIES.toml lists the three parties' addresses, in party order:
-/// `parties = ["127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"]`.
+/// PARTIES.toml lists the three parties' addresses and the pins of their certificates
+/// (from `secc party-keygen`), in party order:
+/// `parties = ["127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"]`,
+/// `pins = ["sha256:…", "sha256:…", "sha256:…"]`.
+/// Links are TLS 1.3, both ends authenticated by their pinned certificates.
 /// Party 0 shares the input (--input) and receives the output (-o, or standard output);
 /// party 1 shares the weights (its plan must hold them). Bytes and rounds sent go to
 /// standard error.
@@ -56,10 +77,16 @@ pub struct PartyArgs {
     /// Write the outputs here (the receiver only)
     #[arg(short, long, value_name = "Y.csv")]
     pub output: Option<PathBuf>,
+    /// This party's key (from `secc party-keygen`)
+    #[arg(long, value_name = "PARTY.key", required_unless_present = "insecure")]
+    pub key: Option<PathBuf>,
+    /// Plain TCP links: anyone on the network reads every secret (testing only)
+    #[arg(long, conflicts_with = "key")]
+    pub insecure: bool,
     /// Give up on a silent peer after this many seconds
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
-    /// Run the plan this many times in the session (for timing)
+    /// Run the plan this many times in the session (all three must agree)
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
     /// Overwrite the output file if it exists
@@ -68,9 +95,16 @@ pub struct PartyArgs {
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Parties {
     parties: Vec<String>,
+    #[serde(default)]
+    pins: Vec<String>,
 }
+
+/// The warning `--insecure` prints.
+const INSECURE: &str = "warning: --insecure: the links are plain TCP; anyone who can read the traffic \
+reads the PRG seeds and so every secret value. Use it on a trusted test network only.";
 
 /// The plan of `art` with the default settings.
 pub fn plan_of(art: &Artifact, frac_bits: u32) -> Result<Plan> {
@@ -84,23 +118,55 @@ pub fn write_plan(a: PlanArgs) -> Result<()> {
     write_new(&a.output, &plan.to_bytes(), a.force)
 }
 
-fn read_addrs(path: &Path) -> Result<[SocketAddr; 3]> {
+fn read_parties(path: &Path) -> Result<([SocketAddr; 3], Vec<Pin>)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let p: Parties = toml::from_str(&text)
-        .with_context(|| format!("{}: expected parties = [\"host:port\", ...]", path.display()))?;
+    let p: Parties = toml::from_str(&text).with_context(|| {
+        format!("{}: expected parties = [\"host:port\", ...] and pins = [\"sha256:...\", ...]", path.display())
+    })?;
     if p.parties.len() != 3 {
         bail!("{}: lists {} parties, expected 3", path.display(), p.parties.len());
     }
-    let mut out = Vec::new();
+    if !p.pins.is_empty() && p.pins.len() != 3 {
+        bail!("{}: lists {} pins, expected 3", path.display(), p.pins.len());
+    }
+    let mut addrs = Vec::new();
     for a in &p.parties {
-        out.push(
+        addrs.push(
             a.to_socket_addrs()
                 .ok()
                 .and_then(|mut i| i.next())
                 .with_context(|| format!("{}: bad address {a}", path.display()))?,
         );
     }
-    Ok(out.try_into().expect("three"))
+    let pins = p.pins.iter().map(|s| s.parse::<Pin>()).collect::<Result<Vec<_>, _>>();
+    let pins = pins.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok((addrs.try_into().expect("three"), pins))
+}
+
+pub fn keygen(a: KeygenArgs) -> Result<()> {
+    let identity = Identity::generate();
+    write_secret(&a.output, identity.to_pem().as_bytes(), a.force)?;
+    eprintln!("{}: this party's key (secret); pin its certificate in every PARTIES.toml:", a.output.display());
+    println!("{}", identity.pin());
+    Ok(())
+}
+
+/// The links' security: TLS with this party's key and the pins, or plain TCP.
+fn security(a: &PartyArgs, pins: &[Pin], parties: &Path) -> Result<Security> {
+    if a.insecure {
+        eprintln!("{INSECURE}");
+        return Ok(Security::Plain);
+    }
+    let Ok(pins) = <[Pin; 3]>::try_from(pins) else {
+        bail!(
+            "{} pins no certificates: run `secc party-keygen` for each party and list the pins it prints as \
+             pins = [...], or pass --insecure",
+            parties.display()
+        );
+    };
+    let key = a.key.as_ref().expect("clap requires --key without --insecure");
+    let identity = Identity::from_pem(&read_secret(key)?, &key.display().to_string())?;
+    Ok(Security::Tls(Tls::new(a.id, &identity, pins).with_context(|| key.display().to_string())?))
 }
 
 pub fn party(a: PartyArgs) -> Result<()> {
@@ -109,16 +175,17 @@ pub fn party(a: PartyArgs) -> Result<()> {
     }
     let bytes = std::fs::read(&a.plan).with_context(|| format!("cannot read {}", a.plan.display()))?;
     let plan = Plan::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", a.plan.display()))?;
-    let addrs = read_addrs(&a.parties)?;
+    let (addrs, pins) = read_parties(&a.parties)?;
+    let security = security(&a, &pins, &a.parties)?;
     let samples = match &a.input {
         Some(p) => Some(secc_runtime::csv::read_csv(p, plan.input_shape.iter().product())?),
         None => None,
     };
     let listener =
         TcpListener::bind(addrs[a.id]).with_context(|| format!("party {}: cannot listen on {}", a.id, addrs[a.id]))?;
-    let report =
-        run_party(a.id, &plan, listener, &addrs, Duration::from_secs_f64(a.timeout), samples.as_deref(), a.repeat)
-            .with_context(|| format!("party {}", a.id))?;
+    let timeout = Duration::from_secs_f64(a.timeout);
+    let config = PartyConfig { id: a.id, addrs, security, timeout, repeat: a.repeat };
+    let report = run_party(&plan, listener, &config, samples.as_deref()).with_context(|| format!("party {}", a.id))?;
     print_report(&report);
     if let Some(rows) = &report.outputs {
         let text = secc_runtime::csv::format_csv(rows);

@@ -94,3 +94,12 @@ pub fn compile(
     let calib = samples(&g, name, "calib.csv");
     (secc_compiler::pipeline::compile_float(g, &calib, cfg).unwrap(), calib)
 }
+
+/// A testdata model's float IR and its SMPC plan (default settings).
+pub fn mpc_plan(name: &str) -> (Graph, secc_ir::lowered::mpc::Plan) {
+    use secc_compiler::lower::mpc::{lower_mpc, MpcConfig};
+    let g = secc_compiler::pipeline::import_float(&model_dir(name).join("model.onnx")).unwrap();
+    let calib = secc_compiler::passes::calibrate::calibrate(&g, &samples(&g, name, "calib.csv")).unwrap();
+    let plan = lower_mpc(&g, &calib.ranges, MpcConfig::default()).unwrap();
+    (g, plan)
+}

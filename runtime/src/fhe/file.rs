@@ -109,15 +109,19 @@ pub enum FileError {
 
 /// Serializes `payload` with the header.
 pub fn encode_file(kind: Kind, artifact: &[u8; 32], key_id: &[u8; 16], payload: &impl Serialize) -> Vec<u8> {
-    let body = bincode::serialize(payload).expect("keys and ciphertexts serialize");
+    encode_body(kind, artifact, key_id, &bincode::serialize(payload).expect("keys and ciphertexts serialize"))
+}
+
+/// The header, then `body` as the payload, whatever it holds (the fuzzer's inputs).
+pub fn encode_body(kind: Kind, artifact: &[u8; 32], key_id: &[u8; 16], body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + body.len());
     out.extend_from_slice(kind.magic());
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(artifact);
     out.extend_from_slice(key_id);
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&Sha256::digest(&body));
-    out.extend_from_slice(&body);
+    out.extend_from_slice(&Sha256::digest(body));
+    out.extend_from_slice(body);
     out
 }
 
@@ -168,6 +172,15 @@ pub fn decode_file<T: DeserializeOwned>(
         .deserialize(body)
         .map_err(|e| FileError::Corrupt { path, message: e.to_string() })?;
     Ok((value, id))
+}
+
+/// What the file at `path` holds, judged by its magic alone (`None`: not a secc key or
+/// ciphertext file, or unreadable).
+pub fn sniff(path: &std::path::Path) -> Option<Kind> {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).ok()?;
+    [Kind::ClientKey, Kind::ServerKey, Kind::Ciphertexts].into_iter().find(|k| k.magic() == &magic)
 }
 
 /// Reads a whole file, refusing more than the kind's limit.

@@ -7,9 +7,13 @@
 //! `lut` element is one keyswitch + programmable bootstrap (run in parallel), as the
 //! circuit ([`secc_ir::lowered::fhe::Circuit`]) plans.
 
+// The file format needs no tfhe-rs, so the fuzzer can build it without the feature.
+#[cfg(feature = "fhe")]
 pub mod exec;
 pub mod file;
+#[cfg(feature = "fhe")]
 pub mod keys;
+#[cfg(feature = "fhe")]
 pub mod params;
 
 /// Errors of the TFHE runtime: bad files, wrong keys, inputs that do not fit.

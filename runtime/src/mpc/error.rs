@@ -13,6 +13,23 @@ pub enum MpcError {
         /// What failed.
         reason: String,
     },
+    /// The TLS handshake with a peer failed (a wrong or unpinned certificate, a peer
+    /// that does not speak TLS).
+    #[error("TLS handshake with party {peer} at {addr} failed: {reason}")]
+    Handshake {
+        /// The peer.
+        peer: usize,
+        /// Its address.
+        addr: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A peer runs another plan or another number of runs.
+    #[error("party {peer} was started with another plan or another --repeat count than this party")]
+    Terms {
+        /// The peer.
+        peer: usize,
+    },
     /// A peer closed its connection (it died or gave up).
     #[error("lost party {peer}: it closed the connection in round {round}")]
     PeerClosed {
@@ -72,6 +89,8 @@ impl MpcError {
         match self {
             MpcError::PeerAborted { lost, .. } => Some(*lost),
             MpcError::Connect { peer, .. }
+            | MpcError::Handshake { peer, .. }
+            | MpcError::Terms { peer }
             | MpcError::PeerClosed { peer, .. }
             | MpcError::Timeout { peer, .. }
             | MpcError::Garbage { peer, .. }

@@ -2,8 +2,9 @@
 //! secret shares over Z_2^64 (ABY3-style, semi-honest, honest majority), talking over
 //! TCP. `shared/notes/aby3.md` specifies every protocol here; each file implements one.
 //!
-//! - [`net`]: links, frames, timeouts, traffic counters; [`prg`]: dealer-free seeds;
-//!   [`party`]: set-up and the public schedule.
+//! - [`net`]: links, timeouts, traffic counters; [`frame`]: the frame header, checked
+//!   before allocating; [`tls`]: TLS 1.3 with pinned certificates; [`prg`]: dealer-free
+//!   seeds; [`party`]: set-up and the public schedule.
 //! - [`share`]: the slot layout, input, reveal, resharing; [`linear`]: products,
 //!   matmul, conv; [`trunc`]: TruncAPr2; [`boolean`]: AND and MSB; [`bit`]: bit
 //!   injection; [`relu`], [`pool`], [`piecewise`]: the non-linear layers; [`forest`]:
@@ -16,6 +17,7 @@ pub mod boolean;
 mod error;
 pub mod exec;
 pub mod forest;
+pub mod frame;
 pub mod linear;
 pub mod net;
 pub mod party;
@@ -27,6 +29,7 @@ pub mod session;
 pub mod share;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 pub mod trunc;
 
 pub use error::MpcError;

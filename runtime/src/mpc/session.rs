@@ -1,12 +1,14 @@
 //! A party's whole session (connect, set up, run the plan `repeat` times, report), and
-//! the three parties of a session on loopback, each in its own thread with its own
+//! the three parties of a session on loopback (over TLS with throwaway identities), each in its own thread with its own
 //! sockets, as `secc run --backend mpc`, the tests and the benchmark use them.
 
 use super::exec::run_plan;
-use super::net::{Net, Traffic};
+use super::net::{Net, Security, Traffic};
 use super::party::Party;
+use super::tls::{Identity, Tls};
 use super::MpcError;
 use secc_ir::lowered::mpc::Plan;
+use sha2::{Digest, Sha256};
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
@@ -23,17 +25,30 @@ pub struct PartyReport {
     pub runs: Vec<(Traffic, Duration)>,
 }
 
-/// Runs party `id` of a session: listens on `listener`, connects to the others at
-/// `addrs`, and runs `plan` `repeat` times on `samples` (the data owner's only).
+/// How one party takes part in a session.
+#[derive(Clone)]
+pub struct PartyConfig {
+    /// The party: 0, 1 or 2.
+    pub id: usize,
+    /// The three parties' addresses, in party order.
+    pub addrs: [SocketAddr; 3],
+    /// TLS or plain TCP.
+    pub security: Security,
+    /// How long to wait on a silent peer.
+    pub timeout: Duration,
+    /// Runs of the plan in the session; the parties check they agree on it.
+    pub repeat: usize,
+}
+
+/// Runs one party of a session: listens on `listener`, connects to the others, and
+/// runs `plan` `config.repeat` times on `samples` (the data owner's only).
 pub fn run_party(
-    id: usize,
     plan: &Plan,
     listener: TcpListener,
-    addrs: &[SocketAddr; 3],
-    timeout: Duration,
+    config: &PartyConfig,
     samples: Option<&[Vec<f32>]>,
-    repeat: usize,
 ) -> Result<PartyReport, MpcError> {
+    let id = config.id;
     let len: usize = plan.input_shape.iter().product();
     let out_len: usize = plan.output_shape.iter().product();
     if id == plan.roles.data_owner && samples.is_none() {
@@ -42,7 +57,14 @@ pub fn run_party(
     if let Some(bad) = samples.and_then(|s| s.iter().position(|r| r.len() != len)) {
         return Err(MpcError::Setup(format!("sample {} has the wrong length; the model takes {len} values", bad + 1)));
     }
-    let mut net = Net::connect(id, listener, addrs, timeout)?;
+    let repeat = config.repeat.max(1);
+    // The parties must run the same plan (up to the weights only the model owner
+    // holds) the same number of times; each hashes both into its hello.
+    let terms: [u8; 32] = Sha256::new_with_prefix(plan.weightless().to_bytes())
+        .chain_update((repeat as u64).to_le_bytes())
+        .finalize()
+        .into();
+    let mut net = Net::connect(id, listener, &config.addrs, &config.security, config.timeout, &terms)?;
     let batch = samples.map_or(0, |s| s.len());
     let (mut party, batch) = match Party::setup_on(&mut net, plan.roles.data_owner, batch) {
         Ok((prg, batch)) => (Party::new(net, prg), batch),
@@ -52,7 +74,7 @@ pub fn run_party(
     let flat: Option<Vec<f32>> = samples.map(|s| s.concat());
     let mut runs = Vec::new();
     let mut outputs = None;
-    for _ in 0..repeat.max(1) {
+    for _ in 0..repeat {
         let (before, start) = (party.traffic(), Instant::now());
         let out = match run_plan(&mut party, plan, flat.as_deref(), batch) {
             Ok(out) => out,
@@ -72,13 +94,32 @@ fn abort(net: &mut Net, e: MpcError) -> MpcError {
     e
 }
 
-/// Runs the three parties of a session on loopback, each on its own thread and
-/// sockets; the model owner's plan holds the weights, the others' do not. Returns the
-/// three reports, or the first party's error that is not just a consequence of
+/// Three parties pinned to each other with throwaway identities, for a session whose
+/// parties all live in this process.
+pub fn fresh_tls() -> [Security; 3] {
+    let ids = [Identity::generate(), Identity::generate(), Identity::generate()];
+    let pins = [ids[0].pin(), ids[1].pin(), ids[2].pin()];
+    [0, 1, 2].map(|p| Security::Tls(Tls::new(p, &ids[p], pins).expect("an identity matches its own pin")))
+}
+
+/// Runs the three parties of a session on loopback over TLS, each on its own thread
+/// and sockets; the model owner's plan holds the weights, the others' do not. Returns
+/// the three reports, or the first party's error that is not just a consequence of
 /// another party stopping.
 pub fn run_local(
     plan: &Plan,
     samples: &[Vec<f32>],
+    timeout: Duration,
+    repeat: usize,
+) -> Result<[PartyReport; 3], MpcError> {
+    run_local_with(plan, samples, fresh_tls(), timeout, repeat)
+}
+
+/// [`run_local`] with the given link security for each party.
+pub fn run_local_with(
+    plan: &Plan,
+    samples: &[Vec<f32>],
+    security: [Security; 3],
     timeout: Duration,
     repeat: usize,
 ) -> Result<[PartyReport; 3], MpcError> {
@@ -92,19 +133,9 @@ pub fn run_local(
         .collect::<Result<_, _>>()
         .map_err(|e| MpcError::Setup(format!("cannot listen on loopback: {e}")))?;
     let addrs: [SocketAddr; 3] = addrs.try_into().expect("three listeners");
-    let weightless = plan.weightless();
-    let results: Vec<Result<PartyReport, MpcError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = listeners
-            .into_iter()
-            .enumerate()
-            .map(|(id, l)| {
-                let plan = if id == plan.roles.model_owner { plan } else { &weightless };
-                let input = (id == plan.roles.data_owner).then_some(samples);
-                s.spawn(move || run_party(id, plan, l, &addrs, timeout, input, repeat))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("party threads do not panic")).collect()
-    });
+    let configs = security.map(|security| PartyConfig { id: 0, addrs, security, timeout, repeat });
+    let configs = [0, 1, 2].map(|id| PartyConfig { id, ..configs[id].clone() });
+    let results = run_parties(plan, samples, listeners, &configs);
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for r in results {
@@ -122,4 +153,28 @@ pub fn run_local(
         return Err(e);
     }
     Ok(reports.try_into().expect("three reports"))
+}
+
+/// Runs the three parties of `configs` (in party order) on their own threads, each
+/// listening on its listener, and returns each party's result.
+pub fn run_parties(
+    plan: &Plan,
+    samples: &[Vec<f32>],
+    listeners: Vec<TcpListener>,
+    configs: &[PartyConfig; 3],
+) -> Vec<Result<PartyReport, MpcError>> {
+    let weightless = plan.weightless();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = listeners
+            .into_iter()
+            .zip(configs)
+            .map(|(l, config)| {
+                let id = config.id;
+                let plan = if id == plan.roles.model_owner { plan } else { &weightless };
+                let input = (id == plan.roles.data_owner).then_some(samples);
+                s.spawn(move || run_party(plan, l, config, input))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("party threads do not panic")).collect()
+    })
 }

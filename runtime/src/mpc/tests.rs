@@ -6,6 +6,7 @@ use super::linear::{matmul, mul};
 use super::net::Net;
 use super::party::Party;
 use super::relu::{max, relu};
+use super::session::fresh_tls;
 use super::share::{reveal, share, Secret, Shares};
 use super::trunc::trunc;
 use super::{bit::mul_bit, piecewise::piecewise};
@@ -20,14 +21,16 @@ fn run3(inputs: Vec<Vec<u64>>, f: impl Fn(&mut Party, &[Shares]) -> Shares + Syn
     let listeners: Vec<TcpListener> = (0..3).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
     let addrs: [SocketAddr; 3] =
         listeners.iter().map(|l| l.local_addr().unwrap()).collect::<Vec<_>>().try_into().unwrap();
+    let security = fresh_tls();
     let out = std::thread::scope(|s| {
         let hs: Vec<_> = listeners
             .into_iter()
+            .zip(&security)
             .enumerate()
-            .map(|(id, l)| {
+            .map(|(id, (l, security))| {
                 let (inputs, f) = (&inputs, &f);
                 s.spawn(move || {
-                    let net = Net::connect(id, l, &addrs, Duration::from_secs(10)).unwrap();
+                    let net = Net::connect(id, l, &addrs, security, Duration::from_secs(10), &[0; 32]).unwrap();
                     let (mut p, _) = Party::setup(net, 0, 1).unwrap();
                     let secrets: Vec<Secret> = inputs
                         .iter()

@@ -59,20 +59,56 @@ pub fn import_onnx(path: &Path) -> Result<Graph, CompileError> {
     let read_err = |e: &dyn std::fmt::Display| CompileError::OnnxRead { path: path.to_owned(), message: e.to_string() };
     let onnx = tract_onnx::onnx();
     let proto = onnx.proto_model_for_path(path).map_err(|e| read_err(&format!("{e:#}")))?;
-    let graph = proto.graph.as_ref().ok_or_else(|| read_err(&"the file has no graph"))?;
-    check_ops(graph)?;
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let name = match path.parent().and_then(Path::file_name) {
         Some(dir) if name == "model" => dir.to_string_lossy().into_owned(),
         _ => name,
     };
+    import_proto(&onnx, &proto, path, &name)
+}
+
+/// Reads an ONNX model held in memory (no external data files) into the float IR;
+/// `path` names the source in errors. The fuzzer's entry point to the frontend.
+pub fn import_onnx_bytes(bytes: &[u8], path: &Path) -> Result<Graph, CompileError> {
+    let onnx = tract_onnx::onnx();
+    let proto = onnx
+        .proto_model_for_read(&mut &bytes[..])
+        .map_err(|e| CompileError::OnnxRead { path: path.to_owned(), message: format!("{e:#}") })?;
+    import_proto(&onnx, &proto, path, "model")
+}
+
+fn import_proto(
+    onnx: &tract_onnx::Onnx,
+    proto: &pb::ModelProto,
+    path: &Path,
+    name: &str,
+) -> Result<Graph, CompileError> {
+    let graph = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| CompileError::OnnxRead { path: path.to_owned(), message: "the file has no graph".into() })?;
+    check_ops(graph)?;
     let ir = if graph.node.iter().any(|n| SUPPORTED_ML_OPS.contains(&n.op_type.as_str())) {
-        tree::import_tree_graph(graph, &name)?
+        tree::import_tree_graph(graph, name)?
     } else {
-        translate::import_tract(&onnx, &proto, graph, &name)?
+        // tract asserts rather than errs on some malformed models (a graph output that
+        // names no value, say): a malformed model is the user's error, not a crash.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| translate::import_tract(onnx, proto, graph, name)))
+            .map_err(|panic| CompileError::Analysis(format!("tract failed on this model: {}", panic_message(&*panic))))??
     };
     secc_ir::verify_graph(&ir)?;
     Ok(ir)
+}
+
+/// The message a panic carried.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("?")
+}
+
+/// Whether a panic comes from tract's own sources: the import catches those and turns
+/// them into errors, so a panic hook may keep quiet about them.
+pub fn is_tract_panic(info: &std::panic::PanicHookInfo<'_>) -> bool {
+    info.location().is_some_and(|l| l.file().contains("/tract-"))
 }
 
 fn check_ops(graph: &GraphProto) -> Result<(), CompileError> {
