@@ -294,6 +294,7 @@ fn backend_auto_picks_fhe_for_a_small_linear_regression_and_says_why() {
     let text = String::from_utf8_lossy(&secc(&["inspect", s(&plain)]).stdout).into_owned();
     assert!(text.contains("backend: not chosen"));
     std::fs::remove_dir_all(&dir).ok();
+}
 
 #[test]
 fn party_keys_are_private_never_overwritten_and_plain_links_warn() {
