@@ -14,13 +14,17 @@ inference: a TFHE circuit (fully homomorphic encryption) or an SMPC protocol pla
 Neural nets (dense, conv, pooling, activations), linear models and tree ensembles (random forests, \
 gradient boosting) run under TFHE with real keys (`run --backend fhe`, or keygen/encrypt/eval/decrypt), \
 as three parties on secret shares (`run --backend mpc`, or `party` per process), and in the clear \
-(float reference, exact quantized simulation).";
+(float reference, exact quantized simulation). `bench` measures both private backends side by side; \
+`inspect` and `compile --backend auto` predict which is faster for a model.";
 
 const AFTER: &str = "\
 Typical session:
-  secc compile model.onnx --calib calib.csv -o model.secc
+  secc compile model.onnx --calib calib.csv -o model.secc --backend auto
   secc inspect model.secc
   secc run model.secc --input x.csv --backend sim
+
+FHE or SMPC on this machine (a few minutes):
+  secc bench --suite quick --out bench-out
 
 Sample files (--calib, --input): CSV with one sample per row, the model input flattened
 in C order (a 1x1x8x8 image is 64 numbers), no header needed; or a .npy array of shape

@@ -275,7 +275,7 @@ pub fn write_report(r: &Report, dir: &Path) -> Result<()> {
     };
     write("bench.json", &(serde_json::to_string_pretty(r).expect("reports serialize") + "\n"))?;
     let mut md = format!(
-        "# secc bench ({:?})\n\nMachine: {}. 1-minute load average {:.2} before, {:.2} after. Costs: {}.\nTime per inference: TFHE encrypt + evaluate + decrypt (keys made once per parameter set); SMPC one run of the plan, slowest party, three parties on loopback sockets. Median of n runs; (x) is measured / predicted. Winners closer than {TIE}x are a tie.\n\n",
+        "# secc bench ({:?})\n\nMachine: {}. 1-minute load average {:.2} before, {:.2} after. Costs: {}.\nTime per inference: TFHE encrypt + evaluate + decrypt (keys made once per parameter set); SMPC one run of the plan, slowest party, three parties on loopback TLS links. Median of n runs; (x) is measured / predicted. Winners closer than {TIE}x are a tie.\n\n",
         r.scale, r.machine, r.load.0, r.load.1, r.costs
     );
     md.push_str(&markdown_table(r));

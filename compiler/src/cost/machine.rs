@@ -63,16 +63,16 @@ pub struct MpcCosts {
 /// Errors loading or saving costs.
 #[derive(Debug, thiserror::Error)]
 pub enum CostError {
-    /// The file cannot be read or written.
-    #[error("{path}: {source}")]
+    /// The file cannot be read or written (the OS error follows as the source).
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
     },
-    /// The file is not a costs file.
-    #[error("{path} is not a secc costs file: {source}")]
+    /// The file is not a costs file (the JSON reader's message follows as the source).
+    #[error("{path} is not a secc costs file")]
     Parse {
         /// The file.
         path: PathBuf,
@@ -175,7 +175,9 @@ mod tests {
         b.save(&path).unwrap();
         assert_eq!(MachineCosts::load(&path).unwrap(), b);
         std::fs::write(&path, "{}").unwrap();
-        assert!(MachineCosts::load(&path).unwrap_err().to_string().contains("is not a secc costs file"));
+        let err = MachineCosts::load(&path).unwrap_err();
+        assert!(err.to_string().ends_with("is not a secc costs file"));
+        assert!(std::error::Error::source(&err).unwrap().to_string().contains("missing field"));
     }
 
     #[test]
