@@ -150,6 +150,8 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert_eq!(svg.matches("<circle").count(), 2);
         let p = Series { label: "p".into(), color: "red", dashed: true, values: vec![None, Some(1.0), None] };
-        assert!(line_chart("t", "n", &["a".into(), "b".into(), "c".into()], &[p]).contains(r#"fill="none" stroke="red""#));
+        assert!(
+            line_chart("t", "n", &["a".into(), "b".into(), "c".into()], &[p]).contains(r#"fill="none" stroke="red""#)
+        );
     }
 }

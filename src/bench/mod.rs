@@ -44,7 +44,9 @@ impl Repeats {
         match scale {
             Scale::Smoke => Repeats { fhe_max: 1, fhe_budget_ms: 0.0, mpc_warmup: 0, mpc_reps: 1, mpc_accuracy: 1 },
             Scale::Quick => Repeats { fhe_max: 15, fhe_budget_ms: 5e3, mpc_warmup: 10, mpc_reps: 50, mpc_accuracy: 20 },
-            Scale::Full => Repeats { fhe_max: 30, fhe_budget_ms: 40e3, mpc_warmup: 20, mpc_reps: 100, mpc_accuracy: 100 },
+            Scale::Full => {
+                Repeats { fhe_max: 30, fhe_budget_ms: 40e3, mpc_warmup: 20, mpc_reps: 100, mpc_accuracy: 100 }
+            }
         }
     }
 
