@@ -2,7 +2,7 @@
 //!
 //!     cargo run --release --example bench_mpc [-- --repeats N] [--only NAME]
 //!
-//! Each workload is compiled here (ONNX → float IR → calibration → `lower_mpc`, as
+//! Each workload is compiled here by the pipeline (ONNX → float IR → ... → SMPC plan, as
 //! `secc compile` + `secc run --backend mpc` do), then the three parties run in one
 //! session on loopback TLS links, a thread each (`run_local`): a few warm-up runs of
 //! the plan, then `--repeats` timed ones. Every run re-shares the input and the weights,
@@ -13,9 +13,7 @@
 //! revealed outputs and the float IR's on the same samples.
 
 use ndarray::{ArrayD, IxDyn};
-use secc_compiler::lower::mpc::{lower_mpc, MpcConfig};
-use secc_compiler::passes::calibrate::calibrate;
-use secc_compiler::pipeline::import_float;
+use secc_compiler::pipeline::{compile_float, import_float, Options};
 use secc_ir::lowered::mpc::{Plan, StepOp};
 use secc_ir::ops::{Input, Unary, UnaryKind};
 use secc_ir::{Graph, Op, Shape, Tensor, TensorType};
@@ -29,7 +27,7 @@ const WARMUP: usize = 5;
 struct Workload {
     name: String,
     graph: Graph,
-    ranges: Vec<Option<(f64, f64)>>,
+    plan: Plan,
     samples: Vec<Vec<f32>>,
     target: &'static str,
     spu: &'static str,
@@ -57,6 +55,11 @@ fn tensor(graph: &Graph, row: &[f32]) -> Tensor {
     Tensor::F32(ArrayD::from_shape_vec(IxDyn(&shape.0), row.to_vec()).expect("sample length"))
 }
 
+/// The SMPC plan `secc compile` makes of `graph` calibrated on `calib`.
+fn compiled_plan(graph: &Graph, calib: &[Vec<Tensor>]) -> Plan {
+    compile_float(graph.clone(), calib, &Options::default()).expect("compiles").mpc.expect("has an SMPC plan")
+}
+
 /// A testdata model: its float IR, calibrated on its `calib.csv`, and the first `n` test rows.
 fn testdata(name: &str, n: usize, target: &'static str, spu: &'static str) -> Workload {
     let dir = model_dir(name);
@@ -64,11 +67,11 @@ fn testdata(name: &str, n: usize, target: &'static str, spu: &'static str) -> Wo
     let numel = graph.ty(graph.inputs[0]).shape.numel();
     let calib = secc_runtime::csv::read_csv(&dir.join("calib.csv"), numel).expect("calib.csv");
     let calib: Vec<Vec<Tensor>> = calib.iter().map(|r| vec![tensor(&graph, r)]).collect();
-    let ranges = calibrate(&graph, &calib).expect("calibration").ranges;
+    let plan = compiled_plan(&graph, &calib);
     let mut samples = secc_runtime::csv::read_csv(&dir.join("test.csv"), numel).expect("test.csv");
     samples.truncate(n);
     assert_eq!(samples.len(), n, "{name}: not enough test rows");
-    Workload { name: name.to_string(), graph, ranges, samples, target, spu }
+    Workload { name: name.to_string(), graph, plan, samples, target, spu }
 }
 
 /// Uniform numbers in [lo, hi) from a fixed xorshift stream.
@@ -105,14 +108,14 @@ fn activation(
     let mut edges = vec![lo as f32; n];
     edges[n - 1] = hi as f32;
     calib.push(vec![tensor(&g, &edges)]);
-    let ranges = calibrate(&g, &calib).expect("calibration").ranges;
+    let plan = compiled_plan(&g, &calib);
     let samples = vec![uniform(&mut rng, n, eval.0, eval.1)];
     let name = if eval == (lo, hi) {
         format!("{n} × {}, x in [{lo}, {hi}]", kind.mnemonic())
     } else {
         format!("{n} × {} calibrated on [{lo}, {hi}], x in [{}, {}]", kind.mnemonic(), eval.0, eval.1)
     };
-    Workload { name, graph: g, ranges, samples, target, spu }
+    Workload { name, graph: g, plan, samples, target, spu }
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -216,9 +219,9 @@ fn in_processes(plan: &Plan, w: &Workload, runs: usize) -> Measured {
 }
 
 fn bench(w: &Workload, repeats: usize, processes: bool) -> Row {
-    let plan: Plan = lower_mpc(&w.graph, &w.ranges, MpcConfig::default()).expect("lower_mpc");
+    let plan = &w.plan;
     let warmup = WARMUP.min(repeats);
-    let m = if processes { in_processes(&plan, w, warmup + repeats) } else { in_threads(&plan, w, warmup + repeats) };
+    let m = if processes { in_processes(plan, w, warmup + repeats) } else { in_threads(plan, w, warmup + repeats) };
     // Per run: the slowest party's time (all three run the same rounds).
     let mut times: Vec<f64> =
         (warmup..warmup + repeats).map(|i| m.runs.iter().map(|r| r[i].2).fold(0.0, f64::max)).collect();
@@ -236,7 +239,7 @@ fn bench(w: &Workload, repeats: usize, processes: bool) -> Row {
     let outputs = &m.outputs;
     let mut max_err: f64 = 0.0;
     for (x, y) in w.samples.iter().zip(outputs) {
-        let want = secc_runtime::clear::run_graph(&w.graph, &[tensor(&w.graph, x)]).expect("float IR")[0].to_f64_vec();
+        let want = secc_ir::interp::run_graph(&w.graph, &[tensor(&w.graph, x)]).expect("float IR")[0].to_f64_vec();
         for (a, b) in y.iter().zip(&want) {
             max_err = max_err.max((*a as f64 - b).abs());
         }

@@ -7,8 +7,6 @@
 mod common;
 
 use common::*;
-use secc_compiler::lower::fhe::{lower_fhe, Coverage};
-use secc_compiler::passes::calibrate::calibrate;
 use secc_compiler::passes::quantize::QuantConfig;
 use secc_ir::ops::{round_shift, Lut};
 use secc_ir::{Op, OpSpec};
@@ -25,18 +23,17 @@ struct Outcome {
 }
 
 fn check_model(name: &str, rows: usize) -> Outcome {
-    let (c, calib) = compile(name, &QuantConfig::default());
+    let (c, _) = compile(name, &QuantConfig::default());
     let q = &c.quantized;
-    let observed = calibrate(q, &calib).unwrap();
-    let circuit = lower_fhe(q, -128, Coverage::Calibrated, &observed).unwrap();
+    let circuit = c.fhe.as_ref().unwrap();
     let (ck, sk) = generate_keys(&circuit.params.name).unwrap();
     let big = ck.big_key();
-    let program = ServerProgram::new(q, &circuit, &sk).unwrap();
+    let program = ServerProgram::new(q, circuit, &sk).unwrap();
     let xs = samples(&c.float, name, "test.csv");
     let mut o = Outcome { lookups: 0, off_by_one: 0, argmax_agree: 0, rows: 0, worst: 0.0 };
     for x in xs.iter().take(rows) {
-        let sim = secc_runtime::clear::eval_all(q, x).unwrap();
-        let cts = encrypt_sample(q, &circuit, &ck, x).unwrap();
+        let sim = secc_ir::interp::eval_all(q, x).unwrap();
+        let cts = encrypt_sample(q, circuit, &ck, x).unwrap();
         let values = program.evaluate_values(cts, &|| {}).unwrap();
         // Replay the circuit in the clear on what the server really computed: each
         // table must give the simulation's entry for its (clear) accumulator, or the
@@ -84,7 +81,7 @@ fn check_model(name: &str, rows: usize) -> Outcome {
             }
         }
         let returned: Vec<_> = readers.iter().map(|&v| (v, values[&v].clone())).collect();
-        let fhe = decrypt_sample(q, &circuit, &ck, &returned).unwrap()[0].to_f64_vec();
+        let fhe = decrypt_sample(q, circuit, &ck, &returned).unwrap()[0].to_f64_vec();
         o.argmax_agree += (argmax(&fhe) == argmax(&sim[q.outputs[0].index()].to_f64_vec())) as usize;
         o.rows += 1;
     }

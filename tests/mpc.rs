@@ -26,7 +26,7 @@ fn every_model_agrees_with_the_float_ir_and_sends_what_the_plan_says() {
         let got = reports[plan.roles.receiver].outputs.as_ref().unwrap();
         let task = meta(name).task;
         for (x, y) in xs.iter().zip(got) {
-            let want = secc_runtime::clear::run_graph(&g, x).unwrap()[0].to_f64_vec();
+            let want = secc_ir::interp::run_graph(&g, x).unwrap()[0].to_f64_vec();
             let y: Vec<f64> = y.iter().map(|&v| v as f64).collect();
             if task == "classification" {
                 assert_eq!(argmax(&y), argmax(&want), "{name}: argmax differs: {y:?} vs {want:?}");
@@ -62,7 +62,7 @@ fn forests_match_the_float_model_on_every_test_row() {
             .map(|y| y.iter().map(|&v| v as f64).collect())
             .collect();
         let want: Vec<Vec<f64>> =
-            xs.iter().map(|x| secc_runtime::clear::run_graph(&g, x).unwrap()[0].to_f64_vec()).collect();
+            xs.iter().map(|x| secc_ir::interp::run_graph(&g, x).unwrap()[0].to_f64_vec()).collect();
         // Every path is exact: each output equals the float model's up to fixed-point
         // rounding of the leaf values (2^-32).
         for (row, (y, w)) in got.iter().zip(&want).enumerate() {

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use secc_compiler::passes::quantize::QuantConfig;
-use secc_compiler::pipeline::{compile_float, import_float};
+use secc_compiler::pipeline::{compile_float, import_float, Options};
 use secc_ir::{OpSpec, Tensor};
 use tract_onnx::prelude::*;
 
@@ -34,7 +34,7 @@ fn float_ir_agrees_with_tract_and_onnxruntime() {
         });
         let mut worst = 0f64;
         for (x, ort) in xs.iter().zip(&expected) {
-            let y = to_f64(&secc_runtime::clear::run_graph(&g, x).unwrap()[0]);
+            let y = to_f64(&secc_ir::interp::run_graph(&g, x).unwrap()[0]);
             // 1e-4 absolute, relative beyond |y| = 1: f32 spacing is 1.2e-4 at 1000.
             let err = |a: f64, b: f64| (a - b).abs() / a.abs().max(1.0);
             for (a, b) in y.iter().zip(ort) {
@@ -63,7 +63,7 @@ fn quantized_simulation_keeps_accuracy_and_stays_in_range() {
         let mut outs = Vec::new();
         let mut float_outs = Vec::new();
         for x in &xs {
-            let values = secc_runtime::clear::eval_all(&c.quantized, x).unwrap();
+            let values = secc_ir::interp::eval_all(&c.quantized, x).unwrap();
             // Range analysis is exact: every integer value lies in its type's range.
             for (node, v) in c.quantized.nodes.iter().zip(&values) {
                 if let (Some(t), Some(a)) = (node.ty.as_int(), v.as_i64()) {
@@ -77,7 +77,7 @@ fn quantized_simulation_keeps_accuracy_and_stays_in_range() {
                 }
             }
             outs.push(to_f64(&values[c.quantized.outputs[0].index()]));
-            float_outs.push(to_f64(&secc_runtime::clear::run_graph(&c.float, x).unwrap()[0]));
+            float_outs.push(to_f64(&secc_ir::interp::run_graph(&c.float, x).unwrap()[0]));
         }
         let q = metric(&m.task, &outs, &labels);
         let f = metric(&m.task, &float_outs, &labels);
@@ -97,7 +97,7 @@ fn tree_ensembles_keep_r2_and_labels_in_simulation() {
         let (c, _) = compile(name, &QuantConfig::default());
         let xs = samples(&c.float, name, "test.csv");
         let run = |g: &secc_ir::Graph| -> Vec<Vec<f64>> {
-            xs.iter().map(|x| to_f64(&secc_runtime::clear::run_graph(g, x).unwrap()[0])).collect()
+            xs.iter().map(|x| to_f64(&secc_ir::interp::run_graph(g, x).unwrap()[0])).collect()
         };
         let (f, q) = (run(&c.float), run(&c.quantized));
         if meta(name).task == "regression" {
@@ -121,18 +121,18 @@ fn final_activation_runs_on_the_client_unless_tables_are_asked_for() {
         let out = c.quantized.node(c.quantized.outputs[0]);
         c.quantized.node(out.inputs[0]).op.mnemonic()
     };
-    let clear = compile_float(g.clone(), &calib, &QuantConfig::default()).unwrap();
+    let clear = compile_float(g.clone(), &calib, &Options::default()).unwrap();
     // sigmoid(dequantize(acc)): the client applies the sigmoid after decryption.
     assert_eq!(clear.quantized.node(clear.quantized.outputs[0]).op.mnemonic(), "sigmoid");
     assert_eq!(producer(&clear), "dequantize");
     let cfg = QuantConfig { output_tables: true, ..QuantConfig::default() };
-    let tabled = compile_float(g, &calib, &cfg).unwrap();
+    let tabled = compile_float(g, &calib, &Options { quant: cfg, ..Options::default() }).unwrap();
     assert_eq!(producer(&tabled), "lut");
     let xs = samples(&tabled.float, name, "test.csv");
     let mut worst = 0f64;
     for x in &xs {
-        let f = to_f64(&secc_runtime::clear::run_graph(&tabled.float, x).unwrap()[0])[0];
-        let q = to_f64(&secc_runtime::clear::run_graph(&tabled.quantized, x).unwrap()[0])[0];
+        let f = to_f64(&secc_ir::interp::run_graph(&tabled.float, x).unwrap()[0])[0];
+        let q = to_f64(&secc_ir::interp::run_graph(&tabled.quantized, x).unwrap()[0])[0];
         worst = worst.max((f - q).abs());
     }
     // A 6-bit table over the logit range: probabilities within a few table steps.

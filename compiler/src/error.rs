@@ -57,6 +57,14 @@ pub enum CompileError {
         /// What is wrong.
         message: String,
     },
+    /// A stage was given a program it does not take.
+    #[error("stage `{stage}`: {message}")]
+    Stage {
+        /// The stage's name.
+        stage: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// Calibration needs samples.
     #[error("calibration: {0}")]
     Calibration(String),

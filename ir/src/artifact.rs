@@ -15,8 +15,8 @@ use std::path::Path;
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"SECCMODL";
 /// The format version this build writes and the newest it reads (2 added tree
-/// ensembles, 3 [`Settings::backend`]).
-pub const FORMAT_VERSION: u32 = 3;
+/// ensembles, 3 [`Settings::backend`], 4 the SMPC plan and the programs' graph digests).
+pub const FORMAT_VERSION: u32 = 4;
 /// Largest payload accepted (1 GiB): a corrupt length cannot make us allocate more.
 pub const MAX_PAYLOAD: u64 = 1 << 30;
 const HEADER: usize = 8 + 4 + 8 + 32;
@@ -34,6 +34,8 @@ pub struct Artifact {
     pub float_ranges: Vec<Option<(f64, f64)>>,
     /// The TFHE circuit of `quantized`, or why there is none.
     pub fhe: Result<crate::lowered::fhe::Circuit, String>,
+    /// The SMPC plan of `float` (the model owner's, with the weights), or why there is none.
+    pub mpc: Result<crate::lowered::mpc::Plan, String>,
     /// How it was compiled, for `secc inspect`.
     pub settings: Settings,
 }
@@ -123,6 +125,16 @@ pub enum ArtifactError {
         /// Bytes present.
         got: u64,
     },
+    /// A lowered program that was not lowered from the artifact's own graph.
+    #[error("{path}: its {program} was not lowered from its {graph} graph (digests differ); recompile the model")]
+    Unbound {
+        /// The file.
+        path: String,
+        /// `TFHE circuit` or `SMPC plan`.
+        program: &'static str,
+        /// `quantized` or `float`.
+        graph: &'static str,
+    },
     /// Checksum mismatch or undecodable payload.
     #[error("{path} is corrupt: {reason}")]
     Corrupt {
@@ -187,11 +199,25 @@ impl Artifact {
             return Err(ArtifactError::Corrupt { path, reason: "checksum mismatch".into() });
         }
         use bincode::Options;
-        bincode::DefaultOptions::new()
+        let artifact: Artifact = bincode::DefaultOptions::new()
             .with_fixint_encoding()
             .with_limit(MAX_PAYLOAD)
             .deserialize(payload)
-            .map_err(|e| ArtifactError::Corrupt { path, reason: e.to_string() })
+            .map_err(|e| ArtifactError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+        artifact.check_bindings(&path)?;
+        Ok(artifact)
+    }
+
+    /// Checks that each lowered program was lowered from this artifact's graph.
+    fn check_bindings(&self, path: &str) -> Result<(), ArtifactError> {
+        let unbound = |program, graph| ArtifactError::Unbound { path: path.to_string(), program, graph };
+        if self.fhe.as_ref().is_ok_and(|c| c.graph_digest != self.quantized.digest()) {
+            return Err(unbound("TFHE circuit", "quantized"));
+        }
+        if self.mpc.as_ref().is_ok_and(|p| p.graph_digest != self.float.digest()) {
+            return Err(unbound("SMPC plan", "float"));
+        }
+        Ok(())
     }
 
     /// Reads and checks an artifact file.
@@ -225,6 +251,7 @@ mod tests {
             quantized: Graph::new("q"),
             float_ranges: vec![Some((-1.0, 2.5)), None],
             fhe: Err("none".into()),
+            mpc: Err("none".into()),
             settings,
         }
     }

@@ -96,6 +96,13 @@ impl Graph {
         self.push(Op::Const(Const { value, quant }), vec![], name).expect("constants always type-check")
     }
 
+    /// SHA-256 of the graph's encoding: lowered programs carry the digest of the graph
+    /// they were lowered from, so a program cannot be paired with another model.
+    pub fn digest(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(bincode::serialize(self).expect("graphs serialize")).into()
+    }
+
     /// The nodes that use each value.
     pub fn users(&self) -> Vec<Vec<ValueId>> {
         let mut users = vec![Vec::new(); self.nodes.len()];

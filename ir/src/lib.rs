@@ -12,6 +12,7 @@ mod config;
 mod entity;
 mod error;
 mod graph;
+pub mod interp;
 pub mod lowered;
 pub mod ops;
 pub mod print;

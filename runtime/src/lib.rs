@@ -1,12 +1,8 @@
-//! secc's executors. [`clear`] runs a graph in the clear: the float IR (the oracle
-//! every backend is held to) and the quantized IR (the integer-exact simulation the
-//! FHE backend must reproduce bit for bit, up to approximate rounding).
+//! secc's executors of lowered programs: the TFHE circuit ([`fhe`]) and the SMPC plan
+//! ([`mpc`]), plus the sample file readers. The clear interpreter, the oracle both are
+//! held to, is `secc_ir::interp`.
 
-pub mod clear;
 pub mod csv;
-mod error;
 pub mod fhe;
 pub mod mpc;
 pub mod npy;
-
-pub use error::RuntimeError;

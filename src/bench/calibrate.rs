@@ -10,14 +10,13 @@
 //!   64 rows of 256 (multiply-accumulates); each figure is what the earlier ones leave
 //!   unexplained.
 
+use super::compile_workload;
 use super::measure::{flat, median, run_fhe, run_mpc, KeyCache};
 use super::suites::{activation, matmul, Workload};
 use anyhow::{anyhow, Context, Result};
 use secc_compiler::cost::fhe::{bootstrap_layers, short_set_name};
 use secc_compiler::cost::machine::{FheSetCosts, MachineCosts, MpcCosts};
 use secc_compiler::cost::mpc::plan_macs;
-use secc_compiler::lower::mpc::{lower_mpc, MpcConfig};
-use secc_compiler::pipeline::compile_float;
 use secc_ir::lowered::fhe::{catalog, Circuit, ParamSet};
 use secc_ir::ops::UnaryKind;
 use secc_ir::Graph;
@@ -33,8 +32,8 @@ pub fn find_set(name: &str) -> Result<ParamSet> {
 
 /// A probe's quantized graph and its circuit, re-targeted at `set`.
 fn probe_circuit(w: &Workload, set: &ParamSet) -> Result<(Graph, Circuit)> {
-    let c = compile_float(w.graph.clone(), &w.calib, &w.quant)?;
-    let mut circuit = super::lower_workload(w, &c)?;
+    let c = compile_workload(w)?;
+    let mut circuit = c.fhe?;
     circuit.params = set.clone();
     Ok((c.quantized, circuit))
 }
@@ -73,8 +72,7 @@ pub fn measure_fhe_set(set: &ParamSet, cores: usize, keys: &mut KeyCache) -> Res
 /// One SMPC probe: median time of a run on `batch` rows, and its rounds, bytes (all
 /// parties) and multiply-accumulates.
 fn mpc_probe(w: &Workload, batch: usize) -> Result<(f64, f64, f64, f64)> {
-    let c = compile_float(w.graph.clone(), &w.calib, &w.quant)?;
-    let plan = lower_mpc(&c.float, &c.calibration.ranges, MpcConfig::default())?;
+    let plan = compile_workload(w)?.mpc?;
     let rows: Vec<Vec<f32>> = w.samples.iter().cycle().take(batch).map(|s| flat(s)).collect();
     let run = run_mpc(&plan, &rows, 20, 100)?;
     let bytes: u64 = run.bytes.iter().sum();

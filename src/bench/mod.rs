@@ -16,12 +16,9 @@ use secc_compiler::cost::fhe::{predict_fhe, short_set_name};
 use secc_compiler::cost::machine::MachineCosts;
 use secc_compiler::cost::mpc::predict_mpc;
 use secc_compiler::cost::Network;
-use secc_compiler::lower::fhe::{lower_fhe, Coverage};
-use secc_compiler::lower::mpc::{lower_mpc, MpcConfig};
-use secc_compiler::passes::calibrate::calibrate;
-use secc_compiler::pipeline::{compile_float, Compiled};
+use secc_compiler::pipeline::{compile_float, Compiled, Options};
 use secc_compiler::CompileError;
-use secc_ir::lowered::fhe::{Circuit, ParamSet};
+use secc_ir::lowered::fhe::ParamSet;
 use secc_ir::Tensor;
 use suites::{Scale, Workload};
 
@@ -61,7 +58,7 @@ impl Repeats {
 
 /// Runs one workload under both backends; `status` reports progress.
 pub fn bench_row(w: &Workload, scale: Scale, costs: &MachineCosts, keys: &mut KeyCache, status: &dyn Fn(&str)) -> Row {
-    let compiled = match compile_float(w.graph.clone(), &w.calib, &w.quant) {
+    let compiled = match compile_workload(w) {
         Ok(c) => c,
         Err(e) => return Row::unsupported(w.suite, &w.name, &w.x, &format!("does not compile: {e}")),
     };
@@ -81,12 +78,12 @@ fn bench_fhe(
     reps: &Repeats,
 ) -> Result<FheResult, String> {
     let q = &c.quantized;
-    let circuit = lower_workload(w, c).map_err(|e| e.to_string())?;
-    let predicted = predict_fhe(q, &circuit, costs, Network::LOOPBACK);
+    let circuit = c.fhe.as_ref().map_err(|e| e.to_string())?;
+    let predicted = predict_fhe(q, circuit, costs, Network::LOOPBACK);
     let (n, warmup) = reps.fhe(predicted.total_ms);
     let samples = &w.samples[..n.min(w.samples.len())];
     let keys = keys.get(&circuit.params.name).map_err(|e| format!("{e:#}"))?;
-    let run = run_fhe(q, &circuit, keys, samples, warmup, &|| {}).map_err(|e| format!("{e:#}"))?;
+    let run = run_fhe(q, circuit, keys, samples, warmup, &|| {}).map_err(|e| format!("{e:#}"))?;
     let totals = run.totals_ms();
     Ok(FheResult {
         params: short_set_name(&circuit.params.name).to_string(),
@@ -100,18 +97,18 @@ fn bench_fhe(
         decrypt_ms: median(&run.decrypt_ms),
         predicted_ms: predicted.total_ms,
         prediction: predicted.to_string(),
-        predicted_remote_ms: [Network::LAN, Network::WAN].map(|n| predict_fhe(q, &circuit, costs, n).total_ms),
+        predicted_remote_ms: [Network::LAN, Network::WAN].map(|n| predict_fhe(q, circuit, costs, n).total_ms),
         accuracy: accuracy(c, samples, &run.outputs),
     })
 }
 
 fn bench_mpc(w: &Workload, c: &Compiled, costs: &MachineCosts, reps: &Repeats) -> Result<MpcResult, String> {
-    let plan = lower_mpc(&c.float, &c.calibration.ranges, MpcConfig::default()).map_err(|e| e.to_string())?;
-    let predicted = predict_mpc(&plan, 1, costs, Network::LOOPBACK);
-    let timed = run_mpc(&plan, &[flat(&w.samples[0])], reps.mpc_warmup, reps.mpc_reps).map_err(|e| format!("{e:#}"))?;
+    let plan = c.mpc.as_ref().map_err(|e| e.to_string())?;
+    let predicted = predict_mpc(plan, 1, costs, Network::LOOPBACK);
+    let timed = run_mpc(plan, &[flat(&w.samples[0])], reps.mpc_warmup, reps.mpc_reps).map_err(|e| format!("{e:#}"))?;
     let batch = &w.samples[..reps.mpc_accuracy.min(w.samples.len())];
     let rows: Vec<Vec<f32>> = batch.iter().map(|s| flat(s)).collect();
-    let checked = run_mpc(&plan, &rows, 0, 1).map_err(|e| format!("{e:#}"))?;
+    let checked = run_mpc(plan, &rows, 0, 1).map_err(|e| format!("{e:#}"))?;
     let outputs: Vec<Vec<f64>> = checked.outputs.iter().map(|r| r.iter().map(|&v| v as f64).collect()).collect();
     let cost = plan.total(1);
     Ok(MpcResult {
@@ -123,24 +120,22 @@ fn bench_mpc(w: &Workload, c: &Compiled, costs: &MachineCosts, reps: &Repeats) -
         min_ms: timed.times_ms.iter().copied().fold(f64::INFINITY, f64::min),
         predicted_ms: predicted.total_ms,
         prediction: predicted.to_string(),
-        predicted_remote_ms: [Network::LAN, Network::WAN].map(|n| predict_mpc(&plan, 1, costs, n).total_ms),
+        predicted_remote_ms: [Network::LAN, Network::WAN].map(|n| predict_mpc(plan, 1, costs, n).total_ms),
         accuracy: accuracy(c, batch, &outputs),
     })
 }
 
-/// The TFHE circuit of a compiled workload, as `secc compile` lowers it (p_fail
-/// 2^-128, bootstraps covering the calibrated ranges).
-pub fn lower_workload(w: &Workload, c: &Compiled) -> Result<Circuit, CompileError> {
-    let observed = calibrate(&c.quantized, &w.calib)?;
-    lower_fhe(&c.quantized, -128, Coverage::Calibrated, &observed)
+/// A workload compiled as `secc compile` compiles it with the workload's quantizer
+/// settings and the default lowering settings.
+pub fn compile_workload(w: &Workload) -> Result<Compiled, CompileError> {
+    compile_float(w.graph.clone(), &w.calib, &Options { quant: w.quant, ..Options::default() })
 }
 
 /// The parameter sets the workloads' circuits use, in first-use order.
 pub fn sets_used(workloads: &[&Workload]) -> Vec<ParamSet> {
     let mut sets: Vec<ParamSet> = Vec::new();
     for w in workloads {
-        let circuit = compile_float(w.graph.clone(), &w.calib, &w.quant).and_then(|c| lower_workload(w, &c));
-        if let Ok(c) = circuit {
+        if let Ok(c) = compile_workload(w).and_then(|c| c.fhe) {
             if !sets.iter().any(|s| s.name == c.params.name) {
                 sets.push(c.params);
             }
@@ -154,7 +149,7 @@ fn accuracy(c: &Compiled, samples: &[Vec<Tensor>], outputs: &[Vec<f64>]) -> Accu
     let argmax = |v: &[f64]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
     let (mut max_abs_error, mut agree, mut multi) = (0f64, 0, false);
     for (s, out) in samples.iter().zip(outputs) {
-        let want: Vec<f64> = secc_runtime::clear::run_graph(&c.float, s)
+        let want: Vec<f64> = secc_ir::interp::run_graph(&c.float, s)
             .expect("the float IR runs its own samples")
             .iter()
             .flat_map(Tensor::to_f64_vec)

@@ -1,11 +1,14 @@
-//! `secc compile`: ONNX → float IR → calibrated, quantized integer IR → `model.secc`.
+//! `secc compile`: the whole pipeline, ONNX → float IR → calibrated, quantized integer
+//! IR → TFHE circuit and SMPC plan → `model.secc`.
 
 use crate::io::{read_samples, write_new};
 use anyhow::{Context, Result};
 use secc_compiler::cost::machine::MachineCosts;
 use secc_compiler::cost::{choose_backend, Network};
 use secc_compiler::passes::quantize::QuantConfig;
-use secc_compiler::pipeline::{compile_float, import_float};
+use secc_compiler::pipeline::{
+    compile_float_observed, import_float_observed, Coverage, FheOptions, MpcConfig, Options, Program, Stage,
+};
 use secc_ir::artifact::{Artifact, Settings};
 use std::path::PathBuf;
 
@@ -13,8 +16,11 @@ use std::path::PathBuf;
 ///
 /// Imports the model (unsupported ops are named with their node), calibrates value
 /// ranges on the samples in --calib, quantizes weights per output channel and values
-/// per tensor, derives every integer's exact range, and fuses each activation chain
-/// with its requantization into one lookup table per element.
+/// per tensor, derives every integer's exact range, fuses each activation chain with
+/// its requantization into one lookup table per element, and lowers the result to a
+/// TFHE circuit and an SMPC plan, both stored in the artifact. Stages, in order:
+/// import, fold_constants, fold_affine, calibrate, quantize, bit_width, lower_fhe,
+/// lower_mpc (`secc ir print --stage NAME` shows any of them).
 #[derive(clap::Args)]
 pub struct Args {
     /// The ONNX model (float32 input; opset ≤ 17 ops: Conv, Gemm, MatMul, Relu, Sigmoid, ...)
@@ -56,6 +62,10 @@ pub struct Args {
     /// or `exact` (the proven worst-case ranges; never wraps, 1-2 bits wider)
     #[arg(long, value_enum, default_value = "calibrated")]
     pub fhe_ranges: FheRanges,
+    /// Fractional bits of the SMPC plan's fixed-point encoding on Z_2^64 (SPU's default
+    /// is 18; a plan with a tree ensemble keeps at least 32)
+    #[arg(long, value_name = "F", default_value_t = MpcConfig::default().frac_bits)]
+    pub frac_bits: u32,
     /// `auto`: predict which private backend runs the model faster on --network (with
     /// the costs of `secc calibrate-costs`, or --costs) and record it and why in the
     /// artifact (`secc inspect` shows it); both programs are compiled either way
@@ -72,7 +82,7 @@ pub struct Args {
     /// Output file [default: the model's path with extension .secc]
     #[arg(short, long, value_name = "OUT.secc")]
     pub output: Option<PathBuf>,
-    /// Print the float IR and the quantized IR
+    /// Print the float IR and the quantized IR (`secc ir print` prints any stage)
     #[arg(long)]
     pub dump_ir: bool,
     /// Overwrite the output file if it exists
@@ -145,13 +155,24 @@ pub fn run(a: Args) -> Result<()> {
     if out.exists() && !a.force {
         anyhow::bail!("{} exists; pass --force to overwrite it", out.display());
     }
-    let float = import_float(&a.model).with_context(|| format!("cannot compile {}", a.model.display()))?;
+    let mut dump = |stage: Stage, program: Program<'_>| match (stage, program) {
+        (Stage::FoldAffine | Stage::Quantize, Program::Graph(g)) if a.dump_ir => println!("{g}\n"),
+        _ => {}
+    };
+    let float =
+        import_float_observed(&a.model, &mut dump).with_context(|| format!("cannot compile {}", a.model.display()))?;
     let samples = read_samples(&a.calib, &float).context("cannot read the calibration samples")?;
-    let compiled =
-        compile_float(float, &samples, &cfg).with_context(|| format!("cannot compile {}", a.model.display()))?;
-    if a.dump_ir {
-        println!("{}\n\n{}", compiled.float, compiled.quantized);
-    }
+    let coverage = match a.fhe_ranges {
+        FheRanges::Calibrated => Coverage::Calibrated,
+        FheRanges::Exact => Coverage::Exact,
+    };
+    let opts = Options {
+        quant: cfg,
+        fhe: FheOptions { log2_p_fail: a.p_fail.unwrap_or(-128), coverage },
+        mpc: MpcConfig { frac_bits: a.frac_bits, ..MpcConfig::default() },
+    };
+    let compiled = compile_float_observed(float, &samples, &opts, &mut dump)
+        .with_context(|| format!("cannot compile {}", a.model.display()))?;
     let settings = Settings {
         secc_version: env!("CARGO_PKG_VERSION").into(),
         source: a.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
@@ -159,13 +180,7 @@ pub fn run(a: Args) -> Result<()> {
         calibration_samples: samples.len(),
         backend: None,
     };
-    let coverage = match a.fhe_ranges {
-        FheRanges::Calibrated => secc_compiler::lower::fhe::Coverage::Calibrated,
-        FheRanges::Exact => secc_compiler::lower::fhe::Coverage::Exact,
-    };
-    let observed = secc_compiler::passes::calibrate::calibrate(&compiled.quantized, &samples)?;
-    let fhe = secc_compiler::lower::fhe::lower_fhe(&compiled.quantized, a.p_fail.unwrap_or(-128), coverage, &observed);
-    let fhe = match (fhe, a.p_fail) {
+    let fhe = match (compiled.fhe, a.p_fail) {
         (Ok(c), _) => Ok(c),
         (Err(e), Some(_)) => return Err(anyhow::Error::new(e).context("no TFHE circuit")),
         (Err(e), None) => {
@@ -173,12 +188,17 @@ pub fn run(a: Args) -> Result<()> {
             Err(e.to_string())
         }
     };
+    let mpc = compiled.mpc.map_err(|e| {
+        eprintln!("note: no SMPC plan for this model: {e}");
+        e.to_string()
+    });
     let bw = &compiled.bit_widths;
     let mut artifact = Artifact {
         float: compiled.float,
         quantized: compiled.quantized,
         float_ranges: compiled.calibration.ranges,
         fhe,
+        mpc,
         settings,
     };
     if a.backend.is_some() {

@@ -5,7 +5,6 @@ use secc_compiler::cost::fhe::predict_fhe;
 use secc_compiler::cost::machine::MachineCosts;
 use secc_compiler::cost::mpc::predict_mpc;
 use secc_compiler::cost::{Network, Prediction};
-use secc_compiler::lower::mpc::MpcConfig;
 use secc_compiler::passes::bit_width::analyze_bit_widths;
 use secc_ir::artifact::Artifact;
 use secc_ir::Op;
@@ -115,9 +114,7 @@ pub fn predict_both(
     network: Network,
 ) -> (Result<Prediction, String>, Result<Prediction, String>) {
     let fhe = art.fhe.as_ref().map(|c| predict_fhe(&art.quantized, c, costs, network)).map_err(String::clone);
-    let mpc = crate::cmd::party::plan_of(art, MpcConfig::default().frac_bits)
-        .map(|p| predict_mpc(&p, 1, costs, network))
-        .map_err(|e| format!("{e:#}"));
+    let mpc = art.mpc.as_ref().map(|p| predict_mpc(p, 1, costs, network)).map_err(String::clone);
     (fhe, mpc)
 }
 
@@ -143,9 +140,9 @@ fn node_label(op: &Op) -> &'static str {
 /// The SMPC plan's steps with the rounds and bytes each party sends (one sample).
 fn print_mpc_plan(art: &Artifact) {
     println!();
-    let plan = match crate::cmd::party::plan_of(art, MpcConfig::default().frac_bits) {
+    let plan = match &art.mpc {
         Ok(p) => p,
-        Err(e) => return println!("SMPC plan: none ({e:#})"),
+        Err(e) => return println!("SMPC plan: none ({e})"),
     };
     println!("SMPC plan: 3-party replicated sharing on Z_2^64, {} fractional bits; P{} shares the input, P{} the weights, P{} gets the output", plan.frac_bits, plan.roles.data_owner, plan.roles.model_owner, plan.roles.receiver);
     for step in &plan.steps {
@@ -159,7 +156,7 @@ fn print_mpc_plan(art: &Artifact) {
             ),
             _ => String::new(),
         };
-        println!("  {:<10} {:<28} {}{extra}", step.op.mnemonic(), step.label, step.cost(&plan));
+        println!("  {:<10} {:<28} {}{extra}", step.op.mnemonic(), step.label, step.cost(plan));
     }
     println!("  total (1 sample)                        {}", plan.total(1));
     println!("  (plus one set-up round: each party sends its PRG seed, 48 bytes)");

@@ -5,7 +5,7 @@
 
 use crate::io::{read_secret, write_new, write_secret};
 use anyhow::{bail, Context, Result};
-use secc_compiler::lower::mpc::{lower_mpc, MpcConfig};
+use secc_compiler::pipeline::{lower_plan, MpcConfig};
 use secc_ir::artifact::Artifact;
 use secc_ir::lowered::mpc::Plan;
 use secc_runtime::mpc::net::Security;
@@ -29,9 +29,11 @@ pub struct PlanArgs {
     /// Leave the weights out (the plan for the data owner and the result receiver)
     #[arg(long)]
     pub weightless: bool,
-    /// Fractional bits of the fixed-point encoding on Z_2^64
-    #[arg(long, default_value_t = 18)]
-    pub frac_bits: u32,
+    /// Fractional bits of the fixed-point encoding on Z_2^64 [default: those the model
+    /// was compiled with, `secc compile --frac-bits`]; other values re-run the
+    /// pipeline's lower_mpc stage
+    #[arg(long, value_name = "F")]
+    pub frac_bits: Option<u32>,
     /// Overwrite the output file if it exists
     #[arg(long)]
     pub force: bool,
@@ -106,14 +108,20 @@ struct Parties {
 const INSECURE: &str = "warning: --insecure: the links are plain TCP; anyone who can read the traffic \
 reads the PRG seeds and so every secret value. Use it on a trusted test network only.";
 
-/// The plan of `art` with the default settings.
-pub fn plan_of(art: &Artifact, frac_bits: u32) -> Result<Plan> {
-    Ok(lower_mpc(&art.float, &art.float_ranges, MpcConfig { frac_bits, ..MpcConfig::default() })?)
+/// The SMPC plan the artifact holds.
+pub fn plan_of(art: &Artifact) -> Result<&Plan> {
+    art.mpc.as_ref().map_err(|e| anyhow::anyhow!("this model has no SMPC plan: {e}"))
 }
 
 pub fn write_plan(a: PlanArgs) -> Result<()> {
     let art = Artifact::read(&a.artifact)?;
-    let plan = plan_of(&art, a.frac_bits)?;
+    let compiled = plan_of(&art)?;
+    let plan = match a.frac_bits {
+        Some(frac_bits) if frac_bits != compiled.frac_bits => {
+            lower_plan(&art.float, &art.float_ranges, MpcConfig { frac_bits, roles: compiled.roles })?
+        }
+        _ => compiled.clone(),
+    };
     let plan = if a.weightless { plan.weightless() } else { plan };
     write_new(&a.output, &plan.to_bytes(), a.force)
 }
@@ -199,8 +207,8 @@ pub fn party(a: PartyArgs) -> Result<()> {
 
 /// Runs the three parties on loopback and returns the outputs.
 pub fn run_three(art: &Artifact, samples: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
-    let plan = plan_of(art, MpcConfig::default().frac_bits)?;
-    let reports = run_local(&plan, samples, Duration::from_secs(30), 1)?;
+    let plan = plan_of(art)?;
+    let reports = run_local(plan, samples, Duration::from_secs(30), 1)?;
     reports.iter().for_each(print_report);
     Ok(reports[plan.roles.receiver].outputs.clone().expect("the receiver gets the outputs"))
 }

@@ -72,7 +72,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let mut rows = Vec::with_capacity(samples.len());
     for (i, s) in samples.iter().enumerate() {
-        let out = secc_runtime::clear::run_graph(graph, s).with_context(|| format!("sample {}", i + 1))?;
+        let out = secc_ir::interp::run_graph(graph, s).with_context(|| format!("sample {}", i + 1))?;
         rows.push(crate::io::flatten_outputs(&out));
     }
     write_rows(&rows, a.output.as_deref(), a.force)

@@ -84,22 +84,21 @@ pub fn metric(task: &str, outputs: &[Vec<f64>], labels: &[f64]) -> f64 {
     }
 }
 
-/// Imports a testdata model and compiles it with `cfg` on its calibration rows;
-/// returns the compilation and those rows.
+/// Imports a testdata model and runs the whole pipeline with quantizer settings `cfg`
+/// (default lowering settings) on its calibration rows; returns the compilation and
+/// those rows.
 pub fn compile(
     name: &str,
     cfg: &secc_compiler::passes::quantize::QuantConfig,
 ) -> (secc_compiler::pipeline::Compiled, Vec<Vec<Tensor>>) {
     let g = secc_compiler::pipeline::import_float(&model_dir(name).join("model.onnx")).unwrap();
     let calib = samples(&g, name, "calib.csv");
-    (secc_compiler::pipeline::compile_float(g, &calib, cfg).unwrap(), calib)
+    let opts = secc_compiler::pipeline::Options { quant: *cfg, ..Default::default() };
+    (secc_compiler::pipeline::compile_float(g, &calib, &opts).unwrap(), calib)
 }
 
-/// A testdata model's float IR and its SMPC plan (default settings).
+/// A testdata model's float IR and the SMPC plan the pipeline compiled (default settings).
 pub fn mpc_plan(name: &str) -> (Graph, secc_ir::lowered::mpc::Plan) {
-    use secc_compiler::lower::mpc::{lower_mpc, MpcConfig};
-    let g = secc_compiler::pipeline::import_float(&model_dir(name).join("model.onnx")).unwrap();
-    let calib = secc_compiler::passes::calibrate::calibrate(&g, &samples(&g, name, "calib.csv")).unwrap();
-    let plan = lower_mpc(&g, &calib.ranges, MpcConfig::default()).unwrap();
-    (g, plan)
+    let (c, _) = compile(name, &Default::default());
+    (c.float, c.mpc.unwrap())
 }

@@ -80,7 +80,7 @@ mod tests {
         let mut luts = vec![None; 4];
         luts[2] = Some(FheLut { precision: 4, offset: 0, norm: 1.0 });
         let stats = CircuitStats { pbs: 5, widest_table: None, max_norm: None, levelled_macs: 1000 };
-        (g, Circuit { params, log_delta: vec![None; 4], luts, stats })
+        (g, Circuit { graph_digest: [0; 32], params, log_delta: vec![None; 4], luts, stats })
     }
 
     fn costs(name: &str) -> MachineCosts {

@@ -49,6 +49,7 @@ mod tests {
         let step = |op| Step { label: String::new(), op };
         Plan {
             name: "t".into(),
+            graph_digest: [0; 32],
             frac_bits: 18,
             roles: Roles::default(),
             input_shape: vec![1, 4],

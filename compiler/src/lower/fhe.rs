@@ -208,5 +208,5 @@ pub fn lower_fhe(
             ),
         ));
     };
-    Ok(Circuit { params, log_delta, luts, stats })
+    Ok(Circuit { graph_digest: graph.digest(), params, log_delta, luts, stats })
 }

@@ -21,7 +21,7 @@ pub fn calibrate(graph: &Graph, samples: &[Vec<Tensor>]) -> Result<Calibration, 
     }
     let mut ranges: Vec<Option<(f64, f64)>> = vec![None; graph.nodes.len()];
     for (row, sample) in samples.iter().enumerate() {
-        let values = secc_runtime::clear::eval_all(graph, sample)
+        let values = secc_ir::interp::eval_all(graph, sample)
             .map_err(|e| CompileError::Calibration(format!("sample {}: {e}", row + 1)))?;
         for (range, value) in ranges.iter_mut().zip(&values) {
             for x in value.to_f64_vec() {

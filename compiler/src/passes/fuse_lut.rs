@@ -80,7 +80,7 @@ pub fn tabulate(
         let x: Vec<f32> = (0..n).map(|e| src_q.dequantize(shape, e, acc) as f32).collect();
         let x = Tensor::F32(ArrayD::from_shape_vec(IxDyn(&shape.0), x).expect("shape"));
         let bound: HashMap<ValueId, Tensor> = region.entries.iter().map(|&e| (e, x.clone())).collect();
-        let y = secc_runtime::clear::eval_nodes(old, &nodes, bound);
+        let y = secc_ir::interp::eval_nodes(old, &nodes, bound);
         let y = y.as_f32().expect("float chain");
         for (col, &v) in columns.iter_mut().zip(y.iter()) {
             col.push(if v.is_nan() { z } else { quantize_value(v as f64, s, z, lo, hi) });

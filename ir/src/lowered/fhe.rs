@@ -134,6 +134,8 @@ pub struct CircuitStats {
 /// A TFHE circuit over a quantized graph (values are indexed by the graph's value numbers).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Circuit {
+    /// [`crate::Graph::digest`] of the quantized graph it was lowered from.
+    pub graph_digest: [u8; 32],
     /// The parameter set every bootstrap uses.
     pub params: ParamSet,
     /// `log2 Δ` of every encrypted value (`None`: not encrypted: constants, client-side values).

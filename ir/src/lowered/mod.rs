@@ -3,4 +3,5 @@
 //! how each value is encoded and what each step needs.
 
 pub mod fhe;
+pub mod fixed;
 pub mod mpc;

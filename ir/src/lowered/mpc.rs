@@ -56,6 +56,9 @@ pub struct WeightSpec {
 pub struct Plan {
     /// Model name.
     pub name: String,
+    /// [`crate::Graph::digest`] of the float graph it was lowered from: the three
+    /// parties' plans of one model carry the same.
+    pub graph_digest: [u8; 32],
     /// Fractional bits of the fixed-point encoding `x̃ = round(x · 2^f)`.
     pub frac_bits: u32,
     /// Roles of the parties.

@@ -11,8 +11,8 @@
 use super::keys::{ClientKey, ServerKey};
 use super::params::resolve_params;
 use super::FheError;
-use crate::clear::{check_inputs, eval_nodes};
 use rayon::prelude::*;
+use secc_ir::interp::{check_inputs, eval_nodes};
 use secc_ir::lowered::fhe::Circuit;
 use secc_ir::ops::LinearMap;
 use secc_ir::{Graph, Op, OpSpec, Tensor, ValueId};

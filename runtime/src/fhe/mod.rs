@@ -27,7 +27,7 @@ pub enum FheError {
     UnknownParams(String),
     /// Inputs that do not match the model.
     #[error(transparent)]
-    Input(#[from] crate::RuntimeError),
+    Input(#[from] secc_ir::interp::InputError),
     /// Ciphertexts that do not match the circuit (wrong count or dimension).
     #[error("ciphertexts do not match the circuit: {0}")]
     Mismatch(String),

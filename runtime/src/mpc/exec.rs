@@ -9,6 +9,7 @@ use super::relu::relu;
 use super::share::{reveal, share, Secret, Shares};
 use super::trunc::trunc;
 use super::MpcError;
+use secc_ir::lowered::fixed::decode_fixed;
 use secc_ir::lowered::mpc::{Plan, StepOp};
 
 /// Runs `plan` on `batch` samples. The data owner passes the samples (flattened, one
@@ -73,9 +74,8 @@ pub fn run_plan(p: &mut Party, plan: &Plan, input: Option<&[f32]>, batch: usize)
             StepOp::Piecewise { x, function, out, .. } => Some((*out, piecewise(p, &get(&regs, *x), function, f)?)),
             StepOp::Forest { x, forest: plan, out } => Some((*out, forest(p, &get(&regs, *x), &weights, plan, batch)?)),
             StepOp::Reveal { x, .. } => {
-                let scale = (1u64 << f) as f64;
                 output = reveal(p, plan.roles.receiver, &get(&regs, *x))?
-                    .map(|v| v.into_iter().map(|w| w as i64 as f64 / scale).collect());
+                    .map(|v| v.into_iter().map(|w| decode_fixed(w as i64, f)).collect());
                 None
             }
         };

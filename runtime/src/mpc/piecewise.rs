@@ -11,11 +11,12 @@ use super::party::Party;
 use super::share::Shares;
 use super::trunc::trunc;
 use super::MpcError;
+use secc_ir::lowered::fixed::encode_fixed;
 use secc_ir::lowered::mpc::Piecewise;
 
 /// `round(v · 2^bits)` in the ring.
 pub fn encode(v: f64, bits: u32) -> u64 {
-    (v * (1u64 << bits) as f64).round() as i64 as u64
+    encode_fixed(v, bits) as u64
 }
 
 /// `[f(x)]` for the approximation `f`, `x` at scale `2^frac_bits`.

@@ -3,6 +3,7 @@
 //! times a public fixed-point reciprocal, then one truncation.
 
 use super::party::Party;
+use super::piecewise::encode;
 use super::relu::max;
 use super::share::Shares;
 use super::trunc::trunc;
@@ -69,6 +70,6 @@ pub fn avg_pool(
             })
             .collect()
     });
-    let recip: Vec<u64> = divisors.iter().map(|&d| ((1u64 << frac_bits) as f64 / d as f64).round() as u64).collect();
+    let recip: Vec<u64> = divisors.iter().map(|&d| encode(1.0 / d as f64, frac_bits)).collect();
     trunc(p, &sums.mul_public(&recip), frac_bits)
 }

@@ -12,6 +12,7 @@
 mod fit;
 
 use crate::CompileError;
+use secc_ir::lowered::fixed::encode_fixed as fixed;
 use secc_ir::lowered::mpc::{ConvGeometry, ForestPlan, Plan, PoolTaps, Reg, Roles, Step, StepOp, WeightSpec};
 use secc_ir::ops::{BranchMode, Split, TreeEnsemble, UnaryKind, Window};
 use secc_ir::{Graph, Op, OpSpec, Tensor, ValueId};
@@ -81,6 +82,7 @@ pub fn lower_mpc(graph: &Graph, ranges: &[Option<(f64, f64)>], mut cfg: MpcConfi
         state: vec![None; graph.nodes.len()],
         plan: Plan {
             name: graph.name.clone(),
+            graph_digest: graph.digest(),
             frac_bits: cfg.frac_bits,
             roles: cfg.roles,
             input_shape: graph.ty(graph.inputs[0]).shape.0.clone(),
@@ -102,11 +104,6 @@ pub fn lower_mpc(graph: &Graph, ranges: &[Option<(f64, f64)>], mut cfg: MpcConfi
     let len = graph.ty(out).shape.numel();
     l.step(out, StepOp::Reveal { x, len });
     Ok(l.plan)
-}
-
-/// `x` in fixed point at `2^bits`.
-fn fixed(x: f64, bits: u32) -> i64 {
-    (x * (1u64 << bits) as f64).round() as i64
 }
 
 impl Lowering<'_> {
@@ -193,7 +190,7 @@ impl Lowering<'_> {
         let shape = g.ty(source).shape.clone();
         let eval = |x: f64| -> Vec<f32> {
             let t = Tensor::F32(ndarray::ArrayD::from_elem(ndarray::IxDyn(&shape.0), x as f32));
-            let out = secc_runtime::clear::eval_nodes(g, chain, HashMap::from([(source, t)]));
+            let out = secc_ir::interp::eval_nodes(g, chain, HashMap::from([(source, t)]));
             out.as_f32().expect("float chain").iter().copied().collect()
         };
         let (lo, hi) =
