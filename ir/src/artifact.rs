@@ -282,4 +282,27 @@ mod tests {
         huge[19] = 0x7f;
         assert!(err(&huge).contains("exceeds"));
     }
+
+    #[test]
+    fn a_program_of_another_graph_is_refused() {
+        use crate::lowered::mpc::{Plan, Roles};
+        let mut a = sample();
+        let plan = |graph: &Graph| Plan {
+            name: "p".into(),
+            graph_digest: graph.digest(),
+            frac_bits: 18,
+            roles: Roles::default(),
+            input_shape: vec![1],
+            output_shape: vec![1],
+            weights: vec![],
+            weight_values: None,
+            regs: 0,
+            steps: vec![],
+        };
+        a.mpc = Ok(plan(&a.float));
+        assert!(Artifact::from_bytes(&a.to_bytes(), "a").is_ok());
+        a.mpc = Ok(plan(&a.quantized));
+        let err = Artifact::from_bytes(&a.to_bytes(), "m.secc").unwrap_err().to_string();
+        assert!(err.contains("its SMPC plan was not lowered from its float graph"), "{err}");
+    }
 }

@@ -11,6 +11,7 @@
 //! Only the model owner's plan holds the weights ([`Plan::weight_values`]); the other
 //! parties run the same plan with `None` there ([`Plan::weightless`]).
 
+pub use crate::ops::ConvGeometry;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -117,25 +118,6 @@ impl Step {
     pub fn cost(&self, plan: &Plan) -> Cost {
         self.op.cost(plan)
     }
-}
-
-/// Geometry of a convolution on one sample (NCHW, OIHW).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ConvGeometry {
-    /// Input shape `[n, c, h, w]` of one sample.
-    pub input: [usize; 4],
-    /// Kernel shape `[o, c/group, kh, kw]`.
-    pub kernel: [usize; 4],
-    /// Output shape `[n, o, oh, ow]` of one sample.
-    pub output: [usize; 4],
-    /// Strides.
-    pub strides: [usize; 2],
-    /// Padding (top, left).
-    pub pads: [usize; 2],
-    /// Dilations.
-    pub dilations: [usize; 2],
-    /// Groups.
-    pub group: usize,
 }
 
 /// Which input elements (by index into one sample) each output element reads, for pooling.

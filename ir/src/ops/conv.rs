@@ -33,20 +33,75 @@ pub struct Conv {
     pub x_zp: i64,
 }
 
-struct Geometry {
-    n: usize,
-    h: usize,
-    w: usize,
-    o: usize,
-    cg: usize,
-    kh: usize,
-    kw: usize,
-    oh: usize,
-    ow: usize,
+/// Shapes and attributes of one convolution: everything its index maths needs. The
+/// SMPC plan carries it per conv step, so the parties run [`conv_accumulate`] too.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvGeometry {
+    /// Input shape `[n, c, h, w]` of one sample.
+    pub input: [usize; 4],
+    /// Kernel shape `[o, c/group, kh, kw]`.
+    pub kernel: [usize; 4],
+    /// Output shape `[n, o, oh, ow]` of one sample.
+    pub output: [usize; 4],
+    /// Strides.
+    pub strides: [usize; 2],
+    /// Padding (top, left); the bottom and right padding only decide the output size.
+    pub pads: [usize; 2],
+    /// Dilations.
+    pub dilations: [usize; 2],
+    /// Groups.
+    pub group: usize,
+}
+
+impl ConvGeometry {
+    /// Input coordinate of output position `i`, tap `k` on axis `axis` (0 = rows), if inside.
+    fn source(&self, axis: usize, i: usize, k: usize) -> Option<usize> {
+        let p = (i * self.strides[axis] + k * self.dilations[axis]) as isize - self.pads[axis] as isize;
+        (0..self.input[2 + axis] as isize).contains(&p).then_some(p as usize)
+    }
+}
+
+/// The convolution sum on flat C-order slices: `x` holds any number of samples of
+/// `g.input`, `w` the kernel; output channel `o` starts from `bias(o)`. Generic over
+/// the element so the float IR, the integer IR and the SMPC parties' wrapping ring
+/// (`std::num::Wrapping<u64>`) share this one copy of the index maths.
+pub fn conv_accumulate<T>(g: &ConvGeometry, x: &[T], w: &[T], bias: impl Fn(usize) -> T, zp: T) -> Vec<T>
+where
+    T: Copy + std::ops::Add<Output = T> + std::ops::Sub<Output = T> + std::ops::Mul<Output = T>,
+{
+    let [_, c, h, wd] = g.input;
+    let [o, cg, kh, kw] = g.kernel;
+    let [_, _, oh, ow] = g.output;
+    let per_group = o / g.group;
+    let images = x.len() / (c * h * wd);
+    let mut y = Vec::with_capacity(images * o * oh * ow);
+    for n in 0..images {
+        for oc in 0..o {
+            let c0 = (oc / per_group) * cg;
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut acc = bias(oc);
+                    for ci in 0..cg {
+                        for ki in 0..kh {
+                            let Some(r) = g.source(0, i, ki) else { continue };
+                            for kj in 0..kw {
+                                let Some(q) = g.source(1, j, kj) else { continue };
+                                let xv = x[((n * c + c0 + ci) * h + r) * wd + q];
+                                acc = acc + w[((oc * cg + ci) * kh + ki) * kw + kj] * (xv - zp);
+                            }
+                        }
+                    }
+                    y.push(acc);
+                }
+            }
+        }
+    }
+    y
 }
 
 impl Conv {
-    fn geometry(&self, x: &Shape, w: &Shape) -> Result<Geometry, String> {
+    /// The geometry of this convolution on input `x` with kernel `w`.
+    pub fn geometry(&self, x: &Shape, w: &Shape) -> Result<ConvGeometry, String> {
         let (&[n, c, h, wd], &[o, cg, kh, kw]) = (x.0.as_slice(), w.0.as_slice()) else {
             return Err(format!("expects a rank-4 input and kernel, got {x} and {w}"));
         };
@@ -63,17 +118,19 @@ impl Conv {
         ) else {
             return Err(format!("kernel {w} is larger than the padded input {x}"));
         };
-        Ok(Geometry { n, h, w: wd, o, cg, kh, kw, oh, ow })
+        Ok(ConvGeometry {
+            input: [n, c, h, wd],
+            kernel: [o, cg, kh, kw],
+            output: [n, o, oh, ow],
+            strides: [self.strides[0], self.strides[1]],
+            pads: [self.pads[0], self.pads[1]],
+            dilations: [self.dilations[0], self.dilations[1]],
+            group: self.group,
+        })
     }
 
     fn has_padding(&self) -> bool {
         self.pads.iter().any(|&p| p > 0)
-    }
-
-    /// Input coordinate of output position `i`, tap `k` on axis `axis` (0 = rows), if inside.
-    fn source(&self, axis: usize, i: usize, k: usize, size: usize) -> Option<usize> {
-        let p = (i * self.strides[axis] + k * self.dilations[axis]) as isize - self.pads[axis] as isize;
-        (0..size as isize).contains(&p).then_some(p as usize)
     }
 }
 
@@ -84,30 +141,10 @@ impl LinearKernel for Conv {
 
     fn run<T: LinalgScalar>(&self, x: &ArrayD<T>, w: &ArrayD<T>, b: Option<&ArrayD<T>>, zp: T) -> ArrayD<T> {
         let g = self.geometry(&Shape(x.shape().to_vec()), &Shape(w.shape().to_vec())).expect("conv operands verified");
-        let per_group = g.o / self.group;
-        let mut y = ArrayD::<T>::zeros(IxDyn(&[g.n, g.o, g.oh, g.ow]));
-        for n in 0..g.n {
-            for o in 0..g.o {
-                let c0 = (o / per_group) * g.cg;
-                let bias = b.map_or(T::zero(), |b| b[[o]]);
-                for i in 0..g.oh {
-                    for j in 0..g.ow {
-                        let mut acc = bias;
-                        for c in 0..g.cg {
-                            for k in 0..g.kh {
-                                let Some(r) = self.source(0, i, k, g.h) else { continue };
-                                for l in 0..g.kw {
-                                    let Some(s) = self.source(1, j, l, g.w) else { continue };
-                                    acc = acc + w[[o, c, k, l]] * (x[[n, c0 + c, r, s]] - zp);
-                                }
-                            }
-                        }
-                        y[[n, o, i, j]] = acc;
-                    }
-                }
-            }
-        }
-        y
+        let (x, w) = (x.as_standard_layout(), w.as_standard_layout());
+        let (x, w) = (x.as_slice().expect("standard layout"), w.as_slice().expect("standard layout"));
+        let y = conv_accumulate(&g, x, w, |o| b.map_or(T::zero(), |b| b[[o]]), zp);
+        ArrayD::from_shape_vec(IxDyn(&g.output), y).expect("output shape")
     }
 }
 
@@ -125,10 +162,10 @@ impl OpSpec for Conv {
         }
         let (x, w) = (inputs[0].ty, inputs[1].ty);
         let g = self.geometry(&x.shape, &w.shape)?;
-        let out_shape = Shape(vec![g.n, g.o, g.oh, g.ow]);
+        let out_shape = Shape(g.output.to_vec());
         if let Some(b) = inputs.get(2) {
-            if b.ty.shape.0 != [g.o] {
-                return Err(format!("bias shape {} does not match {} output channels", b.ty.shape, g.o));
+            if b.ty.shape.0 != [g.output[1]] {
+                return Err(format!("bias shape {} does not match {} output channels", b.ty.shape, g.output[1]));
             }
         }
         if common_is_float(inputs)? {

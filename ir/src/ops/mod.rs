@@ -14,7 +14,7 @@ mod quant;
 mod shape;
 mod tree;
 
-pub use conv::Conv;
+pub use conv::{conv_accumulate, Conv, ConvGeometry};
 pub use elementwise::{Binary, BinaryKind, Unary, UnaryKind};
 pub use input::Input;
 pub use konst::Const;

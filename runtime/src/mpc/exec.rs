@@ -57,7 +57,7 @@ pub fn run_plan(p: &mut Party, plan: &Plan, input: Option<&[f32]>, batch: usize)
                 Some((*out, y))
             }
             StepOp::Conv { x, w, b, geometry, out } => {
-                let y = conv(p, &get(&regs, *x), &weights[*w], geometry, batch)?;
+                let y = conv(p, &get(&regs, *x), &weights[*w], geometry)?;
                 let [_, o, oh, ow] = geometry.output;
                 let y = match b {
                     Some(b) => y.zip(&weights[*b].broadcast(y.len(), |e| (e / (oh * ow)) % o), u64::wrapping_add),

@@ -6,7 +6,8 @@
 use super::party::Party;
 use super::share::{reshare, Shares};
 use super::MpcError;
-use secc_ir::lowered::mpc::ConvGeometry;
+use secc_ir::ops::{conv_accumulate, ConvGeometry};
+use std::num::Wrapping;
 
 /// `[x ⊙ y]` elementwise, at the sum of the operands' scales.
 pub fn mul(p: &mut Party, x: &Shares, y: &Shares) -> Result<Shares, MpcError> {
@@ -27,11 +28,11 @@ pub fn matmul(p: &mut Party, x: &Shares, w: &Shares, rows: usize, k: usize, n: u
     reshare(p, z, false)
 }
 
-/// `[conv(X, W)]` for a batch of `batch` samples.
-pub fn conv(p: &mut Party, x: &Shares, w: &Shares, g: &ConvGeometry, batch: usize) -> Result<Shares, MpcError> {
+/// `[conv(X, W)]` for every sample `X` holds.
+pub fn conv(p: &mut Party, x: &Shares, w: &Shares, g: &ConvGeometry) -> Result<Shares, MpcError> {
     let w01: Vec<u64> = w.s0.iter().zip(&w.s1).map(|(a, b)| a.wrapping_add(*b)).collect();
-    let mut z = conv_local(&x.s0, &w01, g, batch);
-    conv_local(&x.s1, &w.s0, g, batch).iter().zip(&mut z).for_each(|(a, b)| *b = b.wrapping_add(*a));
+    let mut z = conv_local(&x.s0, &w01, g);
+    conv_local(&x.s1, &w.s0, g).iter().zip(&mut z).for_each(|(a, b)| *b = b.wrapping_add(*a));
     reshare(p, z, false)
 }
 
@@ -49,37 +50,9 @@ fn gemm(x: &[u64], w: &[u64], rows: usize, k: usize, n: usize) -> Vec<u64> {
     y
 }
 
-/// Wrapping u64 convolution with the semantics of `secc_ir::ops::Conv` (zero point 0).
-fn conv_local(x: &[u64], w: &[u64], g: &ConvGeometry, batch: usize) -> Vec<u64> {
-    let [n, c, h, wd] = g.input;
-    let [o, cg, kh, kw] = g.kernel;
-    let [_, _, oh, ow] = g.output;
-    let per_group = o / g.group;
-    let src = |axis: usize, i: usize, k: usize, size: usize| {
-        let p = (i * g.strides[axis] + k * g.dilations[axis]) as isize - g.pads[axis] as isize;
-        (0..size as isize).contains(&p).then_some(p as usize)
-    };
-    let mut y = vec![0u64; batch * n * o * oh * ow];
-    for s in 0..batch * n {
-        for oc in 0..o {
-            let c0 = (oc / per_group) * cg;
-            for i in 0..oh {
-                for j in 0..ow {
-                    let mut acc = 0u64;
-                    for ci in 0..cg {
-                        for ki in 0..kh {
-                            let Some(r) = src(0, i, ki, h) else { continue };
-                            for kj in 0..kw {
-                                let Some(q) = src(1, j, kj, wd) else { continue };
-                                let xv = x[((s * c + c0 + ci) * h + r) * wd + q];
-                                acc = acc.wrapping_add(w[((oc * cg + ci) * kh + ki) * kw + kj].wrapping_mul(xv));
-                            }
-                        }
-                    }
-                    y[((s * o + oc) * oh + i) * ow + j] = acc;
-                }
-            }
-        }
-    }
-    y
+/// Wrapping u64 convolution: the IR's own index maths, on the ring.
+fn conv_local(x: &[u64], w: &[u64], g: &ConvGeometry) -> Vec<u64> {
+    let (x, w): (Vec<Wrapping<u64>>, Vec<Wrapping<u64>>) =
+        (x.iter().map(|&v| Wrapping(v)).collect(), w.iter().map(|&v| Wrapping(v)).collect());
+    conv_accumulate(g, &x, &w, |_| Wrapping(0), Wrapping(0)).into_iter().map(|v| v.0).collect()
 }
