@@ -163,6 +163,7 @@ impl Printer {
     /// What data entries made by the next lines are named after (a node number, a step).
     pub(crate) fn set_context(&mut self, context: impl Into<String>) {
         self.context = context.into();
+        self.field.clear();
     }
 
     /// The type of the node whose attributes are being printed.
@@ -221,7 +222,11 @@ impl Printer {
     /// Writes `[a, b, c]`, each item by `item`. A list that is not inside another and
     /// is long moves to a data entry, and `@name` stands in its place.
     pub fn list<T>(&mut self, items: impl IntoIterator<Item = T>, mut item: impl FnMut(&mut Printer, T)) {
-        let hint = format!("{}.{}", self.context, self.field);
+        let hint = match (self.context.is_empty(), self.field.is_empty()) {
+            (_, true) => self.context.clone(),
+            (true, false) => self.field.clone(),
+            (false, false) => format!("{}.{}", self.context, self.field),
+        };
         let mut docs = Vec::new();
         for x in items {
             self.stack.push(Vec::new());

@@ -158,3 +158,181 @@ fn every_op_round_trips() {
     assert!(seen.iter().all(|&s| s), "an op is missing from the round trip: {seen:?}");
     println!("{f}\n\n{q}");
 }
+
+#[test]
+fn odd_graphs_round_trip_too() {
+    // Inputs out of step with the input nodes, an input whose type is not its node's,
+    // quantizations that differ from the node type's, dangling operands, no outputs.
+    let mut g = quantized_graph();
+    g.inputs = vec![ValueId(3)];
+    let Op::Input(i) = &mut g.nodes[0].op else { panic!() };
+    i.ty = TensorType::int(Shape(vec![2]), -1, 1, Some(Quant { axis: None, scale: vec![1.0, 2.0], zero_point: vec![] }));
+    let Op::Lut(l) = &mut g.nodes[8].op else { panic!() };
+    l.quant = None;
+    let Op::Const(c) = &mut g.nodes[6].op else { panic!() };
+    c.quant = Some(Quant::per_tensor(f64::INFINITY, i64::MIN));
+    g.nodes[1].ty = TensorType::f32(Shape(vec![]));
+    g.nodes[2].inputs = vec![ValueId(99), ValueId(u32::MAX)];
+    g.nodes[0].name = String::new();
+    g.nodes[3].name = "\"; \\ \t\r\0\u{1b}\u{2028} 日本".into();
+    g.outputs.clear();
+    let text = round_trip_graph(&g);
+    assert!(text.contains("  inputs %3\n  return\n}"), "{text}");
+    assert!(text.contains("%1 = quantize %0 {quant=q(axis=1, [0.1, 0.3333333333333333], [3, -4]), range=[0, 15]} : f32[]"));
+    assert!(text.contains("out=none"), "{text}");
+    assert!(text.contains("quant=q(inf, -9223372036854775808)"), "{text}");
+    assert!(text.contains("type=i2[2] [-1, 1] q([1.0, 2.0], [])"), "{text}");
+    assert_eq!(round_trip_graph(&Graph::new("")), "graph \"\" {\n  return\n}");
+}
+
+#[test]
+fn floats_keep_every_bit() {
+    let xs = [0.1, -0.0, 1e-320, f64::MIN_POSITIVE, 1.0 / 3.0, f64::MAX, f64::NEG_INFINITY, 123456789.0, 5e-324];
+    for x in xs {
+        let q = Quant::per_tensor(x, 0);
+        let mut p = Parser::new(&q.to_string()).unwrap();
+        assert_eq!(Quant::parse(&mut p).unwrap().scale[0].to_bits(), x.to_bits(), "{x}");
+    }
+    let t = Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[4]), vec![f32::NAN, 16777217.0, 1e-45, -3.4028235e38]).unwrap());
+    let text = t.to_string();
+    assert_eq!(text, "f32[4] [NaN, 16777216.0, 1e-45, -3.4028235e38]");
+    let back = Tensor::parse(&mut Parser::new(&text).unwrap()).unwrap();
+    assert_eq!(back.to_string(), text);
+    assert!(back.as_f32().unwrap()[0].is_nan());
+}
+
+#[test]
+fn long_lists_move_to_shared_data_entries() {
+    let mut g = Graph::new("d");
+    let value = || f32s(&[40], |i| i as f32);
+    let a = g.push_const(value(), None, "a");
+    let b = g.push_const(value(), None, "b");
+    g.outputs = vec![a, b];
+    let text = round_trip_graph(&g);
+    assert!(text.contains("%1 = const {value=f32[40] @0.value} : f32[40]"), "{text}");
+    assert_eq!(text.matches("@0.value = [").count(), 1, "{text}");
+    // A hand-written text may put anything inline, and reads the same.
+    let inline = text[..text.find("\n\n@").unwrap()].replace("@0.value", &value().to_string()[8..]);
+    assert_eq!(parse_graph(&inline).unwrap(), g);
+}
+
+#[test]
+fn comments_are_ignored_and_names_are_read_after_the_type() {
+    let text = "; test: nothing\ngraph \"c\" { ; \"not a name\"\n  %0 = input {index=0} ; \"nor this\"\n : f32[1]  ; \"x\" ; check: %0\n; \"a lone string\"\n  return %0 ; end\n}\n";
+    let g = parse_graph(text).unwrap();
+    assert_eq!(g.name, "c");
+    assert_eq!(g.nodes[0].name, "x");
+    assert_eq!(g.to_string(), "graph \"c\" {\n  %0 = input {index=0} : f32[1]  ; \"x\"\n  return %0\n}");
+}
+
+fn circuit() -> Circuit {
+    let lut = |precision, offset, norm| Some(FheLut { precision, offset, norm });
+    Circuit {
+        params: catalog(-128)[3].clone(),
+        log_delta: vec![None, Some(57), None, Some(53), Some(59), Some(0)],
+        luts: vec![None, None, None, None, lut(4, -1, 3.0), lut(1, i64::MIN, 0.1)],
+        stats: CircuitStats { pbs: 2, widest_table: Some((4, 4)), max_norm: Some((3.0, 4)), levelled_macs: 8 },
+    }
+}
+
+fn round_trip_circuit(c: &Circuit) -> String {
+    let text = c.to_string();
+    let back = parse_circuit(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(&back, c, "{text}");
+    assert_eq!(back.to_string(), text);
+    text
+}
+
+#[test]
+fn circuits_round_trip() {
+    let mut c = circuit();
+    let text = round_trip_circuit(&c);
+    assert!(text.contains("\n  %4 {log_delta=59, lut={precision=4, offset=-1, norm=3.0}}\n"), "{text}");
+    println!("{text}");
+    c.luts.truncate(4);
+    c.log_delta[5] = None;
+    c.log_delta.push(None);
+    c.stats.widest_table = None;
+    c.stats.max_norm = None;
+    assert!(round_trip_circuit(&c).contains("values 7, 4\n"));
+}
+
+fn plan() -> Plan {
+    let taps = PoolTaps { input_len: 9, taps: vec![vec![0, 1, 3, 4], vec![1, 2], vec![8]] };
+    let piece = |lo, hi| Piece { lo, hi, scale: 0.5, offset: -1.0, coeffs: vec![0.5, 0.25, -1e-3] };
+    let function = Piecewise {
+        function: "sigmoid ∘ \"gelu\"".into(),
+        breakpoints: vec![-4.0, 4.0],
+        pieces: vec![piece(f64::NEG_INFINITY, -4.0), piece(-4.0, 4.0), piece(4.0, f64::INFINITY)],
+        max_error: 9e-4,
+    };
+    let forest = ForestPlan {
+        features: 3,
+        comparisons: 2,
+        select: 4,
+        bounds: 5,
+        paths: vec![vec![(0, true), (1, false)], vec![], vec![(1, true)]],
+        entries: vec![(0, 0), (2, 1)],
+        values: 6,
+        targets: 2,
+        base: 7,
+    };
+    let geometry = ConvGeometry {
+        input: [1, 1, 3, 3],
+        kernel: [2, 1, 2, 2],
+        output: [1, 2, 2, 2],
+        strides: [1, 1],
+        pads: [0, 0],
+        dilations: [1, 1],
+        group: 1,
+    };
+    let step = |label: &str, op| Step { label: label.into(), op };
+    Plan {
+        name: "every step".into(),
+        frac_bits: 18,
+        roles: Roles::default(),
+        input_shape: vec![1, 9],
+        output_shape: vec![1, 2],
+        weights: (0..8).map(|k| WeightSpec { name: format!("%{k} \"w{k}\""), len: k + 1 }).collect(),
+        weight_values: Some((0..8).map(|k| (0..k as i64 * 7).map(|v| v << 20).collect()).collect()),
+        regs: 11,
+        steps: vec![
+            step("%0 \"input\"", StepOp::Share { out: 0, len: 9 }),
+            step("", StepOp::MatMul { x: 0, w: 0, b: Some(1), m: 1, k: 9, n: 9, out: 1 }),
+            step("", StepOp::MatMul { x: 1, w: 2, b: None, m: 3, k: 3, n: 3, out: 2 }),
+            step("conv", StepOp::Conv { x: 2, w: 3, b: None, geometry: geometry.clone(), out: 3 }),
+            step("conv", StepOp::Conv { x: 2, w: 3, b: Some(2), geometry, out: 3 }),
+            step("", StepOp::Trunc { x: 3, len: 8, bits: 18, out: 4 }),
+            step("", StepOp::Relu { x: 4, len: 8, out: 5 }),
+            step("", StepOp::MaxPool { x: 5, taps: taps.clone(), out: 6 }),
+            step("", StepOp::AvgPool { x: 5, taps, divisors: vec![4, 2, 1], out: 7 }),
+            step("", StepOp::Piecewise { x: 7, len: 3, function, out: 8 }),
+            step("", StepOp::Forest { x: 8, forest, out: 9 }),
+            step("out", StepOp::Reveal { x: 9, len: 2 }),
+        ],
+    }
+}
+
+fn round_trip_plan(plan: &Plan) -> String {
+    let text = plan.to_string();
+    let back = parse_plan(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(&back, plan, "{text}");
+    assert_eq!(back.to_string(), text);
+    text
+}
+
+#[test]
+fn plans_round_trip_with_and_without_weights() {
+    let p = plan();
+    let text = round_trip_plan(&p);
+    println!("{text}");
+    assert!(text.contains("  %r1 = matmul %r0, w0, w1 {m=1, k=9, n=9}\n"), "{text}");
+    assert!(text.contains("  weight_values = @weight_values\n"), "{text}");
+    let weightless = round_trip_plan(&p.weightless());
+    assert!(!weightless.contains("weight_values"), "{weightless}");
+    let mut empty = p.weightless();
+    empty.weight_values = Some(vec![]);
+    empty.steps.clear();
+    empty.weights.clear();
+    assert!(round_trip_plan(&empty).contains("  weight_values = []\n}"));
+}
