@@ -265,7 +265,12 @@ impl TensorType {
             (s @ ("u" | "i"), bits) if !bits.is_empty() && bits.bytes().all(|b| b.is_ascii_digit()) => {
                 Some((s == "i", bits.parse::<u32>().ok()))
             }
-            _ => return Err(ParseError { message: format!("expected a type (`f32`, `u8`, `i9`...), found `{word}`"), ..here }),
+            _ => {
+                return Err(ParseError {
+                    message: format!("expected a type (`f32`, `u8`, `i9`...), found `{word}`"),
+                    ..here
+                })
+            }
         };
         let shape = Shape(p.dims()?);
         let Some((signed, bits)) = width else {
@@ -279,7 +284,10 @@ impl TensorType {
         let quant = if p.is_keyword("q") { Some(Quant::parse(p)?) } else { None };
         let actual = BitWidth::of_range(lo, hi);
         if bits != Some(actual.bits) || signed != actual.signed {
-            return Err(ParseError { message: format!("`{word}` is not the bit width of [{lo}, {hi}] ({actual})"), ..here });
+            return Err(ParseError {
+                message: format!("`{word}` is not the bit width of [{lo}, {hi}] ({actual})"),
+                ..here
+            });
         }
         Ok(TensorType::int(shape, lo, hi, quant))
     }
@@ -306,5 +314,4 @@ mod tests {
         assert_eq!(BitWidth::of_range(-8, 8).to_string(), "i5");
         assert_eq!(BitWidth::of_range(0, 0).to_string(), "u1");
     }
-
 }

@@ -26,7 +26,10 @@ fn print_pair(w: &mut Printer, pair: impl FnOnce(&mut Printer), value: u32) {
     w.text(&format!(", %{value})"));
 }
 
-fn parse_pair<T>(p: &mut Parser, first: impl FnOnce(&mut Parser) -> Result<T, ParseError>) -> Result<(T, u32), ParseError> {
+fn parse_pair<T>(
+    p: &mut Parser,
+    first: impl FnOnce(&mut Parser) -> Result<T, ParseError>,
+) -> Result<(T, u32), ParseError> {
     p.expect("(")?;
     let x = first(p)?;
     p.expect(",")?;
@@ -159,9 +162,15 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
             Ok((delta, lut))
         })?;
         match (delta, &lut) {
-            (None, None) => return Err(ParseError { message: format!("%{v} has neither `log_delta` nor `lut`"), ..here }),
-            (Some(_), _) if v >= n => return Err(ParseError { message: format!("%{v} is beyond the {n} encodings"), ..here }),
-            (_, Some(_)) if v >= m => return Err(ParseError { message: format!("%{v} is beyond the {m} tables"), ..here }),
+            (None, None) => {
+                return Err(ParseError { message: format!("%{v} has neither `log_delta` nor `lut`"), ..here })
+            }
+            (Some(_), _) if v >= n => {
+                return Err(ParseError { message: format!("%{v} is beyond the {n} encodings"), ..here })
+            }
+            (_, Some(_)) if v >= m => {
+                return Err(ParseError { message: format!("%{v} is beyond the {m} tables"), ..here })
+            }
             _ => {}
         }
         if let Some(d) = delta {

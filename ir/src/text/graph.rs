@@ -111,14 +111,15 @@ pub fn parse_graph(text: &str) -> Result<Graph, ParseError> {
         let node = parse_node(&mut p, g.nodes.len())?;
         g.nodes.push(node);
     }
-    g.inputs = if p.is_keyword("inputs") {
+    let explicit = p.is_keyword("inputs");
+    g.inputs = if explicit {
         p.keyword("inputs")?;
         parse_values(&mut p)?
     } else {
         input_nodes(&g)
     };
     if !p.is_keyword("return") {
-        return Err(p.expected("a node `%N = ...`, `inputs` or `return`"));
+        return Err(p.expected(if explicit { "`return`" } else { "a node `%N = ...`, `inputs` or `return`" }));
     }
     p.keyword("return")?;
     g.outputs = parse_values(&mut p)?;

@@ -77,10 +77,16 @@ impl Lexer<'_> {
         let mut s = String::new();
         loop {
             let (l, c) = (self.line, self.col);
-            match self.bump() {
-                None | Some('\n') => return Err(self.err(line, col, "unterminated string")),
-                Some('"') => return Ok(s),
-                Some('\\') => match self.bump() {
+            let Some(ch) = self.peek().filter(|&ch| ch != '\n') else {
+                return Err(self.err(line, col, "unterminated string"));
+            };
+            self.bump();
+            match ch {
+                '"' => return Ok(s),
+                '\\' if matches!(self.peek(), None | Some('\n')) => {
+                    return Err(self.err(line, col, "unterminated string"));
+                }
+                '\\' => match self.bump() {
                     Some('"') => s.push('"'),
                     Some('\\') => s.push('\\'),
                     Some('n') => s.push('\n'),
@@ -90,7 +96,7 @@ impl Lexer<'_> {
                     Some('u') => s.push(self.unicode_escape(l, c)?),
                     _ => return Err(self.err(l, c, "unknown escape (use \\\" \\\\ \\n \\r \\t \\0 or \\u{...})")),
                 },
-                Some(ch) => s.push(ch),
+                ch => s.push(ch),
             }
         }
     }
@@ -163,7 +169,10 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Token>, ParseError> {
             '%' | '@' => {
                 lx.bump();
                 let mut s = String::new();
-                lx.take_while(&mut s, if c == '%' { |c: char| c.is_ascii_alphanumeric() || c == '_' } else { is_name_char });
+                lx.take_while(
+                    &mut s,
+                    if c == '%' { |c: char| c.is_ascii_alphanumeric() || c == '_' } else { is_name_char },
+                );
                 if s.is_empty() {
                     return Err(lx.err(line, col, format!("`{c}` must be followed by a name")));
                 }

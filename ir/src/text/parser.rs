@@ -332,7 +332,9 @@ impl Parser {
     /// Reads a `%<prefix>N` name (`%r3`), returning `N`.
     pub fn prefixed_value(&mut self, prefix: &str) -> Result<usize> {
         let n = match self.peek() {
-            Tok::Value(s) => s.strip_prefix(prefix).filter(|d| d.bytes().all(|b| b.is_ascii_digit())).and_then(|d| d.parse().ok()),
+            Tok::Value(s) => {
+                s.strip_prefix(prefix).filter(|d| d.bytes().all(|b| b.is_ascii_digit())).and_then(|d| d.parse().ok())
+            }
             _ => None,
         };
         match n {
@@ -347,7 +349,9 @@ impl Parser {
     /// Reads a `<prefix>N` word (`w3`), returning `N`.
     pub fn prefixed_word(&mut self, prefix: &str) -> Result<usize> {
         let n = match self.peek() {
-            Tok::Ident(s) => s.strip_prefix(prefix).filter(|d| d.bytes().all(|b| b.is_ascii_digit())).and_then(|d| d.parse().ok()),
+            Tok::Ident(s) => {
+                s.strip_prefix(prefix).filter(|d| d.bytes().all(|b| b.is_ascii_digit())).and_then(|d| d.parse().ok())
+            }
             _ => None,
         };
         match n {
@@ -466,7 +470,9 @@ impl Parser {
             return Ok(v);
         }
         let found = match (self.attrs, self.peek(), &self.tok_at(self.pos + 1).tok) {
-            (Attrs::Absent, ..) => return Err(self.error(format!("missing attribute `{name}` (no `{{...}}` before here)"))),
+            (Attrs::Absent, ..) => {
+                return Err(self.error(format!("missing attribute `{name}` (no `{{...}}` before here)")))
+            }
             (Attrs::First, Tok::Ident(n), _) | (Attrs::Rest, Tok::Punct(","), Tok::Ident(n)) => format!("`{n}`"),
             (_, t, _) => describe(t),
         };

@@ -18,7 +18,9 @@
 //! A weightless plan (every party's but the model owner's) has no `weight_values` line.
 
 use super::{ParseError, Parser, Printer};
-use crate::lowered::mpc::{ConvGeometry, ForestPlan, Piece, Piecewise, Plan, PoolTaps, Roles, Step, StepOp, WeightSpec};
+use crate::lowered::mpc::{
+    ConvGeometry, ForestPlan, Piece, Piecewise, Plan, PoolTaps, Roles, Step, StepOp, WeightSpec,
+};
 use std::fmt;
 
 /// An operand of a step: a register `%rN` or a weight `wN`.
@@ -186,7 +188,8 @@ fn parse_taps(p: &mut Parser) -> Result<PoolTaps, ParseError> {
 fn array<const N: usize>(p: &mut Parser) -> Result<[usize; N], ParseError> {
     let here = p.error("");
     let v = p.dims()?;
-    v.try_into().map_err(|v: Vec<usize>| ParseError { message: format!("expected {N} numbers, found {}", v.len()), ..here })
+    v.try_into()
+        .map_err(|v: Vec<usize>| ParseError { message: format!("expected {N} numbers, found {}", v.len()), ..here })
 }
 
 fn parse_piece(p: &mut Parser) -> Result<Piece, ParseError> {
@@ -213,7 +216,12 @@ fn parse_entry(p: &mut Parser) -> Result<(u32, u32), ParseError> {
 }
 
 /// A step's attributes, given its mnemonic, output register and operands.
-fn parse_step_op(p: &mut Parser, mnemonic: &str, out: Option<usize>, args: &[Arg]) -> Result<Option<StepOp>, ParseError> {
+fn parse_step_op(
+    p: &mut Parser,
+    mnemonic: &str,
+    out: Option<usize>,
+    args: &[Arg],
+) -> Result<Option<StepOp>, ParseError> {
     use Arg::{Reg, Weight};
     let len = |p: &mut Parser| p.attr("len", Parser::usize);
     let linear = match *args {
@@ -247,15 +255,14 @@ fn parse_step_op(p: &mut Parser, mnemonic: &str, out: Option<usize>, args: &[Arg
             },
             out,
         },
-        ("trunc", Some(out), &[Reg(x)], _) => StepOp::Trunc { x, len: len(p)?, bits: p.attr("bits", Parser::u32)?, out },
+        ("trunc", Some(out), &[Reg(x)], _) => {
+            StepOp::Trunc { x, len: len(p)?, bits: p.attr("bits", Parser::u32)?, out }
+        }
         ("relu", Some(out), &[Reg(x)], _) => StepOp::Relu { x, len: len(p)?, out },
         ("max_pool", Some(out), &[Reg(x)], _) => StepOp::MaxPool { x, taps: parse_taps(p)?, out },
-        ("avg_pool", Some(out), &[Reg(x)], _) => StepOp::AvgPool {
-            x,
-            taps: parse_taps(p)?,
-            divisors: p.attr("divisors", |p| p.list(Parser::usize))?,
-            out,
-        },
+        ("avg_pool", Some(out), &[Reg(x)], _) => {
+            StepOp::AvgPool { x, taps: parse_taps(p)?, divisors: p.attr("divisors", |p| p.list(Parser::usize))?, out }
+        }
         ("piecewise", Some(out), &[Reg(x)], _) => StepOp::Piecewise {
             x,
             len: len(p)?,
@@ -347,7 +354,10 @@ pub fn parse_plan(text: &str) -> Result<Plan, ParseError> {
     while !p.at_value() && !p.at("}") && !p.is_keyword("weight_values") && !p.is_keyword("reveal") {
         let here = p.error("");
         if p.prefixed_word("w")? != weights.len() {
-            return Err(ParseError { message: format!("expected `w{}`: weights are numbered in order", weights.len()), ..here });
+            return Err(ParseError {
+                message: format!("expected `w{}`: weights are numbered in order", weights.len()),
+                ..here
+            });
         }
         p.expect("=")?;
         p.keyword("weight")?;

@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::lowered::fhe::{catalog, Circuit, CircuitStats, FheLut};
-use crate::lowered::mpc::{ConvGeometry, ForestPlan, Piece, Piecewise, Plan, PoolTaps, Roles, Step, StepOp, WeightSpec};
+use crate::lowered::mpc::{
+    ConvGeometry, ForestPlan, Piece, Piecewise, Plan, PoolTaps, Roles, Step, StepOp, WeightSpec,
+};
 use crate::ops::*;
 use crate::{verify_graph, Graph, Op, Quant, Shape, Tensor, TensorType, ValueId};
 use ndarray::{ArrayD, IxDyn};
@@ -23,7 +25,8 @@ fn window() -> Window {
 }
 
 fn forest() -> TreeEnsemble {
-    let branch = |feature, threshold, mode, t, f| TreeNode::Branch { feature, threshold, mode, true_child: t, false_child: f };
+    let branch =
+        |feature, threshold, mode, t, f| TreeNode::Branch { feature, threshold, mode, true_child: t, false_child: f };
     let leaf = |w: &[(usize, f64)]| TreeNode::Leaf { weights: w.to_vec() };
     TreeEnsemble {
         trees: vec![
@@ -36,7 +39,9 @@ fn forest() -> TreeEnsemble {
                     leaf(&[(1, f64::MAX)]),
                 ],
             },
-            Tree { nodes: vec![branch(1, f64::NEG_INFINITY, BranchMode::Lt, 1, 2), leaf(&[(0, 2.0)]), leaf(&[(1, -0.0)])] },
+            Tree {
+                nodes: vec![branch(1, f64::NEG_INFINITY, BranchMode::Lt, 1, 2), leaf(&[(0, 2.0)]), leaf(&[(1, -0.0)])],
+            },
             Tree {
                 nodes: vec![
                     branch(0, 1.0, BranchMode::Gte, 1, 2),
@@ -166,7 +171,8 @@ fn odd_graphs_round_trip_too() {
     let mut g = quantized_graph();
     g.inputs = vec![ValueId(3)];
     let Op::Input(i) = &mut g.nodes[0].op else { panic!() };
-    i.ty = TensorType::int(Shape(vec![2]), -1, 1, Some(Quant { axis: None, scale: vec![1.0, 2.0], zero_point: vec![] }));
+    i.ty =
+        TensorType::int(Shape(vec![2]), -1, 1, Some(Quant { axis: None, scale: vec![1.0, 2.0], zero_point: vec![] }));
     let Op::Lut(l) = &mut g.nodes[8].op else { panic!() };
     l.quant = None;
     let Op::Const(c) = &mut g.nodes[6].op else { panic!() };
@@ -178,7 +184,9 @@ fn odd_graphs_round_trip_too() {
     g.outputs.clear();
     let text = round_trip_graph(&g);
     assert!(text.contains("  inputs %3\n  return\n}"), "{text}");
-    assert!(text.contains("%1 = quantize %0 {quant=q(axis=1, [0.1, 0.3333333333333333], [3, -4]), range=[0, 15]} : f32[]"));
+    assert!(
+        text.contains("%1 = quantize %0 {quant=q(axis=1, [0.1, 0.3333333333333333], [3, -4]), range=[0, 15]} : f32[]")
+    );
     assert!(text.contains("out=none"), "{text}");
     assert!(text.contains("quant=q(inf, -9223372036854775808)"), "{text}");
     assert!(text.contains("type=i2[2] [-1, 1] q([1.0, 2.0], [])"), "{text}");
@@ -218,7 +226,7 @@ fn long_lists_move_to_shared_data_entries() {
 
 #[test]
 fn comments_are_ignored_and_names_are_read_after_the_type() {
-    let text = "; test: nothing\ngraph \"c\" { ; \"not a name\"\n  %0 = input {index=0} ; \"nor this\"\n : f32[1]  ; \"x\" ; check: %0\n; \"a lone string\"\n  return %0 ; end\n}\n";
+    let text = "; test: nothing\ngraph \"c\" { ; \"not a name\"\n; \"unterminated\n; \"a\\\n  %0 = input {index=0} ; \"nor this\"\n : f32[1]  ; \"x\" ; check: %0\n; \"a lone string\"\n  return %0 ; end\n}\n";
     let g = parse_graph(text).unwrap();
     assert_eq!(g.name, "c");
     assert_eq!(g.nodes[0].name, "x");
@@ -335,4 +343,176 @@ fn plans_round_trip_with_and_without_weights() {
     empty.steps.clear();
     empty.weights.clear();
     assert!(round_trip_plan(&empty).contains("  weight_values = []\n}"));
+}
+
+/// The error `text` gives, as `line:col message`.
+fn error_of(parse: impl Fn(&str) -> Result<String, ParseError>, text: &str) -> String {
+    match parse(text) {
+        Ok(v) => panic!("parsed: {text}\n{v}"),
+        Err(e) => format!("{}:{} {}", e.line, e.col, e.message),
+    }
+}
+
+fn graph_error(body: &str) -> String {
+    error_of(|t| parse_graph(t).map(|g| g.to_string()), &format!("graph \"g\" {{\n{body}\n}}"))
+}
+
+#[test]
+fn errors_give_line_column_and_reason() {
+    let cases: &[(&str, &str)] = &[
+        ("  %1 = input {index=0} : f32[1]\n  return", "2:3 expected `%0`: nodes are numbered from 0 in order"),
+        ("  %0 = frob : f32[1]\n  return", "2:8 unknown op `frob`"),
+        ("  %0 = input {index=0} : f16[1]\n  return", "2:26 expected a type (`f32`, `u8`, `i9`...), found `f16`"),
+        ("  %0 = input {index=0} : u4[1] [0, 255]\n  return", "2:26 `u4` is not the bit width of [0, 255] (u8)"),
+        ("  %0 = input {index=0} : u8[1] [0, 255] q(0.5)\n  return", "2:46 expected `,`, found `)`"),
+        ("  %0 = conv %0 {pads=[0,0,0,0]} : f32[1]\n  return", "2:17 expected attribute `strides`, found `pads`"),
+        ("  %0 = matmul %0 {x_zp=1, foo=2} : f32[1]\n  return", "2:27 unexpected attribute `foo` (attributes come in a fixed order)"),
+        ("  %0 = matmul %0 {x_zp=1 2} : f32[1]\n  return", "2:26 expected `,` or `}`, found `2`"),
+        ("  %0 = reshape %0 : f32[1]\n  return", "2:19 missing attribute `shape` (no `{...}` before here)"),
+        ("  %0 = const {value=f32[2] [1.0, 2.0} : f32[2]\n  return", "2:37 expected `,` or `]`, found `}`"),
+        ("  %0 = const {value=f32[3] [1.0]} : f32[3]\n  return", "2:28 1 elements for shape [3]"),
+        ("  %0 = const {value=i64[1] [1.5]} : f32[1]\n  return", "2:29 expected a 64-bit integer, found `1.5`"),
+        ("  %0 = input {index=-1} : f32[1]\n  return", "2:21 expected an unsigned integer, found `-1`"),
+        ("  %0 = const {value=f32[2] @nope} : f32[2]\n  return", "2:28 no data entry `@nope`"),
+        ("  %0 = quantize %0 : f32[1]\n  return", "2:20 expected attribute `quant`, found `:`"),
+        ("  %0 = relu %0, : f32[1]\n  return", "2:17 expected a value `%N`, found `:`"),
+        ("  %0 = relu %0 : f32[1]\n  %0 = relu %0 : f32[1]\n  return", "3:3 expected `%1`: nodes are numbered from 0 in order"),
+        ("  %0 = relu %0 : f32[1]\n  return %99999999999", "3:10 value `%99999999999` is out of range"),
+        ("  %0 = relu %0 : f32[1]\n  inputs %0\n  %1 = relu %0 : f32[1]", "4:3 expected `return`, found `%1`"),
+        ("  %0 = relu %0 : f32[1]\n  ruturn %0", "3:3 expected a node `%N = ...`, `inputs` or `return`, found `ruturn`"),
+        ("  %0 = relu %0 : f32[1] $", "2:25 unexpected character '$'"),
+        ("  %0 = tree_ensemble %0 {targets=1, aggregate=sum, base_values=[0.0], trees=[[x[0] =< 1.0 ? 1 : 2]]} : f32[1]\n  return", "2:84 expected a comparison (`<=`, `<`, `>=`, `>`, `==`, `!=`), found `=`"),
+        ("  %0 = tree_ensemble %0 {targets=1, aggregate=mean, base_values=[], trees=[]} : f32[1]\n  return", "2:47 expected one of `sum`, `average`, found `mean`"),
+        ("  %0 = tree_ensemble %0 {targets=1, aggregate=sum, base_values=[], trees=[[y]]} : f32[1]\n  return", "2:76 expected a branch `x[feature] <= threshold ? node : node` or a `leaf [...]`, found `y`"),
+        ("  %0 = lut %0 {shift=0, base=0, tables=[[1]], out=q(1.0, 0) x} : f32[1]\n  return", "2:61 expected `,` or `}`, found `x`"),
+        ("  %0 = avg_pool %0 {kernel=[1,1], strides=[1,1], pads=[0,0,0,0], count_include_pad=1} : f32[1]\n  return", "2:84 expected one of `false`, `true`, found `1`"),
+    ];
+    let mut bad = Vec::new();
+    for (body, want) in cases {
+        let got = graph_error(body);
+        if &got != want {
+            bad.push(format!("{body:?}\n  got  {got}\n  want {want}"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    let whole: &[(&str, &str)] = &[
+        ("", "1:1 expected `graph`, found the end of the text"),
+        ("graph g {}", "1:7 expected a string, found `g`"),
+        ("graph \"g\" {\n  return", "2:9 expected `}`, found the end of the text"),
+        ("graph \"g\" {\n  return\n}\nx", "4:1 expected a data entry `@name = [...]` or the end of the text, found `x`"),
+        ("graph \"g\" {\n  return\n}\n@a = [1]", "4:1 data entry `@a` is not used"),
+        ("graph \"g\" {\n  return\n}\n@a = [1]\n@a = [2]", "5:1 data entry `@a` is defined twice"),
+        (
+            "graph \"g\" {\n  %0 = lut %0 {shift=0, base=0, tables=@a} : u1[1] [1, 1]\n  return\n}\n@a = [@b]\n@b = [1]",
+            "5:7 a data entry cannot refer to another",
+        ),
+        ("graph \"g\" {\n  %0 = const {value=i64[1] @a} : u1[1] [1, 1]\n  return\n}\n@a = [1", "5:8 expected `,` or `]`, found the end of the text"),
+        ("graph \"\\x\" {}", "1:8 unknown escape (use \\\" \\\\ \\n \\r \\t \\0 or \\u{...})"),
+    ];
+    for (text, want) in whole {
+        assert_eq!(&error_of(|t| parse_graph(t).map(|g| g.to_string()), text), want, "{text}");
+    }
+    let e = parse_graph("graph \"g\" {\n  %0 = frob : f32[1]").unwrap_err();
+    assert_eq!(e.to_string(), "line 2, column 8: unknown op `frob`");
+}
+
+#[test]
+fn circuit_and_plan_errors_give_line_column_and_reason() {
+    let circuit_text = circuit().to_string();
+    let circuit_error = |from: &str, to: &str| {
+        error_of(|t| parse_circuit(t).map(|c| c.to_string()), &circuit_text.replacen(from, to, 1))
+    };
+    assert_eq!(circuit_error("%3 {", "%1 {"), "5:3 value %1 is out of order or beyond the 6 values");
+    assert_eq!(
+        circuit_error("values 6", "values 99999999999999"),
+        "3:10 99999999999999 values is more than this text can describe"
+    );
+    assert_eq!(circuit_error("{log_delta=53}", "{}"), "5:3 %3 has neither `log_delta` nor `lut`");
+    assert_eq!(circuit_error("values 6", "values 6, 5"), "7:3 %5 is beyond the 5 tables");
+    assert_eq!(circuit_error("norm=3.0", "norm=x"), "6:55 expected a number, found `x`");
+    assert_eq!(
+        circuit_error("levelled_macs=8", "levelled_macs=8, pbs=3"),
+        "8:76 unexpected attribute `pbs` (attributes come in a fixed order)"
+    );
+    let plan_text = plan().to_string();
+    let plan_error =
+        |from: &str, to: &str| error_of(|t| parse_plan(t).map(|c| c.to_string()), &plan_text.replacen(from, to, 1));
+    assert_eq!(plan_error("w1 = weight", "w2 = weight"), "3:3 expected `w1`: weights are numbered in order");
+    assert_eq!(plan_error("kernel=[2,1,2,2]", "kernel=[2,1,2]"), "14:47 expected 4 numbers, found 3");
+    assert_eq!(
+        plan_error("%r2 = matmul %r1, w2", "%r2 = matmul %r1, %r2"),
+        "13:9 not a step: expected `%rO = share`, `%rO = matmul|conv %rX, wW[, wB]`, `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX` or `reveal %rX`"
+    );
+    assert_eq!(plan_error("reveal %r9", "%r10 = reveal %r9"), "22:10 not a step: expected `%rO = share`, `%rO = matmul|conv %rX, wW[, wB]`, `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX` or `reveal %rX`");
+    assert_eq!(
+        plan_error("paths=[[0, !1]", "paths=[[0, !!1]"),
+        "21:113 expected an unsigned 32-bit integer, found `!`"
+    );
+    assert_eq!(plan_error("select=w4", "select=%r4"), "21:55 expected `wN`, found `%r4`");
+}
+
+/// xorshift64: deterministic garbling.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as usize
+    }
+}
+
+/// Cuts, flips, deletes, duplicates and splices pieces of `text`, keeping it UTF-8.
+fn garble(rng: &mut Rng, text: &str) -> String {
+    let mut b = text.as_bytes().to_vec();
+    for _ in 0..1 + rng.below(3) {
+        let at = rng.below(b.len() + 1);
+        match rng.below(5) {
+            0 if at < b.len() => b[at] ^= 1 << rng.below(8),
+            1 if at < b.len() => {
+                let end = (at + 1 + rng.below(12)).min(b.len());
+                b.drain(at..end);
+            }
+            2 => {
+                let from = rng.below(text.len());
+                let piece = &text.as_bytes()[from..(from + 1 + rng.below(24)).min(text.len())];
+                b.splice(at..at, piece.iter().copied());
+            }
+            3 => {
+                let tok =
+                    ["[", "]", "{", "}", "@0.value", "@x", "-", "%", ";", "\"", "9999999999999999999999", "NaN", ","];
+                b.splice(at..at, tok[rng.below(tok.len())].bytes());
+            }
+            _ => b.truncate(at),
+        }
+    }
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+/// `parse` never panics on any prefix or garbling of `text`; what parses prints to a
+/// text that parses to the same print.
+fn never_panics(text: &str, parse: impl Fn(&str) -> Result<String, ParseError> + std::panic::RefUnwindSafe) {
+    let check = |t: &str| {
+        let got = std::panic::catch_unwind(|| parse(t)).unwrap_or_else(|_| panic!("panics on {t:?}"));
+        if let Ok(printed) = got {
+            assert_eq!(parse(&printed).as_ref(), Ok(&printed), "{t:?}");
+        }
+    };
+    for (i, _) in text.char_indices() {
+        check(&text[..i]);
+    }
+    let mut rng = Rng(0x5ecc_7e47 ^ text.len() as u64);
+    for _ in 0..1500 {
+        check(&garble(&mut rng, text));
+    }
+}
+
+#[test]
+fn truncated_or_garbled_text_never_panics() {
+    for g in [float_graph(), quantized_graph()] {
+        never_panics(&g.to_string(), |t| parse_graph(t).map(|g| g.to_string()));
+    }
+    never_panics(&circuit().to_string(), |t| parse_circuit(t).map(|c| c.to_string()));
+    never_panics(&plan().to_string(), |t| parse_plan(t).map(|p| p.to_string()));
 }
