@@ -1,15 +1,18 @@
 //! The TFHE circuit's text: its parameter set, a line per encrypted value (its
 //! encoding, and the bootstrap plan when it is a table's output), and its figures.
 //!
-//! ```text
-//! circuit {
+//! ```
+//! let text = r#"circuit {
 //!   params "V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_GAUSSIAN_2M128" {message_bits=2, carry_bits=2, norm_budget=5.0, cost=110, log2_p_fail=-128, security_bits=128}
 //!   values 5
 //!   %1 {log_delta=57}
 //!   %3 {log_delta=53}
 //!   %4 {log_delta=59, lut={precision=4, offset=-1, norm=3.0}}
 //!   stats {pbs=2, widest_table=(4, %4), max_norm=(3.0, %4), levelled_macs=8}
-//! }
+//! }"#;
+//! let parsed = secc_ir::parse_circuit(text)?;
+//! assert_eq!(parsed.to_string(), text);
+//! # Ok::<(), secc_ir::ParseError>(())
 //! ```
 //!
 //! `values N` is the number of graph values the circuit covers (`values N, M` when it

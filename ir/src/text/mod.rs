@@ -3,19 +3,25 @@
 //! It is lossless: `parse_graph(&g.to_string()) == Ok(g)` for every graph, and
 //! printing the result gives the same text.
 //!
-//! ```text
-//! graph "forest" {
+//! ```
+//! let text = r#"graph "example" {
 //!   %0 = input {index=0} : f32[1,2]  ; "input"
-//!   %1 = const {value=f32[2] [0.5, -1.0]} : f32[2]
-//!   %2 = quantize %0 : u4[1,2] [0, 15] q(0.25, 3)
-//!   %3 = lut %2 {shift=1, base=0, tables=[[0, 1, 1, 2, 3, 5, 8, 13]]} : u4[1,2] [0, 13]
-//!   %4 = tree_ensemble %0 {targets=1, aggregate=sum, base_values=[0.0], trees=@4.trees} : f32[1,1]
-//!   return %3, %4
+//!   %1 = const {value=f32[2] [0.5, -1.0]} : f32[2]  ; "bias"
+//!   %2 = add %0, %1 : f32[1,2]
+//!   %3 = quantize %2 : u4[1,2] [0, 15] q(0.25, 3)
+//!   %4 = lut %3 {shift=1, base=0, tables=[[0, 1, 1, 2, 3, 5, 8, 13, 21]]} : u5[1,2] [0, 21]  ; "fib"
+//!   %5 = tree_ensemble %0 {targets=1, aggregate=sum, base_values=[0.0], trees=@5.trees} : f32[1,1]
+//!   return %4, %5
 //! }
 //!
-//! @4.trees = [
-//!   [x[0] <= 0.5 ? 1 : 2, leaf [0: -1.0], leaf [0: 2.5]]
-//! ]
+//! @5.trees = [
+//!   [x[0] <= 0.5 ? 1 : 2, leaf [0: -1.0], x[1] > 0.25 ? 3 : 4, leaf [0: 2.5], leaf [0: 1e-7]],
+//!   [x[1] <= -3.0 ? 1 : 2, leaf [0: 0.1], leaf [0: 0.2]]
+//! ]"#;
+//! let graph = secc_ir::parse_graph(text)?;
+//! secc_ir::verify_graph(&graph)?;
+//! assert_eq!(graph.to_string(), text);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! - A node per line: `%N = mnemonic operands {attributes} : type`, then the node's

@@ -2,8 +2,8 @@
 //! model owner shares, the weights' values when the plan holds them, then a line per
 //! step, `%rOUT = protocol %rX, wW {attributes}  ; "label"`.
 //!
-//! ```text
-//! plan "dense" {frac_bits=18, data_owner=0, model_owner=1, receiver=0, input_shape=[1,2], output_shape=[1,1], regs=4} {
+//! ```
+//! let text = r#"plan "dense" {frac_bits=18, data_owner=0, model_owner=1, receiver=0, input_shape=[1,2], output_shape=[1,1], regs=4} {
 //!   w0 = weight {len=2}  ; "%1 \"fc.weight\""
 //!   w1 = weight {len=1}  ; "%2 \"fc.bias\""
 //!   weight_values = [[262144, -131072], [68719476736]]
@@ -12,7 +12,10 @@
 //!   %r2 = trunc %r1 {len=1, bits=18}
 //!   %r3 = relu %r2 {len=1}
 //!   reveal %r3 {len=1}
-//! }
+//! }"#;
+//! let parsed = secc_ir::parse_plan(text)?;
+//! assert_eq!(parsed.to_string(), text);
+//! # Ok::<(), secc_ir::ParseError>(())
 //! ```
 //!
 //! A weightless plan (every party's but the model owner's) has no `weight_values` line.
