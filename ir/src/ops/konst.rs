@@ -1,7 +1,7 @@
 //! `const`: a constant tensor (weights, biases, scalars). Integer constants carry
 //! the quantization of the real weights they stand for; their range is their min and max.
 
-use super::{OpClass, OpSpec, Operand};
+use super::{node_quant, OpClass, OpSpec, Operand};
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Quant, TensorType};
@@ -44,11 +44,6 @@ impl OpSpec for Const {
             w.attr("quant", |w| Quant::print_opt(self.quant.as_ref(), w));
         }
     }
-}
-
-/// The quantization a node's type states (none for floats).
-pub(crate) fn node_quant(ty: Option<&TensorType>) -> Option<&Quant> {
-    ty.and_then(TensorType::as_int).and_then(|t| t.quant.as_ref())
 }
 
 impl Const {

@@ -10,7 +10,7 @@
 //! Tables are built by the quantizer from the float function they replace
 //! (dequantize → activation chain → requantize), one per distinct channel function.
 
-use super::{expect_arity, OpClass, OpSpec, Operand};
+use super::{expect_arity, node_quant, OpClass, OpSpec, Operand};
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Quant, TensorType};
@@ -101,7 +101,7 @@ impl OpSpec for Lut {
         if !self.table_of.is_empty() {
             w.attr("table_of", |w| w.list(&self.table_of, |w, t| w.display(t)));
         }
-        if self.quant.as_ref() != super::konst::node_quant(w.node_type()) {
+        if self.quant.as_ref() != node_quant(w.node_type()) {
             w.attr("out", |w| Quant::print_opt(self.quant.as_ref(), w));
         }
     }
@@ -117,7 +117,7 @@ impl Lut {
         let table_of = p.opt_attr("table_of", |p| p.list(Parser::u32))?.unwrap_or_default();
         let quant = match p.opt_attr("out", Quant::parse_opt)? {
             Some(q) => q,
-            None => super::konst::node_quant(p.node_type()).cloned(),
+            None => node_quant(p.node_type()).cloned(),
         };
         Ok(Lut { shift, base, tables, table_of, quant })
     }

@@ -178,6 +178,12 @@ impl Op {
     }
 }
 
+/// The quantization a node's type states (none for floats): attributes that repeat
+/// it are not printed.
+pub(crate) fn node_quant(ty: Option<&TensorType>) -> Option<&crate::types::Quant> {
+    ty.and_then(TensorType::as_int).and_then(|t| t.quant.as_ref())
+}
+
 /// Checks the operand count of an op.
 pub(crate) fn expect_arity(inputs: &[Operand], range: std::ops::RangeInclusive<usize>) -> Result<(), String> {
     if range.contains(&inputs.len()) {
