@@ -34,7 +34,8 @@
 //!   `u8[1,64] [0, 255] q(0.0627, 0)`, per channel `q(axis=1, [scales], [zero points])`.
 //! - Floats print the fewest digits that read back to the same number (`0.1`,
 //!   `1e-7`, `-0.0`, `inf`, `NaN`; a NaN reads back as the canonical NaN).
-//!   Strings are quoted with `\"`, `\\`, `\n`, `\r`, `\t`, `\0` and `\u{...}` escapes.
+//!   Strings are quoted as Rust writes them: `\"`, `\\`, `\n`, `\r`, `\t`, `\0` and
+//!   `\u{...}` for characters that do not print.
 //! - A list whose inline form would be long moves to a data entry after the main
 //!   block, `@name = [...]`, named after the node and attribute that first uses it;
 //!   equal lists share an entry. `@name` may stand wherever a list may.
@@ -59,24 +60,10 @@ pub use parser::Parser;
 pub use plan::parse_plan;
 pub use printer::Printer;
 
-/// `s` as a string literal.
+/// `s` as a string literal: Rust's own escaping (`\"`, `\\`, `\n`, `\r`, `\t`, `\0`,
+/// `\u{...}` for characters that do not print), which the lexer reads back.
 fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\0' => out.push_str("\\0"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    format!("{s:?}")
 }
 
 /// Prints one value on its own, every list inline.

@@ -180,7 +180,7 @@ fn odd_graphs_round_trip_too() {
     g.nodes[1].ty = TensorType::f32(Shape(vec![]));
     g.nodes[2].inputs = vec![ValueId(99), ValueId(u32::MAX)];
     g.nodes[0].name = String::new();
-    g.nodes[3].name = "\"; \\ \t\r\0\u{1b}\u{2028} 日本".into();
+    g.nodes[3].name = "\"; \\ \t\r\0\u{1b}\u{2028}\u{202e} 日本".into();
     g.outputs.clear();
     let text = round_trip_graph(&g);
     assert!(text.contains("  inputs %3\n  return\n}"), "{text}");
@@ -188,6 +188,7 @@ fn odd_graphs_round_trip_too() {
         text.contains("%1 = quantize %0 {quant=q(axis=1, [0.1, 0.3333333333333333], [3, -4]), range=[0, 15]} : f32[]")
     );
     assert!(text.contains("out=none"), "{text}");
+    assert!(text.contains(r#"; "\"; \\ \t\r\0\u{1b}\u{2028}\u{202e} 日本""#), "{text}");
     assert!(text.contains("quant=q(inf, -9223372036854775808)"), "{text}");
     assert!(text.contains("type=i2[2] [-1, 1] q([1.0, 2.0], [])"), "{text}");
     assert_eq!(round_trip_graph(&Graph::new("")), "graph \"\" {\n  return\n}");
