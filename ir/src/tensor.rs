@@ -1,9 +1,9 @@
 //! Tensor data: the payload of constants and the values executors pass around.
 
-use crate::types::{fmt_f64, Shape};
-use ndarray::ArrayD;
+use crate::text::{print_inline, ParseError, Parser, Printer};
+use crate::types::Shape;
+use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::fmt;
 
 /// A dense tensor of floats (float IR) or exact integers (quantized IR).
@@ -56,31 +56,54 @@ impl Tensor {
         }
     }
 
-    /// A short content digest (first 8 hex digits of SHA-256 over shape and data),
-    /// which names large constants in the text form.
-    pub fn digest(&self) -> String {
-        let mut h = Sha256::new();
-        for d in self.shape().0 {
-            h.update((d as u64).to_le_bytes());
-        }
+    /// Prints `f32[shape] [elements in C order]` (`i64` for integers).
+    pub(crate) fn print(&self, w: &mut Printer) {
         match self {
-            Tensor::F32(a) => a.iter().for_each(|x| h.update(x.to_bits().to_le_bytes())),
-            Tensor::I64(a) => a.iter().for_each(|x| h.update(x.to_le_bytes())),
+            Tensor::F32(a) => {
+                w.text("f32");
+                w.dims(a.shape());
+                w.text(" ");
+                w.list(a.iter(), |w, x| w.f32(*x));
+            }
+            Tensor::I64(a) => {
+                w.text("i64");
+                w.dims(a.shape());
+                w.text(" ");
+                w.list(a.iter(), |w, x| w.display(x));
+            }
         }
-        h.finalize()[..4].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Reads what [`Tensor::print`] writes.
+    pub(crate) fn parse(p: &mut Parser) -> Result<Tensor, ParseError> {
+        let float = p.one_of(&["f32", "i64"])? == 0;
+        let shape = p.dims()?;
+        let here = p.error("");
+        let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        let mismatch = |len: usize| ParseError {
+            message: format!("{len} elements for shape {}", Shape(shape.clone())),
+            ..here.clone()
+        };
+        let dim = IxDyn(&shape);
+        if float {
+            let v = p.list(Parser::f32)?;
+            if numel != Some(v.len()) {
+                return Err(mismatch(v.len()));
+            }
+            ArrayD::from_shape_vec(dim, v).map(Tensor::F32).map_err(|_| mismatch(numel.unwrap_or(0)))
+        } else {
+            let v = p.list(Parser::i64)?;
+            if numel != Some(v.len()) {
+                return Err(mismatch(v.len()));
+            }
+            ArrayD::from_shape_vec(dim, v).map(Tensor::I64).map_err(|_| mismatch(numel.unwrap_or(0)))
+        }
     }
 }
 
-/// Prints small tensors inline (`[0.5, -1]`) and large ones by digest (`#3fa2c1d0`).
+/// The text form, every list inline.
 impl fmt::Display for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.numel() > 4 {
-            return write!(f, "#{}", self.digest());
-        }
-        let items: Vec<String> = match self {
-            Tensor::F32(a) => a.iter().map(|&x| fmt_f64(x as f64)).collect(),
-            Tensor::I64(a) => a.iter().map(|x| x.to_string()).collect(),
-        };
-        write!(f, "[{}]", items.join(", "))
+        f.write_str(&print_inline(|w| self.print(w)))
     }
 }

@@ -2,6 +2,7 @@
 //! their exact range (derived by interval arithmetic from clear weights, see
 //! [`crate::ops::Op::infer`]) and the affine quantization they stand for.
 
+use crate::text::{print_inline, ParseError, Parser, Printer};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -77,57 +78,79 @@ impl Quant {
     }
 }
 
+impl Quant {
+    /// Prints `q(scale, zero_point)`, or `q(axis=A, [scales], [zero points])`.
+    pub(crate) fn print(&self, w: &mut Printer) {
+        w.text("q(");
+        match (self.axis, self.scale.as_slice(), self.zero_point.as_slice()) {
+            (None, [s], [z]) => {
+                w.f64(*s);
+                w.text(", ");
+                w.display(z);
+            }
+            (axis, ..) => {
+                if let Some(a) = axis {
+                    w.text(&format!("axis={a}, "));
+                }
+                w.field("scale");
+                w.list(&self.scale, |w, s| w.f64(*s));
+                w.text(", ");
+                w.field("zero_point");
+                w.list(&self.zero_point, |w, z| w.display(z));
+            }
+        }
+        w.text(")");
+    }
+
+    /// Reads what [`Quant::print`] writes.
+    pub(crate) fn parse(p: &mut Parser) -> Result<Quant, ParseError> {
+        p.keyword("q")?;
+        p.expect("(")?;
+        let q = if p.at("[") || p.is_keyword("axis") || p.at_ref() {
+            let axis = if p.is_keyword("axis") {
+                p.keyword("axis")?;
+                p.expect("=")?;
+                let a = p.usize()?;
+                p.expect(",")?;
+                Some(a)
+            } else {
+                None
+            };
+            let scale = p.list(Parser::f64)?;
+            p.expect(",")?;
+            Quant { axis, scale, zero_point: p.list(Parser::i64)? }
+        } else {
+            let scale = p.f64()?;
+            p.expect(",")?;
+            Quant::per_tensor(scale, p.i64()?)
+        };
+        p.expect(")")?;
+        Ok(q)
+    }
+
+    /// Prints an optional quantization: `q(...)`, or `none`.
+    pub(crate) fn print_opt(q: Option<&Quant>, w: &mut Printer) {
+        match q {
+            Some(q) => q.print(w),
+            None => w.text("none"),
+        }
+    }
+
+    /// Reads what [`Quant::print_opt`] writes.
+    pub(crate) fn parse_opt(p: &mut Parser) -> Result<Option<Quant>, ParseError> {
+        if p.is_keyword("none") {
+            p.keyword("none")?;
+            return Ok(None);
+        }
+        Quant::parse(p).map(Some)
+    }
+}
+
+/// The text form, every list inline.
 impl fmt::Display for Quant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.axis {
-            None => write!(f, "q({}, {})", fmt_f64(self.scale[0]), self.zero_point[0]),
-            Some(axis) => {
-                write!(f, "q(axis={axis}, ")?;
-                write_list(f, self.scale.iter().map(|s| fmt_f64(*s)))?;
-                write!(f, ", ")?;
-                write_list(f, self.zero_point.iter())?;
-                write!(f, ")")
-            }
-        }
+        f.write_str(&print_inline(|w| self.print(w)))
     }
-}
-
-/// Writes `[a, b, c]`, eliding the middle of lists longer than 8 as `..N..`.
-pub fn write_list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: impl ExactSizeIterator<Item = T>) -> fmt::Result {
-    let n = items.len();
-    write!(f, "[")?;
-    for (i, x) in items.enumerate() {
-        if n > 8 && (4..n - 2).contains(&i) {
-            if i == 4 {
-                write!(f, ", ..{}..", n - 6)?;
-            }
-            continue;
-        }
-        if i > 0 {
-            write!(f, ", ")?;
-        }
-        write!(f, "{x}")?;
-    }
-    write!(f, "]")
-}
-
-/// Floats print with 6 significant digits: stable across platforms and short enough to read.
-pub fn fmt_f64(x: f64) -> String {
-    if x == 0.0 || !x.is_finite() {
-        return format!("{x}");
-    }
-    let s = format!("{x:.5e}");
-    // Normalise "1.50000e-3" to "1.5e-3" and keep plain notation for moderate values.
-    let (mant, exp) = s.split_once('e').expect("exponent");
-    let exp: i32 = exp.parse().expect("exponent digits");
-    if (-3..6).contains(&exp) {
-        let digits = (5 - exp).max(0) as usize;
-        let p = format!("{x:.digits$}");
-        let p = if p.contains('.') { p.trim_end_matches('0').trim_end_matches('.').to_string() } else { p };
-        return p;
-    }
-    let mant = mant.trim_end_matches('0').trim_end_matches('.');
-    format!("{mant}e{exp}")
 }
 
 /// Number of bits of an integer range: unsigned when `lo >= 0`, two's complement otherwise.
@@ -216,18 +239,64 @@ impl TensorType {
     }
 }
 
-impl fmt::Display for TensorType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl TensorType {
+    /// Prints `f32[shape]`, or `<bit width>[shape] [lo, hi]` and the quantization.
+    pub(crate) fn print(&self, w: &mut Printer) {
         match &self.elem {
-            ElemType::F32 => write!(f, "f32{}", self.shape),
-            ElemType::Int(t) => {
-                write!(f, "{}{} [{}, {}]", t.bit_width(), self.shape, t.lo, t.hi)?;
-                if let Some(q) = &t.quant {
-                    write!(f, " {q}")?;
-                }
-                Ok(())
+            ElemType::F32 => w.text("f32"),
+            ElemType::Int(t) => w.display(t.bit_width()),
+        }
+        w.dims(&self.shape.0);
+        if let ElemType::Int(t) = &self.elem {
+            w.text(&format!(" [{}, {}]", t.lo, t.hi));
+            if let Some(q) = &t.quant {
+                w.text(" ");
+                q.print(w);
             }
         }
+    }
+
+    /// Reads what [`TensorType::print`] writes. The bit width must be the range's.
+    pub(crate) fn parse(p: &mut Parser) -> Result<TensorType, ParseError> {
+        let here = p.error("");
+        let word = p.ident()?;
+        let width = match word.split_at(word.len().min(1)) {
+            _ if word == "f32" => None,
+            (s @ ("u" | "i"), bits) if !bits.is_empty() && bits.bytes().all(|b| b.is_ascii_digit()) => {
+                Some((s == "i", bits.parse::<u32>().ok()))
+            }
+            _ => {
+                return Err(ParseError {
+                    message: format!("expected a type (`f32`, `u8`, `i9`...), found `{word}`"),
+                    ..here
+                })
+            }
+        };
+        let shape = Shape(p.dims()?);
+        let Some((signed, bits)) = width else {
+            return Ok(TensorType::f32(shape));
+        };
+        p.expect("[")?;
+        let lo = p.i64()?;
+        p.expect(",")?;
+        let hi = p.i64()?;
+        p.expect("]")?;
+        let quant = if p.is_keyword("q") { Some(Quant::parse(p)?) } else { None };
+        let actual = BitWidth::of_range(lo, hi);
+        if bits != Some(actual.bits) || signed != actual.signed {
+            return Err(ParseError {
+                message: format!("`{word}` is not the bit width of [{lo}, {hi}] ({actual})"),
+                ..here
+            });
+        }
+        Ok(TensorType::int(shape, lo, hi, quant))
+    }
+}
+
+/// The text form, every list inline.
+impl fmt::Display for TensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&print_inline(|w| self.print(w)))
     }
 }
 
@@ -244,13 +313,5 @@ mod tests {
         assert_eq!(BitWidth::of_range(-1, 0).to_string(), "i1");
         assert_eq!(BitWidth::of_range(-8, 8).to_string(), "i5");
         assert_eq!(BitWidth::of_range(0, 0).to_string(), "u1");
-    }
-
-    #[test]
-    fn floats_print_short_and_stable() {
-        assert_eq!(fmt_f64(0.0627451), "0.0627451");
-        assert_eq!(fmt_f64(1.0), "1");
-        assert_eq!(fmt_f64(1.5e-7), "1.5e-7");
-        assert_eq!(fmt_f64(-123456789.0), "-1.23457e8");
     }
 }

@@ -9,14 +9,13 @@
 //! the interval of every tap `w · (x − x_zp)` (with 0 included where padding can occur).
 
 use super::{
-    common_is_float, eval_linear, expect_arity, linear_quant, linear_range, write_usizes, LinearKernel, OpClass,
-    OpSpec, Operand,
+    common_is_float, eval_linear, expect_arity, linear_quant, linear_range, LinearKernel, OpClass, OpSpec, Operand,
 };
 use crate::tensor::Tensor;
+use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Shape, TensorType};
 use ndarray::{ArrayD, IxDyn, LinalgScalar};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// 2-D convolution.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
@@ -181,17 +180,27 @@ impl OpSpec for Conv {
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         eval_linear(self, inputs)
     }
-    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_usizes(f, "strides", &self.strides)?;
-        write!(f, ", ")?;
-        write_usizes(f, "pads", &self.pads)?;
-        write!(f, ", ")?;
-        write_usizes(f, "dilations", &self.dilations)?;
-        write!(f, ", group={}", self.group)?;
+    fn print_attrs(&self, w: &mut Printer) {
+        w.attr("strides", |w| w.dims(&self.strides));
+        w.attr("pads", |w| w.dims(&self.pads));
+        w.attr("dilations", |w| w.dims(&self.dilations));
+        w.attr("group", |w| w.display(self.group));
         if self.x_zp != 0 {
-            write!(f, ", x_zp={}", self.x_zp)?;
+            w.attr("x_zp", |w| w.display(self.x_zp));
         }
-        Ok(())
+    }
+}
+
+impl Conv {
+    /// Reads `{strides, pads, dilations, group, x_zp}` (`x_zp` 0 when absent).
+    pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
+        Ok(Conv {
+            strides: p.attr("strides", Parser::dims)?,
+            pads: p.attr("pads", Parser::dims)?,
+            dilations: p.attr("dilations", Parser::dims)?,
+            group: p.attr("group", Parser::usize)?,
+            x_zp: p.opt_attr("x_zp", Parser::i64)?.unwrap_or(0),
+        })
     }
 }
 

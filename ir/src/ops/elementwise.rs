@@ -7,10 +7,10 @@
 
 use super::{expect_arity, OpClass, OpSpec, Operand};
 use crate::tensor::Tensor;
+use crate::text::Printer;
 use crate::types::{Shape, TensorType};
 use ndarray::{ArrayD, IxDyn, Zip};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// A unary float function.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -115,9 +115,7 @@ impl OpSpec for Unary {
         let x = inputs[0].as_f32().expect("float operand verified");
         Tensor::F32(x.mapv(|v| self.kind.apply(v)))
     }
-    fn write_attrs(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Ok(())
-    }
+    fn print_attrs(&self, _: &mut Printer) {}
 }
 
 /// A binary float function.
@@ -220,7 +218,5 @@ impl OpSpec for Binary {
         let y: ArrayD<f32> = Zip::from(&a).and(&b).map_collect(|&x, &y| self.kind.apply(x, y));
         Tensor::F32(y)
     }
-    fn write_attrs(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Ok(())
-    }
+    fn print_attrs(&self, _: &mut Printer) {}
 }

@@ -2,9 +2,9 @@
 
 use super::{OpClass, OpSpec, Operand};
 use crate::tensor::Tensor;
+use crate::text::{ParseError, Parser, Printer};
 use crate::types::TensorType;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// The graph's `index`-th input, of the declared type.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
@@ -29,7 +29,23 @@ impl OpSpec for Input {
     fn eval(&self, _: &[&Tensor]) -> Tensor {
         unreachable!("graph inputs are bound by the executor, not evaluated")
     }
-    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "index={}", self.index)
+    fn print_attrs(&self, w: &mut Printer) {
+        w.attr("index", |w| w.display(self.index));
+        if w.node_type() != Some(&self.ty) {
+            w.attr("type", |w| self.ty.print(w));
+        }
+    }
+}
+
+impl Input {
+    /// Reads `{index=N}`, and `type=...` when it is not the node's type.
+    pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
+        let index = p.attr("index", Parser::usize)?;
+        let ty = match (p.opt_attr("type", TensorType::parse)?, p.node_type()) {
+            (Some(ty), _) => ty,
+            (None, Some(ty)) => ty.clone(),
+            (None, None) => return Err(p.expected("attribute `type`")),
+        };
+        Ok(Input { index, ty })
     }
 }

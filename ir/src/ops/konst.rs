@@ -1,11 +1,11 @@
 //! `const`: a constant tensor (weights, biases, scalars). Integer constants carry
 //! the quantization of the real weights they stand for; their range is their min and max.
 
-use super::{OpClass, OpSpec, Operand};
+use super::{node_quant, OpClass, OpSpec, Operand};
 use crate::tensor::Tensor;
+use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Quant, TensorType};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// A constant tensor.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
@@ -38,7 +38,22 @@ impl OpSpec for Const {
     fn eval(&self, _: &[&Tensor]) -> Tensor {
         self.value.clone()
     }
-    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "value={}", self.value)
+    fn print_attrs(&self, w: &mut Printer) {
+        w.attr("value", |w| self.value.print(w));
+        if self.quant.as_ref() != node_quant(w.node_type()) {
+            w.attr("quant", |w| Quant::print_opt(self.quant.as_ref(), w));
+        }
+    }
+}
+
+impl Const {
+    /// Reads `{value=...}`, and `quant=...` when it is not the node type's.
+    pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
+        let value = p.attr("value", Tensor::parse)?;
+        let quant = match p.opt_attr("quant", Quant::parse_opt)? {
+            Some(q) => q,
+            None => node_quant(p.node_type()).cloned(),
+        };
+        Ok(Const { value, quant })
     }
 }

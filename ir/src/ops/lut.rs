@@ -10,12 +10,11 @@
 //! Tables are built by the quantizer from the float function they replace
 //! (dequantize → activation chain → requantize), one per distinct channel function.
 
-use super::{expect_arity, OpClass, OpSpec, Operand};
+use super::{expect_arity, node_quant, OpClass, OpSpec, Operand};
 use crate::tensor::Tensor;
+use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Quant, TensorType};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::fmt;
 
 /// Integer table lookup.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
@@ -95,25 +94,32 @@ impl OpSpec for Lut {
         }
         Tensor::I64(y)
     }
-    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut h = Sha256::new();
-        for t in &self.tables {
-            t.iter().for_each(|v| h.update(v.to_le_bytes()));
+    fn print_attrs(&self, w: &mut Printer) {
+        w.attr("shift", |w| w.display(self.shift));
+        w.attr("base", |w| w.display(self.base));
+        w.attr("tables", |w| w.list(&self.tables, |w, t| w.list(t, |w, v| w.display(v))));
+        if !self.table_of.is_empty() {
+            w.attr("table_of", |w| w.list(&self.table_of, |w, t| w.display(t)));
         }
-        self.table_of.iter().for_each(|v| h.update(v.to_le_bytes()));
-        let digest: String = h.finalize()[..4].iter().map(|b| format!("{b:02x}")).collect();
-        write!(
-            f,
-            "shift={}, index=[{}, {}], tables={} #{digest}",
-            self.shift,
-            self.base,
-            self.base + self.table_len() as i64 - 1,
-            self.tables.len()
-        )?;
-        if let Some(q) = &self.quant {
-            write!(f, ", out={q}")?;
+        if self.quant.as_ref() != node_quant(w.node_type()) {
+            w.attr("out", |w| Quant::print_opt(self.quant.as_ref(), w));
         }
-        Ok(())
+    }
+}
+
+impl Lut {
+    /// Reads `{shift, base, tables, table_of, out}`: `table_of` empty when absent,
+    /// `out` the node type's quantization.
+    pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
+        let shift = p.attr("shift", Parser::u32)?;
+        let base = p.attr("base", Parser::i64)?;
+        let tables = p.attr("tables", |p| p.list(|p| p.list(Parser::i64)))?;
+        let table_of = p.opt_attr("table_of", |p| p.list(Parser::u32))?.unwrap_or_default();
+        let quant = match p.opt_attr("out", Quant::parse_opt)? {
+            Some(q) => q,
+            None => node_quant(p.node_type()).cloned(),
+        };
+        Ok(Lut { shift, base, tables, table_of, quant })
     }
 }
 

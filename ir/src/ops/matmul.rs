@@ -9,10 +9,10 @@ use super::{
     common_is_float, eval_linear, expect_arity, linear_quant, linear_range, LinearKernel, OpClass, OpSpec, Operand,
 };
 use crate::tensor::Tensor;
+use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Shape, TensorType};
 use ndarray::{ArrayD, Ix2, IxDyn, LinalgScalar};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// Matrix product with constant weights.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
@@ -77,10 +77,16 @@ impl OpSpec for MatMul {
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         eval_linear(self, inputs)
     }
-    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    fn print_attrs(&self, w: &mut Printer) {
         if self.x_zp != 0 {
-            write!(f, "x_zp={}", self.x_zp)?;
+            w.attr("x_zp", |w| w.display(self.x_zp));
         }
-        Ok(())
+    }
+}
+
+impl MatMul {
+    /// Reads `{x_zp=Z}` (0 when absent).
+    pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
+        Ok(MatMul { x_zp: p.opt_attr("x_zp", Parser::i64)?.unwrap_or(0) })
     }
 }

@@ -1,7 +1,8 @@
 //! The closed set of IR ops. Each op lives in its own file with its exact semantics
 //! (`eval`), its type rule with the integer range analysis (`infer`) and its text
-//! attributes. Both lowerings match on [`Op`] exhaustively, so a new op is a compile
-//! error everywhere it still needs handling.
+//! attributes, printed and parsed there. Both lowerings match on [`Op`] exhaustively,
+//! so a new op is a compile error everywhere it still needs handling; [`Op::parse`]
+//! is the one table from mnemonics to ops.
 
 mod conv;
 mod elementwise;
@@ -26,9 +27,9 @@ pub use shape::Reshape;
 pub use tree::{Aggregate, BranchMode, LeafPath, Literal, PostTransform, Split, Tree, TreeEnsemble, TreeNode};
 
 use crate::tensor::Tensor;
+use crate::text::{ParseError, Parser, Printer};
 use crate::types::TensorType;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// An operand as `infer` sees it: its type, and its value when it is a constant
 /// (range analysis of linear ops needs the clear weights).
@@ -71,8 +72,10 @@ pub trait OpSpec {
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String>;
     /// The exact semantics. Inputs have been checked by the verifier; a mismatch is a bug.
     fn eval(&self, inputs: &[&Tensor]) -> Tensor;
-    /// Writes the `{...}` attributes, without braces; nothing for none.
-    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+    /// Prints the attributes ([`Printer::attr`] each, in a fixed order), leaving out
+    /// those at their default and those the node's type already says. The op's
+    /// `parse_attrs` reads them back.
+    fn print_attrs(&self, w: &mut Printer);
 }
 
 /// An IR operation.
@@ -142,9 +145,43 @@ impl OpSpec for Op {
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         dispatch!(self, op => op.eval(inputs))
     }
-    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        dispatch!(self, op => op.write_attrs(f))
+    fn print_attrs(&self, w: &mut Printer) {
+        dispatch!(self, op => op.print_attrs(w))
     }
+}
+
+impl Op {
+    /// Reads the attributes of the op named `mnemonic`; `None` when no op has that name.
+    pub(crate) fn parse(mnemonic: &str, p: &mut Parser) -> Option<Result<Op, ParseError>> {
+        Some(match mnemonic {
+            "input" => Input::parse_attrs(p).map(Op::Input),
+            "const" => Const::parse_attrs(p).map(Op::Const),
+            "conv" => Conv::parse_attrs(p).map(Op::Conv),
+            "matmul" => MatMul::parse_attrs(p).map(Op::MatMul),
+            "max_pool" => MaxPool::parse_attrs(p).map(Op::MaxPool),
+            "avg_pool" => AvgPool::parse_attrs(p).map(Op::AvgPool),
+            "sum_pool" => SumPool::parse_attrs(p).map(Op::SumPool),
+            "reshape" => Reshape::parse_attrs(p).map(Op::Reshape),
+            "quantize" => Quantize::parse_attrs(p).map(Op::Quantize),
+            "dequantize" => Dequantize::parse_attrs(p).map(Op::Dequantize),
+            "lut" => Lut::parse_attrs(p).map(Op::Lut),
+            "tree_ensemble" => TreeEnsemble::parse_attrs(p).map(Op::TreeEnsemble),
+            m => match (
+                UnaryKind::ALL.into_iter().find(|k| k.mnemonic() == m),
+                BinaryKind::ALL.into_iter().find(|k| k.mnemonic() == m),
+            ) {
+                (Some(kind), _) => Ok(Op::Unary(Unary { kind })),
+                (_, Some(kind)) => Ok(Op::Binary(Binary { kind })),
+                (None, None) => return None,
+            },
+        })
+    }
+}
+
+/// The quantization a node's type states (none for floats): attributes that repeat
+/// it are not printed.
+pub(crate) fn node_quant(ty: Option<&TensorType>) -> Option<&crate::types::Quant> {
+    ty.and_then(TensorType::as_int).and_then(|t| t.quant.as_ref())
 }
 
 /// Checks the operand count of an op.
@@ -162,12 +199,6 @@ pub(crate) fn expect_arity(inputs: &[Operand], range: std::ops::RangeInclusive<u
 pub(crate) fn scaled_interval(w: i64, lo: i64, hi: i64) -> (i64, i64) {
     let (a, b) = (w * lo, w * hi);
     (a.min(b), a.max(b))
-}
-
-/// Writes `name=[a,b,c]`.
-pub(crate) fn write_usizes(f: &mut fmt::Formatter<'_>, name: &str, xs: &[usize]) -> fmt::Result {
-    let parts: Vec<String> = xs.iter().map(|x| x.to_string()).collect();
-    write!(f, "{name}=[{}]", parts.join(","))
 }
 
 /// Quantization of a linear op's accumulator: `Σ w·(x − zp_x) + b` stands for

@@ -7,12 +7,12 @@
 //! - `sum_pool` (integer): `y = Σ (x − x_zp)` over in-image taps, the exact quantized
 //!   form of `avg_pool` with `count_include_pad=1`: it stands for `s_x / (kh·kw) · y`.
 
-use super::{expect_arity, write_usizes, OpClass, OpSpec, Operand};
+use super::{expect_arity, OpClass, OpSpec, Operand};
 use crate::tensor::Tensor;
+use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Quant, Shape, TensorType};
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// A pooling window: kernel, strides and ONNX-order padding (top, left, bottom, right).
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
@@ -73,12 +73,18 @@ impl Window {
         y
     }
 
-    fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_usizes(f, "kernel", &self.kernel)?;
-        write!(f, ", ")?;
-        write_usizes(f, "strides", &self.strides)?;
-        write!(f, ", ")?;
-        write_usizes(f, "pads", &self.pads)
+    fn print(&self, w: &mut Printer) {
+        w.attr("kernel", |w| w.dims(&self.kernel));
+        w.attr("strides", |w| w.dims(&self.strides));
+        w.attr("pads", |w| w.dims(&self.pads));
+    }
+
+    fn parse(p: &mut Parser) -> Result<Self, ParseError> {
+        Ok(Window {
+            kernel: p.attr("kernel", Parser::dims)?,
+            strides: p.attr("strides", Parser::dims)?,
+            pads: p.attr("pads", Parser::dims)?,
+        })
     }
 }
 
@@ -108,8 +114,15 @@ impl OpSpec for MaxPool {
             Tensor::I64(x) => Tensor::I64(self.window.apply(x, |t| t.iter().copied().max().expect("non-empty window"))),
         }
     }
-    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.window.write(f)
+    fn print_attrs(&self, w: &mut Printer) {
+        self.window.print(w);
+    }
+}
+
+impl MaxPool {
+    /// Reads `{kernel, strides, pads}`.
+    pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
+        Ok(MaxPool { window: Window::parse(p)? })
     }
 }
 
@@ -144,9 +157,16 @@ impl OpSpec for AvgPool {
             t.iter().sum::<f32>() / d
         }))
     }
-    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.window.write(f)?;
-        write!(f, ", count_include_pad={}", self.count_include_pad as u8)
+    fn print_attrs(&self, w: &mut Printer) {
+        self.window.print(w);
+        w.attr("count_include_pad", |w| w.display(self.count_include_pad));
+    }
+}
+
+impl AvgPool {
+    /// Reads `{kernel, strides, pads, count_include_pad}`.
+    pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
+        Ok(AvgPool { window: Window::parse(p)?, count_include_pad: p.attr("count_include_pad", Parser::bool)? })
     }
 }
 
@@ -186,8 +206,17 @@ impl OpSpec for SumPool {
         let x = inputs[0].as_i64().expect("integer operand verified");
         Tensor::I64(self.window.apply(x, |t| t.iter().map(|v| v - self.x_zp).sum()))
     }
-    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.window.write(f)?;
-        write!(f, ", x_zp={}", self.x_zp)
+    fn print_attrs(&self, w: &mut Printer) {
+        self.window.print(w);
+        if self.x_zp != 0 {
+            w.attr("x_zp", |w| w.display(self.x_zp));
+        }
+    }
+}
+
+impl SumPool {
+    /// Reads `{kernel, strides, pads, x_zp}` (`x_zp` 0 when absent).
+    pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
+        Ok(SumPool { window: Window::parse(p)?, x_zp: p.opt_attr("x_zp", Parser::i64)?.unwrap_or(0) })
     }
 }

@@ -7,10 +7,10 @@
 
 use super::{expect_arity, OpClass, OpSpec, Operand};
 use crate::tensor::Tensor;
+use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Quant, Shape, TensorType};
 use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// Float to integer.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
@@ -59,8 +59,41 @@ impl OpSpec for Quantize {
         });
         Tensor::I64(ArrayD::from_shape_vec(x.raw_dim(), q.collect()).expect("same shape"))
     }
-    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}, range=[{}, {}]", self.quant, self.lo, self.hi)
+    fn print_attrs(&self, w: &mut Printer) {
+        let node = w.node_type().and_then(TensorType::as_int);
+        let same_quant = node.and_then(|t| t.quant.as_ref()) == Some(&self.quant);
+        let same_range = node.map(|t| (t.lo, t.hi)) == Some((self.lo, self.hi));
+        if !same_quant {
+            w.attr("quant", |w| self.quant.print(w));
+        }
+        if !same_range {
+            w.attr("range", |w| w.text(&format!("[{}, {}]", self.lo, self.hi)));
+        }
+    }
+}
+
+impl Quantize {
+    /// Reads `{quant=q(...), range=[lo, hi]}`, each defaulting to the node type's.
+    pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
+        let node = p.node_type().and_then(TensorType::as_int).cloned();
+        let quant = match (p.opt_attr("quant", Quant::parse)?, node.as_ref().and_then(|t| t.quant.clone())) {
+            (Some(q), _) | (None, Some(q)) => q,
+            (None, None) => return Err(p.expected("attribute `quant`")),
+        };
+        let range = |p: &mut Parser| {
+            p.expect("[")?;
+            let lo = p.i64()?;
+            p.expect(",")?;
+            let hi = p.i64()?;
+            p.expect("]")?;
+            Ok((lo, hi))
+        };
+        let (lo, hi) = match (p.opt_attr("range", range)?, node) {
+            (Some(r), _) => r,
+            (None, Some(t)) => (t.lo, t.hi),
+            (None, None) => return Err(p.expected("attribute `range`")),
+        };
+        Ok(Quantize { quant, lo, hi })
     }
 }
 
@@ -94,7 +127,14 @@ impl OpSpec for Dequantize {
         let data: Vec<f32> = q.iter().enumerate().map(|(i, &v)| self.quant.dequantize(&shape, i, v) as f32).collect();
         Tensor::F32(ndarray::ArrayD::from_shape_vec(q.raw_dim(), data).expect("same shape"))
     }
-    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.quant)
+    fn print_attrs(&self, w: &mut Printer) {
+        w.attr("quant", |w| self.quant.print(w));
+    }
+}
+
+impl Dequantize {
+    /// Reads `{quant=q(...)}`.
+    pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
+        Ok(Dequantize { quant: p.attr("quant", Quant::parse)? })
     }
 }

@@ -2,12 +2,12 @@
 //! (ONNX `Reshape`, `Flatten`, `Squeeze`, `Unsqueeze`). Integer ranges carry over;
 //! per-channel quantization survives only when the channel axis keeps its place.
 
-use super::{expect_arity, write_usizes, OpClass, OpSpec, Operand};
+use super::{expect_arity, OpClass, OpSpec, Operand};
 use crate::tensor::Tensor;
+use crate::text::{ParseError, Parser, Printer};
 use crate::types::{ElemType, IntType, Shape, TensorType};
 use ndarray::IxDyn;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// A reshape to a static shape.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
@@ -56,7 +56,14 @@ impl OpSpec for Reshape {
             Tensor::I64(x) => Tensor::I64(x.to_shape(sh).expect("verified").into_owned()),
         }
     }
-    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_usizes(f, "shape", &self.shape.0)
+    fn print_attrs(&self, w: &mut Printer) {
+        w.attr("shape", |w| w.dims(&self.shape.0));
+    }
+}
+
+impl Reshape {
+    /// Reads `{shape=[...]}`.
+    pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
+        Ok(Reshape { shape: Shape(p.attr("shape", Parser::dims)?) })
     }
 }

@@ -13,11 +13,11 @@
 
 use super::{expect_arity, OpClass, OpSpec, Operand};
 use crate::tensor::Tensor;
+use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Shape, TensorType};
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fmt;
 use std::hash::Hash;
 
 /// The comparison of a branch node.
@@ -293,33 +293,86 @@ impl OpSpec for TreeEnsemble {
         let y = y.iter().enumerate().map(|(i, s)| (s * self.per_tree() + self.base_values[i % self.n_targets]) as f32);
         Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[rows, self.n_targets]), y.collect()).expect("shape"))
     }
-    fn write_attrs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let nodes: usize = self.trees.iter().map(|t| t.nodes.len()).sum();
-        let leaves = nodes - self.branches().count();
-        // Depth recursion needs a well-formed tree; unverified graphs print 0.
-        let depth = if self.check().is_ok() { self.trees.iter().map(tree_depth).max().unwrap_or(0) } else { 0 };
-        write!(
-            f,
-            "trees={}, nodes={nodes}, leaves={leaves}, depth={depth}, targets={}, aggregate={:?}",
-            self.trees.len(),
-            self.n_targets,
-            self.aggregate
-        )?;
+    fn print_attrs(&self, w: &mut Printer) {
+        w.attr("targets", |w| w.display(self.n_targets));
+        w.attr("aggregate", |w| w.text(AGGREGATES[self.aggregate as usize]));
         if self.post_transform != PostTransform::None {
-            write!(f, ", post_transform={:?} (not applied)", self.post_transform)?;
+            w.attr("post_transform", |w| w.text(POST_TRANSFORMS[self.post_transform as usize]));
         }
-        Ok(())
+        w.attr("base_values", |w| w.list(&self.base_values, |w, v| w.f64(*v)));
+        w.attr("trees", |w| w.list(&self.trees, |w, t| w.list(&t.nodes, |w, n| n.print(w))));
     }
 }
 
-fn tree_depth(tree: &Tree) -> usize {
-    fn depth(tree: &Tree, i: usize) -> usize {
-        match &tree.nodes[i] {
-            TreeNode::Branch { true_child, false_child, .. } => {
-                1 + depth(tree, *true_child as usize).max(depth(tree, *false_child as usize))
+const AGGREGATES: [&str; 2] = ["sum", "average"];
+const POST_TRANSFORMS: [&str; 3] = ["none", "softmax", "logistic"];
+const MODES: [(BranchMode, &str); 6] = [
+    (BranchMode::Leq, "<="),
+    (BranchMode::Lt, "<"),
+    (BranchMode::Gte, ">="),
+    (BranchMode::Gt, ">"),
+    (BranchMode::Eq, "=="),
+    (BranchMode::Neq, "!="),
+];
+
+impl TreeNode {
+    /// `x[feature] <= threshold ? true_child : false_child`, or `leaf [target: weight, ...]`.
+    fn print(&self, w: &mut Printer) {
+        match self {
+            TreeNode::Branch { feature, threshold, mode, true_child, false_child } => {
+                let (_, sym) = MODES.iter().find(|(m, _)| m == mode).expect("every mode has a symbol");
+                w.text(&format!("x[{feature}] {sym} "));
+                w.f64(*threshold);
+                w.text(&format!(" ? {true_child} : {false_child}"));
             }
-            TreeNode::Leaf { .. } => 0,
+            TreeNode::Leaf { weights } => {
+                w.text("leaf ");
+                w.list(weights, |w, (t, v)| {
+                    w.text(&format!("{t}: "));
+                    w.f64(*v);
+                });
+            }
         }
     }
-    depth(tree, 0)
+
+    fn parse(p: &mut Parser) -> Result<TreeNode, ParseError> {
+        if p.is_keyword("leaf") {
+            p.keyword("leaf")?;
+            let weights = p.list(|p| {
+                let target = p.usize()?;
+                p.expect(":")?;
+                Ok((target, p.f64()?))
+            })?;
+            return Ok(TreeNode::Leaf { weights });
+        }
+        if !p.is_keyword("x") {
+            return Err(p.expected("a branch `x[feature] <= threshold ? node : node` or a `leaf [...]`"));
+        }
+        p.keyword("x")?;
+        p.expect("[")?;
+        let feature = p.usize()?;
+        p.expect("]")?;
+        let Some(&(mode, _)) = MODES.iter().find(|(_, sym)| p.eat(sym)) else {
+            return Err(p.expected("a comparison (`<=`, `<`, `>=`, `>`, `==`, `!=`)"));
+        };
+        let threshold = p.f64()?;
+        p.expect("?")?;
+        let true_child = p.u32()?;
+        p.expect(":")?;
+        Ok(TreeNode::Branch { feature, threshold, mode, true_child, false_child: p.u32()? })
+    }
+}
+
+impl TreeEnsemble {
+    /// Reads `{targets, aggregate, post_transform, base_values, trees}`
+    /// (`post_transform` none when absent).
+    pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
+        let n_targets = p.attr("targets", Parser::usize)?;
+        let aggregate = [Aggregate::Sum, Aggregate::Average][p.attr("aggregate", |p| p.one_of(&AGGREGATES))?];
+        let post = p.opt_attr("post_transform", |p| p.one_of(&POST_TRANSFORMS))?.unwrap_or(0);
+        let post_transform = [PostTransform::None, PostTransform::Softmax, PostTransform::Logistic][post];
+        let base_values = p.attr("base_values", |p| p.list(Parser::f64))?;
+        let trees = p.attr("trees", |p| p.list(|p| Ok(Tree { nodes: p.list(TreeNode::parse)? })))?;
+        Ok(TreeEnsemble { trees, n_targets, base_values, aggregate, post_transform })
+    }
 }

@@ -1,0 +1,198 @@
+//! The TFHE circuit's text: its parameter set, a line per encrypted value (its
+//! encoding, and the bootstrap plan when it is a table's output), and its figures.
+//!
+//! ```
+//! let text = r#"circuit {
+//!   params "V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_GAUSSIAN_2M128" {message_bits=2, carry_bits=2, norm_budget=5.0, cost=110, log2_p_fail=-128, security_bits=128}
+//!   values 5
+//!   %1 {log_delta=57}
+//!   %3 {log_delta=53}
+//!   %4 {log_delta=59, lut={precision=4, offset=-1, norm=3.0}}
+//!   stats {pbs=2, widest_table=(4, %4), max_norm=(3.0, %4), levelled_macs=8}
+//! }"#;
+//! let parsed = secc_ir::parse_circuit(text)?;
+//! assert_eq!(parsed.to_string(), text);
+//! # Ok::<(), secc_ir::ParseError>(())
+//! ```
+//!
+//! `values N` is the number of graph values the circuit covers (`values N, M` when it
+//! has `M` bootstrap plans for `N` encodings); values that are neither encrypted nor
+//! bootstrapped have no line.
+
+use super::{ParseError, Parser, Printer};
+use crate::lowered::fhe::{Circuit, CircuitStats, FheLut, ParamSet};
+use std::fmt;
+
+fn print_pair(w: &mut Printer, pair: impl FnOnce(&mut Printer), value: u32) {
+    w.text("(");
+    pair(w);
+    w.text(&format!(", %{value})"));
+}
+
+fn parse_pair<T>(
+    p: &mut Parser,
+    first: impl FnOnce(&mut Parser) -> Result<T, ParseError>,
+) -> Result<(T, u32), ParseError> {
+    p.expect("(")?;
+    let x = first(p)?;
+    p.expect(",")?;
+    let v = p.value()?;
+    p.expect(")")?;
+    Ok((x, v.0))
+}
+
+/// The lossless text form (see [`parse_circuit`]).
+impl fmt::Display for Circuit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut w = Printer::document();
+        let ps = &self.params;
+        w.text("circuit {\n  params ");
+        w.string(&ps.name);
+        w.text(" ");
+        w.record(|w| {
+            w.attr("message_bits", |w| w.display(ps.message_bits));
+            w.attr("carry_bits", |w| w.display(ps.carry_bits));
+            w.attr("norm_budget", |w| w.f64(ps.norm_budget));
+            w.attr("cost", |w| w.display(ps.cost));
+            w.attr("log2_p_fail", |w| w.display(ps.log2_p_fail));
+            w.attr("security_bits", |w| w.display(ps.security_bits));
+        });
+        w.text(&format!("\n  values {}", self.log_delta.len()));
+        if self.luts.len() != self.log_delta.len() {
+            w.text(&format!(", {}", self.luts.len()));
+        }
+        w.text("\n");
+        for i in 0..self.log_delta.len().max(self.luts.len()) {
+            let delta = self.log_delta.get(i).copied().flatten();
+            let lut = self.luts.get(i).and_then(Option::as_ref);
+            if delta.is_none() && lut.is_none() {
+                continue;
+            }
+            w.text(&format!("  %{i} "));
+            w.record(|w| {
+                if let Some(d) = delta {
+                    w.attr("log_delta", |w| w.display(d));
+                }
+                if let Some(l) = lut {
+                    w.attr("lut", |w| {
+                        w.record(|w| {
+                            w.attr("precision", |w| w.display(l.precision));
+                            w.attr("offset", |w| w.display(l.offset));
+                            w.attr("norm", |w| w.f64(l.norm));
+                        })
+                    });
+                }
+            });
+            w.text("\n");
+        }
+        let s = &self.stats;
+        w.text("  stats ");
+        w.record(|w| {
+            w.attr("pbs", |w| w.display(s.pbs));
+            if let Some((bits, v)) = s.widest_table {
+                w.attr("widest_table", |w| print_pair(w, |w| w.display(bits), v));
+            }
+            if let Some((norm, v)) = s.max_norm {
+                w.attr("max_norm", |w| print_pair(w, |w| w.f64(norm), v));
+            }
+            w.attr("levelled_macs", |w| w.display(s.levelled_macs));
+        });
+        w.text("\n}");
+        f.write_str(&w.finish())
+    }
+}
+
+/// Reads a TFHE circuit from its text form (the output of `Display`):
+///
+/// ```text
+/// circuit {
+///   params "NAME" {message_bits, carry_bits, norm_budget, cost, log2_p_fail, security_bits}
+///   values N[, M]
+///   %V {log_delta=D, lut={precision, offset, norm}}    (one line per value that has either)
+///   stats {pbs, widest_table=(bits, %V), max_norm=(norm, %V), levelled_macs}
+/// }
+/// ```
+pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
+    let mut p = Parser::new(text)?;
+    p.keyword("circuit")?;
+    p.expect("{")?;
+    p.keyword("params")?;
+    let name = p.string()?;
+    let params = p.record(|p| {
+        Ok(ParamSet {
+            name,
+            message_bits: p.attr("message_bits", Parser::u32)?,
+            carry_bits: p.attr("carry_bits", Parser::u32)?,
+            norm_budget: p.attr("norm_budget", Parser::f64)?,
+            cost: p.attr("cost", Parser::u32)?,
+            log2_p_fail: p.attr("log2_p_fail", Parser::i32)?,
+            security_bits: p.attr("security_bits", Parser::u32)?,
+        })
+    })?;
+    p.keyword("values")?;
+    let count = |p: &mut Parser| {
+        let here = p.error("");
+        let n = p.usize()?;
+        if n > p.size_limit() {
+            return Err(ParseError { message: format!("{n} values is more than this text can describe"), ..here });
+        }
+        Ok(n)
+    };
+    let n = count(&mut p)?;
+    let m = if p.eat(",") { count(&mut p)? } else { n };
+    let mut log_delta = vec![None; n];
+    let mut luts = vec![None; m];
+    let mut next = 0;
+    while p.at_value() {
+        let here = p.error("");
+        let v = p.value()?.index();
+        if v < next || v >= n.max(m) {
+            let message = format!("value %{v} is out of order or beyond the {} values", n.max(m));
+            return Err(ParseError { message, ..here });
+        }
+        next = v + 1;
+        let (delta, lut) = p.record(|p| {
+            let delta = p.opt_attr("log_delta", Parser::u32)?;
+            let lut = p.opt_attr("lut", |p| {
+                p.record(|p| {
+                    Ok(FheLut {
+                        precision: p.attr("precision", Parser::u32)?,
+                        offset: p.attr("offset", Parser::i64)?,
+                        norm: p.attr("norm", Parser::f64)?,
+                    })
+                })
+            })?;
+            Ok((delta, lut))
+        })?;
+        match (delta, &lut) {
+            (None, None) => {
+                return Err(ParseError { message: format!("%{v} has neither `log_delta` nor `lut`"), ..here })
+            }
+            (Some(_), _) if v >= n => {
+                return Err(ParseError { message: format!("%{v} is beyond the {n} encodings"), ..here })
+            }
+            (_, Some(_)) if v >= m => {
+                return Err(ParseError { message: format!("%{v} is beyond the {m} tables"), ..here })
+            }
+            _ => {}
+        }
+        if let Some(d) = delta {
+            log_delta[v] = Some(d);
+        }
+        if let Some(l) = lut {
+            luts[v] = Some(l);
+        }
+    }
+    p.keyword("stats")?;
+    let stats = p.record(|p| {
+        Ok(CircuitStats {
+            pbs: p.attr("pbs", Parser::usize)?,
+            widest_table: p.opt_attr("widest_table", |p| parse_pair(p, Parser::u32))?,
+            max_norm: p.opt_attr("max_norm", |p| parse_pair(p, Parser::f64))?,
+            levelled_macs: p.attr("levelled_macs", Parser::usize)?,
+        })
+    })?;
+    p.expect("}")?;
+    p.finish()?;
+    Ok(Circuit { params, log_delta, luts, stats })
+}
