@@ -5,9 +5,7 @@
 mod common;
 
 use common::*;
-use secc_compiler::lower::fhe::{lower_fhe, Coverage};
-use secc_compiler::passes::calibrate::calibrate;
-use secc_compiler::passes::quantize::QuantConfig;
+use secc_compiler::pipeline::{compile_float_observed, import_float_observed, Options, Program, Stage};
 use secc_ir::{parse_circuit, parse_graph, parse_plan, ParseError};
 use std::fmt::{Debug, Display};
 
@@ -36,22 +34,29 @@ fn every_stage_of_every_model_round_trips() {
     assert!(names.len() >= MODELS.len(), "{names:?}");
     let mut circuits = 0;
     for name in &names {
-        let (c, calib) = compile(name, &QuantConfig::default());
-        check(&format!("{name}: float IR"), &c.float, parse_graph);
-        check(&format!("{name}: quantized IR"), &c.quantized, parse_graph);
-        let observed = calibrate(&c.quantized, &calib).unwrap();
-        // Some models have no TFHE lowering yet (max pooling); their other stages still count.
-        match lower_fhe(&c.quantized, -128, Coverage::Calibrated, &observed) {
-            Ok(circuit) => {
-                check(&format!("{name}: TFHE circuit"), &circuit, parse_circuit);
-                circuits += 1;
+        let mut seen = Vec::new();
+        let mut round_trip = |stage: Stage, program: Program<'_>| {
+            let what = format!("{name}: {stage}");
+            match program {
+                Program::Graph(g) => check(&what, g, parse_graph),
+                Program::Circuit(c) => {
+                    check(&what, c, parse_circuit);
+                    circuits += 1;
+                }
+                Program::Plan(p) => {
+                    assert!(p.weight_values.is_some());
+                    check(&what, p, parse_plan);
+                    check(&format!("{what} (weightless)"), &p.weightless(), parse_plan);
+                }
             }
-            Err(e) => println!("{name}: no TFHE circuit: {e}"),
-        }
-        let (_, plan) = mpc_plan(name);
-        assert!(plan.weight_values.is_some());
-        check(&format!("{name}: SMPC plan"), &plan, parse_plan);
-        check(&format!("{name}: weightless SMPC plan"), &plan.weightless(), parse_plan);
+            seen.push(stage);
+        };
+        let g = import_float_observed(&model_dir(name).join("model.onnx"), &mut round_trip).unwrap();
+        let calib = samples(&g, name, "calib.csv");
+        compile_float_observed(g, &calib, &Options::default(), &mut round_trip).unwrap();
+        // Some models have no TFHE lowering yet (max pooling); every other stage counts.
+        let expected: Vec<Stage> = Stage::ALL.into_iter().filter(|&s| s != Stage::LowerFhe || seen.contains(&s)).collect();
+        assert_eq!(seen, expected, "{name}");
     }
     assert!(circuits * 2 > names.len(), "only {circuits} of {} models have a TFHE circuit", names.len());
 }

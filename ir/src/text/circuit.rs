@@ -3,6 +3,7 @@
 //!
 //! ```
 //! let text = r#"circuit {
+//!   graph "sha256:000000000000000000000000000000000000000000000000000000000000beef"
 //!   params "V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_GAUSSIAN_2M128" {message_bits=2, carry_bits=2, norm_budget=5.0, cost=110, log2_p_fail=-128, security_bits=128}
 //!   values 5
 //!   %1 {log_delta=57}
@@ -46,7 +47,9 @@ impl fmt::Display for Circuit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut w = Printer::document();
         let ps = &self.params;
-        w.text("circuit {\n  params ");
+        w.text("circuit {\n  graph ");
+        super::print_digest(&mut w, &self.graph_digest);
+        w.text("\n  params ");
         w.string(&ps.name);
         w.text(" ");
         w.record(|w| {
@@ -106,6 +109,7 @@ impl fmt::Display for Circuit {
 ///
 /// ```text
 /// circuit {
+///   graph "sha256:HEX"                               (the quantized graph it was lowered from)
 ///   params "NAME" {message_bits, carry_bits, norm_budget, cost, log2_p_fail, security_bits}
 ///   values N[, M]
 ///   %V {log_delta=D, lut={precision, offset, norm}}    (one line per value that has either)
@@ -116,6 +120,8 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
     let mut p = Parser::new(text)?;
     p.keyword("circuit")?;
     p.expect("{")?;
+    p.keyword("graph")?;
+    let graph_digest = super::parse_digest(&mut p)?;
     p.keyword("params")?;
     let name = p.string()?;
     let params = p.record(|p| {
@@ -194,5 +200,5 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
     })?;
     p.expect("}")?;
     p.finish()?;
-    Ok(Circuit { params, log_delta, luts, stats })
+    Ok(Circuit { graph_digest, params, log_delta, luts, stats })
 }

@@ -66,6 +66,25 @@ fn escape(s: &str) -> String {
     format!("{s:?}")
 }
 
+/// A graph digest as the text form writes it: `"sha256:"` and 64 hex digits.
+pub(crate) fn print_digest(w: &mut Printer, digest: &[u8; 32]) {
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    w.string(&format!("sha256:{hex}"));
+}
+
+/// Reads what [`print_digest`] writes.
+pub(crate) fn parse_digest(p: &mut Parser) -> Result<[u8; 32], ParseError> {
+    let here = p.error("");
+    let s = p.string()?;
+    let bad = || ParseError { message: format!("`{s}` is not a graph digest (sha256: and 64 hex digits)"), ..here.clone() };
+    let hex = s.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.is_ascii()).ok_or_else(bad)?;
+    let mut digest = [0u8; 32];
+    for (i, byte) in digest.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(digest)
+}
+
 /// Prints one value on its own, every list inline.
 pub(crate) fn print_inline(print: impl FnOnce(&mut Printer)) -> String {
     let mut w = Printer::inline();

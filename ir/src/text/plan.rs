@@ -3,7 +3,7 @@
 //! step, `%rOUT = protocol %rX, wW {attributes}  ; "label"`.
 //!
 //! ```
-//! let text = r#"plan "dense" {frac_bits=18, data_owner=0, model_owner=1, receiver=0, input_shape=[1,2], output_shape=[1,1], regs=4} {
+//! let text = r#"plan "dense" {graph="sha256:000000000000000000000000000000000000000000000000000000000000beef", frac_bits=18, data_owner=0, model_owner=1, receiver=0, input_shape=[1,2], output_shape=[1,1], regs=4} {
 //!   w0 = weight {len=2}  ; "%1 \"fc.weight\""
 //!   w1 = weight {len=1}  ; "%2 \"fc.bias\""
 //!   weight_values = [[262144, -131072], [68719476736]]
@@ -142,6 +142,7 @@ impl fmt::Display for Plan {
         w.string(&self.name);
         w.text(" ");
         w.record(|w| {
+            w.attr("graph", |w| super::print_digest(w, &self.graph_digest));
             w.attr("frac_bits", |w| w.display(self.frac_bits));
             w.attr("data_owner", |w| w.display(self.roles.data_owner));
             w.attr("model_owner", |w| w.display(self.roles.model_owner));
@@ -328,7 +329,7 @@ fn parse_step(p: &mut Parser) -> Result<Step, ParseError> {
 /// Reads an SMPC plan from its text form (the output of `Display`):
 ///
 /// ```text
-/// plan "NAME" {frac_bits, data_owner, model_owner, receiver, input_shape, output_shape, regs} {
+/// plan "NAME" {graph="sha256:HEX", frac_bits, data_owner, model_owner, receiver, input_shape, output_shape, regs} {
 ///   wK = weight {len=N}  ; "name"             (one line per weight, in order)
 ///   weight_values = [[...], ...]              (the model owner's plan only)
 ///   %rO = protocol %rX, wW, ... {attributes}  ; "label"
@@ -339,8 +340,9 @@ pub fn parse_plan(text: &str) -> Result<Plan, ParseError> {
     let mut p = Parser::new(text)?;
     p.keyword("plan")?;
     let name = p.string()?;
-    let (frac_bits, roles, input_shape, output_shape, regs) = p.record(|p| {
+    let (graph_digest, frac_bits, roles, input_shape, output_shape, regs) = p.record(|p| {
         Ok((
+            p.attr("graph", super::parse_digest)?,
             p.attr("frac_bits", Parser::u32)?,
             Roles {
                 data_owner: p.attr("data_owner", Parser::usize)?,
@@ -380,5 +382,5 @@ pub fn parse_plan(text: &str) -> Result<Plan, ParseError> {
     }
     p.expect("}")?;
     p.finish()?;
-    Ok(Plan { name, frac_bits, roles, input_shape, output_shape, weights, weight_values, regs, steps })
+    Ok(Plan { name, graph_digest, frac_bits, roles, input_shape, output_shape, weights, weight_values, regs, steps })
 }
