@@ -6,7 +6,8 @@
 //! secc, a truncated file and a corrupted one each get their own error.
 
 use crate::graph::Graph;
-use crate::QuantConfig;
+use crate::lowered::{verify_circuit, CircuitError};
+use crate::{verify_graph, IrError, QuantConfig};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -131,6 +132,28 @@ pub enum ArtifactError {
         /// What failed.
         reason: String,
     },
+    /// Decoded, but its contents break an invariant (a crafted or tampered file).
+    #[error("{path} is invalid: {source}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        source: ContentError,
+    },
+}
+
+/// What is wrong inside an artifact that decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum ContentError {
+    /// The float IR fails verification.
+    #[error("the float IR: {0}")]
+    Float(IrError),
+    /// The quantized IR fails verification.
+    #[error("the quantized IR: {0}")]
+    Quantized(IrError),
+    /// The TFHE circuit does not fit the quantized IR.
+    #[error("the TFHE circuit: {0}")]
+    Circuit(#[from] CircuitError),
 }
 
 impl Artifact {
@@ -187,11 +210,16 @@ impl Artifact {
             return Err(ArtifactError::Corrupt { path, reason: "checksum mismatch".into() });
         }
         use bincode::Options;
-        bincode::DefaultOptions::new()
-            .with_fixint_encoding()
-            .with_limit(MAX_PAYLOAD)
-            .deserialize(payload)
-            .map_err(|e| ArtifactError::Corrupt { path, reason: e.to_string() })
+        let artifact: Artifact =
+            match bincode::DefaultOptions::new().with_fixint_encoding().with_limit(MAX_PAYLOAD).deserialize(payload) {
+                Ok(a) => a,
+                Err(e) => return Err(ArtifactError::Corrupt { path, reason: e.to_string() }),
+            };
+        // The checksum catches accidents, not a crafted file: check what the runtime relies on.
+        match artifact.verify() {
+            Ok(()) => Ok(artifact),
+            Err(source) => Err(ArtifactError::Invalid { path, source }),
+        }
     }
 
     /// Reads and checks an artifact file.
@@ -206,11 +234,31 @@ impl Artifact {
             .map_err(io)?;
         Self::from_bytes(&bytes, &p)
     }
+
+    /// Checks both graphs and the circuit against the quantized graph.
+    pub fn verify(&self) -> Result<(), ContentError> {
+        verify_graph(&self.float).map_err(ContentError::Float)?;
+        verify_graph(&self.quantized).map_err(ContentError::Quantized)?;
+        if let Ok(circuit) = &self.fhe {
+            verify_circuit(circuit, &self.quantized)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The smallest graph that verifies: one input, returned.
+    fn graph(name: &str) -> Graph {
+        use crate::ops::{Input, Op};
+        let mut g = Graph::new(name);
+        let ty = crate::TensorType::f32(crate::Shape(vec![1, 2]));
+        let x = g.push(Op::Input(Input { index: 0, ty }), vec![], "x").unwrap();
+        g.outputs.push(x);
+        g
+    }
 
     fn sample() -> Artifact {
         let settings = Settings {
@@ -221,8 +269,8 @@ mod tests {
             backend: Some(BackendChoice { backend: PrivateBackend::Fhe, reason: "test".into() }),
         };
         Artifact {
-            float: Graph::new("f"),
-            quantized: Graph::new("q"),
+            float: graph("f"),
+            quantized: graph("q"),
             float_ranges: vec![Some((-1.0, 2.5)), None],
             fhe: Err("none".into()),
             settings,
@@ -254,5 +302,11 @@ mod tests {
         let mut huge = bytes.clone();
         huge[19] = 0x7f;
         assert!(err(&huge).contains("exceeds"));
+        // A re-checksummed file whose graph no longer verifies.
+        let mut tampered = sample();
+        tampered.quantized.outputs.clear();
+        let e = Artifact::from_bytes(&tampered.to_bytes(), "m.secc").unwrap_err();
+        assert!(matches!(e, ArtifactError::Invalid { source: ContentError::Quantized(_), .. }), "{e}");
+        assert!(e.to_string().starts_with("m.secc is invalid: the quantized IR: graph `q` failed verification"), "{e}");
     }
 }
