@@ -45,7 +45,7 @@ pub struct Args {
     pub output_tables: bool,
     /// Largest 2-norm of a quantized weight channel applied to table outputs (TFHE
     /// bootstrap noise grows with it; a smaller cap allows cheaper parameter sets): finite, positive
-    #[arg(long, value_name = "X", value_parser = positive)]
+    #[arg(long, value_name = "X", value_parser = positive, allow_hyphen_values = true)]
     pub max_weight_norm: Option<f64>,
     /// Failure probability of each TFHE bootstrap: 2^-128 (tfhe-rs default), 2^-64 or
     /// 2^-40 (Concrete-ML's default). Giving it makes a model without a TFHE circuit an error

@@ -86,7 +86,7 @@ pub struct PartyArgs {
     #[arg(long, conflicts_with = "key")]
     pub insecure: bool,
     /// Give up on a silent peer after this many seconds (0.001 to 86400)
-    #[arg(long, default_value_t = 10.0, value_parser = timeout_seconds)]
+    #[arg(long, default_value_t = 10.0, value_parser = timeout_seconds, allow_hyphen_values = true)]
     pub timeout: f64,
     /// Run the plan this many times in the session (all three must agree)
     #[arg(long, default_value_t = 1, value_parser = repeat_count)]
