@@ -675,8 +675,8 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
                 }
             }
             (Op::Dequantize(_), None) => {
-                if input_delta(0).is_none() {
-                    return Err(fail("decrypts a value that is not encrypted".into()));
+                if delta.is_some() || input_delta(0).is_none() {
+                    return Err(fail("the client decrypts its operand: that must be encrypted, not the result".into()));
                 }
             }
             (op @ (Op::Conv(_) | Op::MatMul(_) | Op::SumPool(_) | Op::Reshape(_)), None) => {
