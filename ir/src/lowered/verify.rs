@@ -246,7 +246,7 @@ impl Checker<'_> {
         let f = self.plan.frac_bits;
         if f > MAX_PRODUCT_FRAC_BITS {
             return Err(StepProblem::Invalid(format!(
-                "a {step} multiplies fixed-point values at 2^{}, beyond TruncAPr2's 2^62: it needs at most {MAX_PRODUCT_FRAC_BITS} fractional bits, the plan has {f}",
+                "{step} multiplies fixed-point values at 2^{}, beyond TruncAPr2's 2^62: it needs at most {MAX_PRODUCT_FRAC_BITS} fractional bits, the plan has {f}",
                 2 * f
             )));
         }
@@ -262,7 +262,7 @@ impl Checker<'_> {
                 self.write(*out, *len)
             }
             StepOp::MatMul { x, w, b, m, k, n, out } => {
-                self.products("matmul")?;
+                self.products("a matmul")?;
                 if *m == 0 || *k == 0 || *n == 0 {
                     return Err(StepProblem::Invalid(format!("an empty product: m={m}, k={k}, n={n}")));
                 }
@@ -276,7 +276,7 @@ impl Checker<'_> {
                 self.write(*out, len)
             }
             StepOp::Conv { x, w, b, geometry, out } => {
-                self.products("conv")?;
+                self.products("a convolution")?;
                 let (input, kernel, output, macs) = conv_lengths(geometry)?;
                 length(format!("register {x}"), self.read(*x)?, input)?;
                 length(format!("weight {w}"), self.weight(*w)?, kernel)?;
@@ -307,7 +307,7 @@ impl Checker<'_> {
                 self.write(*out, taps.taps.len())
             }
             StepOp::AvgPool { x, taps, divisors, out } => {
-                self.products("avg_pool")?;
+                self.products("an average pooling")?;
                 let windows = pool_taps(taps, self.read(*x)?)?;
                 length("the divisors", divisors.len(), taps.taps.len())?;
                 if let Some((i, d)) =
@@ -319,13 +319,9 @@ impl Checker<'_> {
                 self.write(*out, taps.taps.len())
             }
             StepOp::Piecewise { x, len, function, out } => {
-                self.products("piecewise")?;
+                self.products("a piecewise polynomial")?;
                 length(format!("register {x}"), self.read(*x)?, *len)?;
-                let per_element = piecewise(function)?;
-                let elements = *len as u128 * per_element;
-                if elements > MAX_LEN as u128 * 16 {
-                    return Err(too_large("the elements of the evaluation", elements, MAX_LEN as u64 * 16));
-                }
+                let elements = *len as u128 * piecewise(function)?;
                 self.work(elements, elements)?;
                 self.write(*out, *len)
             }
@@ -417,7 +413,13 @@ fn piecewise(f: &Piecewise) -> Result<u128, StepProblem> {
             f.breakpoints[i + 1]
         ));
     }
-    length("the pieces", f.pieces.len(), f.breakpoints.len() + 1)?;
+    if f.pieces.len() != f.breakpoints.len() + 1 {
+        return invalid(format!(
+            "{} pieces for {} breakpoints: one piece more is needed",
+            f.pieces.len(),
+            f.breakpoints.len()
+        ));
+    }
     for (k, p) in f.pieces.iter().enumerate() {
         if p.coeffs.is_empty() {
             return invalid(format!("piece {k} has no coefficients"));
@@ -807,7 +809,7 @@ mod tests {
         assert!(with(&|f| {
             f.pieces.pop();
         })
-        .contains("the pieces has 2 elements, expected 3"));
+        .contains("2 pieces for 2 breakpoints"));
         assert!(with(&|f| f.pieces[0].coeffs = vec![0.0, 1.0, 2.0]).contains("piece 0 is of degree 2 in x itself"));
         assert!(with(&|f| f.breakpoints.clear()).contains("without breakpoints"));
     }
