@@ -22,6 +22,7 @@ Typical session:
   secc compile model.onnx --calib calib.csv -o model.secc --backend auto
   secc inspect model.secc
   secc run model.secc --input x.csv --backend sim
+  secc ir print model.secc --stage lower_mpc     (any stage, as text: see `secc ir --help`)
 
 FHE or SMPC on this machine (a few minutes):
   secc bench --suite quick --out bench-out
@@ -51,6 +52,7 @@ enum Command {
     Decrypt(cmd::fhe::DecryptArgs),
     Bench(cmd::bench::Args),
     CalibrateCosts(cmd::calibrate::Args),
+    Ir(cmd::ir::Args),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Decrypt(a) => cmd::fhe::decrypt(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::CalibrateCosts(a) => cmd::calibrate::run(a),
+        Command::Ir(a) => cmd::ir::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

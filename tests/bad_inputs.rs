@@ -87,6 +87,38 @@ fn fixtures() -> PathBuf {
     w("no_pins.toml", format!("{addrs}\n").as_bytes());
     w("bad_pin.toml", format!("{addrs}\npins = [\"sha256:zz\", \"{}\", \"{}\"]\n", pins[1], pins[2]).as_bytes());
     w("two_parties.toml", b"parties = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n");
+    // Plans and an artifact someone crafted: decoded fine, invalid inside.
+    let plan = secc_ir::lowered::mpc::Plan::from_bytes(&std::fs::read(dir.join("party.plan")).unwrap()).unwrap();
+    let crafted = |name: &str, tamper: &dyn Fn(&mut secc_ir::lowered::mpc::Plan)| {
+        let mut p = plan.clone();
+        tamper(&mut p);
+        w(name, &p.to_bytes());
+    };
+    use secc_ir::lowered::mpc::StepOp;
+    crafted("bad_register.plan", &|p| {
+        let Some(StepOp::Trunc { x, .. }) = p.steps.iter_mut().map(|s| &mut s.op).find(|o| o.mnemonic() == "trunc")
+        else {
+            panic!("linreg_8's plan truncates")
+        };
+        *x = 99;
+    });
+    crafted("bad_weight.plan", &|p| {
+        let Some(StepOp::MatMul { w, .. }) = p.steps.iter_mut().map(|s| &mut s.op).find(|o| o.mnemonic() == "matmul")
+        else {
+            panic!("linreg_8's plan multiplies")
+        };
+        *w = 7;
+    });
+    crafted("huge.plan", &|p| p.regs = 1 << 40);
+    let mut art = secc_ir::artifact::Artifact::read(&dir.join("m.secc")).unwrap();
+    let weights = art.quantized.nodes.iter_mut().find_map(|n| match &mut n.op {
+        secc_ir::Op::Const(c) => Some(c),
+        _ => None,
+    });
+    if let Some(secc_ir::Tensor::I64(w)) = weights.map(|c| &mut c.value) {
+        w.iter_mut().for_each(|v| *v = 127);
+    }
+    w("tampered.secc", &art.to_bytes());
     copy(dir.join("p0.key"), "open.key");
     std::fs::set_permissions(dir.join("open.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
     dir
@@ -112,6 +144,7 @@ const CASES: &[(&str, &str)] = &[
     ("truncated model.secc", "inspect truncated.secc"),
     ("model.secc with a flipped bit", "run flipped.secc --input x.csv"),
     ("model.secc from a newer secc", "inspect newer.secc"),
+    ("model.secc with new weights and a recomputed checksum", "inspect tampered.secc"),
     ("existing TFHE keys", "keygen m.secc --keys keys"),
     ("server key of another model", "eval other.secc --server-key server/server.key server/x.enc -o z.enc"),
     ("server run beside the client key", "eval m.secc --server-key keys/server.key server/x.enc -o z.enc"),
@@ -126,6 +159,9 @@ const CASES: &[(&str, &str)] = &[
     ("party key readable by others", "party party.plan --id 0 --parties parties.toml --key open.key"),
     ("another party's key", "party party.plan --id 0 --parties parties.toml --key p1.key"),
     ("model.secc given as a plan", "party m.secc --id 0 --parties parties.toml --key p0.key"),
+    ("plan reading a register out of range", "party bad_register.plan --id 0 --parties parties.toml --key p0.key"),
+    ("plan reading a weight out of range", "party bad_weight.plan --id 2 --parties parties.toml --key p2.key"),
+    ("plan claiming 2^40 registers", "party huge.plan --id 1 --parties parties.toml --key p1.key"),
 ];
 
 #[test]

@@ -33,6 +33,17 @@ fn fails(args: &[&str]) -> String {
     err
 }
 
+/// Runs a command whose flags clap must refuse, and returns its stderr: a usage error
+/// (status 2) naming the flag, never a panic.
+fn refused(args: &[&str]) -> String {
+    let out = secc(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?} should be a usage error; stderr: {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    assert!(err.starts_with("error: "), "{args:?}: {err}");
+    err
+}
+
 fn compile(name: &str, dir: &Path) -> PathBuf {
     let m = model_dir(name);
     let out = dir.join(format!("{name}.secc"));
@@ -131,7 +142,7 @@ fn bad_inputs_are_clear_errors() {
 
     let err = fails(&["compile", s(&model_dir("dense_relu").join("model.onnx")), "--calib", s(&calib), "-o", s(&art)]);
     assert!(err.contains("exists; pass --force"), "{err}");
-    let err = fails(&[
+    let err = refused(&[
         "compile",
         s(&model_dir("dense_relu").join("model.onnx")),
         "--calib",
@@ -141,7 +152,45 @@ fn bad_inputs_are_clear_errors() {
         "-o",
         s(&dir.join("b.secc")),
     ]);
-    assert!(err.contains("bits must be between 2 and 16"), "{err}");
+    assert!(err.contains("'--bits <N>'") && err.contains("2..=16"), "{err}");
+}
+
+#[test]
+fn numeric_flags_out_of_range_are_usage_errors() {
+    let party = ["party", "p.plan", "--id", "0", "--parties", "p.toml", "--insecure"];
+    let compile = ["compile", "m.onnx", "--calib", "c.csv", "-o", "m.secc"];
+    for t in ["inf", "-inf", "nan", "0", "-1", "1e300", "1e-9", "ten"] {
+        let err = refused(&[&party[..], &[&format!("--timeout={t}")]].concat());
+        assert!(err.contains("--timeout") && err.contains("from 0.001 to 86400"), "{t}: {err}");
+    }
+    let err = refused(&[&party[..], &["--timeout", "-1"]].concat());
+    assert!(err.contains("from 0.001 to 86400"), "{err}");
+    let err = refused(&[&compile[..], &["--max-weight-norm", "-3"]].concat());
+    assert!(err.contains("expected a finite number above 0"), "{err}");
+    let err = refused(&[&party[..], &["--repeat", "0"]].concat());
+    assert!(err.contains("--repeat"), "{err}");
+    let err = refused(&["party", "p.plan", "--id", "3", "--parties", "p.toml", "--insecure"]);
+    assert!(err.contains("the party id is 0, 1 or 2"), "{err}");
+    for f in ["0", "32", "64", "-3"] {
+        let err = refused(&["mpc-plan", "m.secc", "-o", "p.plan", &format!("--frac-bits={f}")]);
+        assert!(err.contains("--frac-bits") && err.contains("1..=31"), "{f}: {err}");
+    }
+    for (flag, value) in [
+        ("--bits", "17"),
+        ("--bits", "4294967297"),
+        ("--input-bits", "25"),
+        ("--weight-bits", "0"),
+        ("--table-bits", "99"),
+        ("--tree-bits", "1"),
+        ("--max-weight-norm", "0"),
+        ("--max-weight-norm", "inf"),
+        ("--max-weight-norm", "NaN"),
+        ("--max-weight-norm", "-3"),
+        ("--p-fail", "0.5"),
+    ] {
+        let err = refused(&[&compile[..], &[&format!("{flag}={value}")]].concat());
+        assert!(err.contains(flag), "{flag} {value}: {err}");
+    }
 }
 
 #[test]

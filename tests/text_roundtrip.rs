@@ -55,7 +55,8 @@ fn every_stage_of_every_model_round_trips() {
         let calib = samples(&g, name, "calib.csv");
         compile_float_observed(g, &calib, &Options::default(), &mut round_trip).unwrap();
         // Some models have no TFHE lowering yet (max pooling); every other stage counts.
-        let expected: Vec<Stage> = Stage::ALL.into_iter().filter(|&s| s != Stage::LowerFhe || seen.contains(&s)).collect();
+        let expected: Vec<Stage> =
+            Stage::ALL.into_iter().filter(|&s| s != Stage::LowerFhe || seen.contains(&s)).collect();
         assert_eq!(seen, expected, "{name}");
     }
     assert!(circuits * 2 > names.len(), "only {circuits} of {} models have a TFHE circuit", names.len());

@@ -71,4 +71,10 @@ pub enum CompileError {
     /// An IR invariant broke (a bug in a pass), or an op rejected its operands.
     #[error(transparent)]
     Ir(#[from] IrError),
+    /// The TFHE circuit a lowering made fails its verifier (a bug in `lower_fhe`).
+    #[error("lower_fhe made an invalid circuit: {0}")]
+    Circuit(#[from] secc_ir::lowered::CircuitError),
+    /// The SMPC plan a lowering made fails its verifier (a bug in `lower_mpc`).
+    #[error("lower_mpc made an invalid plan: {0}")]
+    Plan(#[from] secc_ir::lowered::PlanError),
 }

@@ -6,6 +6,7 @@
 
 pub mod cost;
 mod error;
+pub mod filetest;
 pub mod frontend;
 mod lower;
 pub mod passes;

@@ -26,6 +26,7 @@ use crate::passes::quantize::{quantize, QuantConfig};
 use crate::{frontend, CompileError};
 use secc_ir::lowered::fhe::Circuit;
 use secc_ir::lowered::mpc::Plan;
+use secc_ir::lowered::{verify_circuit, verify_plan};
 use secc_ir::{verify_graph, Graph, Tensor};
 use std::fmt;
 use std::path::Path;
@@ -289,15 +290,20 @@ pub fn run_stage(stage: Stage, graph: &Graph, samples: &[Vec<Tensor>], opts: &Op
     Ok(Output::Graph(g))
 }
 
-/// The `lower_fhe` stage: the circuit of `quantized`, its bootstraps covering what its
-/// accumulators reach on `samples` ([`Coverage::Calibrated`]) or their exact ranges.
+/// The `lower_fhe` stage and its verifier: the circuit of `quantized`, its bootstraps
+/// covering what its accumulators reach on `samples` ([`Coverage::Calibrated`]) or
+/// their exact ranges.
 pub fn lower_circuit(quantized: &Graph, samples: &[Vec<Tensor>], opts: FheOptions) -> Result<Circuit, CompileError> {
     let observed = calibrate(quantized, samples)?;
-    lower_fhe(quantized, opts.log2_p_fail, opts.coverage, &observed)
+    let circuit = lower_fhe(quantized, opts.log2_p_fail, opts.coverage, &observed)?;
+    verify_circuit(&circuit, quantized)?;
+    Ok(circuit)
 }
 
-/// The `lower_mpc` stage: the plan of `float`, whose values took `ranges` on the
+/// The `lower_mpc` stage and its verifier: the plan of `float`, whose values took `ranges` on the
 /// calibration set. `secc mpc-plan --frac-bits` re-runs it on an artifact's float IR.
 pub fn lower_plan(float: &Graph, ranges: &[Option<(f64, f64)>], cfg: MpcConfig) -> Result<Plan, CompileError> {
-    lower_mpc(float, ranges, cfg)
+    let plan = lower_mpc(float, ranges, cfg)?;
+    verify_plan(&plan)?;
+    Ok(plan)
 }

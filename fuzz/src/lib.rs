@@ -12,8 +12,15 @@ use std::path::Path;
 pub type Entry = fn(&[u8]);
 
 /// Every target: its name (a folder under `fuzz/corpus/`) and its entry point.
-pub const TARGETS: &[(&str, Entry)] =
-    &[("artifact", artifact), ("key_file", key_file), ("csv", csv), ("npy", npy), ("onnx", onnx), ("frame", frame)];
+pub const TARGETS: &[(&str, Entry)] = &[
+    ("artifact", artifact),
+    ("key_file", key_file),
+    ("csv", csv),
+    ("npy", npy),
+    ("onnx", onnx),
+    ("frame", frame),
+    ("plan", plan),
+];
 
 /// Splits off the first byte, which chooses how the rest is used.
 fn mode(data: &[u8]) -> (u8, &[u8]) {
@@ -77,6 +84,20 @@ pub fn frame(data: &[u8]) {
     let (m, rest) = mode(data);
     let want = Expect { session: [0; 16], sender: 1, receiver: 0, round: 0, words: m as usize % 16 };
     let _ = read_frame(&mut &rest[..], &want);
+}
+
+/// SMPC plan files, as a party reads the plan another party handed it: decoded with a
+/// limit, then verified. A plan that passes goes on through what every party computes
+/// from it before the first round: its costs (for one sample and the largest batch)
+/// and the digest of its weightless form each party's hello carries.
+pub fn plan(data: &[u8]) {
+    use secc_ir::lowered::mpc::Plan;
+    use secc_runtime::mpc::party::MAX_BATCH;
+    if let Ok(plan) = Plan::from_bytes(data) {
+        let _ = plan.total(1);
+        let _ = plan.total(MAX_BATCH as usize);
+        let _ = sha256(&plan.weightless().to_bytes());
+    }
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {

@@ -6,7 +6,8 @@
 //! secc, a truncated file and a corrupted one each get their own error.
 
 use crate::graph::Graph;
-use crate::QuantConfig;
+use crate::lowered::{verify_circuit, verify_plan, CircuitError, PlanError};
+use crate::{verify_graph, IrError, QuantConfig};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -125,16 +126,6 @@ pub enum ArtifactError {
         /// Bytes present.
         got: u64,
     },
-    /// A lowered program that was not lowered from the artifact's own graph.
-    #[error("{path}: its {program} was not lowered from its {graph} graph (digests differ); recompile the model")]
-    Unbound {
-        /// The file.
-        path: String,
-        /// `TFHE circuit` or `SMPC plan`.
-        program: &'static str,
-        /// `quantized` or `float`.
-        graph: &'static str,
-    },
     /// Checksum mismatch or undecodable payload.
     #[error("{path} is corrupt: {reason}")]
     Corrupt {
@@ -143,6 +134,47 @@ pub enum ArtifactError {
         /// What failed.
         reason: String,
     },
+    /// Decoded, but its contents break an invariant (a crafted or tampered file).
+    #[error("{path} is invalid: {source}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        source: ContentError,
+    },
+}
+
+/// What is wrong inside an artifact that decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum ContentError {
+    /// The float IR fails verification.
+    #[error("the float IR: {}", one_line(.0))]
+    Float(IrError),
+    /// The quantized IR fails verification.
+    #[error("the quantized IR: {}", one_line(.0))]
+    Quantized(IrError),
+    /// The TFHE circuit does not fit the quantized IR.
+    #[error("the TFHE circuit: {0}")]
+    Circuit(#[from] CircuitError),
+    /// The SMPC plan is inconsistent.
+    #[error("the SMPC plan: {0}")]
+    Plan(#[from] PlanError),
+    /// A lowered program that was not lowered from the artifact's own graph.
+    #[error("its {program} was not lowered from its {graph} graph (digests differ); recompile the model")]
+    Unbound {
+        /// `TFHE circuit` or `SMPC plan`.
+        program: &'static str,
+        /// `quantized` or `float`.
+        graph: &'static str,
+    },
+}
+
+/// Every broken invariant of a graph on one line, so the first line of an error names the value.
+fn one_line(e: &IrError) -> String {
+    match e {
+        IrError::Verify { errors, .. } => errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        other => other.to_string(),
+    }
 }
 
 impl Artifact {
@@ -199,25 +231,16 @@ impl Artifact {
             return Err(ArtifactError::Corrupt { path, reason: "checksum mismatch".into() });
         }
         use bincode::Options;
-        let artifact: Artifact = bincode::DefaultOptions::new()
-            .with_fixint_encoding()
-            .with_limit(MAX_PAYLOAD)
-            .deserialize(payload)
-            .map_err(|e| ArtifactError::Corrupt { path: path.clone(), reason: e.to_string() })?;
-        artifact.check_bindings(&path)?;
-        Ok(artifact)
-    }
-
-    /// Checks that each lowered program was lowered from this artifact's graph.
-    fn check_bindings(&self, path: &str) -> Result<(), ArtifactError> {
-        let unbound = |program, graph| ArtifactError::Unbound { path: path.to_string(), program, graph };
-        if self.fhe.as_ref().is_ok_and(|c| c.graph_digest != self.quantized.digest()) {
-            return Err(unbound("TFHE circuit", "quantized"));
+        let artifact: Artifact =
+            match bincode::DefaultOptions::new().with_fixint_encoding().with_limit(MAX_PAYLOAD).deserialize(payload) {
+                Ok(a) => a,
+                Err(e) => return Err(ArtifactError::Corrupt { path, reason: e.to_string() }),
+            };
+        // The checksum catches accidents, not a crafted file: check what the runtime relies on.
+        match artifact.verify() {
+            Ok(()) => Ok(artifact),
+            Err(source) => Err(ArtifactError::Invalid { path, source }),
         }
-        if self.mpc.as_ref().is_ok_and(|p| p.graph_digest != self.float.digest()) {
-            return Err(unbound("SMPC plan", "float"));
-        }
-        Ok(())
     }
 
     /// Reads and checks an artifact file.
@@ -232,11 +255,41 @@ impl Artifact {
             .map_err(io)?;
         Self::from_bytes(&bytes, &p)
     }
+
+    /// Checks both graphs, that each program was lowered from its graph, the circuit
+    /// against the quantized graph and the plan on its own.
+    pub fn verify(&self) -> Result<(), ContentError> {
+        verify_graph(&self.float).map_err(ContentError::Float)?;
+        verify_graph(&self.quantized).map_err(ContentError::Quantized)?;
+        if let Ok(circuit) = &self.fhe {
+            if circuit.graph_digest != self.quantized.digest() {
+                return Err(ContentError::Unbound { program: "TFHE circuit", graph: "quantized" });
+            }
+            verify_circuit(circuit, &self.quantized)?;
+        }
+        if let Ok(plan) = &self.mpc {
+            if plan.graph_digest != self.float.digest() {
+                return Err(ContentError::Unbound { program: "SMPC plan", graph: "float" });
+            }
+            verify_plan(plan)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The smallest graph that verifies: one input, returned.
+    fn graph(name: &str) -> Graph {
+        use crate::ops::{Input, Op};
+        let mut g = Graph::new(name);
+        let ty = crate::TensorType::f32(crate::Shape(vec![1, 2]));
+        let x = g.push(Op::Input(Input { index: 0, ty }), vec![], "x").unwrap();
+        g.outputs.push(x);
+        g
+    }
 
     fn sample() -> Artifact {
         let settings = Settings {
@@ -247,8 +300,8 @@ mod tests {
             backend: Some(BackendChoice { backend: PrivateBackend::Fhe, reason: "test".into() }),
         };
         Artifact {
-            float: Graph::new("f"),
-            quantized: Graph::new("q"),
+            float: graph("f"),
+            quantized: graph("q"),
             float_ranges: vec![Some((-1.0, 2.5)), None],
             fhe: Err("none".into()),
             mpc: Err("none".into()),
@@ -281,6 +334,12 @@ mod tests {
         let mut huge = bytes.clone();
         huge[19] = 0x7f;
         assert!(err(&huge).contains("exceeds"));
+        // A re-checksummed file whose graph no longer verifies.
+        let mut tampered = sample();
+        tampered.quantized.outputs.clear();
+        let e = Artifact::from_bytes(&tampered.to_bytes(), "m.secc").unwrap_err();
+        assert!(matches!(e, ArtifactError::Invalid { source: ContentError::Quantized(_), .. }), "{e}");
+        assert_eq!(e.to_string(), "m.secc is invalid: the quantized IR: %0: graph has no outputs");
     }
 
     #[test]
@@ -299,10 +358,8 @@ mod tests {
             regs: 0,
             steps: vec![],
         };
-        a.mpc = Ok(plan(&a.float));
-        assert!(Artifact::from_bytes(&a.to_bytes(), "a").is_ok());
         a.mpc = Ok(plan(&a.quantized));
         let err = Artifact::from_bytes(&a.to_bytes(), "m.secc").unwrap_err().to_string();
-        assert!(err.contains("its SMPC plan was not lowered from its float graph"), "{err}");
+        assert_eq!(err, "m.secc is invalid: its SMPC plan was not lowered from its float graph (digests differ); recompile the model");
     }
 }

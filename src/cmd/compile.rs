@@ -28,30 +28,30 @@ pub struct Args {
     /// Calibration samples: CSV (one sample per row, input flattened in C order) or .npy
     #[arg(long, value_name = "CALIB.csv")]
     pub calib: PathBuf,
-    /// Bits of weights and activations [default: 8]
-    #[arg(long, value_name = "N")]
+    /// Bits of weights and activations, 2 to 16 [default: 8]
+    #[arg(long, value_name = "N", value_parser = bits(16))]
     pub bits: Option<u32>,
-    /// Bits of the model inputs, quantized by the client in the clear [default: bits + 2]
-    #[arg(long, value_name = "N")]
+    /// Bits of the model inputs, quantized by the client in the clear, 2 to 24 [default: bits + 2]
+    #[arg(long, value_name = "N", value_parser = bits(24))]
     pub input_bits: Option<u32>,
-    /// Bits of the weights [default: bits]
-    #[arg(long, value_name = "N")]
+    /// Bits of the weights, 2 to 16 [default: bits]
+    #[arg(long, value_name = "N", value_parser = bits(16))]
     pub weight_bits: Option<u32>,
     /// Most input bits a lookup table reads; wider accumulators are rounded to their
-    /// top bits (what a TFHE bootstrap costs is set by this) [default: min(5, bits)]
-    #[arg(long, value_name = "N")]
+    /// top bits (what a TFHE bootstrap costs is set by this), 2 to 16 [default: min(5, bits)]
+    #[arg(long, value_name = "N", value_parser = bits(16))]
     pub table_bits: Option<u32>,
     /// Bits of each feature a tree ensemble reads, on a grid spanning that feature's
-    /// thresholds: every comparison is a table of this width [default: min(4, bits)]
-    #[arg(long, value_name = "N")]
+    /// thresholds: every comparison is a table of this width, 2 to 16 [default: min(4, bits)]
+    #[arg(long, value_name = "N", value_parser = bits(16))]
     pub tree_bits: Option<u32>,
     /// Evaluate a final activation (e.g. a sigmoid on the output) as a table under
     /// encryption instead of in float on the client after decryption
     #[arg(long)]
     pub output_tables: bool,
     /// Largest 2-norm of a quantized weight channel applied to table outputs (TFHE
-    /// bootstrap noise grows with it; a smaller cap allows cheaper parameter sets)
-    #[arg(long, value_name = "X")]
+    /// bootstrap noise grows with it; a smaller cap allows cheaper parameter sets): finite, positive
+    #[arg(long, value_name = "X", value_parser = positive, allow_hyphen_values = true)]
     pub max_weight_norm: Option<f64>,
     /// Failure probability of each TFHE bootstrap: 2^-128 (tfhe-rs default), 2^-64 or
     /// 2^-40 (Concrete-ML's default). Giving it makes a model without a TFHE circuit an error
@@ -137,6 +137,18 @@ pub enum FheRanges {
     Calibrated,
     /// Proven worst-case ranges
     Exact,
+}
+
+/// A bit width from 2 to `max`, the ranges `QuantConfig::check` accepts.
+fn bits(max: i64) -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(2..=max)
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("`{s}`: expected a finite number above 0")),
+    }
 }
 
 fn parse_p_fail(s: &str) -> Result<i32, String> {

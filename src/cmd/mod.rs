@@ -5,5 +5,6 @@ pub mod calibrate;
 pub mod compile;
 pub mod fhe;
 pub mod inspect;
+pub mod ir;
 pub mod party;
 pub mod run;

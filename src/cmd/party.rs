@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use secc_compiler::pipeline::{lower_plan, MpcConfig};
 use secc_ir::artifact::Artifact;
 use secc_ir::lowered::mpc::Plan;
+use secc_ir::lowered::MAX_PRODUCT_FRAC_BITS;
 use secc_runtime::mpc::net::Security;
 use secc_runtime::mpc::session::{run_local, run_party, PartyConfig, PartyReport};
 use secc_runtime::mpc::tls::{Identity, Pin, Tls};
@@ -29,10 +30,10 @@ pub struct PlanArgs {
     /// Leave the weights out (the plan for the data owner and the result receiver)
     #[arg(long)]
     pub weightless: bool,
-    /// Fractional bits of the fixed-point encoding on Z_2^64 [default: those the model
-    /// was compiled with, `secc compile --frac-bits`]; other values re-run the
-    /// pipeline's lower_mpc stage
-    #[arg(long, value_name = "F")]
+    /// Fractional bits of the fixed-point encoding on Z_2^64 (products sit at twice as
+    /// many, which must stay below 2^62) [default: those the model was compiled with,
+    /// `secc compile --frac-bits`]; other values re-run the pipeline's lower_mpc stage
+    #[arg(long, value_name = "F", value_parser = clap::value_parser!(u32).range(1..=MAX_PRODUCT_FRAC_BITS as i64))]
     pub frac_bits: Option<u32>,
     /// Overwrite the output file if it exists
     #[arg(long)]
@@ -68,7 +69,7 @@ pub struct PartyArgs {
     /// The plan (from `secc mpc-plan`)
     pub plan: PathBuf,
     /// This party's id: 0, 1 or 2
-    #[arg(long)]
+    #[arg(long, value_parser = party_id)]
     pub id: usize,
     /// The three parties' addresses
     #[arg(long, value_name = "PARTIES.toml")]
@@ -85,11 +86,11 @@ pub struct PartyArgs {
     /// Plain TCP links: anyone on the network reads every secret (testing only)
     #[arg(long, conflicts_with = "key")]
     pub insecure: bool,
-    /// Give up on a silent peer after this many seconds
-    #[arg(long, default_value_t = 10.0)]
+    /// Give up on a silent peer after this many seconds (0.001 to 86400)
+    #[arg(long, default_value_t = 10.0, value_parser = timeout_seconds, allow_hyphen_values = true)]
     pub timeout: f64,
     /// Run the plan this many times in the session (all three must agree)
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = repeat_count)]
     pub repeat: usize,
     /// Overwrite the output file if it exists
     #[arg(long)]
@@ -102,6 +103,29 @@ struct Parties {
     parties: Vec<String>,
     #[serde(default)]
     pins: Vec<String>,
+}
+
+fn party_id(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(id) if id < 3 => Ok(id),
+        _ => Err(format!("`{s}`: the party id is 0, 1 or 2")),
+    }
+}
+
+fn repeat_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}`: the plan runs a whole number of times, at least once")),
+    }
+}
+
+/// A timeout in seconds: finite and positive, from a millisecond (finer rounds to no
+/// timeout at all for the sockets) to a day.
+fn timeout_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if (0.001..=86_400.0).contains(&t) => Ok(t),
+        _ => Err(format!("`{s}`: a timeout is a number of seconds from 0.001 to 86400")),
+    }
 }
 
 /// The warning `--insecure` prints.
@@ -178,9 +202,6 @@ fn security(a: &PartyArgs, pins: &[Pin], parties: &Path) -> Result<Security> {
 }
 
 pub fn party(a: PartyArgs) -> Result<()> {
-    if a.id > 2 {
-        bail!("--id must be 0, 1 or 2");
-    }
     let bytes = std::fs::read(&a.plan).with_context(|| format!("cannot read {}", a.plan.display()))?;
     let plan = Plan::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", a.plan.display()))?;
     let (addrs, pins) = read_parties(&a.parties)?;

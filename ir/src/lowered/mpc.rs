@@ -11,6 +11,7 @@
 //! Only the model owner's plan holds the weights ([`Plan::weight_values`]); the other
 //! parties run the same plan with `None` there ([`Plan::weightless`]).
 
+use super::verify::{verify_plan, PlanError, MAX_PLAN_BYTES};
 pub use crate::ops::ConvGeometry;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -97,11 +98,33 @@ impl Plan {
         out
     }
 
-    /// Reads a plan written by [`Plan::to_bytes`].
-    pub fn from_bytes(bytes: &[u8]) -> Result<Plan, String> {
-        let body = bytes.strip_prefix(PLAN_MAGIC.as_slice()).ok_or("not a secc MPC plan (no SECCMPC1 header)")?;
-        bincode::deserialize(body).map_err(|e| format!("corrupt MPC plan: {e}"))
+    /// Reads a plan written by [`Plan::to_bytes`] and verifies it ([`verify_plan`]): a
+    /// plan comes from another party, and a party runs only what it has checked.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Plan, PlanFileError> {
+        use bincode::Options;
+        let body = bytes.strip_prefix(PLAN_MAGIC.as_slice()).ok_or(PlanFileError::Foreign)?;
+        let plan: Plan = bincode::DefaultOptions::new()
+            .with_fixint_encoding()
+            .with_limit(MAX_PLAN_BYTES)
+            .deserialize(body)
+            .map_err(|e| PlanFileError::Corrupt(e.to_string()))?;
+        verify_plan(&plan)?;
+        Ok(plan)
     }
+}
+
+/// Why a plan file cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanFileError {
+    /// Not a plan at all.
+    #[error("not a secc MPC plan (no SECCMPC1 header)")]
+    Foreign,
+    /// Undecodable, or over [`MAX_PLAN_BYTES`].
+    #[error("corrupt MPC plan: {0}")]
+    Corrupt(String),
+    /// Decoded, but breaks an invariant the parties rely on.
+    #[error("invalid MPC plan: {0}")]
+    Invalid(#[from] PlanError),
 }
 
 /// One step: a protocol applied to registers.

@@ -76,7 +76,8 @@ pub(crate) fn print_digest(w: &mut Printer, digest: &[u8; 32]) {
 pub(crate) fn parse_digest(p: &mut Parser) -> Result<[u8; 32], ParseError> {
     let here = p.error("");
     let s = p.string()?;
-    let bad = || ParseError { message: format!("`{s}` is not a graph digest (sha256: and 64 hex digits)"), ..here.clone() };
+    let bad =
+        || ParseError { message: format!("`{s}` is not a graph digest (sha256: and 64 hex digits)"), ..here.clone() };
     let hex = s.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.is_ascii()).ok_or_else(bad)?;
     let mut digest = [0u8; 32];
     for (i, byte) in digest.iter_mut().enumerate() {

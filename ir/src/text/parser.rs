@@ -79,43 +79,39 @@ impl Parser {
         Ok(p)
     }
 
+    /// Data entries start their line (`@name = [` in column 1), which no other text
+    /// does, so a malformed list elsewhere cannot hide them.
     fn find_entries(&mut self) -> Result<()> {
-        let mut depth = 0i64;
         let mut i = 0;
         while i < self.toks.len() {
-            let entry = match (depth, &self.toks[i].tok, &self.tok_at(i + 1).tok, &self.tok_at(i + 2).tok) {
-                (0, Tok::Ref(name), Tok::Punct("="), Tok::Punct("[")) => Some(name.clone()),
+            let entry = match (&self.toks[i].tok, &self.tok_at(i + 1).tok, &self.tok_at(i + 2).tok) {
+                (Tok::Ref(name), Tok::Punct("="), Tok::Punct("[")) if self.toks[i].col == 1 => Some(name.clone()),
                 _ => None,
             };
-            if let Some(name) = entry {
-                let start = i + 2;
-                let mut d = 0i64;
-                let mut end = start;
-                while end < self.toks.len() {
-                    match self.toks[end].tok {
-                        Tok::Punct("[") => d += 1,
-                        Tok::Punct("]") => d -= 1,
-                        Tok::Eof => break,
-                        _ => {}
-                    }
-                    end += 1;
-                    if d == 0 {
-                        break;
-                    }
-                }
-                if self.entries.contains_key(&name) {
-                    return Err(self.error_at(i, format!("data entry `@{name}` is defined twice")));
-                }
-                self.entries.insert(name, Entry { at: i, start, end, used: false });
-                i = end;
+            let Some(name) = entry else {
+                i += 1;
                 continue;
+            };
+            let start = i + 2;
+            let mut d = 0i64;
+            let mut end = start;
+            while end < self.toks.len() {
+                match self.toks[end].tok {
+                    Tok::Punct("[") => d += 1,
+                    Tok::Punct("]") => d -= 1,
+                    Tok::Eof => break,
+                    _ => {}
+                }
+                end += 1;
+                if d == 0 {
+                    break;
+                }
             }
-            match self.toks[i].tok {
-                Tok::Punct("{" | "[" | "(") => depth += 1,
-                Tok::Punct("}" | "]" | ")") => depth -= 1,
-                _ => {}
+            if self.entries.contains_key(&name) {
+                return Err(self.error_at(i, format!("data entry `@{name}` is defined twice")));
             }
-            i += 1;
+            self.entries.insert(name, Entry { at: i, start, end, used: false });
+            i = end;
         }
         Ok(())
     }
