@@ -4,8 +4,8 @@
 //! lowerings (private here, so that nothing else calls them) turn the result into a
 //! TFHE circuit and an SMPC plan, and [`cost`] predicts what each costs.
 
-mod error;
 pub mod cost;
+mod error;
 pub mod filetest;
 pub mod frontend;
 mod lower;

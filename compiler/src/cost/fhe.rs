@@ -7,7 +7,7 @@
 use super::machine::MachineCosts;
 use super::{Network, Prediction};
 use secc_ir::lowered::fhe::Circuit;
-use secc_ir::{Graph, Op};
+use secc_ir::{Graph, ValueId};
 
 /// Bootstraps of each layer (each `lut` node), in evaluation order.
 pub fn bootstrap_layers(graph: &Graph, circuit: &Circuit) -> Vec<usize> {
@@ -20,23 +20,16 @@ pub fn bootstrap_layers(graph: &Graph, circuit: &Circuit) -> Vec<usize> {
         .collect()
 }
 
-/// Values the client encrypts (the `quantize` outputs) and decrypts (what `dequantize` reads).
-pub fn client_values(graph: &Graph) -> (usize, usize) {
-    let count = |pick: fn(&Op) -> bool, input: bool| -> usize {
-        graph
-            .nodes
-            .iter()
-            .filter(|n| pick(&n.op))
-            .map(|n| if input { n.ty.shape.numel() } else { graph.ty(n.inputs[0]).shape.numel() })
-            .sum()
-    };
-    (count(|op| matches!(op, Op::Quantize(_)), true), count(|op| matches!(op, Op::Dequantize(_)), false))
+/// Elements the client encrypts and decrypts.
+pub fn client_values(graph: &Graph, circuit: &Circuit) -> (usize, usize) {
+    let count = |values: &[u32]| values.iter().map(|&v| graph.ty(ValueId(v)).shape.numel()).sum();
+    (count(&circuit.inputs), count(&circuit.outputs))
 }
 
 /// Predicts one inference of `graph` (quantized) under `circuit` on `network`.
 pub fn predict_fhe(graph: &Graph, circuit: &Circuit, costs: &MachineCosts, network: Network) -> Prediction {
     let (set, scaled) = costs.fhe_set(&circuit.params.name, circuit.params.cost);
-    let (inputs, outputs) = client_values(graph);
+    let (inputs, outputs) = client_values(graph, circuit);
     let waves: usize = bootstrap_layers(graph, circuit).iter().map(|n| n.div_ceil(costs.cores)).sum();
     let mut p = Prediction::of(vec![
         ("encrypt", (set.inference_us + inputs as f64 * set.encrypt_us) / 1e3),
@@ -63,7 +56,7 @@ mod tests {
     use crate::cost::machine::{FheSetCosts, MachineCosts, MpcCosts};
     use secc_ir::lowered::fhe::{catalog, CircuitStats, FheLut};
     use secc_ir::ops::{Dequantize, Input, Lut, Quantize};
-    use secc_ir::{Quant, Shape, TensorType};
+    use secc_ir::{Op, Quant, Shape, TensorType};
 
     /// x[1,5] → quantize → lut → dequantize: 5 inputs, 5 bootstraps, 5 outputs.
     fn lut_graph() -> (Graph, Circuit) {
@@ -80,7 +73,17 @@ mod tests {
         let mut luts = vec![None; 4];
         luts[2] = Some(FheLut { precision: 4, offset: 0, norm: 1.0 });
         let stats = CircuitStats { pbs: 5, widest_table: None, max_norm: None, levelled_macs: 1000 };
-        (g, Circuit { graph_digest: [0; 32], params, log_delta: vec![None; 4], luts, stats })
+        let circuit = Circuit {
+            graph_digest: [0; 32],
+            params,
+            log_delta: vec![None; 4],
+            luts,
+            linear: vec![None; 4],
+            inputs: vec![q.0],
+            outputs: vec![l.0],
+            stats,
+        };
+        (g, circuit)
     }
 
     fn costs(name: &str) -> MachineCosts {
@@ -106,7 +109,7 @@ mod tests {
     fn bootstraps_run_in_waves_of_cores_and_the_network_carries_every_ciphertext() {
         let (g, c) = lut_graph();
         assert_eq!(bootstrap_layers(&g, &c), vec![5]);
-        assert_eq!(client_values(&g), (5, 5));
+        assert_eq!(client_values(&g, &c), (5, 5));
         let k = costs(&c.params.name);
         let p = predict_fhe(&g, &c, &k, Network::LOOPBACK);
         // 30 µs + 5 × 20 µs + 3 waves × 10 ms + 1000 × 100 ns / 2 + 5 × 2 µs

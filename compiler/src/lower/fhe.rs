@@ -15,7 +15,7 @@
 
 use crate::passes::calibrate::Calibration;
 use crate::CompileError;
-use secc_ir::lowered::fhe::{catalog, Circuit, CircuitStats, FheLut};
+use secc_ir::lowered::fhe::{catalog, client_values, Circuit, CircuitStats, FheLut};
 use secc_ir::ops::{round_shift, LinearMap};
 use secc_ir::{Graph, Op, OpClass, OpSpec, Tensor, ValueId};
 
@@ -147,8 +147,9 @@ pub fn lower_fhe(
         log_delta[i] = need.map(|(d, _)| d);
     }
 
-    // Noise, forwards.
+    // Noise, forwards; the levelled ops' maps are kept for the server.
     let mut variance = vec![0f64; n];
+    let mut linear: Vec<Option<LinearMap>> = vec![None; n];
     let mut stats = CircuitStats { pbs: 0, widest_table: None, max_norm: None, levelled_macs: 0 };
     for (i, node) in graph.nodes.iter().enumerate() {
         let v = ValueId(i as u32);
@@ -177,10 +178,13 @@ pub fn lower_fhe(
                     node_linear_map(graph, v).ok_or_else(|| fail(graph, v, "weights must be constants".into()))?;
                 let input = variance[node.inputs[0].index()];
                 stats.levelled_macs += map.terms.iter().map(Vec::len).sum::<usize>();
-                map.terms
+                let out = map
+                    .terms
                     .iter()
                     .map(|t| t.iter().map(|&(_, w)| (w * w) as f64).sum::<f64>() * input)
-                    .fold(0.0, f64::max)
+                    .fold(0.0, f64::max);
+                linear[i] = Some(map);
+                out
             }
         };
     }
@@ -208,5 +212,6 @@ pub fn lower_fhe(
             ),
         ));
     };
-    Ok(Circuit { graph_digest: graph.digest(), params, log_delta, luts, stats })
+    let (inputs, outputs) = client_values(graph, &log_delta);
+    Ok(Circuit { graph_digest: graph.digest(), params, log_delta, luts, linear, inputs, outputs, stats })
 }

@@ -9,6 +9,7 @@
 //! the modulus switch for free (approximate rounding) and the output is re-encoded at
 //! whatever `Δ` its consumer needs.
 
+use crate::ops::LinearMap;
 use serde::{Deserialize, Serialize};
 
 /// A tfhe-rs parameter set from its published catalog, with what the circuit needs
@@ -131,7 +132,9 @@ pub struct CircuitStats {
     pub levelled_macs: usize,
 }
 
-/// A TFHE circuit over a quantized graph (values are indexed by the graph's value numbers).
+/// A TFHE circuit over a quantized graph (values are indexed by the graph's value
+/// numbers): what the client encrypts and decrypts, each encrypted value's encoding, and
+/// how the server computes it (a linear map, or a bootstrap per element).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Circuit {
     /// [`crate::Graph::digest`] of the quantized graph it was lowered from.
@@ -142,8 +145,32 @@ pub struct Circuit {
     pub log_delta: Vec<Option<u32>>,
     /// The bootstrap plan of every `lut` value.
     pub luts: Vec<Option<FheLut>>,
+    /// The affine map of every levelled value (a linear op or a reshape on ciphertexts),
+    /// read off its op's own `eval` once, at compile time.
+    pub linear: Vec<Option<LinearMap>>,
+    /// The values the client quantizes and encrypts (the `quantize` outputs), in order.
+    pub inputs: Vec<u32>,
+    /// The values the server returns and the client decrypts (what `dequantize` reads), in order.
+    pub outputs: Vec<u32>,
     /// Summary figures.
     pub stats: CircuitStats,
+}
+
+/// The client's side of a circuit whose encodings are `log_delta`: the values it
+/// encrypts (encrypted `quantize` outputs) and those it decrypts (the encrypted
+/// operands of `dequantize`), each once, in graph order.
+pub fn client_values(graph: &crate::Graph, log_delta: &[Option<u32>]) -> (Vec<u32>, Vec<u32>) {
+    use crate::ops::Op;
+    let encrypted = |v: usize| log_delta.get(v).copied().flatten().is_some();
+    let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
+    for (i, node) in graph.nodes.iter().enumerate() {
+        match (&node.op, node.inputs.first()) {
+            (Op::Quantize(_), _) if encrypted(i) => inputs.push(i as u32),
+            (Op::Dequantize(_), Some(x)) if encrypted(x.index()) && !outputs.contains(&x.0) => outputs.push(x.0),
+            _ => {}
+        }
+    }
+    (inputs, outputs)
 }
 
 #[cfg(test)]

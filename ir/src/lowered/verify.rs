@@ -5,7 +5,7 @@
 //! 64 bits, sizes under named limits), so that a program that passes can make the
 //! runtime return an error at worst, never panic or allocate without bound.
 
-use super::fhe::{catalog, Circuit};
+use super::fhe::{catalog, client_values, Circuit};
 use super::mpc::{ConvGeometry, ForestPlan, Piecewise, Plan, PoolTaps, Reg, StepOp, PARTIES};
 use crate::graph::Graph;
 use crate::ops::Op;
@@ -589,6 +589,16 @@ pub enum CircuitError {
         /// Elements of its tables.
         counted: usize,
     },
+    /// The client's values are not those the graph's boundary ops make.
+    #[error("the client {what} {}, the graph's boundary ops say {}", values(.got), values(.want))]
+    Client {
+        /// `encrypts` or `decrypts`.
+        what: &'static str,
+        /// The circuit's list.
+        got: Vec<u32>,
+        /// The graph's.
+        want: Vec<u32>,
+    },
     /// A problem of one value.
     #[error("{value} (\"{name}\"): {message}")]
     Value {
@@ -601,13 +611,22 @@ pub enum CircuitError {
     },
 }
 
+fn values(vs: &[u32]) -> String {
+    let vs: Vec<String> = vs.iter().map(|v| format!("%{v}")).collect();
+    format!("[{}]", vs.join(", "))
+}
+
 /// Checks a TFHE circuit against the quantized graph it was lowered from (which must
 /// have passed [`crate::verify_graph`]): one encoding and one bootstrap plan slot per
 /// value, a bootstrap plan exactly for each `lut`, encodings the runtime can shift by,
 /// tables the parameter set serves, offsets whose box arithmetic stays in `i64`.
 pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitError> {
     let nodes = graph.nodes.len();
-    for (what, got) in [("encodings", circuit.log_delta.len()), ("bootstrap plans", circuit.luts.len())] {
+    for (what, got) in [
+        ("encodings", circuit.log_delta.len()),
+        ("bootstrap plans", circuit.luts.len()),
+        ("linear maps", circuit.linear.len()),
+    ] {
         if got != nodes {
             return Err(CircuitError::Length { what, got, nodes });
         }
@@ -683,6 +702,20 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
             }
             (op @ (Op::Conv(_) | Op::MatMul(_) | Op::SumPool(_) | Op::Reshape(_)), None) => {
                 let Some(d) = delta else { continue };
+                let Some(map) = &circuit.linear[i] else {
+                    return Err(fail(format!("an encrypted `{}` without its linear map", crate::OpSpec::mnemonic(op))));
+                };
+                let input_len = graph.ty(node.inputs[0]).shape.numel();
+                if map.terms.len() != numel || map.constant.len() != numel {
+                    return Err(fail(format!(
+                        "its linear map has {} rows and {} constants for {numel} elements",
+                        map.terms.len(),
+                        map.constant.len()
+                    )));
+                }
+                if let Some(&(j, _)) = map.terms.iter().flatten().find(|(j, _)| *j as usize >= input_len) {
+                    return Err(fail(format!("its linear map reads element {j} of an input of {input_len}")));
+                }
                 if input_delta(0) != Some(d) {
                     return Err(fail(format!(
                         "encoded at 2^{d}, its input at 2^{:?}: a levelled op keeps the encoding",
@@ -705,6 +738,30 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
     }
     if pbs != circuit.stats.pbs {
         return Err(CircuitError::Stats { claimed: circuit.stats.pbs, counted: pbs });
+    }
+    verify_client_values(circuit, graph)
+}
+
+/// The client encrypts and decrypts exactly [`client_values`] (its finishing pass binds
+/// nothing else), and only levelled values carry a linear map.
+fn verify_client_values(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitError> {
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let levelled =
+            circuit.log_delta[i].is_some() && circuit.luts[i].is_none() && !matches!(node.op, Op::Quantize(_));
+        if circuit.linear[i].is_some() && !levelled {
+            return Err(CircuitError::Value {
+                value: ValueId(i as u32),
+                name: node.name.clone(),
+                message: "a linear map for a value that is not a levelled encrypted one".into(),
+            });
+        }
+    }
+    let (inputs, outputs) = client_values(graph, &circuit.log_delta);
+    if circuit.inputs != inputs {
+        return Err(CircuitError::Client { what: "encrypts", got: circuit.inputs.clone(), want: inputs });
+    }
+    if circuit.outputs != outputs {
+        return Err(CircuitError::Client { what: "decrypts", got: circuit.outputs.clone(), want: outputs });
     }
     Ok(())
 }
@@ -729,6 +786,7 @@ mod tests {
         };
         Plan {
             name: "t".into(),
+            graph_digest: [0; 32],
             frac_bits: 18,
             roles: Roles::default(),
             input_shape: vec![1, 4],

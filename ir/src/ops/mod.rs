@@ -280,7 +280,7 @@ pub(crate) fn linear_range(inputs: &[Operand], w_axis: usize, x_range: (i64, i64
 /// `terms[j] = [(i, w), ...]` (zero weights omitted). Encrypted executors apply it to
 /// ciphertexts; it is read off the op's own `eval`, so the index arithmetic of a
 /// convolution or a pooling window is written once, in its op file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LinearMap {
     /// Non-zero terms of each output element.
     pub terms: Vec<Vec<(u32, i64)>>,

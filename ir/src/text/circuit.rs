@@ -6,8 +6,10 @@
 //!   graph "sha256:000000000000000000000000000000000000000000000000000000000000beef"
 //!   params "V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_GAUSSIAN_2M128" {message_bits=2, carry_bits=2, norm_budget=5.0, cost=110, log2_p_fail=-128, security_bits=128}
 //!   values 5
+//!   inputs %1
+//!   outputs %4
 //!   %1 {log_delta=57}
-//!   %3 {log_delta=53}
+//!   %3 {log_delta=53, linear={terms=[[0: 2], [0: 1, 1: -1]], constant=[0, 3]}}
 //!   %4 {log_delta=59, lut={precision=4, offset=-1, norm=3.0}}
 //!   stats {pbs=2, widest_table=(4, %4), max_norm=(3.0, %4), levelled_macs=8}
 //! }"#;
@@ -16,12 +18,15 @@
 //! # Ok::<(), secc_ir::ParseError>(())
 //! ```
 //!
-//! `values N` is the number of graph values the circuit covers (`values N, M` when it
-//! has `M` bootstrap plans for `N` encodings); values that are neither encrypted nor
-//! bootstrapped have no line.
+//! `values N` is the number of graph values the circuit covers (`values N, M, L` when
+//! it has `M` bootstrap plans and `L` linear maps for `N` encodings); `inputs` are the
+//! values the client encrypts, `outputs` those it decrypts; values with no encoding,
+//! bootstrap plan or linear map have no line. A linear map lists, per output element,
+//! its `input element: weight` terms, then the constants.
 
 use super::{ParseError, Parser, Printer};
 use crate::lowered::fhe::{Circuit, CircuitStats, FheLut, ParamSet};
+use crate::ops::LinearMap;
 use std::fmt;
 
 fn print_pair(w: &mut Printer, pair: impl FnOnce(&mut Printer), value: u32) {
@@ -60,17 +65,24 @@ impl fmt::Display for Circuit {
             w.attr("log2_p_fail", |w| w.display(ps.log2_p_fail));
             w.attr("security_bits", |w| w.display(ps.security_bits));
         });
-        w.text(&format!("\n  values {}", self.log_delta.len()));
-        if self.luts.len() != self.log_delta.len() {
-            w.text(&format!(", {}", self.luts.len()));
+        let (n, m, l) = (self.log_delta.len(), self.luts.len(), self.linear.len());
+        w.text(&format!("\n  values {n}"));
+        if (m, l) != (n, n) {
+            w.text(&format!(", {m}, {l}"));
+        }
+        for (what, values) in [("inputs", &self.inputs), ("outputs", &self.outputs)] {
+            let list: Vec<String> = values.iter().map(|v| format!("%{v}")).collect();
+            w.text(&format!("\n  {what} {}", list.join(", ")).trim_end().to_string());
         }
         w.text("\n");
-        for i in 0..self.log_delta.len().max(self.luts.len()) {
+        for i in 0..n.max(m).max(l) {
             let delta = self.log_delta.get(i).copied().flatten();
             let lut = self.luts.get(i).and_then(Option::as_ref);
-            if delta.is_none() && lut.is_none() {
+            let map = self.linear.get(i).and_then(Option::as_ref);
+            if delta.is_none() && lut.is_none() && map.is_none() {
                 continue;
             }
+            w.set_context(i.to_string());
             w.text(&format!("  %{i} "));
             w.record(|w| {
                 if let Some(d) = delta {
@@ -82,6 +94,16 @@ impl fmt::Display for Circuit {
                             w.attr("precision", |w| w.display(l.precision));
                             w.attr("offset", |w| w.display(l.offset));
                             w.attr("norm", |w| w.f64(l.norm));
+                        })
+                    });
+                }
+                if let Some(map) = map {
+                    w.attr("linear", |w| {
+                        w.record(|w| {
+                            w.attr("terms", |w| {
+                                w.list(&map.terms, |w, t| w.list(t, |w, (i, x)| w.text(&format!("{i}: {x}"))))
+                            });
+                            w.attr("constant", |w| w.list(&map.constant, |w, c| w.display(c)));
                         })
                     });
                 }
@@ -111,8 +133,10 @@ impl fmt::Display for Circuit {
 /// circuit {
 ///   graph "sha256:HEX"                               (the quantized graph it was lowered from)
 ///   params "NAME" {message_bits, carry_bits, norm_budget, cost, log2_p_fail, security_bits}
-///   values N[, M]
-///   %V {log_delta=D, lut={precision, offset, norm}}    (one line per value that has either)
+///   values N[, M, L]
+///   inputs %V, ...                                   (what the client encrypts)
+///   outputs %V, ...                                  (what it decrypts)
+///   %V {log_delta=D, lut={precision, offset, norm}, linear={terms, constant}}  (each optional)
 ///   stats {pbs, widest_table=(bits, %V), max_norm=(norm, %V), levelled_macs}
 /// }
 /// ```
@@ -145,19 +169,40 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
         Ok(n)
     };
     let n = count(&mut p)?;
-    let m = if p.eat(",") { count(&mut p)? } else { n };
+    let (m, l) = if p.eat(",") {
+        let m = count(&mut p)?;
+        p.expect(",")?;
+        (m, count(&mut p)?)
+    } else {
+        (n, n)
+    };
+    let values = |p: &mut Parser, what: &str| -> Result<Vec<u32>, ParseError> {
+        p.keyword(what)?;
+        let mut vs = Vec::new();
+        if p.at_value() {
+            vs.push(p.value()?.0);
+            while p.eat(",") {
+                vs.push(p.value()?.0);
+            }
+        }
+        Ok(vs)
+    };
+    let inputs = values(&mut p, "inputs")?;
+    let outputs = values(&mut p, "outputs")?;
     let mut log_delta = vec![None; n];
     let mut luts = vec![None; m];
+    let mut linear = vec![None; l];
     let mut next = 0;
+    let all = n.max(m).max(l);
     while p.at_value() {
         let here = p.error("");
         let v = p.value()?.index();
-        if v < next || v >= n.max(m) {
-            let message = format!("value %{v} is out of order or beyond the {} values", n.max(m));
+        if v < next || v >= all {
+            let message = format!("value %{v} is out of order or beyond the {all} values");
             return Err(ParseError { message, ..here });
         }
         next = v + 1;
-        let (delta, lut) = p.record(|p| {
+        let (delta, lut, map) = p.record(|p| {
             let delta = p.opt_attr("log_delta", Parser::u32)?;
             let lut = p.opt_attr("lut", |p| {
                 p.record(|p| {
@@ -168,11 +213,27 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
                     })
                 })
             })?;
-            Ok((delta, lut))
+            let map = p.opt_attr("linear", |p| {
+                p.record(|p| {
+                    let term = |p: &mut Parser| {
+                        let i = p.u32()?;
+                        p.expect(":")?;
+                        Ok((i, p.i64()?))
+                    };
+                    Ok(LinearMap {
+                        terms: p.attr("terms", |p| p.list(|p| p.list(term)))?,
+                        constant: p.attr("constant", |p| p.list(Parser::i64))?,
+                    })
+                })
+            })?;
+            Ok((delta, lut, map))
         })?;
+        if map.is_some() && v >= l {
+            return Err(ParseError { message: format!("%{v} is beyond the {l} linear maps"), ..here });
+        }
         match (delta, &lut) {
-            (None, None) => {
-                return Err(ParseError { message: format!("%{v} has neither `log_delta` nor `lut`"), ..here })
+            (None, None) if map.is_none() => {
+                return Err(ParseError { message: format!("%{v} has neither `log_delta`, `lut` nor `linear`"), ..here })
             }
             (Some(_), _) if v >= n => {
                 return Err(ParseError { message: format!("%{v} is beyond the {n} encodings"), ..here })
@@ -188,6 +249,9 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
         if let Some(l) = lut {
             luts[v] = Some(l);
         }
+        if map.is_some() {
+            linear[v] = map;
+        }
     }
     p.keyword("stats")?;
     let stats = p.record(|p| {
@@ -200,5 +264,5 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
     })?;
     p.expect("}")?;
     p.finish()?;
-    Ok(Circuit { graph_digest, params, log_delta, luts, stats })
+    Ok(Circuit { graph_digest, params, log_delta, luts, linear, inputs, outputs, stats })
 }

@@ -237,9 +237,20 @@ fn comments_are_ignored_and_names_are_read_after_the_type() {
 fn circuit() -> Circuit {
     let lut = |precision, offset, norm| Some(FheLut { precision, offset, norm });
     Circuit {
+        graph_digest: [0xa5; 32],
         params: catalog(-128)[3].clone(),
         log_delta: vec![None, Some(57), None, Some(53), Some(59), Some(0)],
         luts: vec![None, None, None, None, lut(4, -1, 3.0), lut(1, i64::MIN, 0.1)],
+        linear: vec![
+            None,
+            None,
+            None,
+            Some(LinearMap { terms: vec![vec![(0, 2), (1, -3)], vec![]], constant: vec![5, i64::MIN] }),
+            None,
+            None,
+        ],
+        inputs: vec![1],
+        outputs: vec![4, 5],
         stats: CircuitStats { pbs: 2, widest_table: Some((4, 4)), max_norm: Some((3.0, 4)), levelled_macs: 8 },
     }
 }
@@ -263,7 +274,8 @@ fn circuits_round_trip() {
     c.log_delta.push(None);
     c.stats.widest_table = None;
     c.stats.max_norm = None;
-    assert!(round_trip_circuit(&c).contains("values 7, 4\n"));
+    c.inputs.clear();
+    assert!(round_trip_circuit(&c).contains("values 7, 4, 6\n  inputs\n"));
 }
 
 fn plan() -> Plan {
@@ -298,6 +310,7 @@ fn plan() -> Plan {
     let step = |label: &str, op| Step { label: label.into(), op };
     Plan {
         name: "every step".into(),
+        graph_digest: [7; 32],
         frac_bits: 18,
         roles: Roles::default(),
         input_shape: vec![1, 9],
@@ -439,17 +452,17 @@ fn circuit_and_plan_errors_give_line_column_and_reason() {
     let circuit_error = |from: &str, to: &str| {
         error_of(|t| parse_circuit(t).map(|c| c.to_string()), &circuit_text.replacen(from, to, 1))
     };
-    assert_eq!(circuit_error("%3 {", "%1 {"), "5:3 value %1 is out of order or beyond the 6 values");
+    assert_eq!(circuit_error("%3 {", "%1 {"), "8:3 value %1 is out of order or beyond the 6 values");
     assert_eq!(
         circuit_error("values 6", "values 99999999999999"),
-        "3:10 99999999999999 values is more than this text can describe"
+        "4:10 99999999999999 values is more than this text can describe"
     );
-    assert_eq!(circuit_error("{log_delta=53}", "{}"), "5:3 %3 has neither `log_delta` nor `lut`");
-    assert_eq!(circuit_error("values 6", "values 6, 5"), "7:3 %5 is beyond the 5 tables");
-    assert_eq!(circuit_error("norm=3.0", "norm=x"), "6:55 expected a number, found `x`");
+    assert_eq!(circuit_error("{log_delta=57}", "{}"), "7:3 %1 has neither `log_delta`, `lut` nor `linear`");
+    assert_eq!(circuit_error("values 6", "values 6, 5, 6"), "10:3 %5 is beyond the 5 tables");
+    assert_eq!(circuit_error("norm=3.0", "norm=x"), "9:55 expected a number, found `x`");
     assert_eq!(
         circuit_error("levelled_macs=8", "levelled_macs=8, pbs=3"),
-        "8:76 unexpected attribute `pbs` (attributes come in a fixed order)"
+        "11:76 unexpected attribute `pbs` (attributes come in a fixed order)"
     );
     let plan_text = plan().to_string();
     let plan_error =

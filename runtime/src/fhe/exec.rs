@@ -30,11 +30,6 @@ fn delta(circuit: &Circuit, v: ValueId) -> u64 {
     1u64 << circuit.log_delta[v.index()].expect("encrypted values have an encoding")
 }
 
-/// Values the client computes and encrypts: the `quantize` nodes.
-fn client_inputs(graph: &Graph) -> Vec<ValueId> {
-    (0..graph.nodes.len()).map(|i| ValueId(i as u32)).filter(|&v| matches!(graph.node(v).op, Op::Quantize(_))).collect()
-}
-
 /// Encrypts one sample: quantizes `inputs` and encrypts every `quantize` output.
 pub fn encrypt_sample(
     graph: &Graph,
@@ -49,7 +44,8 @@ pub fn encrypt_sample(
     let seeder = seeder.as_mut();
     let mut enc = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
     let mut out = Vec::new();
-    for q in client_inputs(graph) {
+    for &q in &circuit.inputs {
+        let q = ValueId(q);
         let node = graph.node(q);
         let Op::Input(input) = &graph.node(node.inputs[0]).op else {
             return Err(FheError::Mismatch("quantize must read a graph input".into()));
@@ -75,8 +71,8 @@ pub fn encrypt_sample(
     Ok(out)
 }
 
-enum Step {
-    Linear(LinearMap),
+enum Step<'a> {
+    Linear(&'a LinearMap),
     Lut { accumulators: Vec<GlweCiphertextOwned<u64>>, table_of: Vec<u32>, offset_plaintext: u64 },
 }
 
@@ -86,7 +82,7 @@ pub struct ServerProgram<'a> {
     circuit: &'a Circuit,
     sk: &'a ServerKey,
     params: tfhe::shortint::ClassicPBSParameters,
-    steps: HashMap<u32, Step>,
+    steps: HashMap<u32, Step<'a>>,
 }
 
 impl<'a> ServerProgram<'a> {
@@ -102,12 +98,9 @@ impl<'a> ServerProgram<'a> {
         let mut steps = HashMap::new();
         for (i, node) in graph.nodes.iter().enumerate() {
             let v = ValueId(i as u32);
-            if circuit.log_delta[i].is_none() || matches!(node.op, Op::Quantize(_)) {
-                continue;
-            }
-            let step = match &node.op {
-                Op::Lut(lut) => {
-                    let plan = circuit.luts[i].as_ref().expect("every lut has a plan");
+            let step = match (&node.op, &circuit.luts[i], &circuit.linear[i]) {
+                (_, _, Some(map)) => Step::Linear(map),
+                (Op::Lut(lut), Some(plan), None) => {
                     let boxes = 1usize << plan.precision;
                     let d_out = delta(circuit, v);
                     let accumulators = lut
@@ -134,14 +127,7 @@ impl<'a> ServerProgram<'a> {
                         offset_plaintext: (plan.offset as u64).wrapping_neg().wrapping_mul(delta_in),
                     }
                 }
-                _ => {
-                    let consts: Vec<&Tensor> =
-                        node.inputs[1..].iter().map(|&c| graph.const_value(c).expect("constant")).collect();
-                    let map = LinearMap::of(&node.op, &graph.ty(node.inputs[0]).shape, &consts).ok_or_else(|| {
-                        FheError::Mismatch(format!("{v} ({}) has no TFHE evaluation", node.op.mnemonic()))
-                    })?;
-                    Step::Linear(map)
-                }
+                _ => continue,
             };
             steps.insert(v.0, step);
         }
@@ -157,14 +143,8 @@ impl<'a> ServerProgram<'a> {
     /// `on_pbs` is called after each bootstrap (progress).
     pub fn evaluate(&self, inputs: CtValues, on_pbs: &(dyn Fn() + Sync)) -> Result<CtValues, FheError> {
         let values = self.evaluate_values(inputs, on_pbs)?;
-        let mut out = Vec::new();
-        for node in &self.graph.nodes {
-            if let Op::Dequantize(_) = node.op {
-                let v = node.inputs[0].0;
-                out.push((v, values.get(&v).expect("evaluated").clone()));
-            }
-        }
-        Ok(out)
+        let out = self.circuit.outputs.iter().map(|v| values.get(v).map(|cts| (*v, cts.clone())));
+        out.collect::<Option<CtValues>>().ok_or_else(|| FheError::Mismatch("an output was not computed".into()))
     }
 
     /// Evaluates one sample and returns every encrypted value (tests decrypt them all).
@@ -177,9 +157,7 @@ impl<'a> ServerProgram<'a> {
         let mut values: HashMap<u32, CtTensor> = HashMap::new();
         for (v, cts) in inputs {
             let expected = self.graph.nodes.get(v as usize).map(|n| n.ty.shape.numel());
-            if !matches!(self.graph.nodes.get(v as usize).map(|n| &n.op), Some(Op::Quantize(_)))
-                || expected != Some(cts.len())
-            {
+            if !self.circuit.inputs.contains(&v) || expected != Some(cts.len()) {
                 return Err(FheError::Mismatch(format!("input %{v} with {} ciphertexts", cts.len())));
             }
             if cts.iter().any(|c| c.lwe_size() != big_size) {
@@ -279,7 +257,7 @@ pub fn decrypt_sample(
     for (v, cts) in values {
         let v = ValueId(*v);
         let node = graph.nodes.get(v.index()).ok_or_else(|| FheError::Mismatch(format!("unknown value %{}", v.0)))?;
-        if circuit.log_delta.get(v.index()).copied().flatten().is_none() || cts.len() != node.ty.shape.numel() {
+        if !circuit.outputs.contains(&v.0) || cts.len() != node.ty.shape.numel() {
             return Err(FheError::Mismatch(format!("{v} is not an encrypted output of this model")));
         }
         if cts.iter().any(|c| c.lwe_size() != big.lwe_dimension().to_lwe_size()) {
