@@ -7,6 +7,7 @@
 use super::machine::MachineCosts;
 use super::{Network, Prediction};
 use secc_ir::lowered::fhe::Circuit;
+use secc_ir::ops::{FheLowering, FheRule};
 use secc_ir::{Graph, Op};
 
 /// Bootstraps of each layer (each `lut` node), in evaluation order.
@@ -20,7 +21,7 @@ pub fn bootstrap_layers(graph: &Graph, circuit: &Circuit) -> Vec<usize> {
         .collect()
 }
 
-/// Values the client encrypts (the `quantize` outputs) and decrypts (what `dequantize` reads).
+/// Values the client encrypts (what it computes) and decrypts (what it reads back).
 pub fn client_values(graph: &Graph) -> (usize, usize) {
     let count = |pick: fn(&Op) -> bool, input: bool| -> usize {
         graph
@@ -30,7 +31,10 @@ pub fn client_values(graph: &Graph) -> (usize, usize) {
             .map(|n| if input { n.ty.shape.numel() } else { graph.ty(n.inputs[0]).shape.numel() })
             .sum()
     };
-    (count(|op| matches!(op, Op::Quantize(_)), true), count(|op| matches!(op, Op::Dequantize(_)), false))
+    (
+        count(|op| matches!(op.fhe_lowering(), FheLowering::ClientEncrypts), true),
+        count(|op| matches!(op.fhe_lowering(), FheLowering::ClientDecrypts), false),
+    )
 }
 
 /// Predicts one inference of `graph` (quantized) under `circuit` on `network`.

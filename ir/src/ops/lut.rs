@@ -9,10 +9,20 @@
 //! operand's type keeps the exact worst-case range a backend may need to cover.
 //! Tables are built by the quantizer from the float function they replace
 //! (dequantize → activation chain → requantize), one per distinct channel function.
+//!
+//! TFHE: one programmable bootstrap per element (`lower_fhe` plans its boxes). It
+//! exists in the integer IR only: it has no quantization rule, and the SMPC backend,
+//! which lowers the float IR, evaluates the chain it replaces instead.
 
-use super::{expect_arity, OpClass, OpSpec, Operand};
+use super::facets::{
+    Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise, ALREADY_QUANTIZED,
+    MPC_FLOAT_ONLY,
+};
+use super::{expect_arity, OpSpec, Operand};
+use crate::lowered::mpc::Reg;
 use crate::tensor::Tensor;
 use crate::types::{Quant, TensorType};
+use crate::{Graph, ValueId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -63,9 +73,6 @@ impl OpSpec for Lut {
     fn mnemonic(&self) -> &'static str {
         "lut"
     }
-    fn class(&self) -> OpClass {
-        OpClass::Table
-    }
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         expect_arity(inputs, 1..=1)?;
         let Some(x) = inputs[0].ty.as_int() else {
@@ -114,6 +121,33 @@ impl OpSpec for Lut {
             write!(f, ", out={q}")?;
         }
         Ok(())
+    }
+}
+
+impl QuantizeRule for Lut {
+    fn quantize<C: QuantizeCx>(&self, _: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        Err(cx.fail(v, ALREADY_QUANTIZED))
+    }
+    fn table_noise(&self) -> TableNoise {
+        TableNoise::Table
+    }
+    fn weight_channels(&self, _: usize) -> Option<Channels> {
+        None
+    }
+}
+
+impl FheRule for Lut {
+    fn fhe_lowering(&self) -> FheLowering<'_> {
+        FheLowering::Bootstrap(self)
+    }
+}
+
+impl MpcRule for Lut {
+    fn lower_mpc<C: MpcCx>(&self, _: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        Err(cx.fail(v, MPC_FLOAT_ONLY))
+    }
+    fn min_frac_bits(&self) -> u32 {
+        0
     }
 }
 

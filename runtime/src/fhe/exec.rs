@@ -14,7 +14,7 @@ use super::FheError;
 use rayon::prelude::*;
 use secc_ir::interp::{check_inputs, eval_nodes};
 use secc_ir::lowered::fhe::Circuit;
-use secc_ir::ops::LinearMap;
+use secc_ir::ops::{FheLowering, FheRule, LinearMap};
 use secc_ir::{Graph, Op, OpSpec, Tensor, ValueId};
 use std::collections::HashMap;
 use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
@@ -30,9 +30,14 @@ fn delta(circuit: &Circuit, v: ValueId) -> u64 {
     1u64 << circuit.log_delta[v.index()].expect("encrypted values have an encoding")
 }
 
-/// Values the client computes and encrypts: the `quantize` nodes.
+/// Whether the client computes and encrypts `op`'s output (`quantize`).
+fn client_encrypts(op: &Op) -> bool {
+    matches!(op.fhe_lowering(), FheLowering::ClientEncrypts)
+}
+
+/// Values the client computes and encrypts.
 fn client_inputs(graph: &Graph) -> Vec<ValueId> {
-    (0..graph.nodes.len()).map(|i| ValueId(i as u32)).filter(|&v| matches!(graph.node(v).op, Op::Quantize(_))).collect()
+    (0..graph.nodes.len()).map(|i| ValueId(i as u32)).filter(|&v| client_encrypts(&graph.node(v).op)).collect()
 }
 
 /// Encrypts one sample: quantizes `inputs` and encrypts every `quantize` output.
@@ -102,11 +107,11 @@ impl<'a> ServerProgram<'a> {
         let mut steps = HashMap::new();
         for (i, node) in graph.nodes.iter().enumerate() {
             let v = ValueId(i as u32);
-            if circuit.log_delta[i].is_none() || matches!(node.op, Op::Quantize(_)) {
+            if circuit.log_delta[i].is_none() || client_encrypts(&node.op) {
                 continue;
             }
-            let step = match &node.op {
-                Op::Lut(lut) => {
+            let step = match node.op.fhe_lowering() {
+                FheLowering::Bootstrap(lut) => {
                     let plan = circuit.luts[i].as_ref().expect("every lut has a plan");
                     let boxes = 1usize << plan.precision;
                     let d_out = delta(circuit, v);
@@ -134,13 +139,17 @@ impl<'a> ServerProgram<'a> {
                         offset_plaintext: (plan.offset as u64).wrapping_neg().wrapping_mul(delta_in),
                     }
                 }
-                _ => {
+                FheLowering::Levelled => {
                     let consts: Vec<&Tensor> =
                         node.inputs[1..].iter().map(|&c| graph.const_value(c).expect("constant")).collect();
-                    let map = LinearMap::of(&node.op, &graph.ty(node.inputs[0]).shape, &consts).ok_or_else(|| {
-                        FheError::Mismatch(format!("{v} ({}) has no TFHE evaluation", node.op.mnemonic()))
-                    })?;
-                    Step::Linear(map)
+                    Step::Linear(LinearMap::of(&node.op, &graph.ty(node.inputs[0]).shape, &consts).expect("levelled"))
+                }
+                FheLowering::Cleartext
+                | FheLowering::ClientEncrypts
+                | FheLowering::ClientDecrypts
+                | FheLowering::FloatOnly
+                | FheLowering::Refused(_) => {
+                    return Err(FheError::Mismatch(format!("{v} ({}) has no TFHE evaluation", node.op.mnemonic())))
                 }
             };
             steps.insert(v.0, step);
@@ -159,7 +168,7 @@ impl<'a> ServerProgram<'a> {
         let values = self.evaluate_values(inputs, on_pbs)?;
         let mut out = Vec::new();
         for node in &self.graph.nodes {
-            if let Op::Dequantize(_) = node.op {
+            if matches!(node.op.fhe_lowering(), FheLowering::ClientDecrypts) {
                 let v = node.inputs[0].0;
                 out.push((v, values.get(&v).expect("evaluated").clone()));
             }
@@ -177,7 +186,7 @@ impl<'a> ServerProgram<'a> {
         let mut values: HashMap<u32, CtTensor> = HashMap::new();
         for (v, cts) in inputs {
             let expected = self.graph.nodes.get(v as usize).map(|n| n.ty.shape.numel());
-            if !matches!(self.graph.nodes.get(v as usize).map(|n| &n.op), Some(Op::Quantize(_)))
+            if !self.graph.nodes.get(v as usize).is_some_and(|n| client_encrypts(&n.op))
                 || expected != Some(cts.len())
             {
                 return Err(FheError::Mismatch(format!("input %{v} with {} ciphertexts", cts.len())));
