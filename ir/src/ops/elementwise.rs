@@ -371,3 +371,44 @@ impl MpcRule for Binary {
         0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::Input;
+
+    #[test]
+    fn chains_of_one_value_join_and_chains_of_two_are_refused() {
+        let mut g = Graph::new("t");
+        let ty = TensorType::f32(Shape(vec![2]));
+        let x = g.push(Op::Input(Input { index: 0, ty: ty.clone() }), vec![], "x").unwrap();
+        let y = g.push(Op::Input(Input { index: 1, ty }), vec![], "y").unwrap();
+        let relu = g.push(Op::Unary(Unary { kind: UnaryKind::Relu }), vec![x], "relu").unwrap();
+        let add = g.push(Op::Binary(Binary { kind: BinaryKind::Add }), vec![relu, x], "add").unwrap();
+        let tanh = g.push(Op::Unary(Unary { kind: UnaryKind::Tanh }), vec![x], "tanh").unwrap();
+        let mul = g.push(Op::Binary(Binary { kind: BinaryKind::Mul }), vec![add, y], "mul").unwrap();
+        let computed = |v: ValueId| Region::of(v, &Lowered::Computed(v), |&s| s);
+
+        let r = Region::join(&g, relu, [computed(x)], "here").unwrap();
+        let a = Region::join(&g, add, [Region::of(relu, &Lowered::Chain(r), |&s| s), computed(x)], "here").unwrap();
+        assert_eq!((a.source, a.entries.as_slice(), a.nodes.as_slice()), (x, &[x][..], &[relu, add][..]));
+        let t = Region::join(&g, tanh, [computed(x)], "here").unwrap();
+        assert_eq!(t.chain_to(&g, tanh), [tanh]);
+
+        let err = Region::join(&g, mul, [Some(a), computed(y)], "here").unwrap_err();
+        assert_eq!(err, "`mul` of two different computed tensors is not supported here");
+        assert_eq!(Region::join(&g, tanh, [None], "here").unwrap_err(), "elementwise op on constants only");
+    }
+
+    #[test]
+    fn a_chain_runs_only_what_its_value_reads() {
+        let mut g = Graph::new("t");
+        let x = g.push(Op::Input(Input { index: 0, ty: TensorType::f32(Shape(vec![2])) }), vec![], "x").unwrap();
+        let neg = g.push(Op::Unary(Unary { kind: UnaryKind::Neg }), vec![x], "neg").unwrap();
+        let exp = g.push(Op::Unary(Unary { kind: UnaryKind::Exp }), vec![x], "exp").unwrap();
+        let abs = g.push(Op::Unary(Unary { kind: UnaryKind::Abs }), vec![neg], "abs").unwrap();
+        let region = Region { source: x, entries: vec![x], nodes: vec![neg, exp, abs] };
+        assert_eq!(region.chain_to(&g, abs), [neg, abs]);
+        assert_eq!(region.chain_to(&g, exp), [exp]);
+    }
+}

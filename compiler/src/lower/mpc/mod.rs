@@ -181,3 +181,30 @@ impl MpcCx for Lowering<'_> {
         Ok(fit::fit(&f, &name.join(" → "), lo, hi, self.cfg.frac_bits, 1e-4 * peak))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secc_ir::ops::{Input, MatMul, Unary, UnaryKind};
+    use secc_ir::{Op, Shape, TensorType};
+
+    /// `tanh(relu(y))` joins its chain before a second matmul gives `relu` a register
+    /// of its own: the chain still computes `relu` from `y`.
+    #[test]
+    fn a_chain_recomputes_a_node_materialised_after_it_joined() {
+        let mut g = Graph::new("t");
+        let x = g.push(Op::Input(Input { index: 0, ty: TensorType::f32(Shape(vec![1, 2])) }), vec![], "x").unwrap();
+        let w = g.push_const(Tensor::F32(ndarray::arr2(&[[1.0f32, -1.0], [0.5, 2.0]]).into_dyn()), None, "w");
+        let y = g.push(Op::MatMul(MatMul { x_zp: 0 }), vec![x, w], "m1").unwrap();
+        let relu = g.push(Op::Unary(Unary { kind: UnaryKind::Relu }), vec![y], "relu").unwrap();
+        let tanh = g.push(Op::Unary(Unary { kind: UnaryKind::Tanh }), vec![relu], "tanh").unwrap();
+        g.push(Op::MatMul(MatMul { x_zp: 0 }), vec![relu, w], "m2").unwrap();
+        g.outputs.push(tanh);
+        let plan = lower_mpc(&g, &vec![Some((-2.0, 2.0)); g.nodes.len()], MpcConfig::default()).unwrap();
+        let ops: Vec<&str> = plan.steps.iter().map(|s| s.op.mnemonic()).collect();
+        assert_eq!(ops, ["share", "matmul", "trunc", "relu", "matmul", "trunc", "piecewise", "reveal"]);
+        let StepOp::Piecewise { x, function, .. } = &plan.steps[6].op else { unreachable!("{ops:?}") };
+        let StepOp::Trunc { out: y_reg, .. } = plan.steps[2].op else { unreachable!("{ops:?}") };
+        assert_eq!((*x, function.function.as_str()), (y_reg, "relu → tanh"));
+    }
+}
