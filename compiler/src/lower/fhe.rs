@@ -188,10 +188,9 @@ pub fn lower_fhe(
                     .map(|t| t.iter().map(|&(_, w)| (w * w) as f64).sum::<f64>() * input)
                     .fold(0.0, f64::max)
             }
-            FheLowering::Cleartext
-            | FheLowering::ClientDecrypts
-            | FheLowering::FloatOnly
-            | FheLowering::Refused(_) => unreachable!("{v} is encrypted and was not refused"),
+            FheLowering::Cleartext | FheLowering::ClientDecrypts | FheLowering::FloatOnly | FheLowering::Refused(_) => {
+                unreachable!("{v} is encrypted and was not refused")
+            }
         };
     }
 

@@ -180,7 +180,8 @@ impl FheRule for Conv {
 
 impl MpcRule for Conv {
     fn lower_mpc<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
-        let dims = |u: ValueId| -> [usize; 4] { graph.ty(u).shape.0.clone().try_into().expect("conv operands are rank 4") };
+        let dims =
+            |u: ValueId| -> [usize; 4] { graph.ty(u).shape.0.clone().try_into().expect("conv operands are rank 4") };
         let node = graph.node(v);
         let geometry = ConvGeometry {
             input: dims(node.inputs[0]),

@@ -8,9 +8,7 @@
 //! protocol and any other chain as a piecewise polynomial fitted on the value's
 //! calibrated range. So a new activation needs an entry here and no backend code.
 
-use super::facets::{
-    Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise,
-};
+use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
 use super::{expect_arity, Op, OpSpec, Operand};
 use crate::lowered::mpc::{Reg, StepOp};
 use crate::tensor::Tensor;
@@ -253,7 +251,12 @@ impl Region {
 
     /// The chain of elementwise node `v`: its operands' chains joined, then `v`. They
     /// must all read the same value (`how` names the pass in the error).
-    fn join(graph: &Graph, v: ValueId, operands: impl IntoIterator<Item = Option<Region>>, how: &str) -> Result<Region, String> {
+    fn join(
+        graph: &Graph,
+        v: ValueId,
+        operands: impl IntoIterator<Item = Option<Region>>,
+        how: &str,
+    ) -> Result<Region, String> {
         let mut region: Option<Region> = None;
         for chain in operands.into_iter().flatten() {
             match &mut region {

@@ -123,7 +123,6 @@ pub(crate) fn scaled_interval(w: i64, lo: i64, hi: i64) -> (i64, i64) {
     (a.min(b), a.max(b))
 }
 
-
 /// Whether `v` (an integer graph's) is computed from table outputs through ops that
 /// pass them on.
 fn reads_tables(graph: &Graph, v: ValueId) -> bool {
@@ -188,8 +187,9 @@ pub(crate) fn quantize_linear<C: QuantizeCx>(
     let mut inputs = vec![x, cx.push_const(Tensor::I64(qw), Some(wq), wname)?];
     if let Some(&b) = node.inputs.get(2) {
         let bv = graph.const_value(b).and_then(Tensor::as_f32).expect("constant bias");
-        let qb =
-            ndarray::Array1::from_iter(bv.iter().enumerate().map(|(c, &b)| (b as f64 / (sx * scales[c])).round() as i64));
+        let qb = ndarray::Array1::from_iter(
+            bv.iter().enumerate().map(|(c, &b)| (b as f64 / (sx * scales[c])).round() as i64),
+        );
         let bq =
             Quant { axis: Some(0), zero_point: vec![0; scales.len()], scale: scales.iter().map(|s| s * sx).collect() };
         let bname = graph.node(b).name.clone();

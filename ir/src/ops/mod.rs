@@ -27,9 +27,7 @@ mod tree;
 
 pub use conv::Conv;
 pub use elementwise::{Binary, BinaryKind, Region, Unary, UnaryKind};
-pub use facets::{
-    Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise,
-};
+pub use facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
 pub use input::Input;
 pub use konst::Const;
 pub use linear::LinearMap;

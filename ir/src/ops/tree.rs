@@ -322,8 +322,8 @@ impl OpSpec for TreeEnsemble {
 }
 
 impl QuantizeRule for TreeEnsemble {
-    /// The ensemble as [`tree_tables`]: per-feature quantization of the model input,
-    /// gather, comparison tables, path sums, leaf tables, sum over trees.
+    /// The ensemble as `tree_tables` builds it: per-feature quantization of the model
+    /// input, gather, comparison tables, path sums, leaf tables, sum over trees.
     fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
         let node = graph.node(v);
         let name = node.name.clone();

@@ -186,8 +186,7 @@ impl<'a> ServerProgram<'a> {
         let mut values: HashMap<u32, CtTensor> = HashMap::new();
         for (v, cts) in inputs {
             let expected = self.graph.nodes.get(v as usize).map(|n| n.ty.shape.numel());
-            if !self.graph.nodes.get(v as usize).is_some_and(|n| client_encrypts(&n.op))
-                || expected != Some(cts.len())
+            if !self.graph.nodes.get(v as usize).is_some_and(|n| client_encrypts(&n.op)) || expected != Some(cts.len())
             {
                 return Err(FheError::Mismatch(format!("input %{v} with {} ciphertexts", cts.len())));
             }

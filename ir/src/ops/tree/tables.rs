@@ -70,7 +70,12 @@ impl Group<'_> {
 }
 
 /// Builds the integer form of `t` with `bits`-bit features and `leaf_bits`-bit leaf weights.
-pub(crate) fn tree_tables(t: &TreeEnsemble, n_features: usize, bits: u32, leaf_bits: u32) -> Result<ForestTables, String> {
+pub(crate) fn tree_tables(
+    t: &TreeEnsemble,
+    n_features: usize,
+    bits: u32,
+    leaf_bits: u32,
+) -> Result<ForestTables, String> {
     let levels = 1i64 << bits;
     let (scale, zero_point) = feature_grids(t, n_features, levels);
     let (comparisons, paths) = t.leaf_paths(|feature, threshold, mode| {
