@@ -6,7 +6,7 @@
 //! | `fold_constants` | float IR → float IR |
 //! | `fold_affine` | float IR → float IR (the float oracle the artifact keeps) |
 //! | `calibrate` | float IR → value ranges on the calibration set (the graph is unchanged) |
-//! | `quantize` | float IR + ranges → integer IR (runs `fuse_lut` and `tree_tables`) |
+//! | `quantize` | float IR + ranges → integer IR (runs each op's quantization rule and `fuse_lut`) |
 //! | `bit_width` | integer IR → its bit-width report (the graph is unchanged) |
 //! | `lower_fhe` | integer IR → TFHE circuit |
 //! | `lower_mpc` | float IR + ranges → SMPC plan |

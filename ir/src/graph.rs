@@ -57,9 +57,10 @@ impl Graph {
 
     /// The constant value of `v`, if a `const` defines it.
     pub fn const_value(&self, v: ValueId) -> Option<&Tensor> {
-        match &self.node(v).op {
-            Op::Const(c) => Some(&c.value),
-            _ => None,
+        if let Op::Const(c) = &self.node(v).op {
+            Some(&c.value)
+        } else {
+            None
         }
     }
 

@@ -24,7 +24,7 @@ pub use config::QuantConfig;
 pub use entity::ValueId;
 pub use error::{IrError, VerifyError};
 pub use graph::{Graph, Node};
-pub use ops::{Op, OpClass, OpSpec};
+pub use ops::{Op, OpSpec};
 pub use tensor::Tensor;
 pub use text::{parse_circuit, parse_graph, parse_plan, ParseError};
 pub use types::{BitWidth, ElemType, IntType, Quant, Shape, TensorType};

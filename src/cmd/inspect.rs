@@ -55,8 +55,8 @@ pub fn run(a: Args) -> Result<()> {
     println!("bit widths:");
     for (v, bw) in &r.values {
         let node = g.node(*v);
-        let extra = match &node.op {
-            Op::Lut(l) => format!(
+        let extra = if let Op::Lut(l) = &node.op {
+            format!(
                 "  {} lookups, {} distinct tables of {} entries, input {} bits",
                 node.ty.shape.numel(),
                 l.tables.len(),
@@ -64,8 +64,9 @@ pub fn run(a: Args) -> Result<()> {
                 g.ty(node.inputs[0])
                     .as_int()
                     .map_or(0, |t| secc_compiler::passes::bit_width::table_input_bits(l, t.lo, t.hi).max(1)),
-            ),
-            _ => String::new(),
+            )
+        } else {
+            String::new()
         };
         println!("  {v:>5} {:<12} {bw}{extra}", node_label(&node.op));
     }

@@ -1,12 +1,16 @@
 //! `lower_fhe`: a quantized graph → its TFHE circuit ([`secc_ir::lowered::fhe`]).
 //!
-//! 1. Every `lut` gets its bootstrap plan: the boxes span its calibrated or its exact
+//! Each op says how it is computed ([`FheLowering`], its [`FheRule`] in its file under
+//! `secc_ir::ops`): the client encrypts or decrypts it, it is levelled, it is one
+//! bootstrap per element of a table, or it is refused. This driver does the rest:
+//!
+//! 1. Every table gets its bootstrap plan: the boxes span its calibrated or its exact
 //!    input range ([`Coverage`]) plus one spare box on each side, so approximate
 //!    rounding at the edges never spills into the padding bit (a table that rounds
 //!    nothing away and covers its operand's whole interval needs no spare box).
-//! 2. Encodings are fixed backwards from the readers: a `lut` needs its input at
-//!    `2^(63 − precision − shift)`; linear ops and reshapes pass their requirement to
-//!    their inputs; values the client decrypts get the widest encoding that holds their
+//! 2. Encodings are fixed backwards from the readers: a table needs its input at
+//!    `2^(63 − precision − shift)`; levelled ops pass their requirement to their
+//!    inputs; values the client decrypts get the widest encoding that holds their
 //!    range.
 //! 3. Noise is propagated forwards as a variance multiplier of a bootstrap output:
 //!    fresh encryptions ~0, table outputs 1, a linear output `Σ w²·var(x)`.
@@ -16,8 +20,8 @@
 use crate::passes::calibrate::Calibration;
 use crate::CompileError;
 use secc_ir::lowered::fhe::{catalog, client_values, Circuit, CircuitStats, FheLut};
-use secc_ir::ops::{round_shift, LinearMap};
-use secc_ir::{Graph, Op, OpClass, OpSpec, Tensor, ValueId};
+use secc_ir::ops::{round_shift, FheLowering, FheRule, LinearMap};
+use secc_ir::{Graph, OpSpec, Tensor, ValueId};
 
 /// Variance of a fresh encryption relative to a bootstrap output's: fresh noise is
 /// the GLWE noise alone, bootstrap noise sums thousands of key-noise terms.
@@ -33,10 +37,11 @@ fn decrypted_bits(graph: &Graph, v: ValueId, coverage: Coverage, observed: &Cali
     secc_ir::BitWidth::of_range(lo, hi).bits
 }
 
-/// Whether the server computes `v` on ciphertexts (the client makes `quantize`'s).
+/// Whether `v` is a ciphertext: an integer but a constant (the server computes it,
+/// or the client encrypts it).
 pub fn is_encrypted(graph: &Graph, v: ValueId) -> bool {
     let node = graph.node(v);
-    node.ty.as_int().is_some() && !matches!(node.op, Op::Const(_))
+    node.ty.as_int().is_some() && !matches!(node.op.fhe_lowering(), FheLowering::Cleartext)
 }
 
 fn fail(graph: &Graph, v: ValueId, message: String) -> CompileError {
@@ -80,8 +85,8 @@ pub fn lower_fhe(
         if !is_encrypted(graph, v) {
             continue;
         }
-        match &node.op {
-            Op::Lut(l) => {
+        match node.op.fhe_lowering() {
+            FheLowering::Bootstrap(l) => {
                 let t = graph.ty(node.inputs[0]).as_int().expect("integer input");
                 let (first, last) = match coverage {
                     Coverage::Calibrated => (l.base, l.base + l.table_len() as i64 - 1),
@@ -103,16 +108,10 @@ pub fn lower_fhe(
                 }
                 luts[i] = Some(FheLut { precision, offset, norm: 0.0 });
             }
-            Op::Quantize(_) | Op::Conv(_) | Op::MatMul(_) | Op::SumPool(_) | Op::Reshape(_) => {}
-            other => {
-                return Err(fail(
-                    graph,
-                    v,
-                    format!(
-                        "`{}` has no TFHE lowering yet (supported: linear ops, sums, reshapes, tables)",
-                        other.mnemonic()
-                    ),
-                ))
+            FheLowering::ClientEncrypts | FheLowering::Levelled => {}
+            FheLowering::Refused(why) => return Err(fail(graph, v, format!("`{}` {why}", node.op.mnemonic()))),
+            FheLowering::Cleartext | FheLowering::ClientDecrypts | FheLowering::FloatOnly => {
+                unreachable!("{v} is encrypted: an integer, and no constant")
             }
         }
     }
@@ -127,11 +126,19 @@ pub fn lower_fhe(
         let mut need: Option<(u32, ValueId)> = None;
         for &u in &users[i] {
             let reader = graph.node(u);
-            let d = match &reader.op {
-                Op::Lut(l) => 63 - luts[u.index()].as_ref().expect("planned").precision - l.shift,
-                Op::Dequantize(_) => 63 - decrypted_bits(graph, v, coverage, observed),
-                _ if is_encrypted(graph, u) => log_delta[u.index()].expect("readers come later"),
-                _ => continue,
+            let d = match reader.op.fhe_lowering() {
+                FheLowering::Bootstrap(l) => 63 - luts[u.index()].as_ref().expect("planned").precision - l.shift,
+                FheLowering::ClientDecrypts => 63 - decrypted_bits(graph, v, coverage, observed),
+                FheLowering::Levelled
+                | FheLowering::ClientEncrypts
+                | FheLowering::Cleartext
+                | FheLowering::FloatOnly
+                | FheLowering::Refused(_) => {
+                    if !is_encrypted(graph, u) {
+                        continue;
+                    }
+                    log_delta[u.index()].expect("readers come later")
+                }
             };
             match need {
                 Some((d0, u0)) if d0 != d => {
@@ -156,9 +163,9 @@ pub fn lower_fhe(
         if !is_encrypted(graph, v) {
             continue;
         }
-        variance[i] = match &node.op {
-            Op::Quantize(_) => FRESH_VARIANCE,
-            Op::Lut(_) => {
+        variance[i] = match node.op.fhe_lowering() {
+            FheLowering::ClientEncrypts => FRESH_VARIANCE,
+            FheLowering::Bootstrap(_) => {
                 let input = node.inputs[0].index();
                 let norm = variance[input].sqrt();
                 let plan = luts[i].as_mut().expect("planned");
@@ -172,8 +179,7 @@ pub fn lower_fhe(
                 }
                 1.0
             }
-            _ => {
-                debug_assert!(matches!(node.op.class(), OpClass::Linear | OpClass::Structural));
+            FheLowering::Levelled => {
                 let map =
                     node_linear_map(graph, v).ok_or_else(|| fail(graph, v, "weights must be constants".into()))?;
                 let input = variance[node.inputs[0].index()];
@@ -185,6 +191,9 @@ pub fn lower_fhe(
                     .fold(0.0, f64::max);
                 linear[i] = Some(map);
                 out
+            }
+            FheLowering::Cleartext | FheLowering::ClientDecrypts | FheLowering::FloatOnly | FheLowering::Refused(_) => {
+                unreachable!("{v} is encrypted and was not refused")
             }
         };
     }

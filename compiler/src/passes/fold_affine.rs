@@ -6,7 +6,7 @@
 use super::Rebuild;
 use crate::CompileError;
 use ndarray::{ArrayD, Axis, IxDyn};
-use secc_ir::ops::BinaryKind;
+use secc_ir::ops::{BinaryKind, QuantizeRule};
 use secc_ir::{Graph, Op, Tensor, ValueId};
 
 /// Absorbs per-channel affine constants into the preceding conv / matmul.
@@ -19,16 +19,12 @@ pub fn fold_affine(graph: &Graph) -> Result<Graph, CompileError> {
             r.map[i] = r.map[lin.index()];
             continue;
         }
-        let channel_axis = match &node.op {
-            Op::Conv(_) => Some(1),
-            Op::MatMul(_) => Some(node.ty.shape.rank() - 1),
-            _ => None,
-        };
-        let (Some(axis), true) = (channel_axis, node.ty.is_float()) else {
+        let (Some(ch), true) = (node.op.weight_channels(node.ty.shape.rank()), node.ty.is_float()) else {
             let inputs = node.inputs.iter().map(|&v| r.get(v)).collect();
             r.map[i] = Some(r.new.push(node.op.clone(), inputs, node.name.clone())?);
             continue;
         };
+        let (axis, w_axis) = (ch.output, ch.weights);
         let w = graph.const_value(node.inputs[1]).and_then(Tensor::as_f32).expect("linear weights are constant");
         let channels = node.ty.shape.0[axis];
         let mut w = w.clone();
@@ -36,7 +32,6 @@ pub fn fold_affine(graph: &Graph) -> Result<Graph, CompileError> {
             Some(b) => b.iter().copied().collect::<Vec<f32>>(),
             None => vec![0.0; channels],
         };
-        let w_axis = if matches!(node.op, Op::Conv(_)) { 0 } else { 1 };
         let mut cur = ValueId(i as u32);
         let mut changed = false;
         while let [user] = users[cur.index()].as_slice() {

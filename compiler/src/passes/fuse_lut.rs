@@ -1,28 +1,18 @@
-//! `fuse_lut`: an elementwise chain hanging off one integer value becomes one table
-//! per element: dequantize → the float chain (activation, bias, anything elementwise)
-//! → requantize, tabulated over the integer input's range. Wide accumulators are read
+//! `fuse_lut`: an elementwise chain hanging off one integer value (a [`Region`], which
+//! the elementwise ops' quantization rule builds) becomes one table per element:
+//! dequantize → the float chain (activation, bias, anything elementwise) →
+//! requantize, tabulated over the integer input's range. Wide accumulators are read
 //! through their top `table_bits` bits (`shift`, rounded), which is what a TFHE
 //! bootstrap reads for free. Tables span the range the input took on the calibration
 //! set (clamping beyond it). Elements whose functions coincide share a table.
 
 use super::calibrate::Calibration;
-use super::quantize::{output_quant, QuantConfig};
+use super::quantize::QuantConfig;
 use crate::CompileError;
 use ndarray::{ArrayD, IxDyn};
-use secc_ir::ops::{quantize_value, round_shift, Lut};
+use secc_ir::ops::{output_quant, quantize_value, round_shift, Lut, Region};
 use secc_ir::{Graph, Tensor, ValueId};
 use std::collections::HashMap;
-
-/// An elementwise chain of the float graph whose only non-constant input is one integer value.
-#[derive(Clone, Debug)]
-pub struct Region {
-    /// The integer value (new graph) the chain reads.
-    pub source: ValueId,
-    /// Float values (old graph) that stand for `source`: bound to its dequantized value.
-    pub entries: Vec<ValueId>,
-    /// Float nodes (old graph) of the chain, in evaluation order.
-    pub nodes: Vec<ValueId>,
-}
 
 /// The smallest shift that leaves at most `2^table_bits − 2` table entries for
 /// `[lo, hi]`: the TFHE bootstrap reads `table_bits` bits and keeps one spare box on
@@ -51,15 +41,7 @@ pub fn tabulate(
         node: old.node(target).name.clone(),
         message,
     };
-    // Only the part of the chain that `target` depends on.
-    let mut needed = vec![false; old.nodes.len()];
-    needed[target.index()] = true;
-    for &v in region.nodes.iter().rev() {
-        if needed[v.index()] {
-            old.node(v).inputs.iter().for_each(|i| needed[i.index()] = true);
-        }
-    }
-    let nodes: Vec<ValueId> = region.nodes.iter().copied().filter(|v| needed[v.index()]).collect();
+    let nodes = region.chain_to(old, target);
     let src_ty = new.ty(region.source).clone();
     let src = src_ty.as_int().expect("regions read integers");
     let Some(src_q) = src.quant.clone() else { return Err(fail("the input has no quantization".into())) };

@@ -5,10 +5,13 @@
 //! | [`fold_constants`] | evaluates nodes whose operands are all constants |
 //! | [`fold_affine`] | absorbs per-channel bias adds and scalings into the linear op before them |
 //! | [`calibrate`] | records each float value's range over calibration samples |
-//! | [`quantize`] | float IR → integer IR (weights, input boundary, linear ops) |
+//! | [`quantize`] | float IR → integer IR: runs each op's quantization rule (`secc_ir::ops::QuantizeRule`, in the op's file) |
 //! | [`fuse_lut`] | each elementwise chain after an integer value → one table per element (used by `quantize`) |
-//! | [`tree_tables`] | a tree ensemble → comparison tables, path sums, leaf tables, a sum (used by `quantize`) |
 //! | [`bit_width`] | per-value bit widths and table statistics of an integer graph |
+//!
+//! The per-op parts of a pass live with the op (`ir/src/ops/`): a tree ensemble's
+//! comparison and leaf tables, for instance, are its quantization rule in
+//! `ir/src/ops/tree/tables.rs`. A pass file holds what is the same for every op.
 
 pub mod bit_width;
 pub mod calibrate;
@@ -16,7 +19,6 @@ pub mod fold_affine;
 pub mod fold_constants;
 pub mod fuse_lut;
 pub mod quantize;
-pub mod tree_tables;
 
 use secc_ir::{Graph, ValueId};
 

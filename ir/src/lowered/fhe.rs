@@ -157,16 +157,19 @@ pub struct Circuit {
 }
 
 /// The client's side of a circuit whose encodings are `log_delta`: the values it
-/// encrypts (encrypted `quantize` outputs) and those it decrypts (the encrypted
-/// operands of `dequantize`), each once, in graph order.
+/// encrypts (encrypted outputs of ops the client computes, `quantize`) and those it
+/// decrypts (the encrypted operands of ops it finishes, `dequantize`), each once, in
+/// graph order.
 pub fn client_values(graph: &crate::Graph, log_delta: &[Option<u32>]) -> (Vec<u32>, Vec<u32>) {
-    use crate::ops::Op;
+    use crate::ops::{FheLowering, FheRule};
     let encrypted = |v: usize| log_delta.get(v).copied().flatten().is_some();
     let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
     for (i, node) in graph.nodes.iter().enumerate() {
-        match (&node.op, node.inputs.first()) {
-            (Op::Quantize(_), _) if encrypted(i) => inputs.push(i as u32),
-            (Op::Dequantize(_), Some(x)) if encrypted(x.index()) && !outputs.contains(&x.0) => outputs.push(x.0),
+        match (node.op.fhe_lowering(), node.inputs.first()) {
+            (FheLowering::ClientEncrypts, _) if encrypted(i) => inputs.push(i as u32),
+            (FheLowering::ClientDecrypts, Some(x)) if encrypted(x.index()) && !outputs.contains(&x.0) => {
+                outputs.push(x.0)
+            }
             _ => {}
         }
     }

@@ -8,7 +8,8 @@
 use super::fhe::{catalog, client_values, Circuit};
 use super::mpc::{ConvGeometry, ForestPlan, Piecewise, Plan, PoolTaps, Reg, StepOp, PARTIES};
 use crate::graph::Graph;
-use crate::ops::Op;
+use crate::ops::{FheLowering, FheRule};
+use crate::OpSpec;
 use crate::ValueId;
 use std::collections::HashMap;
 
@@ -656,8 +657,9 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
             }
         }
         let input_delta = |k: usize| node.inputs.get(k).and_then(|v| circuit.log_delta[v.index()]);
-        match (&node.op, &circuit.luts[i]) {
-            (Op::Lut(lut), Some(plan)) => {
+        let mnemonic = node.op.mnemonic();
+        match (node.op.fhe_lowering(), &circuit.luts[i]) {
+            (FheLowering::Bootstrap(lut), Some(plan)) => {
                 pbs += numel;
                 let p = plan.precision;
                 if !(plan.norm >= 0.0 && circuit.params.serves(p, plan.norm)) {
@@ -688,22 +690,30 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
                     )));
                 }
             }
-            (Op::Lut(_), None) => return Err(fail("a `lut` without a bootstrap plan".into())),
-            (_, Some(_)) => return Err(fail("a bootstrap plan for a value that is no `lut`".into())),
-            (Op::Quantize(_), None) => {
+            (FheLowering::Bootstrap(_), None) => return Err(fail("a `lut` without a bootstrap plan".into())),
+            (
+                FheLowering::Cleartext
+                | FheLowering::ClientEncrypts
+                | FheLowering::ClientDecrypts
+                | FheLowering::Levelled
+                | FheLowering::FloatOnly
+                | FheLowering::Refused(_),
+                Some(_),
+            ) => return Err(fail("a bootstrap plan for a value that is no `lut`".into())),
+            (FheLowering::ClientEncrypts, None) => {
                 if delta.is_none() {
                     return Err(fail("the client encrypts it, but it has no encoding".into()));
                 }
             }
-            (Op::Dequantize(_), None) => {
+            (FheLowering::ClientDecrypts, None) => {
                 if delta.is_some() || input_delta(0).is_none() {
                     return Err(fail("the client decrypts its operand: that must be encrypted, not the result".into()));
                 }
             }
-            (op @ (Op::Conv(_) | Op::MatMul(_) | Op::SumPool(_) | Op::Reshape(_)), None) => {
+            (FheLowering::Levelled, None) => {
                 let Some(d) = delta else { continue };
                 let Some(map) = &circuit.linear[i] else {
-                    return Err(fail(format!("an encrypted `{}` without its linear map", crate::OpSpec::mnemonic(op))));
+                    return Err(fail(format!("an encrypted `{mnemonic}` without its linear map")));
                 };
                 let input_len = graph.ty(node.inputs[0]).shape.numel();
                 if map.terms.len() != numel || map.constant.len() != numel {
@@ -723,15 +733,12 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
                     )));
                 }
                 if node.inputs[1..].iter().any(|&c| graph.const_value(c).is_none()) {
-                    return Err(fail(format!("an encrypted `{}` needs constant weights", crate::OpSpec::mnemonic(op))));
+                    return Err(fail(format!("an encrypted `{mnemonic}` needs constant weights")));
                 }
             }
-            (op, None) => {
+            (FheLowering::Cleartext | FheLowering::FloatOnly | FheLowering::Refused(_), None) => {
                 if delta.is_some() {
-                    return Err(fail(format!(
-                        "`{}` has no TFHE evaluation but is encrypted",
-                        crate::OpSpec::mnemonic(op)
-                    )));
+                    return Err(fail(format!("`{mnemonic}` has no TFHE evaluation but is encrypted")));
                 }
             }
         }
@@ -746,8 +753,7 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
 /// nothing else), and only levelled values carry a linear map.
 fn verify_client_values(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitError> {
     for (i, node) in graph.nodes.iter().enumerate() {
-        let levelled =
-            circuit.log_delta[i].is_some() && circuit.luts[i].is_none() && !matches!(node.op, Op::Quantize(_));
+        let levelled = circuit.log_delta[i].is_some() && matches!(node.op.fhe_lowering(), FheLowering::Levelled);
         if circuit.linear[i].is_some() && !levelled {
             return Err(CircuitError::Value {
                 value: ValueId(i as u32),

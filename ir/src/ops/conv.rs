@@ -4,16 +4,22 @@
 //! `y[n,o,i,j] = b[o] + Σ_{c,k,l} w[o,c,k,l] · (x[n, g·C/G + c, i·sh + k·dh − pt, j·sw + l·dw − pl] − x_zp)`
 //! where out-of-image taps contribute 0 and `g` is the group of output channel `o`.
 //! `x_zp` is 0 in the float IR; in the quantized IR it is the input's zero point, so the
-//! accumulator is exact and stands for `s_x · s_w[o] · y` (see [`super::linear_quant`]).
+//! accumulator is exact and stands for `s_x · s_w[o] · y` (see `linear_quant`).
 //! The weights and bias must be constants: range analysis sums, per output channel,
 //! the interval of every tap `w · (x − x_zp)` (with 0 included where padding can occur).
+//!
+//! Quantization: weights per output channel (axis 0), input per tensor
+//! (the rule in `linear.rs`). TFHE: levelled. SMPC: one local product per output
+//! plus a truncation.
 
-use super::{
-    common_is_float, eval_linear, expect_arity, linear_quant, linear_range, LinearKernel, OpClass, OpSpec, Operand,
-};
+use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
+use super::linear::{eval_linear, linear_quant, linear_range, lower_linear, quantize_linear, LinearKernel};
+use super::{common_is_float, expect_arity, Op, OpSpec, Operand};
+use crate::lowered::mpc::{Reg, StepOp};
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Shape, TensorType};
+use crate::{Graph, ValueId};
 use ndarray::{ArrayD, IxDyn, LinalgScalar};
 use serde::{Deserialize, Serialize};
 
@@ -151,9 +157,6 @@ impl OpSpec for Conv {
     fn mnemonic(&self) -> &'static str {
         "conv"
     }
-    fn class(&self) -> OpClass {
-        OpClass::Linear
-    }
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         expect_arity(inputs, 2..=3)?;
         if self.strides.len() != 2 || self.dilations.len() != 2 || self.pads.len() != 4 {
@@ -201,6 +204,36 @@ impl Conv {
             group: p.attr("group", Parser::usize)?,
             x_zp: p.opt_attr("x_zp", Parser::i64)?.unwrap_or(0),
         })
+    }
+}
+
+impl QuantizeRule for Conv {
+    fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        quantize_linear(graph, v, cx, |x_zp| Op::Conv(Conv { x_zp, ..self.clone() }))
+    }
+    fn table_noise(&self) -> TableNoise {
+        TableNoise::Untracked
+    }
+    fn weight_channels(&self, _: usize) -> Option<Channels> {
+        Some(Channels { weights: 0, output: 1 })
+    }
+}
+
+impl FheRule for Conv {
+    fn fhe_lowering(&self) -> FheLowering<'_> {
+        FheLowering::Levelled
+    }
+}
+
+impl MpcRule for Conv {
+    fn lower_mpc<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        let node = graph.node(v);
+        let geometry =
+            self.geometry(&graph.ty(node.inputs[0]).shape, &graph.ty(node.inputs[1]).shape).expect("conv verified");
+        lower_linear(graph, v, cx, |x, w, b, out| StepOp::Conv { x, w, b, geometry, out })
+    }
+    fn min_frac_bits(&self) -> u32 {
+        0
     }
 }
 

@@ -1,14 +1,20 @@
 //! Float elementwise ops: `relu`, `sigmoid`, `tanh`, `erf`, `gelu`, ... (unary) and
 //! `add`, `sub`, `mul`, `div`, `max`, `min`, `pow` (binary, NumPy broadcasting).
 //!
-//! They exist only in the float IR. The quantizer turns every chain of them that
-//! hangs off a single integer value into one table ([`super::Lut`]), so a new
-//! activation needs an entry here and no backend code.
+//! They exist only in the float IR. Every pass sees a chain of them hanging off one
+//! computed value as one univariate function of it, a [`Region`] (GELU's div → erf →
+//! add → mul → mul, a sigmoid, a bias add then a ReLU): the quantizer tabulates it
+//! ([`super::Lut`]), the SMPC backend runs a lone ReLU as the exact comparison
+//! protocol and any other chain as a piecewise polynomial fitted on the value's
+//! calibrated range. So a new activation needs an entry here and no backend code.
 
-use super::{expect_arity, OpClass, OpSpec, Operand};
+use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
+use super::{expect_arity, Op, OpSpec, Operand};
+use crate::lowered::mpc::{Reg, StepOp};
 use crate::tensor::Tensor;
 use crate::text::Printer;
 use crate::types::{Shape, TensorType};
+use crate::{Graph, ValueId};
 use ndarray::{ArrayD, IxDyn, Zip};
 use serde::{Deserialize, Serialize};
 
@@ -100,9 +106,6 @@ pub struct Unary {
 impl OpSpec for Unary {
     fn mnemonic(&self) -> &'static str {
         self.kind.mnemonic()
-    }
-    fn class(&self) -> OpClass {
-        OpClass::Elementwise
     }
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         expect_arity(inputs, 1..=1)?;
@@ -201,9 +204,6 @@ impl OpSpec for Binary {
     fn mnemonic(&self) -> &'static str {
         self.kind.mnemonic()
     }
-    fn class(&self) -> OpClass {
-        OpClass::Elementwise
-    }
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         expect_arity(inputs, 2..=2)?;
         if !(inputs[0].ty.is_float() && inputs[1].ty.is_float()) {
@@ -219,4 +219,195 @@ impl OpSpec for Binary {
         Tensor::F32(y)
     }
     fn print_attrs(&self, _: &mut Printer) {}
+}
+
+/// An elementwise chain of the float graph whose only non-constant input is one
+/// computed value.
+#[derive(Clone, Debug)]
+pub struct Region {
+    /// The computed value the chain reads, as the pass names it: an integer value of
+    /// the new graph (the quantizer), the float value in a register (SMPC).
+    pub source: ValueId,
+    /// Float values that stand for `source`: bound to its value when the chain runs.
+    pub entries: Vec<ValueId>,
+    /// The chain's float nodes, in evaluation order.
+    pub nodes: Vec<ValueId>,
+}
+
+impl Region {
+    /// The chain operand `i` brings to its user: none for a constant, its own for a
+    /// chain, a new one reading `source` for a computed value.
+    fn of<T>(i: ValueId, state: &Lowered<T>, source: impl FnOnce(&T) -> ValueId) -> Option<Region> {
+        match state {
+            Lowered::Const => None,
+            Lowered::Computed(t) => Some(Region { source: source(t), entries: vec![i], nodes: vec![] }),
+            Lowered::Chain(r) => Some(r.clone()),
+        }
+    }
+
+    /// The chain of elementwise node `v`: its operands' chains joined, then `v`. They
+    /// must all read the same value (`how` names the pass in the error).
+    fn join(
+        graph: &Graph,
+        v: ValueId,
+        operands: impl IntoIterator<Item = Option<Region>>,
+        how: &str,
+    ) -> Result<Region, String> {
+        let mut region: Option<Region> = None;
+        for chain in operands.into_iter().flatten() {
+            match &mut region {
+                None => region = Some(chain),
+                Some(r) if r.source == chain.source => {
+                    r.entries.extend(chain.entries);
+                    r.nodes.extend(chain.nodes);
+                    for list in [&mut r.entries, &mut r.nodes] {
+                        list.sort();
+                        list.dedup();
+                    }
+                }
+                Some(_) => {
+                    let op = graph.node(v).op.mnemonic();
+                    return Err(format!("`{op}` of two different computed tensors is not supported {how}"));
+                }
+            }
+        }
+        let mut r = region.ok_or("elementwise op on constants only")?;
+        r.nodes.push(v);
+        Ok(r)
+    }
+
+    /// The nodes of the chain that `target` depends on, in evaluation order.
+    pub fn chain_to(&self, graph: &Graph, target: ValueId) -> Vec<ValueId> {
+        let mut needed = vec![false; graph.nodes.len()];
+        needed[target.index()] = true;
+        for &v in self.nodes.iter().rev() {
+            if needed[v.index()] {
+                graph.node(v).inputs.iter().for_each(|i| needed[i.index()] = true);
+            }
+        }
+        self.nodes.iter().copied().filter(|v| needed[v.index()]).collect()
+    }
+
+    /// The SMPC step computing chain value `v` of `graph` into register `out`, `x`
+    /// holding the source: the exact comparison protocol for a lone ReLU, else the
+    /// chain fitted as a piecewise polynomial.
+    pub fn mpc_step<C: MpcCx>(&self, graph: &Graph, v: ValueId, x: Reg, out: Reg, cx: &C) -> Result<StepOp, C::Error> {
+        let len = graph.ty(v).shape.numel();
+        let chain = self.chain_to(graph, v);
+        if let [only] = chain[..] {
+            if matches!(graph.node(only).op, Op::Unary(Unary { kind: UnaryKind::Relu })) {
+                return Ok(StepOp::Relu { x, len, out });
+            }
+        }
+        Ok(StepOp::Piecewise { x, len, function: cx.fit(v, self.source, &chain)?, out })
+    }
+}
+
+/// The quantization rule of every elementwise op: it joins its operands' chains,
+/// which the quantizer tabulates where an integer is needed.
+fn quantize_chain<C: QuantizeCx>(graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+    let operands = graph.node(v).inputs.iter().map(|&i| Region::of(i, cx.state(i), |&s| s)).collect::<Vec<_>>();
+    Region::join(graph, v, operands, "under quantization").map(Lowered::Chain).map_err(|m| cx.fail(v, m))
+}
+
+/// The SMPC lowering of every elementwise op: it joins its operands' chains, which
+/// the lowering materialises ([`Region::mpc_step`]) where a register is needed.
+fn lower_chain<C: MpcCx>(graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+    let operands = graph.node(v).inputs.iter().map(|&i| Region::of(i, cx.state(i), |_| i)).collect::<Vec<_>>();
+    Region::join(graph, v, operands, "by the mpc backend yet").map(Lowered::Chain).map_err(|m| cx.fail(v, m))
+}
+
+impl QuantizeRule for Unary {
+    fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        quantize_chain(graph, v, cx)
+    }
+    fn table_noise(&self) -> TableNoise {
+        TableNoise::Untracked
+    }
+    fn weight_channels(&self, _: usize) -> Option<Channels> {
+        None
+    }
+}
+
+impl FheRule for Unary {
+    fn fhe_lowering(&self) -> FheLowering<'_> {
+        FheLowering::FloatOnly
+    }
+}
+
+impl MpcRule for Unary {
+    fn lower_mpc<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        lower_chain(graph, v, cx)
+    }
+    fn min_frac_bits(&self) -> u32 {
+        0
+    }
+}
+
+impl QuantizeRule for Binary {
+    fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        quantize_chain(graph, v, cx)
+    }
+    fn table_noise(&self) -> TableNoise {
+        TableNoise::Untracked
+    }
+    fn weight_channels(&self, _: usize) -> Option<Channels> {
+        None
+    }
+}
+
+impl FheRule for Binary {
+    fn fhe_lowering(&self) -> FheLowering<'_> {
+        FheLowering::FloatOnly
+    }
+}
+
+impl MpcRule for Binary {
+    fn lower_mpc<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        lower_chain(graph, v, cx)
+    }
+    fn min_frac_bits(&self) -> u32 {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::Input;
+
+    #[test]
+    fn chains_of_one_value_join_and_chains_of_two_are_refused() {
+        let mut g = Graph::new("t");
+        let ty = TensorType::f32(Shape(vec![2]));
+        let x = g.push(Op::Input(Input { index: 0, ty: ty.clone() }), vec![], "x").unwrap();
+        let y = g.push(Op::Input(Input { index: 1, ty }), vec![], "y").unwrap();
+        let relu = g.push(Op::Unary(Unary { kind: UnaryKind::Relu }), vec![x], "relu").unwrap();
+        let add = g.push(Op::Binary(Binary { kind: BinaryKind::Add }), vec![relu, x], "add").unwrap();
+        let tanh = g.push(Op::Unary(Unary { kind: UnaryKind::Tanh }), vec![x], "tanh").unwrap();
+        let mul = g.push(Op::Binary(Binary { kind: BinaryKind::Mul }), vec![add, y], "mul").unwrap();
+        let computed = |v: ValueId| Region::of(v, &Lowered::Computed(v), |&s| s);
+
+        let r = Region::join(&g, relu, [computed(x)], "here").unwrap();
+        let a = Region::join(&g, add, [Region::of(relu, &Lowered::Chain(r), |&s| s), computed(x)], "here").unwrap();
+        assert_eq!((a.source, a.entries.as_slice(), a.nodes.as_slice()), (x, &[x][..], &[relu, add][..]));
+        let t = Region::join(&g, tanh, [computed(x)], "here").unwrap();
+        assert_eq!(t.chain_to(&g, tanh), [tanh]);
+
+        let err = Region::join(&g, mul, [Some(a), computed(y)], "here").unwrap_err();
+        assert_eq!(err, "`mul` of two different computed tensors is not supported here");
+        assert_eq!(Region::join(&g, tanh, [None], "here").unwrap_err(), "elementwise op on constants only");
+    }
+
+    #[test]
+    fn a_chain_runs_only_what_its_value_reads() {
+        let mut g = Graph::new("t");
+        let x = g.push(Op::Input(Input { index: 0, ty: TensorType::f32(Shape(vec![2])) }), vec![], "x").unwrap();
+        let neg = g.push(Op::Unary(Unary { kind: UnaryKind::Neg }), vec![x], "neg").unwrap();
+        let exp = g.push(Op::Unary(Unary { kind: UnaryKind::Exp }), vec![x], "exp").unwrap();
+        let abs = g.push(Op::Unary(Unary { kind: UnaryKind::Abs }), vec![neg], "abs").unwrap();
+        let region = Region { source: x, entries: vec![x], nodes: vec![neg, exp, abs] };
+        assert_eq!(region.chain_to(&g, abs), [neg, abs]);
+        assert_eq!(region.chain_to(&g, exp), [exp]);
+    }
 }

@@ -1,10 +1,17 @@
 //! `const`: a constant tensor (weights, biases, scalars). Integer constants carry
 //! the quantization of the real weights they stand for; their range is their min and max.
+//!
+//! Every pass leaves a constant to its users: the quantizer quantizes weights for the
+//! op that reads them, the TFHE server holds them in the clear, the SMPC model owner
+//! shares them when an op registers them as weights.
 
-use super::{node_quant, OpClass, OpSpec, Operand};
+use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
+use super::{node_quant, OpSpec, Operand};
+use crate::lowered::mpc::Reg;
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Quant, TensorType};
+use crate::{Graph, ValueId};
 use serde::{Deserialize, Serialize};
 
 /// A constant tensor.
@@ -19,9 +26,6 @@ pub struct Const {
 impl OpSpec for Const {
     fn mnemonic(&self) -> &'static str {
         "const"
-    }
-    fn class(&self) -> OpClass {
-        OpClass::Source
     }
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         super::expect_arity(inputs, 0..=0)?;
@@ -55,5 +59,32 @@ impl Const {
             None => node_quant(p.node_type()).cloned(),
         };
         Ok(Const { value, quant })
+    }
+}
+
+impl QuantizeRule for Const {
+    fn quantize<C: QuantizeCx>(&self, _: &Graph, _: ValueId, _: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        Ok(Lowered::Const)
+    }
+    fn table_noise(&self) -> TableNoise {
+        TableNoise::Untracked
+    }
+    fn weight_channels(&self, _: usize) -> Option<Channels> {
+        None
+    }
+}
+
+impl FheRule for Const {
+    fn fhe_lowering(&self) -> FheLowering<'_> {
+        FheLowering::Cleartext
+    }
+}
+
+impl MpcRule for Const {
+    fn lower_mpc<C: MpcCx>(&self, _: &Graph, _: ValueId, _: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        Ok(Lowered::Const)
+    }
+    fn min_frac_bits(&self) -> u32 {
+        0
     }
 }

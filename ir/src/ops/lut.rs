@@ -9,11 +9,21 @@
 //! operand's type keeps the exact worst-case range a backend may need to cover.
 //! Tables are built by the quantizer from the float function they replace
 //! (dequantize → activation chain → requantize), one per distinct channel function.
+//!
+//! TFHE: one programmable bootstrap per element (`lower_fhe` plans its boxes). It
+//! exists in the integer IR only: it has no quantization rule, and the SMPC backend,
+//! which lowers the float IR, evaluates the chain it replaces instead.
 
-use super::{expect_arity, node_quant, OpClass, OpSpec, Operand};
+use super::facets::{
+    Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise, ALREADY_QUANTIZED,
+    MPC_FLOAT_ONLY,
+};
+use super::{expect_arity, node_quant, OpSpec, Operand};
+use crate::lowered::mpc::Reg;
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Quant, TensorType};
+use crate::{Graph, ValueId};
 use serde::{Deserialize, Serialize};
 
 /// Integer table lookup.
@@ -61,9 +71,6 @@ impl Lut {
 impl OpSpec for Lut {
     fn mnemonic(&self) -> &'static str {
         "lut"
-    }
-    fn class(&self) -> OpClass {
-        OpClass::Table
     }
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         expect_arity(inputs, 1..=1)?;
@@ -120,6 +127,33 @@ impl Lut {
             None => node_quant(p.node_type()).cloned(),
         };
         Ok(Lut { shift, base, tables, table_of, quant })
+    }
+}
+
+impl QuantizeRule for Lut {
+    fn quantize<C: QuantizeCx>(&self, _: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        Err(cx.fail(v, ALREADY_QUANTIZED))
+    }
+    fn table_noise(&self) -> TableNoise {
+        TableNoise::Table
+    }
+    fn weight_channels(&self, _: usize) -> Option<Channels> {
+        None
+    }
+}
+
+impl FheRule for Lut {
+    fn fhe_lowering(&self) -> FheLowering<'_> {
+        FheLowering::Bootstrap(self)
+    }
+}
+
+impl MpcRule for Lut {
+    fn lower_mpc<C: MpcCx>(&self, _: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        Err(cx.fail(v, MPC_FLOAT_ONLY))
+    }
+    fn min_frac_bits(&self) -> u32 {
+        0
     }
 }
 

@@ -4,13 +4,18 @@
 //! `x_zp` is 0 in the float IR and the input's zero point in the quantized IR; the
 //! accumulator then stands for `s_x · s_w[n] · y` (per output column `n`). Range
 //! analysis: per column, the sum over `k` of the interval of `w[k,n] · (x − x_zp)`, plus `b[n]`.
+//!
+//! Quantization: weights per output column (axis 1), input per tensor
+//! (the rule in `linear.rs`). TFHE: levelled. SMPC: one local product plus a truncation.
 
-use super::{
-    common_is_float, eval_linear, expect_arity, linear_quant, linear_range, LinearKernel, OpClass, OpSpec, Operand,
-};
+use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
+use super::linear::{eval_linear, linear_quant, linear_range, lower_linear, quantize_linear, LinearKernel};
+use super::{common_is_float, expect_arity, Op, OpSpec, Operand};
+use crate::lowered::mpc::{Reg, StepOp};
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Shape, TensorType};
+use crate::{Graph, ValueId};
 use ndarray::{ArrayD, Ix2, IxDyn, LinalgScalar};
 use serde::{Deserialize, Serialize};
 
@@ -45,9 +50,6 @@ impl LinearKernel for MatMul {
 impl OpSpec for MatMul {
     fn mnemonic(&self) -> &'static str {
         "matmul"
-    }
-    fn class(&self) -> OpClass {
-        OpClass::Linear
     }
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         expect_arity(inputs, 2..=3)?;
@@ -88,5 +90,35 @@ impl MatMul {
     /// Reads `{x_zp=Z}` (0 when absent).
     pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
         Ok(MatMul { x_zp: p.opt_attr("x_zp", Parser::i64)?.unwrap_or(0) })
+    }
+}
+
+impl QuantizeRule for MatMul {
+    fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        quantize_linear(graph, v, cx, |x_zp| Op::MatMul(MatMul { x_zp }))
+    }
+    fn table_noise(&self) -> TableNoise {
+        TableNoise::Untracked
+    }
+    fn weight_channels(&self, output_rank: usize) -> Option<Channels> {
+        Some(Channels { weights: 1, output: output_rank - 1 })
+    }
+}
+
+impl FheRule for MatMul {
+    fn fhe_lowering(&self) -> FheLowering<'_> {
+        FheLowering::Levelled
+    }
+}
+
+impl MpcRule for MatMul {
+    fn lower_mpc<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        let node = graph.node(v);
+        let (k, n) = (graph.ty(node.inputs[1]).shape.0[0], graph.ty(node.inputs[1]).shape.0[1]);
+        let m = graph.ty(node.inputs[0]).shape.numel() / k;
+        lower_linear(graph, v, cx, |x, w, b, out| StepOp::MatMul { x, w, b, m, k, n, out })
+    }
+    fn min_frac_bits(&self) -> u32 {
+        0
     }
 }

@@ -1,13 +1,24 @@
-//! The closed set of IR ops. Each op lives in its own file with its exact semantics
-//! (`eval`), its type rule with the integer range analysis (`infer`) and its text
-//! attributes, printed and parsed there. Both lowerings match on [`Op`] exhaustively,
-//! so a new op is a compile error everywhere it still needs handling; [`Op::parse`]
-//! is the one table from mnemonics to ops.
+//! The closed set of IR ops. An op is one file holding every facet of it:
+//!
+//! - [`OpSpec`]: its mnemonic, its exact semantics (`eval`), its type rule with the
+//!   integer range analysis (`infer`) and its text attributes, printed and parsed
+//!   there ([`Op::parse`] is the one table from mnemonics to ops);
+//! - [`QuantizeRule`]: what the quantizer makes of it;
+//! - [`FheRule`]: how the TFHE backend computes it;
+//! - [`MpcRule`]: how the SMPC backend computes it.
+//!
+//! None of these traits has a default, and [`Op`] implements each by delegating to
+//! the variant's struct (one `dispatch!`), so a new op is a compile error until every
+//! facet is written; `docs/add-an-op.md` is the checklist. Families share helpers
+//! written once: `linear.rs` for multiply-accumulates (and [`LinearMap`], the levelled
+//! form of any integer op), [`Region`] for elementwise chains.
 
 mod conv;
 mod elementwise;
+mod facets;
 mod input;
 mod konst;
+mod linear;
 mod lut;
 mod matmul;
 mod pool;
@@ -16,15 +27,19 @@ mod shape;
 mod tree;
 
 pub use conv::{conv_accumulate, Conv, ConvGeometry};
-pub use elementwise::{Binary, BinaryKind, Unary, UnaryKind};
+pub use elementwise::{Binary, BinaryKind, Region, Unary, UnaryKind};
+pub use facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
 pub use input::Input;
 pub use konst::Const;
+pub use linear::LinearMap;
 pub use lut::{round_shift, Lut};
 pub use matmul::MatMul;
 pub use pool::{AvgPool, MaxPool, SumPool, Window};
-pub use quant::{quantize_value, Dequantize, Quantize};
+pub use quant::{output_quant, quantize_value, Dequantize, Quantize};
 pub use shape::Reshape;
-pub use tree::{Aggregate, BranchMode, LeafPath, Literal, PostTransform, Split, Tree, TreeEnsemble, TreeNode};
+pub use tree::{
+    Aggregate, BranchMode, LeafPath, Literal, PostTransform, Split, Tree, TreeEnsemble, TreeNode, FOREST_FRAC_BITS,
+};
 
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
@@ -41,33 +56,10 @@ pub struct Operand<'a> {
     pub value: Option<&'a Tensor>,
 }
 
-/// What a backend has to do with an op; both lowerings dispatch on it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum OpClass {
-    /// Graph inputs and constants.
-    Source,
-    /// Pure index remaps (no arithmetic).
-    Structural,
-    /// Multiply-accumulate with clear weights: levelled in FHE, local in MPC.
-    Linear,
-    /// Float elementwise arithmetic; the quantizer fuses chains of them into tables.
-    Elementwise,
-    /// A univariate integer table (one PBS per element in FHE).
-    Table,
-    /// A max over several encrypted values (comparisons).
-    Comparison,
-    /// The boundary between the clear float world and integers (client side).
-    Boundary,
-    /// A tree ensemble (comparisons, path selection, leaf sums).
-    Tree,
-}
-
 /// Behaviour every op provides. Implemented by each op struct; [`Op`] delegates.
 pub trait OpSpec {
     /// The op's name in the text form.
     fn mnemonic(&self) -> &'static str;
-    /// What kind of work the op is.
-    fn class(&self) -> OpClass;
     /// The output type, including the exact integer range for integer ops.
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String>;
     /// The exact semantics. Inputs have been checked by the verifier; a mismatch is a bug.
@@ -131,13 +123,11 @@ macro_rules! dispatch {
         }
     };
 }
+pub(crate) use dispatch;
 
 impl OpSpec for Op {
     fn mnemonic(&self) -> &'static str {
         dispatch!(self, op => op.mnemonic())
-    }
-    fn class(&self) -> OpClass {
-        dispatch!(self, op => op.class())
     }
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         dispatch!(self, op => op.infer(inputs))
@@ -195,25 +185,6 @@ pub(crate) fn expect_arity(inputs: &[Operand], range: std::ops::RangeInclusive<u
     }
 }
 
-/// The interval of `w * x` for `x` in `[lo, hi]`.
-pub(crate) fn scaled_interval(w: i64, lo: i64, hi: i64) -> (i64, i64) {
-    let (a, b) = (w * lo, w * hi);
-    (a.min(b), a.max(b))
-}
-
-/// Quantization of a linear op's accumulator: `Σ w·(x − zp_x) + b` stands for
-/// `s_x · s_w[c] · acc` with zero point 0, per output channel `c` along `out_axis`.
-pub(crate) fn linear_quant(x: &TensorType, w: &TensorType, out_axis: usize) -> Option<crate::types::Quant> {
-    let xq = x.as_int()?.quant.as_ref()?;
-    let wq = w.as_int()?.quant.as_ref()?;
-    if xq.axis.is_some() {
-        return None;
-    }
-    let scale: Vec<f64> = wq.scale.iter().map(|s| s * xq.scale[0]).collect();
-    let axis = if scale.len() > 1 { Some(out_axis) } else { None };
-    Some(crate::types::Quant { axis, zero_point: vec![0; scale.len()], scale })
-}
-
 /// Checks that the operands of an op are all float, or all integers, and says which.
 pub(crate) fn common_is_float(inputs: &[Operand]) -> Result<bool, String> {
     let float = inputs[0].ty.is_float();
@@ -221,98 +192,4 @@ pub(crate) fn common_is_float(inputs: &[Operand]) -> Result<bool, String> {
         return Err("mixes float and integer operands".into());
     }
     Ok(float)
-}
-
-/// A multiply-accumulate op with constant weights: `Σ w·(x − x_zp) + b` per output channel.
-pub(crate) trait LinearKernel {
-    /// Zero point subtracted from inputs in the integer form.
-    fn x_zp(&self) -> i64;
-    /// The computation, for floats and integers alike.
-    fn run<T: ndarray::LinalgScalar>(
-        &self,
-        x: &ndarray::ArrayD<T>,
-        w: &ndarray::ArrayD<T>,
-        b: Option<&ndarray::ArrayD<T>>,
-        x_zp: T,
-    ) -> ndarray::ArrayD<T>;
-}
-
-/// `eval` of a [`LinearKernel`]: float operands run with zero point 0, integers with `x_zp`.
-pub(crate) fn eval_linear(op: &impl LinearKernel, inputs: &[&Tensor]) -> Tensor {
-    match inputs {
-        [Tensor::F32(x), Tensor::F32(w), rest @ ..] => {
-            Tensor::F32(op.run(x, w, rest.first().and_then(|b| b.as_f32()), 0.0))
-        }
-        [Tensor::I64(x), Tensor::I64(w), rest @ ..] => {
-            Tensor::I64(op.run(x, w, rest.first().and_then(|b| b.as_i64()), op.x_zp()))
-        }
-        _ => unreachable!("linear operands verified"),
-    }
-}
-
-/// Exact range of an integer linear op: per output channel (the weights' lanes along
-/// `w_axis`), `b[c]` plus the interval of every `w · x` with `x` in `x_range`; then the
-/// min and max over channels.
-pub(crate) fn linear_range(inputs: &[Operand], w_axis: usize, x_range: (i64, i64)) -> Result<(i64, i64), String> {
-    let Some(wv) = inputs[1].value.and_then(Tensor::as_i64) else {
-        return Err("integer linear ops need constant weights".into());
-    };
-    let bv = match inputs.get(2) {
-        Some(b) => Some(b.value.and_then(Tensor::as_i64).ok_or("integer linear ops need a constant bias")?),
-        None => None,
-    };
-    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-    for (c, lane) in wv.axis_iter(ndarray::Axis(w_axis)).enumerate() {
-        let b = bv.map_or(0, |b| b[[c]]);
-        let (mut l, mut h) = (b, b);
-        for &w in lane.iter() {
-            let (a, z) = scaled_interval(w, x_range.0, x_range.1);
-            l += a;
-            h += z;
-        }
-        lo = lo.min(l);
-        hi = hi.max(h);
-    }
-    Ok((lo, hi))
-}
-
-/// An integer linear op as an explicit affine map: `y[j] = c[j] + Σ w·x[i]` over
-/// `terms[j] = [(i, w), ...]` (zero weights omitted). Encrypted executors apply it to
-/// ciphertexts; it is read off the op's own `eval`, so the index arithmetic of a
-/// convolution or a pooling window is written once, in its op file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LinearMap {
-    /// Non-zero terms of each output element.
-    pub terms: Vec<Vec<(u32, i64)>>,
-    /// The constant of each output element.
-    pub constant: Vec<i64>,
-}
-
-impl LinearMap {
-    /// The affine map of integer op `op` on an input of `shape`, its other operands
-    /// being the constants `consts`. `None` when `op` is not a linear integer op.
-    pub fn of(op: &Op, shape: &crate::Shape, consts: &[&Tensor]) -> Option<LinearMap> {
-        if !matches!(op.class(), OpClass::Linear | OpClass::Structural) {
-            return None;
-        }
-        let n = shape.numel();
-        let run = |x: ndarray::ArrayD<i64>| {
-            let x = Tensor::I64(x);
-            let args: Vec<&Tensor> = std::iter::once(&x).chain(consts.iter().copied()).collect();
-            op.eval(&args).as_i64().expect("integer op").iter().copied().collect::<Vec<i64>>()
-        };
-        let zero = ndarray::ArrayD::<i64>::zeros(ndarray::IxDyn(&shape.0));
-        let constant = run(zero.clone());
-        let mut terms = vec![Vec::new(); constant.len()];
-        for i in 0..n {
-            let mut e = zero.clone();
-            e.as_slice_mut().expect("standard layout")[i] = 1;
-            for (j, (y, c)) in run(e).into_iter().zip(&constant).enumerate() {
-                if y != *c {
-                    terms[j].push((i as u32, y - c));
-                }
-            }
-        }
-        Some(LinearMap { terms, constant })
-    }
 }

@@ -6,11 +6,22 @@
 //!   (`count_include_pad=1`) or by the number of in-image taps.
 //! - `sum_pool` (integer): `y = Σ (x − x_zp)` over in-image taps, the exact quantized
 //!   form of `avg_pool` with `count_include_pad=1`: it stands for `s_x / (kh·kw) · y`.
+//!
+//! Quantization: `max_pool` keeps its input's quantization; `avg_pool` becomes
+//! `sum_pool`, refused when padded taps are not counted (no exact integer form).
+//! TFHE: `sum_pool` is levelled; `max_pool` is refused. SMPC: both float poolings
+//! are steps of their own (comparisons for the max, a public division for the mean).
 
-use super::{expect_arity, OpClass, OpSpec, Operand};
+use super::facets::{
+    Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise, ALREADY_QUANTIZED,
+    FHE_NOT_YET, MPC_FLOAT_ONLY,
+};
+use super::{expect_arity, Op, OpSpec, Operand};
+use crate::lowered::mpc::{PoolTaps, Reg, StepOp};
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Quant, Shape, TensorType};
+use crate::{Graph, ValueId};
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +84,14 @@ impl Window {
         y
     }
 
+    /// The input elements (C order) of each window of an input of `shape`.
+    fn taps(&self, shape: &Shape) -> PoolTaps {
+        let input_len = shape.numel();
+        let index = ArrayD::from_shape_vec(IxDyn(&shape.0), (0..input_len).collect()).expect("numel");
+        let taps = self.apply(&index, |t: &[usize]| t.to_vec());
+        PoolTaps { input_len, taps: taps.into_iter().collect() }
+    }
+
     fn print(&self, w: &mut Printer) {
         w.attr("kernel", |w| w.dims(&self.kernel));
         w.attr("strides", |w| w.dims(&self.strides));
@@ -98,9 +117,6 @@ pub struct MaxPool {
 impl OpSpec for MaxPool {
     fn mnemonic(&self) -> &'static str {
         "max_pool"
-    }
-    fn class(&self) -> OpClass {
-        OpClass::Comparison
     }
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         expect_arity(inputs, 1..=1)?;
@@ -138,9 +154,6 @@ pub struct AvgPool {
 impl OpSpec for AvgPool {
     fn mnemonic(&self) -> &'static str {
         "avg_pool"
-    }
-    fn class(&self) -> OpClass {
-        OpClass::Linear
     }
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         expect_arity(inputs, 1..=1)?;
@@ -183,9 +196,6 @@ impl OpSpec for SumPool {
     fn mnemonic(&self) -> &'static str {
         "sum_pool"
     }
-    fn class(&self) -> OpClass {
-        OpClass::Linear
-    }
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         expect_arity(inputs, 1..=1)?;
         let Some(xi) = inputs[0].ty.as_int() else {
@@ -218,5 +228,113 @@ impl SumPool {
     /// Reads `{kernel, strides, pads, x_zp}` (`x_zp` 0 when absent).
     pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
         Ok(SumPool { window: Window::parse(p)?, x_zp: p.opt_attr("x_zp", Parser::i64)?.unwrap_or(0) })
+    }
+}
+
+impl QuantizeRule for MaxPool {
+    fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        let node = graph.node(v);
+        let x = cx.int(node.inputs[0])?;
+        let op = Op::MaxPool(MaxPool { window: self.window.clone() });
+        Ok(Lowered::Computed(cx.push(op, vec![x], node.name.clone())?))
+    }
+    fn table_noise(&self) -> TableNoise {
+        TableNoise::Forwarded
+    }
+    fn weight_channels(&self, _: usize) -> Option<Channels> {
+        None
+    }
+}
+
+impl FheRule for MaxPool {
+    fn fhe_lowering(&self) -> FheLowering<'_> {
+        // A max of ciphertexts needs comparisons: a bootstrap per pair of taps.
+        FheLowering::Refused(FHE_NOT_YET)
+    }
+}
+
+impl MpcRule for MaxPool {
+    fn lower_mpc<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        let input = graph.node(v).inputs[0];
+        let x = cx.reg(input)?;
+        let taps = self.window.taps(&graph.ty(input).shape);
+        let out = cx.new_reg();
+        cx.step(v, StepOp::MaxPool { x, taps, out });
+        Ok(Lowered::Computed(out))
+    }
+    fn min_frac_bits(&self) -> u32 {
+        0
+    }
+}
+
+impl QuantizeRule for AvgPool {
+    fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        let node = graph.node(v);
+        let x = cx.int(node.inputs[0])?;
+        let t = cx.new_graph().ty(x).as_int().expect("integer").clone();
+        if self.window.has_padding() && !self.count_include_pad {
+            return Err(cx.fail(v, "average pooling with padding and count_include_pad=0 has no exact integer form"));
+        }
+        // The sum subtracts one zero point from every tap.
+        let zps = t.quant.as_ref().map_or(vec![0], |q| q.zero_point.clone());
+        let x = if zps.iter().all(|&z| z == zps[0]) { x } else { cx.int_per_tensor(node.inputs[0])? };
+        let x_zp = cx.new_graph().ty(x).as_int().and_then(|t| t.quant.as_ref()).map_or(0, |q| q.zero_point[0]);
+        let op = Op::SumPool(SumPool { window: self.window.clone(), x_zp });
+        Ok(Lowered::Computed(cx.push(op, vec![x], node.name.clone())?))
+    }
+    fn table_noise(&self) -> TableNoise {
+        TableNoise::Untracked
+    }
+    fn weight_channels(&self, _: usize) -> Option<Channels> {
+        None
+    }
+}
+
+impl FheRule for AvgPool {
+    fn fhe_lowering(&self) -> FheLowering<'_> {
+        FheLowering::FloatOnly
+    }
+}
+
+impl MpcRule for AvgPool {
+    fn lower_mpc<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        let input = graph.node(v).inputs[0];
+        let x = cx.reg(input)?;
+        let taps = self.window.taps(&graph.ty(input).shape);
+        let full = self.window.size();
+        let divisors = taps.taps.iter().map(|t| if self.count_include_pad { full } else { t.len() }).collect();
+        let out = cx.new_reg();
+        cx.step(v, StepOp::AvgPool { x, taps, divisors, out });
+        Ok(Lowered::Computed(out))
+    }
+    fn min_frac_bits(&self) -> u32 {
+        0
+    }
+}
+
+impl QuantizeRule for SumPool {
+    fn quantize<C: QuantizeCx>(&self, _: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        Err(cx.fail(v, ALREADY_QUANTIZED))
+    }
+    fn table_noise(&self) -> TableNoise {
+        TableNoise::Forwarded
+    }
+    fn weight_channels(&self, _: usize) -> Option<Channels> {
+        None
+    }
+}
+
+impl FheRule for SumPool {
+    fn fhe_lowering(&self) -> FheLowering<'_> {
+        FheLowering::Levelled
+    }
+}
+
+impl MpcRule for SumPool {
+    fn lower_mpc<C: MpcCx>(&self, _: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        Err(cx.fail(v, MPC_FLOAT_ONLY))
+    }
+    fn min_frac_bits(&self) -> u32 {
+        0
     }
 }

@@ -4,11 +4,21 @@
 //!   away from zero; values outside the calibrated range are clipped. Per tensor, or per
 //!   channel (tree ensembles quantize each feature on its own grid).
 //! - `dequantize %q {q(...)}`: `x = s[c] · (q − z[c])`, per channel where the input is.
+//!
+//! Both exist in the integer IR only: the quantizer places them (they have no rule of
+//! their own) and the SMPC backend, which lowers the float IR, never sees them. Under
+//! TFHE the client encrypts what `quantize` makes and decrypts what `dequantize` reads.
 
-use super::{expect_arity, OpClass, OpSpec, Operand};
+use super::facets::{
+    Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise, ALREADY_QUANTIZED,
+    MPC_FLOAT_ONLY,
+};
+use super::{expect_arity, OpSpec, Operand};
+use crate::lowered::mpc::Reg;
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Quant, Shape, TensorType};
+use crate::{Graph, ValueId};
 use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
 
@@ -30,12 +40,18 @@ pub fn quantize_value(x: f64, scale: f64, zero_point: i64, lo: i64, hi: i64) -> 
     (q.clamp((lo - zero_point) as f64, (hi - zero_point) as f64) as i64 + zero_point).clamp(lo, hi)
 }
 
+/// Unsigned `bits`-bit quantization of `[lo, hi]` widened to contain 0: `(quant, qmin, qmax)`.
+pub fn output_quant(lo: f64, hi: f64, bits: u32) -> (Quant, i64, i64) {
+    let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+    let qmax = (1i64 << bits) - 1;
+    let scale = if hi > lo { (hi - lo) / qmax as f64 } else { 1.0 };
+    let zp = ((-lo / scale).round() as i64).clamp(0, qmax);
+    (Quant::per_tensor(scale, zp), 0, qmax)
+}
+
 impl OpSpec for Quantize {
     fn mnemonic(&self) -> &'static str {
         "quantize"
-    }
-    fn class(&self) -> OpClass {
-        OpClass::Boundary
     }
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         expect_arity(inputs, 1..=1)?;
@@ -108,9 +124,6 @@ impl OpSpec for Dequantize {
     fn mnemonic(&self) -> &'static str {
         "dequantize"
     }
-    fn class(&self) -> OpClass {
-        OpClass::Boundary
-    }
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         expect_arity(inputs, 1..=1)?;
         let Some(t) = inputs[0].ty.as_int() else {
@@ -136,5 +149,59 @@ impl Dequantize {
     /// Reads `{quant=q(...)}`.
     pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
         Ok(Dequantize { quant: p.attr("quant", Quant::parse)? })
+    }
+}
+
+impl QuantizeRule for Quantize {
+    fn quantize<C: QuantizeCx>(&self, _: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        Err(cx.fail(v, ALREADY_QUANTIZED))
+    }
+    fn table_noise(&self) -> TableNoise {
+        TableNoise::Untracked
+    }
+    fn weight_channels(&self, _: usize) -> Option<Channels> {
+        None
+    }
+}
+
+impl FheRule for Quantize {
+    fn fhe_lowering(&self) -> FheLowering<'_> {
+        FheLowering::ClientEncrypts
+    }
+}
+
+impl MpcRule for Quantize {
+    fn lower_mpc<C: MpcCx>(&self, _: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        Err(cx.fail(v, MPC_FLOAT_ONLY))
+    }
+    fn min_frac_bits(&self) -> u32 {
+        0
+    }
+}
+
+impl QuantizeRule for Dequantize {
+    fn quantize<C: QuantizeCx>(&self, _: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        Err(cx.fail(v, ALREADY_QUANTIZED))
+    }
+    fn table_noise(&self) -> TableNoise {
+        TableNoise::Untracked
+    }
+    fn weight_channels(&self, _: usize) -> Option<Channels> {
+        None
+    }
+}
+
+impl FheRule for Dequantize {
+    fn fhe_lowering(&self) -> FheLowering<'_> {
+        FheLowering::ClientDecrypts
+    }
+}
+
+impl MpcRule for Dequantize {
+    fn lower_mpc<C: MpcCx>(&self, _: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        Err(cx.fail(v, MPC_FLOAT_ONLY))
+    }
+    fn min_frac_bits(&self) -> u32 {
+        0
     }
 }

@@ -1,11 +1,17 @@
 //! `reshape %x {shape=[...]}`: the same elements in C order under a new shape
 //! (ONNX `Reshape`, `Flatten`, `Squeeze`, `Unsqueeze`). Integer ranges carry over;
 //! per-channel quantization survives only when the channel axis keeps its place.
+//!
+//! Quantization: the input's, requantized per tensor when its channels would scatter.
+//! TFHE: levelled (an index remap). SMPC: the same register, read in the new shape.
 
-use super::{expect_arity, OpClass, OpSpec, Operand};
+use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
+use super::{expect_arity, Op, OpSpec, Operand};
+use crate::lowered::mpc::Reg;
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
 use crate::types::{ElemType, IntType, Shape, TensorType};
+use crate::{Graph, ValueId};
 use ndarray::IxDyn;
 use serde::{Deserialize, Serialize};
 
@@ -19,9 +25,6 @@ pub struct Reshape {
 impl OpSpec for Reshape {
     fn mnemonic(&self) -> &'static str {
         "reshape"
-    }
-    fn class(&self) -> OpClass {
-        OpClass::Structural
     }
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         expect_arity(inputs, 1..=1)?;
@@ -65,5 +68,37 @@ impl Reshape {
     /// Reads `{shape=[...]}`.
     pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
         Ok(Reshape { shape: Shape(p.attr("shape", Parser::dims)?) })
+    }
+}
+
+impl QuantizeRule for Reshape {
+    fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        let node = graph.node(v);
+        let x = cx.int(node.inputs[0])?;
+        let op = Op::Reshape(Reshape { shape: self.shape.clone() });
+        let keeps_channels = op.infer(&cx.new_graph().operands(&[x])).is_ok();
+        let x = if keeps_channels { x } else { cx.int_per_tensor(node.inputs[0])? };
+        Ok(Lowered::Computed(cx.push(op, vec![x], node.name.clone())?))
+    }
+    fn table_noise(&self) -> TableNoise {
+        TableNoise::Forwarded
+    }
+    fn weight_channels(&self, _: usize) -> Option<Channels> {
+        None
+    }
+}
+
+impl FheRule for Reshape {
+    fn fhe_lowering(&self) -> FheLowering<'_> {
+        FheLowering::Levelled
+    }
+}
+
+impl MpcRule for Reshape {
+    fn lower_mpc<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        Ok(Lowered::Computed(cx.reg(graph.node(v).inputs[0])?))
+    }
+    fn min_frac_bits(&self) -> u32 {
+        0
     }
 }

@@ -7,18 +7,30 @@
 //! class scores: `post_transform` is recorded, not applied (it is monotone per row,
 //! so the label is the scores' argmax; see the ONNX frontend).
 //!
-//! The op exists in the float IR only: the quantizer rewrites it into comparison
-//! tables, a levelled path sum, leaf tables and a levelled sum over trees
-//! (`secc_compiler::passes::tree_tables`); the SMPC lowering reads it directly.
+//! The op exists in the float IR only. The quantizer rewrites it into a per-feature
+//! quantization of the model input, a levelled gather, comparison tables, a levelled
+//! path sum, leaf tables and a levelled sum over trees ([`tables`]). The SMPC backend
+//! runs it as one forest step: batched comparisons, boolean path selection, one bit
+//! injection per leaf.
 
-use super::{expect_arity, OpClass, OpSpec, Operand};
+mod tables;
+
+use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
+use super::{expect_arity, Lut, MatMul, Op, OpSpec, Operand, Quantize};
+use crate::lowered::fixed::encode_fixed as fixed;
+use crate::lowered::mpc::{ForestPlan, Reg, StepOp};
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
-use crate::types::{Shape, TensorType};
+use crate::types::{Quant, Shape, TensorType};
+use crate::{Graph, ValueId};
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hash::Hash;
+use tables::tree_tables;
+
+/// Fractional bits of a plan with a tree ensemble: inputs up to `2^30` in magnitude.
+pub const FOREST_FRAC_BITS: u32 = 32;
 
 /// The comparison of a branch node.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -268,9 +280,6 @@ impl OpSpec for TreeEnsemble {
     fn mnemonic(&self) -> &'static str {
         "tree_ensemble"
     }
-    fn class(&self) -> OpClass {
-        OpClass::Tree
-    }
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         expect_arity(inputs, 1..=1)?;
         self.check()?;
@@ -301,6 +310,129 @@ impl OpSpec for TreeEnsemble {
         }
         w.attr("base_values", |w| w.list(&self.base_values, |w, v| w.f64(*v)));
         w.attr("trees", |w| w.list(&self.trees, |w, t| w.list(&t.nodes, |w, n| n.print(w))));
+    }
+}
+
+impl QuantizeRule for TreeEnsemble {
+    /// The ensemble as `tree_tables` builds it: per-feature quantization of the model
+    /// input, gather, comparison tables, path sums, leaf tables, sum over trees.
+    fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        let node = graph.node(v);
+        let name = node.name.clone();
+        let x = node.inputs[0];
+        if !matches!(graph.node(x).op, Op::Input(_)) {
+            return Err(cx.fail(v, "a tree ensemble must read a model input"));
+        }
+        let n_features = *graph.ty(x).shape.0.last().expect("[N, F] input");
+        let cfg = *cx.config();
+        let f = tree_tables(self, n_features, cfg.tree_bits, cfg.bits).map_err(|m| cx.fail(v, m))?;
+        // The float input, quantized on the trees' own grids instead of the per-tensor
+        // quantization pushed for it (which `compact` then drops).
+        let &Lowered::Computed(q) = cx.state(x) else { unreachable!("inputs are computed") };
+        let float_in = cx.new_graph().node(q).inputs[0];
+        let quantize = Quantize { quant: f.features.clone(), lo: 0, hi: f.levels - 1 };
+        let xq = cx.push(Op::Quantize(quantize), vec![float_in], graph.node(x).name.clone())?;
+        let int = |a: ndarray::Array2<i64>| Tensor::I64(a.into_dyn());
+        let vector = |b: Vec<i64>| Tensor::I64(ndarray::Array1::from(b).into_dyn());
+        let one = Some(Quant::per_tensor(1.0, 0));
+        let linear = |cx: &mut C, x: ValueId, w: Tensor, b: Option<Tensor>, wq: Option<Quant>, what: &str| {
+            let mut inputs = vec![x, cx.push_const(w, wq, format!("{name}/{what}.weight"))?];
+            if let Some(b) = b {
+                inputs.push(cx.push_const(b, None, format!("{name}/{what}.bias"))?);
+            }
+            cx.push(Op::MatMul(MatMul { x_zp: 0 }), inputs, format!("{name}/{what}"))
+        };
+        let gathered = linear(cx, xq, int(f.select), None, None, "gather")?;
+        let table_of = |n: usize| (0..n as u32).collect();
+        let compare = Lut { shift: 0, base: 0, table_of: table_of(f.compare.len()), tables: f.compare, quant: None };
+        let bits = cx.push(Op::Lut(compare), vec![gathered], format!("{name}/compare"))?;
+        let idx = linear(cx, bits, int(f.path), Some(vector(f.path_bias)), None, "path")?;
+        let leaf = Lut {
+            shift: 0,
+            base: 0,
+            table_of: table_of(f.leaf.len()),
+            tables: f.leaf,
+            quant: Some(Quant::per_tensor(f.leaf_scale, 0)),
+        };
+        let leaves = cx.push(Op::Lut(leaf), vec![idx], format!("{name}/leaves"))?;
+        Ok(Lowered::Computed(linear(cx, leaves, int(f.sum), Some(vector(f.base)), one, "sum")?))
+    }
+    fn table_noise(&self) -> TableNoise {
+        TableNoise::Untracked
+    }
+    fn weight_channels(&self, _: usize) -> Option<Channels> {
+        None
+    }
+}
+
+impl FheRule for TreeEnsemble {
+    fn fhe_lowering(&self) -> FheLowering<'_> {
+        FheLowering::FloatOnly
+    }
+}
+
+impl MpcRule for TreeEnsemble {
+    /// The forest step ([`ForestPlan`]): comparisons `c = [x̃ < τ]` on the fixed-point
+    /// input `x̃`, so with `t̃` the threshold rounded the same way, `x ≤ t` is
+    /// `x̃ < t̃ + 1` and `x < t` is `x̃ < t̃` (`≥`, `>` their negations): exact but for
+    /// inputs within `2^−f` of a threshold.
+    fn lower_mpc<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        let node = graph.node(v);
+        let x = cx.reg(node.inputs[0])?;
+        let f = cx.frac_bits();
+        let features = *graph.ty(node.inputs[0]).shape.0.last().expect("[N, F] input");
+        let (keys, paths) = self
+            .leaf_paths(|feature, threshold, mode| {
+                // Rounded as the input is, so a feature equal to its threshold compares equal.
+                let t = fixed(threshold, f);
+                let (bound, negate) = match mode {
+                    BranchMode::Leq => (t + 1, false),
+                    BranchMode::Lt => (t, false),
+                    BranchMode::Gte => (t, true),
+                    BranchMode::Gt => (t + 1, true),
+                    BranchMode::Eq | BranchMode::Neq => {
+                        return Err("equality branches are not supported by the mpc backend".to_string())
+                    }
+                };
+                Ok(Split::Compare { key: (feature, bound), negate })
+            })
+            .map_err(|m| cx.fail(v, m))?;
+        let mut select = vec![0; features * keys.len()];
+        keys.iter().enumerate().for_each(|(j, &(feature, _))| select[feature * keys.len() + j] = 1);
+        let name = |what: &str| format!("{v} \"{}\" {what}", node.name);
+        let select = cx.raw_weight(name("selection"), select);
+        let bounds = cx.raw_weight(name("bounds"), keys.iter().map(|k| k.1).collect());
+        let mut entries = Vec::new();
+        let mut values = Vec::new();
+        for (leaf, path) in paths.iter().enumerate() {
+            for &(target, w) in &path.weights {
+                entries.push((leaf as u32, target as u32));
+                values.push(fixed(w * self.per_tree(), f));
+            }
+        }
+        let values = cx.raw_weight(name("leaf values"), values);
+        let base = cx.raw_weight(name("base values"), self.base_values.iter().map(|&b| fixed(b, f)).collect());
+        let paths = paths.iter().map(|p| p.literals.iter().map(|l| (l.comparison as u32, l.want)).collect()).collect();
+        let forest = ForestPlan {
+            features,
+            comparisons: keys.len(),
+            select,
+            bounds,
+            paths,
+            entries,
+            values,
+            targets: self.n_targets,
+            base,
+        };
+        let out = cx.new_reg();
+        cx.step(v, StepOp::Forest { x, forest, out });
+        Ok(Lowered::Computed(out))
+    }
+    /// A forest truncates no product, so its inputs can keep 32 fractional bits: f32
+    /// features one ulp from a threshold (as trained thresholds often are) still
+    /// compare the right way, which 18 bits cannot resolve.
+    fn min_frac_bits(&self) -> u32 {
+        FOREST_FRAC_BITS
     }
 }
 

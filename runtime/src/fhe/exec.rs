@@ -14,7 +14,7 @@ use super::FheError;
 use rayon::prelude::*;
 use secc_ir::interp::{check_inputs, eval_nodes};
 use secc_ir::lowered::fhe::Circuit;
-use secc_ir::ops::LinearMap;
+use secc_ir::ops::{FheLowering, FheRule, LinearMap};
 use secc_ir::{Graph, Op, OpSpec, Tensor, ValueId};
 use std::collections::HashMap;
 use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
@@ -98,9 +98,13 @@ impl<'a> ServerProgram<'a> {
         let mut steps = HashMap::new();
         for (i, node) in graph.nodes.iter().enumerate() {
             let v = ValueId(i as u32);
-            let step = match (&node.op, &circuit.luts[i], &circuit.linear[i]) {
-                (_, _, Some(map)) => Step::Linear(map),
-                (Op::Lut(lut), Some(plan), None) => {
+            let step = match (&circuit.linear[i], &circuit.luts[i]) {
+                (Some(map), _) => Step::Linear(map),
+                (None, None) => continue,
+                (None, Some(plan)) => {
+                    let FheLowering::Bootstrap(lut) = node.op.fhe_lowering() else {
+                        return Err(FheError::Mismatch(format!("{v} ({}) is not a table", node.op.mnemonic())));
+                    };
                     let boxes = 1usize << plan.precision;
                     let d_out = delta(circuit, v);
                     let accumulators = lut
@@ -127,7 +131,6 @@ impl<'a> ServerProgram<'a> {
                         offset_plaintext: (plan.offset as u64).wrapping_neg().wrapping_mul(delta_in),
                     }
                 }
-                _ => continue,
             };
             steps.insert(v.0, step);
         }

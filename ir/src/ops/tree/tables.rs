@@ -1,6 +1,6 @@
-//! `tree_tables`: a tree ensemble as integer tables and levelled sums (used by
-//! `quantize`), so that under TFHE it costs one bootstrap per distinct comparison and
-//! one per parent of leaves, and everything else is levelled.
+//! The quantization rule of a tree ensemble: the ensemble as integer tables and
+//! levelled sums, so that under TFHE it costs one bootstrap per distinct comparison
+//! and one per parent of leaves, and everything else is levelled.
 //!
 //! 1. **Features** are quantized one by one, each to `tree_bits` bits on a grid spanning
 //!    its own thresholds, so a feature's bits are spent where its trees split it.
@@ -22,13 +22,13 @@
 //! Leaf weights (divided by the tree count for `AVERAGE`) share one scale: the largest
 //! maps to `2^(bits−1) − 1`.
 
+use super::{BranchMode, Literal, Split, TreeEnsemble};
+use crate::Quant;
 use ndarray::Array2;
-use secc_ir::ops::{BranchMode, Literal, Split, TreeEnsemble};
-use secc_ir::Quant;
 
-/// The integer form of an ensemble: what `quantize` pushes as IR nodes.
+/// The integer form of an ensemble: what the quantization rule pushes as IR nodes.
 #[derive(Clone, Debug)]
-pub struct ForestTables {
+pub(crate) struct ForestTables {
     /// Per-feature quantization (axis 1 of the `[N, F]` input) to `[0, levels − 1]`.
     pub features: Quant,
     /// `2^tree_bits`.
@@ -70,7 +70,12 @@ impl Group<'_> {
 }
 
 /// Builds the integer form of `t` with `bits`-bit features and `leaf_bits`-bit leaf weights.
-pub fn tree_tables(t: &TreeEnsemble, n_features: usize, bits: u32, leaf_bits: u32) -> Result<ForestTables, String> {
+pub(crate) fn tree_tables(
+    t: &TreeEnsemble,
+    n_features: usize,
+    bits: u32,
+    leaf_bits: u32,
+) -> Result<ForestTables, String> {
     let levels = 1i64 << bits;
     let (scale, zero_point) = feature_grids(t, n_features, levels);
     let (comparisons, paths) = t.leaf_paths(|feature, threshold, mode| {
@@ -211,8 +216,8 @@ fn feature_grids(t: &TreeEnsemble, n_features: usize, levels: i64) -> (Vec<f64>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secc_ir::ops::quantize_value;
-    use secc_ir::ops::{Aggregate, PostTransform, Tree, TreeNode};
+    use crate::ops::quantize_value;
+    use crate::ops::{Aggregate, PostTransform, Tree, TreeNode};
 
     /// Evaluates the tables the way the IR does: gather, compare, path, leaf, sum.
     fn run(f: &ForestTables, q: &[i64]) -> Vec<i64> {
@@ -280,8 +285,8 @@ mod tests {
                 // The same trees walked on the dequantized features.
                 let deq: Vec<f64> =
                     (0..2).map(|i| f.features.scale[i] * (q[i] - f.features.zero_point[i]) as f64).collect();
-                let x = secc_ir::Tensor::F32(ndarray::arr2(&[[deq[0] as f32, deq[1] as f32]]).into_dyn());
-                let want = secc_ir::OpSpec::eval(&t, &[&x]).to_f64_vec()[0];
+                let x = crate::Tensor::F32(ndarray::arr2(&[[deq[0] as f32, deq[1] as f32]]).into_dyn());
+                let want = crate::OpSpec::eval(&t, &[&x]).to_f64_vec()[0];
                 let got = run(&f, &q)[0] as f64 * f.leaf_scale;
                 assert!((got - want).abs() <= 3.0 * f.leaf_scale, "x=({x0}, {x1}): {got} vs {want}");
             }
@@ -300,8 +305,8 @@ mod tests {
                 if thresholds.iter().any(|&(i, th)| (x[i] - th).abs() <= f.features.scale[i]) {
                     continue;
                 }
-                let input = secc_ir::Tensor::F32(ndarray::arr2(&[[x0 as f32, x1 as f32]]).into_dyn());
-                let want = secc_ir::OpSpec::eval(&t, &[&input]).to_f64_vec()[0];
+                let input = crate::Tensor::F32(ndarray::arr2(&[[x0 as f32, x1 as f32]]).into_dyn());
+                let want = crate::OpSpec::eval(&t, &[&input]).to_f64_vec()[0];
                 let got = run(&f, &quantized(&f, &x))[0] as f64 * f.leaf_scale;
                 assert!((got - want).abs() <= 3.0 * f.leaf_scale, "x=({x0}, {x1}): {got} vs {want}");
                 checked += 1;

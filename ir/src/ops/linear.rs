@@ -1,0 +1,226 @@
+//! What the multiply-accumulate ops (`conv`, `matmul`) share, written once: the
+//! computation on floats and integers, the exact range rule, the accumulator's
+//! quantization, the weight quantization rule and the SMPC step. And [`LinearMap`],
+//! the affine map of any levelled integer op, read off its `eval`.
+
+use super::facets::{FheLowering, FheRule, Lowered, MpcCx, QuantizeCx, QuantizeRule, TableNoise};
+use super::{Op, OpSpec, Operand};
+use crate::lowered::mpc::{Reg, StepOp};
+use crate::tensor::Tensor;
+use crate::types::{Quant, TensorType};
+use crate::{Graph, ValueId};
+use ndarray::Axis;
+
+/// Quantization of a linear op's accumulator: `Σ w·(x − zp_x) + b` stands for
+/// `s_x · s_w[c] · acc` with zero point 0, per output channel `c` along `out_axis`.
+pub(crate) fn linear_quant(x: &TensorType, w: &TensorType, out_axis: usize) -> Option<Quant> {
+    let xq = x.as_int()?.quant.as_ref()?;
+    let wq = w.as_int()?.quant.as_ref()?;
+    if xq.axis.is_some() {
+        return None;
+    }
+    let scale: Vec<f64> = wq.scale.iter().map(|s| s * xq.scale[0]).collect();
+    let axis = if scale.len() > 1 { Some(out_axis) } else { None };
+    Some(Quant { axis, zero_point: vec![0; scale.len()], scale })
+}
+
+/// A multiply-accumulate op with constant weights: `Σ w·(x − x_zp) + b` per output channel.
+pub(crate) trait LinearKernel {
+    /// Zero point subtracted from inputs in the integer form.
+    fn x_zp(&self) -> i64;
+    /// The computation, for floats and integers alike.
+    fn run<T: ndarray::LinalgScalar>(
+        &self,
+        x: &ndarray::ArrayD<T>,
+        w: &ndarray::ArrayD<T>,
+        b: Option<&ndarray::ArrayD<T>>,
+        x_zp: T,
+    ) -> ndarray::ArrayD<T>;
+}
+
+/// `eval` of a [`LinearKernel`]: float operands run with zero point 0, integers with `x_zp`.
+pub(crate) fn eval_linear(op: &impl LinearKernel, inputs: &[&Tensor]) -> Tensor {
+    match inputs {
+        [Tensor::F32(x), Tensor::F32(w), rest @ ..] => {
+            Tensor::F32(op.run(x, w, rest.first().and_then(|b| b.as_f32()), 0.0))
+        }
+        [Tensor::I64(x), Tensor::I64(w), rest @ ..] => {
+            Tensor::I64(op.run(x, w, rest.first().and_then(|b| b.as_i64()), op.x_zp()))
+        }
+        _ => unreachable!("linear operands verified"),
+    }
+}
+
+/// Exact range of an integer linear op: per output channel (the weights' lanes along
+/// `w_axis`), `b[c]` plus the interval of every `w · x` with `x` in `x_range`; then the
+/// min and max over channels.
+pub(crate) fn linear_range(inputs: &[Operand], w_axis: usize, x_range: (i64, i64)) -> Result<(i64, i64), String> {
+    let Some(wv) = inputs[1].value.and_then(Tensor::as_i64) else {
+        return Err("integer linear ops need constant weights".into());
+    };
+    let bv = match inputs.get(2) {
+        Some(b) => Some(b.value.and_then(Tensor::as_i64).ok_or("integer linear ops need a constant bias")?),
+        None => None,
+    };
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    for (c, lane) in wv.axis_iter(ndarray::Axis(w_axis)).enumerate() {
+        let b = bv.map_or(0, |b| b[[c]]);
+        let (mut l, mut h) = (b, b);
+        for &w in lane.iter() {
+            let (a, z) = scaled_interval(w, x_range.0, x_range.1);
+            l += a;
+            h += z;
+        }
+        lo = lo.min(l);
+        hi = hi.max(h);
+    }
+    Ok((lo, hi))
+}
+
+/// An integer linear op as an explicit affine map: `y[j] = c[j] + Σ w·x[i]` over
+/// `terms[j] = [(i, w), ...]` (zero weights omitted). Encrypted executors apply it to
+/// ciphertexts; it is read off the op's own `eval`, so the index arithmetic of a
+/// convolution or a pooling window is written once, in its op file.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LinearMap {
+    /// Non-zero terms of each output element.
+    pub terms: Vec<Vec<(u32, i64)>>,
+    /// The constant of each output element.
+    pub constant: Vec<i64>,
+}
+
+impl LinearMap {
+    /// The affine map of integer op `op` on an input of `shape`, its other operands
+    /// being the constants `consts`. `None` when `op` is not levelled.
+    pub fn of(op: &Op, shape: &crate::Shape, consts: &[&Tensor]) -> Option<LinearMap> {
+        if !matches!(op.fhe_lowering(), FheLowering::Levelled) {
+            return None;
+        }
+        let n = shape.numel();
+        let run = |x: ndarray::ArrayD<i64>| {
+            let x = Tensor::I64(x);
+            let args: Vec<&Tensor> = std::iter::once(&x).chain(consts.iter().copied()).collect();
+            op.eval(&args).as_i64().expect("integer op").iter().copied().collect::<Vec<i64>>()
+        };
+        let zero = ndarray::ArrayD::<i64>::zeros(ndarray::IxDyn(&shape.0));
+        let constant = run(zero.clone());
+        let mut terms = vec![Vec::new(); constant.len()];
+        for i in 0..n {
+            let mut e = zero.clone();
+            e.as_slice_mut().expect("standard layout")[i] = 1;
+            for (j, (y, c)) in run(e).into_iter().zip(&constant).enumerate() {
+                if y != *c {
+                    terms[j].push((i as u32, y - c));
+                }
+            }
+        }
+        Some(LinearMap { terms, constant })
+    }
+}
+/// The interval of `w * x` for `x` in `[lo, hi]`.
+pub(crate) fn scaled_interval(w: i64, lo: i64, hi: i64) -> (i64, i64) {
+    let (a, b) = (w * lo, w * hi);
+    (a.min(b), a.max(b))
+}
+
+/// Whether `v` (an integer graph's) is computed from table outputs through ops that
+/// pass them on.
+fn reads_tables(graph: &Graph, v: ValueId) -> bool {
+    let node = graph.node(v);
+    match node.op.table_noise() {
+        TableNoise::Table => true,
+        TableNoise::Forwarded => reads_tables(graph, node.inputs[0]),
+        TableNoise::Untracked => false,
+    }
+}
+
+/// The quantization rule of a multiply-accumulate op (node `v` of `graph`): its input
+/// per tensor, its weights symmetric per output channel to `weight_bits`
+/// (`s_w[c] = max|W_c| / (2^(weight_bits−1) − 1)`), its bias at the accumulator scale
+/// `s_x · s_w[c]`; `integer` makes the integer op for the input's zero point. The op's
+/// type rule then derives the accumulator's exact range.
+pub(crate) fn quantize_linear<C: QuantizeCx>(
+    graph: &Graph,
+    v: ValueId,
+    cx: &mut C,
+    integer: impl FnOnce(i64) -> Op,
+) -> Result<Lowered<ValueId>, C::Error> {
+    let node = graph.node(v);
+    let axis = node.op.weight_channels(node.ty.shape.rank()).expect("a multiply-accumulate").weights;
+    let x = cx.int_per_tensor(node.inputs[0])?;
+    let xq = cx.new_graph().ty(x).as_int().and_then(|t| t.quant.clone()).expect("quantized input");
+    let (sx, zx) = (xq.scale[0], xq.zero_point[0]);
+    let w = graph.const_value(node.inputs[1]).and_then(Tensor::as_f32).expect("constant weights");
+    let cfg = *cx.config();
+    let qmax = ((1i64 << (cfg.weight_bits - 1)) - 1) as f64;
+    // Weights applied to table outputs multiply bootstrap noise by their 2-norm:
+    // cap it so the TFHE circuit stays on cheap parameter sets.
+    let norm_cap = cfg.max_weight_norm.filter(|_| reads_tables(cx.new_graph(), x));
+    let scales: Vec<f64> = w
+        .axis_iter(Axis(axis))
+        .map(|lane| {
+            let m = lane.iter().fold(0f64, |m, &x| m.max((x as f64).abs()));
+            let norm = lane.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+            let by_norm = norm_cap.map_or(0.0, |cap| norm / cap);
+            if m > 0.0 {
+                (m / qmax).max(by_norm)
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let mut scales = scales;
+    let mut qw = w.mapv(|_| 0i64);
+    for (c, (mut q, lane)) in qw.axis_iter_mut(Axis(axis)).zip(w.axis_iter(Axis(axis))).enumerate() {
+        // Rounding can push the 2-norm past the cap: widen the scale until it fits.
+        loop {
+            q.zip_mut_with(&lane, |q, &x| *q = (x as f64 / scales[c]).round() as i64);
+            let norm = q.iter().map(|&v| (v * v) as f64).sum::<f64>().sqrt();
+            match norm_cap {
+                Some(cap) if norm > cap => scales[c] *= norm / cap * 1.001,
+                _ => break,
+            }
+        }
+    }
+    let wq = Quant { axis: Some(axis), zero_point: vec![0; scales.len()], scale: scales.clone() };
+    let wname = graph.node(node.inputs[1]).name.clone();
+    let mut inputs = vec![x, cx.push_const(Tensor::I64(qw), Some(wq), wname)?];
+    if let Some(&b) = node.inputs.get(2) {
+        let bv = graph.const_value(b).and_then(Tensor::as_f32).expect("constant bias");
+        let qb = ndarray::Array1::from_iter(
+            bv.iter().enumerate().map(|(c, &b)| (b as f64 / (sx * scales[c])).round() as i64),
+        );
+        let bq =
+            Quant { axis: Some(0), zero_point: vec![0; scales.len()], scale: scales.iter().map(|s| s * sx).collect() };
+        let bname = graph.node(b).name.clone();
+        inputs.push(cx.push_const(Tensor::I64(qb.into_dyn()), Some(bq), bname)?);
+    }
+    let out = cx.push(integer(zx), inputs, node.name.clone())?;
+    let t = cx.new_graph().ty(out).as_int().expect("integer");
+    if t.lo.unsigned_abs().max(t.hi.unsigned_abs()) >= 1 << 62 {
+        return Err(cx.fail(v, format!("accumulator range [{}, {}] overflows 62 bits; use fewer bits", t.lo, t.hi)));
+    }
+    Ok(Lowered::Computed(out))
+}
+
+/// The SMPC lowering of a multiply-accumulate op (node `v` of `graph`): the shared input
+/// times the shared weights (`2^f`) plus the bias (`2^2f`) into a wide register
+/// (`step` makes the step from the input, weight and bias registers and the output),
+/// then one truncation back to `2^f`.
+pub(crate) fn lower_linear<C: MpcCx>(
+    graph: &Graph,
+    v: ValueId,
+    cx: &mut C,
+    step: impl FnOnce(Reg, usize, Option<usize>, Reg) -> StepOp,
+) -> Result<Lowered<Reg>, C::Error> {
+    let node = graph.node(v);
+    let f = cx.frac_bits();
+    let x = cx.reg(node.inputs[0])?;
+    let w = cx.weight(node.inputs[1], f)?;
+    let b = node.inputs.get(2).map(|&b| cx.weight(b, 2 * f)).transpose()?;
+    let wide = cx.new_reg();
+    cx.step(v, step(x, w, b, wide));
+    let out = cx.new_reg();
+    cx.step(v, StepOp::Trunc { x: wide, len: node.ty.shape.numel(), bits: f, out });
+    Ok(Lowered::Computed(out))
+}
