@@ -61,8 +61,13 @@ pub fn tabulate(
         let acc = index << shift;
         let x: Vec<f32> = (0..n).map(|e| src_q.dequantize(shape, e, acc) as f32).collect();
         let x = Tensor::F32(ArrayD::from_shape_vec(IxDyn(&shape.0), x).expect("shape"));
-        let bound: HashMap<ValueId, Tensor> = region.entries.iter().map(|&e| (e, x.clone())).collect();
-        let y = secc_ir::interp::eval_nodes(old, &nodes, bound);
+        // An empty chain is the identity: a requantization from per-channel scales to one.
+        let y = if nodes.is_empty() {
+            x
+        } else {
+            let bound: HashMap<ValueId, Tensor> = region.entries.iter().map(|&e| (e, x.clone())).collect();
+            secc_ir::interp::eval_nodes(old, &nodes, bound)
+        };
         let y = y.as_f32().expect("float chain");
         for (col, &v) in columns.iter_mut().zip(y.iter()) {
             col.push(if v.is_nan() { z } else { quantize_value(v as f64, s, z, lo, hi) });
