@@ -12,7 +12,9 @@
 //! ; not: max_pool                     text that must not occur in the output
 //! ; error: not defined before         the stage (or the parser, or the verifier) must fail
 //!                                     with this in its message; on a line of the input
-//!                                     after code, the parser must report that line
+//!                                     after code, the error must point at that line (the
+//!                                     parser's line, the node the verifier rejects, or
+//!                                     the node the first stage's pass names)
 //! ; output:                           or: the whole expected output, each line after
 //! ;   graph "t" {                     `; ` (rewritten by SECC_BLESS=1)
 //! ```
@@ -20,8 +22,9 @@
 //! A file without any expectation is an error, unless blessing writes its `; output:`.
 
 use crate::pipeline::{run_stage, Coverage, Options, Output, Stage};
+use crate::CompileError;
 use secc_ir::text::parse_graph;
-use secc_ir::{verify_graph, Tensor};
+use secc_ir::{verify_graph, IrError, Tensor, ValueId};
 use std::path::Path;
 
 /// A filetest that failed: what differs, for the person reading the test output.
@@ -71,6 +74,9 @@ pub fn run_filetest(path: &Path, bless: bool) -> Result<(), FiletestError> {
                 (Some(l), Some(a)) if *l != a => {
                     Err(fail(format!("error reported on line {a}, expected line {l}: {got}")))
                 }
+                (Some(l), None) => Err(fail(format!(
+                    "`; error:` sits on line {l}, but the error names no input line (put it on a line of its own): {got}"
+                ))),
                 _ => Ok(()),
             }
         }
@@ -103,23 +109,48 @@ pub fn run_filetest(path: &Path, bless: bool) -> Result<(), FiletestError> {
     }
 }
 
-/// Runs the stages; an error comes with the input line it points at, if any.
+/// Runs the stages; an error comes with the input line it points at, if any: the
+/// parser's line, the line defining the first value the verifier rejects, or the line
+/// defining the value a pass names when the first stage (which reads the input) fails.
 fn run(test: &Filetest) -> Result<String, (String, Option<u32>)> {
     let g = parse_graph(&test.input).map_err(|e| (e.to_string(), Some(e.line)))?;
-    verify_graph(&g).map_err(|e| (e.to_string(), None))?;
+    verify_graph(&g).map_err(|e| {
+        let line = match &e {
+            IrError::Verify { errors, .. } => errors.first().and_then(|e| defining_line(&test.input, e.value)),
+            IrError::Build { value, .. } => defining_line(&test.input, *value),
+        };
+        (e.to_string(), line)
+    })?;
     let samples = samples_for(&g, &test.samples).map_err(|e| (e, None))?;
     let mut current = Output::Graph(g);
-    for stage in test.stages.iter().flatten() {
+    for (i, stage) in test.stages.iter().flatten().enumerate() {
         let Output::Graph(g) = &current else {
             return Err((format!("stage {stage} needs a graph, the previous stage made a lowered program"), None));
         };
-        current = run_stage(*stage, g, &samples, &test.options).map_err(|e| (e.to_string(), None))?;
+        current = run_stage(*stage, g, &samples, &test.options).map_err(|e| {
+            let line = match &e {
+                CompileError::Pass { value, .. } if i == 0 => defining_line(&test.input, *value),
+                _ => None,
+            };
+            (e.to_string(), line)
+        })?;
     }
-    Ok(match current {
+    let mut out = match current {
         Output::Graph(g) => g.to_string(),
         Output::Circuit(c) => c.to_string(),
         Output::Plan(p) => p.to_string(),
-    })
+    };
+    // As the `; output:` section reads back: every line ends with a newline.
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// The line (from 1) of `input` that defines `v` (`%N = ...`).
+fn defining_line(input: &str, v: ValueId) -> Option<u32> {
+    let def = format!("{v} =");
+    input.lines().position(|l| l.trim_start().starts_with(&def)).map(|i| i as u32 + 1)
 }
 
 /// The samples as tensors of the graph's one input.
