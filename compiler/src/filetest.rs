@@ -180,10 +180,7 @@ fn parse_filetest(text: &str) -> Result<Filetest, String> {
     let mut output = String::new();
     for (i, line) in text.lines().enumerate() {
         let n = i as u32 + 1;
-        let (code, comment) = match line.find(';') {
-            Some(at) if !in_string(&line[..at]) => (&line[..at], Some(line[at + 1..].trim_start())),
-            _ => (line, None),
-        };
+        let (code, comment) = split_directive(line);
         if in_output {
             let Some(rest) = line.strip_prefix(';') else {
                 return Err(format!("line {n}: the output section must run to the end"));
@@ -230,6 +227,29 @@ fn parse_filetest(text: &str) -> Result<Filetest, String> {
         t.expect.output = Some(output);
     }
     Ok(t)
+}
+
+/// What a filetest reads on a line: the code before its first comment, and the
+/// directive comment, up to the end of the line. The directive is the first comment,
+/// or the one after a node's name comment: `%1 = ... : f32[1]  ; "pool"  ; error: ...`.
+fn split_directive(line: &str) -> (&str, Option<&str>) {
+    const DIRECTIVES: [&str; 7] = ["test:", "set:", "sample:", "check:", "not:", "error:", "output:"];
+    let comments: Vec<usize> =
+        line.match_indices(';').map(|(at, _)| at).filter(|&at| !in_string(&line[..at])).collect();
+    let Some(&first) = comments.first() else { return (line, None) };
+    for (i, &at) in comments.iter().enumerate() {
+        let rest = line[at + 1..].trim_start();
+        if DIRECTIVES.iter().any(|d| rest.starts_with(d)) {
+            return (&line[..first], Some(rest));
+        }
+        // Only a name comment (one string literal) may stand before the directive.
+        let segment = line[at + 1..comments.get(i + 1).copied().unwrap_or(line.len())].trim();
+        let is_name = segment.len() >= 2 && segment.starts_with('"') && segment.ends_with('"');
+        if !is_name {
+            break;
+        }
+    }
+    (&line[..first], None)
 }
 
 /// Whether `prefix` ends inside a string literal (a `;` there is not a comment).
@@ -283,7 +303,9 @@ fn apply_setting(o: &mut Options, setting: &str) -> Result<(), String> {
 
 /// `text` with its `; output:` section (added at the end if missing) holding `out`.
 fn bless_output(text: &str, out: &str) -> String {
-    let head = match text.lines().position(|l| l.trim_end() == "; output:") {
+    let starts_output =
+        |l: &str| matches!(split_directive(l), (code, Some(c)) if code.trim().is_empty() && c.trim_end() == "output:");
+    let head = match text.lines().position(starts_output) {
         Some(at) => text.lines().take(at).map(|l| format!("{l}\n")).collect::<String>(),
         None => text.to_string() + if text.ends_with('\n') { "" } else { "\n" },
     };
