@@ -287,7 +287,13 @@ fn apply_setting(o: &mut Options, setting: &str) -> Result<(), String> {
                 v => Some(v.parse().map_err(|e| format!("{name}: {e}"))?),
             }
         }
-        "p_fail" => o.fhe.log2_p_fail = value.parse().map_err(|e| format!("{name}: {e}"))?,
+        // As `secc compile --p-fail`: tfhe-rs publishes sets at these three only.
+        "p_fail" => {
+            o.fhe.log2_p_fail = match value {
+                "-128" | "-64" | "-40" => value.parse().expect("listed"),
+                v => return Err(format!("p_fail: `{v}` (-128, -64 or -40)")),
+            }
+        }
         "coverage" => {
             o.fhe.coverage = match value {
                 "calibrated" => Coverage::Calibrated,
