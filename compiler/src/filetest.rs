@@ -330,3 +330,57 @@ fn line_diff(want: &str, got: &str) -> String {
         g.get(at).unwrap_or(&"<end>")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directives_follow_code_or_a_name_comment() {
+        assert_eq!(split_directive("; check: %1 = relu %0  ; \"y\""), ("", Some("check: %1 = relu %0  ; \"y\"")));
+        let node = "  %1 = relu %0 : f32[1]  ; \"y\"  ; error: bad";
+        assert_eq!(split_directive(node), ("  %1 = relu %0 : f32[1]  ", Some("error: bad")));
+        assert_eq!(split_directive("  %1 = relu %0 : f32[1]  ; \"y\""), ("  %1 = relu %0 : f32[1]  ", None));
+        // Prose that mentions a directive is not one.
+        assert_eq!(split_directive("; Each `; sample:` row is one input"), ("", None));
+        assert_eq!(
+            split_directive("  %1 = const {value=f32[1] [1.0]} : f32[1]  ; \"a;b\"  ; not: x").1,
+            Some("not: x")
+        );
+    }
+
+    #[test]
+    fn a_blessed_file_passes() {
+        let path = std::env::temp_dir().join(format!("secc-filetest-{}.ir", std::process::id()));
+        let text = "; test: fold_constants\ngraph \"t\" {\n  %0 = input {index=0} : f32[1]  ; \"x\"\n  return %0\n}\n";
+        std::fs::write(&path, text).unwrap();
+        assert!(run_filetest(&path, false).is_err(), "no expectation");
+        run_filetest(&path, true).unwrap();
+        let blessed = std::fs::read_to_string(&path).unwrap();
+        assert!(blessed
+            .ends_with("; output:\n; graph \"t\" {\n;   %0 = input {index=0} : f32[1]  ; \"x\"\n;   return %0\n; }\n"));
+        run_filetest(&path, false).unwrap();
+        // Blessing again changes nothing.
+        run_filetest(&path, true).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), blessed);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn an_error_on_a_line_must_point_at_it() {
+        let path = std::env::temp_dir().join(format!("secc-filetest-line-{}.ir", std::process::id()));
+        let graph = |on: &str| {
+            format!(
+                "; test: verify\ngraph \"t\" {{\n  %0 = input {{index=0}} : f32[1]  ; \"x\"{}\n  %1 = relu %0 : f32[2]  ; \"y\"{}\n  return %1\n}}\n",
+                if on == "0" { "  ; error: differs from the inferred" } else { "" },
+                if on == "1" { "  ; error: differs from the inferred" } else { "" },
+            )
+        };
+        std::fs::write(&path, graph("1")).unwrap();
+        run_filetest(&path, false).unwrap();
+        std::fs::write(&path, graph("0")).unwrap();
+        let e = run_filetest(&path, false).unwrap_err();
+        assert!(e.message.contains("reported on line 4, expected line 3"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
