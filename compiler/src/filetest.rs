@@ -12,7 +12,9 @@
 //! ; not: max_pool                     text that must not occur in the output
 //! ; error: not defined before         the stage (or the parser, or the verifier) must fail
 //!                                     with this in its message; on a line of the input
-//!                                     after code, the parser must report that line
+//!                                     after code, the error must point at that line (the
+//!                                     parser's line, the node the verifier rejects, or
+//!                                     the node the first stage's pass names)
 //! ; output:                           or: the whole expected output, each line after
 //! ;   graph "t" {                     `; ` (rewritten by SECC_BLESS=1)
 //! ```
@@ -20,8 +22,9 @@
 //! A file without any expectation is an error, unless blessing writes its `; output:`.
 
 use crate::pipeline::{run_stage, Coverage, Options, Output, Stage};
+use crate::CompileError;
 use secc_ir::text::parse_graph;
-use secc_ir::{verify_graph, Tensor};
+use secc_ir::{verify_graph, IrError, Tensor, ValueId};
 use std::path::Path;
 
 /// A filetest that failed: what differs, for the person reading the test output.
@@ -71,6 +74,9 @@ pub fn run_filetest(path: &Path, bless: bool) -> Result<(), FiletestError> {
                 (Some(l), Some(a)) if *l != a => {
                     Err(fail(format!("error reported on line {a}, expected line {l}: {got}")))
                 }
+                (Some(l), None) => Err(fail(format!(
+                    "`; error:` sits on line {l}, but the error names no input line (put it on a line of its own): {got}"
+                ))),
                 _ => Ok(()),
             }
         }
@@ -103,23 +109,48 @@ pub fn run_filetest(path: &Path, bless: bool) -> Result<(), FiletestError> {
     }
 }
 
-/// Runs the stages; an error comes with the input line it points at, if any.
+/// Runs the stages; an error comes with the input line it points at, if any: the
+/// parser's line, the line defining the first value the verifier rejects, or the line
+/// defining the value a pass names when the first stage (which reads the input) fails.
 fn run(test: &Filetest) -> Result<String, (String, Option<u32>)> {
     let g = parse_graph(&test.input).map_err(|e| (e.to_string(), Some(e.line)))?;
-    verify_graph(&g).map_err(|e| (e.to_string(), None))?;
+    verify_graph(&g).map_err(|e| {
+        let line = match &e {
+            IrError::Verify { errors, .. } => errors.first().and_then(|e| defining_line(&test.input, e.value)),
+            IrError::Build { value, .. } => defining_line(&test.input, *value),
+        };
+        (e.to_string(), line)
+    })?;
     let samples = samples_for(&g, &test.samples).map_err(|e| (e, None))?;
     let mut current = Output::Graph(g);
-    for stage in test.stages.iter().flatten() {
+    for (i, stage) in test.stages.iter().flatten().enumerate() {
         let Output::Graph(g) = &current else {
             return Err((format!("stage {stage} needs a graph, the previous stage made a lowered program"), None));
         };
-        current = run_stage(*stage, g, &samples, &test.options).map_err(|e| (e.to_string(), None))?;
+        current = run_stage(*stage, g, &samples, &test.options).map_err(|e| {
+            let line = match &e {
+                CompileError::Pass { value, .. } if i == 0 => defining_line(&test.input, *value),
+                _ => None,
+            };
+            (e.to_string(), line)
+        })?;
     }
-    Ok(match current {
+    let mut out = match current {
         Output::Graph(g) => g.to_string(),
         Output::Circuit(c) => c.to_string(),
         Output::Plan(p) => p.to_string(),
-    })
+    };
+    // As the `; output:` section reads back: every line ends with a newline.
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// The line (from 1) of `input` that defines `v` (`%N = ...`).
+fn defining_line(input: &str, v: ValueId) -> Option<u32> {
+    let def = format!("{v} =");
+    input.lines().position(|l| l.trim_start().starts_with(&def)).map(|i| i as u32 + 1)
 }
 
 /// The samples as tensors of the graph's one input.
@@ -149,10 +180,7 @@ fn parse_filetest(text: &str) -> Result<Filetest, String> {
     let mut output = String::new();
     for (i, line) in text.lines().enumerate() {
         let n = i as u32 + 1;
-        let (code, comment) = match line.find(';') {
-            Some(at) if !in_string(&line[..at]) => (&line[..at], Some(line[at + 1..].trim_start())),
-            _ => (line, None),
-        };
+        let (code, comment) = split_directive(line);
         if in_output {
             let Some(rest) = line.strip_prefix(';') else {
                 return Err(format!("line {n}: the output section must run to the end"));
@@ -201,6 +229,29 @@ fn parse_filetest(text: &str) -> Result<Filetest, String> {
     Ok(t)
 }
 
+/// What a filetest reads on a line: the code before its first comment, and the
+/// directive comment, up to the end of the line. The directive is the first comment,
+/// or the one after a node's name comment: `%1 = ... : f32[1]  ; "pool"  ; error: ...`.
+fn split_directive(line: &str) -> (&str, Option<&str>) {
+    const DIRECTIVES: [&str; 7] = ["test:", "set:", "sample:", "check:", "not:", "error:", "output:"];
+    let comments: Vec<usize> =
+        line.match_indices(';').map(|(at, _)| at).filter(|&at| !in_string(&line[..at])).collect();
+    let Some(&first) = comments.first() else { return (line, None) };
+    for (i, &at) in comments.iter().enumerate() {
+        let rest = line[at + 1..].trim_start();
+        if DIRECTIVES.iter().any(|d| rest.starts_with(d)) {
+            return (&line[..first], Some(rest));
+        }
+        // Only a name comment (one string literal) may stand before the directive.
+        let segment = line[at + 1..comments.get(i + 1).copied().unwrap_or(line.len())].trim();
+        let is_name = segment.len() >= 2 && segment.starts_with('"') && segment.ends_with('"');
+        if !is_name {
+            break;
+        }
+    }
+    (&line[..first], None)
+}
+
 /// Whether `prefix` ends inside a string literal (a `;` there is not a comment).
 fn in_string(prefix: &str) -> bool {
     let mut open = false;
@@ -236,7 +287,13 @@ fn apply_setting(o: &mut Options, setting: &str) -> Result<(), String> {
                 v => Some(v.parse().map_err(|e| format!("{name}: {e}"))?),
             }
         }
-        "p_fail" => o.fhe.log2_p_fail = value.parse().map_err(|e| format!("{name}: {e}"))?,
+        // As `secc compile --p-fail`: tfhe-rs publishes sets at these three only.
+        "p_fail" => {
+            o.fhe.log2_p_fail = match value {
+                "-128" | "-64" | "-40" => value.parse().expect("listed"),
+                v => return Err(format!("p_fail: `{v}` (-128, -64 or -40)")),
+            }
+        }
         "coverage" => {
             o.fhe.coverage = match value {
                 "calibrated" => Coverage::Calibrated,
@@ -252,7 +309,9 @@ fn apply_setting(o: &mut Options, setting: &str) -> Result<(), String> {
 
 /// `text` with its `; output:` section (added at the end if missing) holding `out`.
 fn bless_output(text: &str, out: &str) -> String {
-    let head = match text.lines().position(|l| l.trim_end() == "; output:") {
+    let starts_output =
+        |l: &str| matches!(split_directive(l), (code, Some(c)) if code.trim().is_empty() && c.trim_end() == "output:");
+    let head = match text.lines().position(starts_output) {
         Some(at) => text.lines().take(at).map(|l| format!("{l}\n")).collect::<String>(),
         None => text.to_string() + if text.ends_with('\n') { "" } else { "\n" },
     };
@@ -270,4 +329,58 @@ fn line_diff(want: &str, got: &str) -> String {
         w.get(at).unwrap_or(&"<end>"),
         g.get(at).unwrap_or(&"<end>")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directives_follow_code_or_a_name_comment() {
+        assert_eq!(split_directive("; check: %1 = relu %0  ; \"y\""), ("", Some("check: %1 = relu %0  ; \"y\"")));
+        let node = "  %1 = relu %0 : f32[1]  ; \"y\"  ; error: bad";
+        assert_eq!(split_directive(node), ("  %1 = relu %0 : f32[1]  ", Some("error: bad")));
+        assert_eq!(split_directive("  %1 = relu %0 : f32[1]  ; \"y\""), ("  %1 = relu %0 : f32[1]  ", None));
+        // Prose that mentions a directive is not one.
+        assert_eq!(split_directive("; Each `; sample:` row is one input"), ("", None));
+        assert_eq!(
+            split_directive("  %1 = const {value=f32[1] [1.0]} : f32[1]  ; \"a;b\"  ; not: x").1,
+            Some("not: x")
+        );
+    }
+
+    #[test]
+    fn a_blessed_file_passes() {
+        let path = std::env::temp_dir().join(format!("secc-filetest-{}.ir", std::process::id()));
+        let text = "; test: fold_constants\ngraph \"t\" {\n  %0 = input {index=0} : f32[1]  ; \"x\"\n  return %0\n}\n";
+        std::fs::write(&path, text).unwrap();
+        assert!(run_filetest(&path, false).is_err(), "no expectation");
+        run_filetest(&path, true).unwrap();
+        let blessed = std::fs::read_to_string(&path).unwrap();
+        assert!(blessed
+            .ends_with("; output:\n; graph \"t\" {\n;   %0 = input {index=0} : f32[1]  ; \"x\"\n;   return %0\n; }\n"));
+        run_filetest(&path, false).unwrap();
+        // Blessing again changes nothing.
+        run_filetest(&path, true).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), blessed);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn an_error_on_a_line_must_point_at_it() {
+        let path = std::env::temp_dir().join(format!("secc-filetest-line-{}.ir", std::process::id()));
+        let graph = |on: &str| {
+            format!(
+                "; test: verify\ngraph \"t\" {{\n  %0 = input {{index=0}} : f32[1]  ; \"x\"{}\n  %1 = relu %0 : f32[2]  ; \"y\"{}\n  return %1\n}}\n",
+                if on == "0" { "  ; error: differs from the inferred" } else { "" },
+                if on == "1" { "  ; error: differs from the inferred" } else { "" },
+            )
+        };
+        std::fs::write(&path, graph("1")).unwrap();
+        run_filetest(&path, false).unwrap();
+        std::fs::write(&path, graph("0")).unwrap();
+        let e = run_filetest(&path, false).unwrap_err();
+        assert!(e.message.contains("reported on line 4, expected line 3"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+    }
 }
