@@ -78,6 +78,9 @@ pub fn lower_fhe(
     observed: &Calibration,
 ) -> Result<Circuit, CompileError> {
     let n = graph.nodes.len();
+    if !graph.nodes.iter().any(|node| matches!(node.op.fhe_lowering(), FheLowering::ClientEncrypts)) {
+        return Err(fail(graph, ValueId(0), "lower_fhe lowers the quantized IR; this graph quantizes nothing".into()));
+    }
     let users = graph.users();
     let mut luts: Vec<Option<FheLut>> = vec![None; n];
     for (i, node) in graph.nodes.iter().enumerate() {
