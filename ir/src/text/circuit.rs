@@ -72,7 +72,7 @@ impl fmt::Display for Circuit {
         }
         for (what, values) in [("inputs", &self.inputs), ("outputs", &self.outputs)] {
             let list: Vec<String> = values.iter().map(|v| format!("%{v}")).collect();
-            w.text(&format!("\n  {what} {}", list.join(", ")).trim_end().to_string());
+            w.text(format!("\n  {what} {}", list.join(", ")).trim_end());
         }
         w.text("\n");
         for i in 0..n.max(m).max(l) {

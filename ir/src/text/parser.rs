@@ -283,27 +283,27 @@ impl Parser {
 
     /// Reads a float: a number, `inf` or `NaN`.
     pub fn f64(&mut self) -> Result<f64> {
-        if let Tok::Ident(s) = self.peek() {
-            if s == "inf" || s == "NaN" {
-                let x = s.parse().expect("inf and NaN parse");
-                self.bump();
-                return Ok(x);
-            }
-        }
-        self.number("a number")
+        self.float()
     }
 
     /// Reads an `f32`: the nearest to the decimal written, as the printer's shortest
     /// digits intend (not the `f64` nearest, rounded again).
     pub fn f32(&mut self) -> Result<f32> {
-        if let Tok::Ident(s) = self.peek() {
-            if s == "inf" || s == "NaN" {
-                let x = s.parse().expect("inf and NaN parse");
+        self.float()
+    }
+
+    fn float<T: FromStr>(&mut self) -> Result<T> {
+        let special = match self.peek() {
+            Tok::Ident(s) if s == "inf" || s == "NaN" => s.parse().ok(),
+            _ => None,
+        };
+        match special {
+            Some(x) => {
                 self.bump();
-                return Ok(x);
+                Ok(x)
             }
+            None => self.number("a number"),
         }
-        self.number("a number")
     }
 
     /// Reads `true` or `false`.
