@@ -187,6 +187,8 @@ fn numeric_flags_out_of_range_are_usage_errors() {
         ("--max-weight-norm", "NaN"),
         ("--max-weight-norm", "-3"),
         ("--p-fail", "0.5"),
+        ("--frac-bits", "0"),
+        ("--frac-bits", "64"),
     ] {
         let err = refused(&[&compile[..], &[&format!("{flag}={value}")]].concat());
         assert!(err.contains(flag), "{flag} {value}: {err}");
@@ -375,4 +377,57 @@ fn party_keys_are_private_never_overwritten_and_plain_links_warn() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("warning: --insecure: the links are plain TCP"), "{err}");
     assert!(!out.status.success() && err.contains("error: party 2: cannot connect to party"), "{err}");
+}
+
+/// `secc ir print M --stage S | secc ir check -` gives back the printed text at every
+/// stage (the artifact's and, before it, the ONNX model's), and an edited IR file with
+/// an error is refused with its line.
+#[test]
+fn every_printed_stage_checks_back_to_the_same_text() {
+    let dir = tmp("ir");
+    let art = compile("unseen_gelu", &dir);
+    let m = model_dir("unseen_gelu");
+    let check_back = |text: &str| -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_secc"))
+            .args(["ir", "check", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let mut printed = Vec::new();
+    for stage in
+        ["import", "fold_constants", "fold_affine", "calibrate", "quantize", "bit_width", "lower_fhe", "lower_mpc"]
+    {
+        let from_onnx = ["import", "fold_constants"].contains(&stage);
+        let source = if from_onnx { m.join("model.onnx") } else { art.clone() };
+        let out = secc(&["ir", "print", s(&source), "--stage", stage]);
+        assert!(out.status.success(), "{stage}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let back = check_back(&text);
+        assert!(back.status.success(), "{stage}: {}", String::from_utf8_lossy(&back.stderr));
+        assert_eq!(String::from_utf8(back.stdout).unwrap(), text, "{stage}: checking the print changed it");
+        printed.push(text);
+    }
+    // The artifact's float IR is the pipeline's fold_affine stage run on the ONNX model.
+    let onnx = secc(&["ir", "print", s(&m.join("model.onnx")), "--stage", "fold_affine"]);
+    assert_eq!(String::from_utf8(onnx.stdout).unwrap(), printed[2]);
+    // A hand edit: the first matmul now reads a value that does not exist.
+    let quantized = &printed[4];
+    let mut lines: Vec<String> = quantized.lines().map(String::from).collect();
+    let at = lines.iter().position(|l| l.contains("= matmul %")).unwrap();
+    let operand = lines[at].split("= matmul ").nth(1).unwrap().split(',').next().unwrap().to_string();
+    lines[at] = lines[at].replacen(&format!("= matmul {operand},"), "= matmul %99,", 1);
+    let line = at + 1;
+    let bad = lines;
+    let path = dir.join("bad.ir");
+    std::fs::write(&path, bad.join("\n")).unwrap();
+    let err = fails(&["ir", "check", s(&path)]);
+    assert!(err.contains(&format!("line {line}: ")), "{err}");
+    let err = fails(&["ir", "print", s(&art), "--stage", "import"]);
+    assert!(err.contains("print stage import from the ONNX model"), "{err}");
 }

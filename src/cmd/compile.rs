@@ -10,6 +10,7 @@ use secc_compiler::pipeline::{
     compile_float_observed, import_float_observed, Coverage, FheOptions, MpcConfig, Options, Program, Stage,
 };
 use secc_ir::artifact::{Artifact, Settings};
+use secc_ir::lowered::MAX_PRODUCT_FRAC_BITS;
 use std::path::PathBuf;
 
 /// Compile an ONNX model into a secc artifact.
@@ -63,8 +64,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "calibrated")]
     pub fhe_ranges: FheRanges,
     /// Fractional bits of the SMPC plan's fixed-point encoding on Z_2^64 (SPU's default
-    /// is 18; a plan with a tree ensemble keeps at least 32)
-    #[arg(long, value_name = "F", default_value_t = MpcConfig::default().frac_bits)]
+    /// is 18; products sit at twice as many, which must stay below 2^62; a plan with a
+    /// tree ensemble, which multiplies nothing, keeps 32)
+    #[arg(long, value_name = "F", default_value_t = MpcConfig::default().frac_bits,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_PRODUCT_FRAC_BITS as i64))]
     pub frac_bits: u32,
     /// `auto`: predict which private backend runs the model faster on --network (with
     /// the costs of `secc calibrate-costs`, or --costs) and record it and why in the
