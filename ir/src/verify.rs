@@ -5,14 +5,25 @@
 //!    ranges and bit widths are exactly those of the range analysis;
 //! 3. `inputs` lists exactly the `input` nodes, and `input {index=i}` is the i-th;
 //! 4. there is at least one output and every output is a defined value.
+//!
+//! Before any of these, every stored type must be sound (at most `MAX_ELEMENTS`
+//! elements, integer ranges with `lo ≤ hi`): the type rules compute on operand types,
+//! and a graph read from a file may be crafted.
 
 use crate::entity::ValueId;
 use crate::error::{IrError, VerifyError};
 use crate::graph::Graph;
 use crate::ops::{Op, OpSpec};
 
+/// Most elements of one value (executors index elements with `u32`).
+const MAX_ELEMENTS: usize = u32::MAX as usize;
+
 /// Checks every invariant of `graph`; lists all violations.
 pub fn verify_graph(graph: &Graph) -> Result<(), IrError> {
+    let unsound = unsound_types(graph);
+    if !unsound.is_empty() {
+        return Err(IrError::Verify { graph: graph.name.clone(), errors: unsound });
+    }
     let mut errors = Vec::new();
     let mut fail = |i: usize, message: String| {
         errors.push(VerifyError { value: ValueId(i as u32), name: graph.nodes[i].name.clone(), message })
@@ -59,6 +70,22 @@ pub fn verify_graph(graph: &Graph) -> Result<(), IrError> {
     } else {
         Err(IrError::Verify { graph: graph.name.clone(), errors })
     }
+}
+
+/// Stored types the type rules cannot compute on.
+fn unsound_types(graph: &Graph) -> Vec<VerifyError> {
+    let mut errors = Vec::new();
+    for (i, n) in graph.nodes.iter().enumerate() {
+        let mut fail = |message| errors.push(VerifyError { value: ValueId(i as u32), name: n.name.clone(), message });
+        let numel = n.ty.shape.0.iter().try_fold(1usize, |p, &d| p.checked_mul(d).filter(|&p| p <= MAX_ELEMENTS));
+        if numel.is_none() {
+            fail(format!("shape {:?} has more than {MAX_ELEMENTS} elements", n.ty.shape.0));
+        }
+        if let Some(t) = n.ty.as_int().filter(|t| t.lo > t.hi) {
+            fail(format!("integer range [{}, {}] is empty", t.lo, t.hi));
+        }
+    }
+    errors
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 //! (the rule in `linear.rs`). TFHE: levelled. SMPC: one local product plus a truncation.
 
 use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
-use super::linear::{eval_linear, linear_quant, linear_range, lower_linear, quantize_linear, LinearKernel};
+use super::linear::{
+    eval_linear, linear_quant, linear_range, lower_linear, minus_zero_point, quantize_linear, LinearKernel,
+};
 use super::{common_is_float, expect_arity, Op, OpSpec, Operand};
 use crate::lowered::mpc::{Reg, StepOp};
 use crate::tensor::Tensor;
@@ -72,7 +74,7 @@ impl OpSpec for MatMul {
             return Ok(TensorType::f32(out_shape));
         }
         let xi = x.as_int().expect("integer operand");
-        let (lo, hi) = linear_range(inputs, 1, (xi.lo - self.x_zp, xi.hi - self.x_zp))?;
+        let (lo, hi) = linear_range(inputs, 1, minus_zero_point(xi.lo, xi.hi, self.x_zp)?)?;
         let axis = out_shape.rank() - 1;
         Ok(TensorType::int(out_shape, lo, hi, linear_quant(x, w, axis)))
     }
