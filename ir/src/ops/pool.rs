@@ -217,7 +217,7 @@ impl OpSpec for SumPool {
             scale: q.scale.iter().map(|s| s / k as f64).collect(),
             zero_point: vec![0; q.scale.len()],
         });
-        Ok(TensorType::int(shape, k * lo, k * hi, quant))
+        Ok(TensorType::int(shape, lo, hi, quant))
     }
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         let x = inputs[0].as_i64().expect("integer operand verified");
