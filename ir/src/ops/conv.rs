@@ -9,8 +9,8 @@
 //! the interval of every tap `w · (x − x_zp)` (with 0 included where padding can occur).
 
 use super::{
-    common_is_float, eval_linear, expect_arity, linear_quant, linear_range, write_usizes, LinearKernel, OpClass,
-    OpSpec, Operand,
+    common_is_float, eval_linear, expect_arity, linear_quant, linear_range, minus_zero_point, write_usizes,
+    LinearKernel, OpClass, OpSpec, Operand,
 };
 use crate::tensor::Tensor;
 use crate::types::{Shape, TensorType};
@@ -53,13 +53,15 @@ impl Conv {
         if self.group == 0 || c != cg * self.group || o % self.group != 0 {
             return Err(format!("{c} input channels do not match kernel {w} with {} groups", self.group));
         }
-        let out = |size: usize, pad: usize, k: usize, d: usize, s: usize| {
-            let span = d * (k - 1) + 1;
-            (size + pad >= span).then(|| (size + pad - span) / s + 1)
+        // Checked: the attributes may come from a crafted file.
+        let out = |size: usize, pads: [usize; 2], k: usize, d: usize, s: usize| {
+            let span = d.checked_mul(k.checked_sub(1)?)?.checked_add(1)?;
+            let padded = size.checked_add(pads[0])?.checked_add(pads[1])?;
+            (padded >= span && s > 0).then(|| (padded - span) / s + 1)
         };
         let (Some(oh), Some(ow)) = (
-            out(h, self.pads[0] + self.pads[2], kh, self.dilations[0], self.strides[0]),
-            out(wd, self.pads[1] + self.pads[3], kw, self.dilations[1], self.strides[1]),
+            out(h, [self.pads[0], self.pads[2]], kh, self.dilations[0], self.strides[0]),
+            out(wd, [self.pads[1], self.pads[3]], kw, self.dilations[1], self.strides[1]),
         ) else {
             return Err(format!("kernel {w} is larger than the padded input {x}"));
         };
@@ -135,7 +137,7 @@ impl OpSpec for Conv {
             return Ok(TensorType::f32(out_shape));
         }
         let xi = x.as_int().expect("integer operand");
-        let (xlo, xhi) = (xi.lo - self.x_zp, xi.hi - self.x_zp);
+        let (xlo, xhi) = minus_zero_point(xi.lo, xi.hi, self.x_zp)?;
         // A padded tap contributes 0, whatever the input range.
         let x_range = if self.has_padding() { (xlo.min(0), xhi.max(0)) } else { (xlo, xhi) };
         let (lo, hi) = linear_range(inputs, 0, x_range)?;

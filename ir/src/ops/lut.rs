@@ -37,7 +37,8 @@ pub fn round_shift(x: i64, k: u32) -> i64 {
     if k == 0 {
         x
     } else {
-        (x + (1 << (k - 1))) >> k
+        // ⌊x / 2^k⌋ plus the bit below, so adding 2^(k−1) cannot overflow.
+        (x >> k) + ((x >> (k - 1)) & 1)
     }
 }
 
@@ -55,7 +56,7 @@ impl Lut {
 
     /// The table entry index read for operand value `x`.
     pub fn index_of(&self, x: i64) -> usize {
-        (round_shift(x, self.shift) - self.base).clamp(0, self.table_len() as i64 - 1) as usize
+        round_shift(x, self.shift).saturating_sub(self.base).clamp(0, self.table_len() as i64 - 1) as usize
     }
 }
 
@@ -72,8 +73,11 @@ impl OpSpec for Lut {
             return Err("expects an integer operand".into());
         };
         let n = inputs[0].ty.shape.numel();
-        if self.tables.is_empty() || self.tables.iter().any(|t| t.len() != self.table_len()) {
-            return Err("needs one or more tables of equal length".into());
+        if self.tables.is_empty() || self.table_len() == 0 || self.tables.iter().any(|t| t.len() != self.table_len()) {
+            return Err("needs one or more tables of equal, non-zero length".into());
+        }
+        if self.shift >= 63 {
+            return Err(format!("shifts by {} bits; a 64-bit accumulator allows at most 62", self.shift));
         }
         if !(self.table_of.is_empty() || self.table_of.len() == n) {
             return Err(format!("maps {} elements to tables, the operand has {n}", self.table_of.len()));

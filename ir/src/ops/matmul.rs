@@ -6,7 +6,8 @@
 //! analysis: per column, the sum over `k` of the interval of `w[k,n] · (x − x_zp)`, plus `b[n]`.
 
 use super::{
-    common_is_float, eval_linear, expect_arity, linear_quant, linear_range, LinearKernel, OpClass, OpSpec, Operand,
+    common_is_float, eval_linear, expect_arity, linear_quant, linear_range, minus_zero_point, LinearKernel, OpClass,
+    OpSpec, Operand,
 };
 use crate::tensor::Tensor;
 use crate::types::{Shape, TensorType};
@@ -70,7 +71,7 @@ impl OpSpec for MatMul {
             return Ok(TensorType::f32(out_shape));
         }
         let xi = x.as_int().expect("integer operand");
-        let (lo, hi) = linear_range(inputs, 1, (xi.lo - self.x_zp, xi.hi - self.x_zp))?;
+        let (lo, hi) = linear_range(inputs, 1, minus_zero_point(xi.lo, xi.hi, self.x_zp)?)?;
         let axis = out_shape.rank() - 1;
         Ok(TensorType::int(out_shape, lo, hi, linear_quant(x, w, axis)))
     }

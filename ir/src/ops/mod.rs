@@ -158,10 +158,18 @@ pub(crate) fn expect_arity(inputs: &[Operand], range: std::ops::RangeInclusive<u
     }
 }
 
-/// The interval of `w * x` for `x` in `[lo, hi]`.
-pub(crate) fn scaled_interval(w: i64, lo: i64, hi: i64) -> (i64, i64) {
-    let (a, b) = (w * lo, w * hi);
-    (a.min(b), a.max(b))
+/// The interval of `w * x` for `x` in `[lo, hi]`, if it fits `i64`.
+pub(crate) fn scaled_interval(w: i64, lo: i64, hi: i64) -> Option<(i64, i64)> {
+    let (a, b) = (w.checked_mul(lo)?, w.checked_mul(hi)?);
+    Some((a.min(b), a.max(b)))
+}
+
+/// `[lo − zp, hi − zp]`, if it fits `i64` (a crafted graph may not).
+pub(crate) fn minus_zero_point(lo: i64, hi: i64, zp: i64) -> Result<(i64, i64), String> {
+    match (lo.checked_sub(zp), hi.checked_sub(zp)) {
+        (Some(l), Some(h)) => Ok((l, h)),
+        _ => Err(format!("[{lo}, {hi}] minus zero point {zp} overflows 64 bits")),
+    }
 }
 
 /// Writes `name=[a,b,c]`.
@@ -178,7 +186,8 @@ pub(crate) fn linear_quant(x: &TensorType, w: &TensorType, out_axis: usize) -> O
     if xq.axis.is_some() {
         return None;
     }
-    let scale: Vec<f64> = wq.scale.iter().map(|s| s * xq.scale[0]).collect();
+    let x_scale = *xq.scale.first()?;
+    let scale: Vec<f64> = wq.scale.iter().map(|s| s * x_scale).collect();
     let axis = if scale.len() > 1 { Some(out_axis) } else { None };
     Some(crate::types::Quant { axis, zero_point: vec![0; scale.len()], scale })
 }
@@ -235,9 +244,9 @@ pub(crate) fn linear_range(inputs: &[Operand], w_axis: usize, x_range: (i64, i64
         let b = bv.map_or(0, |b| b[[c]]);
         let (mut l, mut h) = (b, b);
         for &w in lane.iter() {
-            let (a, z) = scaled_interval(w, x_range.0, x_range.1);
-            l += a;
-            h += z;
+            let sum = scaled_interval(w, x_range.0, x_range.1)
+                .and_then(|(a, z)| Some((l.checked_add(a)?, h.checked_add(z)?)));
+            (l, h) = sum.ok_or("the accumulator's range overflows 64 bits")?;
         }
         lo = lo.min(l);
         hi = hi.max(h);

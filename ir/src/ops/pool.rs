@@ -31,11 +31,14 @@ impl Window {
         if x.rank() != 4 || self.kernel.len() != 2 || self.strides.len() != 2 || self.pads.len() != 4 {
             return Err(format!("only 2-D pooling of NCHW tensors is supported, got input {x}"));
         }
-        let out =
-            |size: usize, pad: usize, k: usize, s: usize| (size + pad >= k && s > 0).then(|| (size + pad - k) / s + 1);
+        // Checked: the attributes may come from a crafted file.
+        let out = |size: usize, pads: [usize; 2], k: usize, s: usize| {
+            let padded = size.checked_add(pads[0])?.checked_add(pads[1])?;
+            (padded >= k && k > 0 && s > 0).then(|| (padded - k) / s + 1)
+        };
         match (
-            out(x.0[2], self.pads[0] + self.pads[2], self.kernel[0], self.strides[0]),
-            out(x.0[3], self.pads[1] + self.pads[3], self.kernel[1], self.strides[1]),
+            out(x.0[2], [self.pads[0], self.pads[2]], self.kernel[0], self.strides[0]),
+            out(x.0[3], [self.pads[1], self.pads[3]], self.kernel[1], self.strides[1]),
         ) {
             (Some(oh), Some(ow)) => Ok(Shape(vec![x.0[0], x.0[1], oh, ow])),
             _ => Err(format!("window {:?} does not fit input {x}", self.kernel)),
@@ -172,9 +175,13 @@ impl OpSpec for SumPool {
             return Err("is an integer op; its float form is avg_pool".into());
         };
         let shape = self.window.output_shape(&inputs[0].ty.shape)?;
-        let k = self.window.size() as i64;
-        let (lo, hi) = (xi.lo - self.x_zp, xi.hi - self.x_zp);
+        let (lo, hi) = super::minus_zero_point(xi.lo, xi.hi, self.x_zp)?;
         let (lo, hi) = if self.window.has_padding() { (lo.min(0), hi.max(0)) } else { (lo, hi) };
+        let taps = self.window.kernel[0].checked_mul(self.window.kernel[1]).and_then(|k| i64::try_from(k).ok());
+        let (Some(k), Some((lo, hi))) = (taps, taps.and_then(|k| Some((k.checked_mul(lo)?, k.checked_mul(hi)?))))
+        else {
+            return Err(format!("window {:?} sums beyond 64 bits", self.window.kernel));
+        };
         let quant = xi.quant.as_ref().map(|q| Quant {
             axis: q.axis,
             scale: q.scale.iter().map(|s| s / k as f64).collect(),

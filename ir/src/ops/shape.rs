@@ -26,7 +26,7 @@ impl OpSpec for Reshape {
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         expect_arity(inputs, 1..=1)?;
         let x = inputs[0].ty;
-        if x.shape.numel() != self.shape.numel() {
+        if Some(x.shape.numel()) != self.shape.0.iter().try_fold(1usize, |p, &d| p.checked_mul(d)) {
             return Err(format!("cannot reshape {} into {}", x.shape, self.shape));
         }
         let elem = match &x.elem {
