@@ -181,7 +181,7 @@ fn every_accepted_corpus_plan_runs_without_a_panic() {
     let mut ran = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let Ok(mut plan) = Plan::from_bytes(&std::fs::read(entry.unwrap().path()).unwrap()) else { continue };
-        if plan.total(1).bytes.iter().sum::<u64>() > 1 << 16 {
+        if plan.total(1).bytes.iter().sum::<u64>() > 1 << 21 {
             continue;
         }
         let zeros = plan.weights.iter().map(|w| vec![0; w.len]).collect();
