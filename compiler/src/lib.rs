@@ -3,8 +3,8 @@
 //! backends lower. [`pipeline`] holds the one ordered list of stages; [`lower`] turns the
 //! result into a TFHE circuit and an SMPC plan, and [`cost`] predicts what each costs.
 
-pub mod cost;
 mod error;
+pub mod cost;
 pub mod frontend;
 pub mod lower;
 pub mod passes;
