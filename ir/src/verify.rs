@@ -112,6 +112,32 @@ mod tests {
         assert!(text[1].contains("%7: output is not a defined value"), "{text:?}");
     }
 
+    /// What a crafted `model.secc` may hold: each is an error, never an overflow or a panic.
+    #[test]
+    fn crafted_graphs_are_errors() {
+        use crate::ops::{Const, Conv, Lut, MatMul};
+        use crate::Tensor;
+        let mut g = Graph::new("t");
+        let ty = TensorType::int(Shape(vec![1, 2]), -128, 127, None);
+        let x = g.push(Op::Input(Input { index: 0, ty }), vec![], "x").unwrap();
+        let big = Tensor::I64(ndarray::array![[i64::MAX], [1]].into_dyn());
+        let w = g.push(Op::Const(Const { value: big, quant: None }), vec![], "w").unwrap();
+        let err = g.push(Op::MatMul(MatMul { x_zp: 0 }), vec![x, w], "mm").unwrap_err().to_string();
+        assert!(err.contains("overflows 64 bits"), "{err}");
+        let err = g.push(Op::MatMul(MatMul { x_zp: i64::MIN }), vec![x, w], "mm").unwrap_err().to_string();
+        assert!(err.contains("overflows 64 bits"), "{err}");
+        let lut = |shift, tables| Op::Lut(Lut { shift, base: i64::MIN, tables, table_of: vec![], quant: None });
+        assert!(g.push(lut(64, vec![vec![1, 2]]), vec![x], "t").is_err());
+        assert!(g.push(lut(0, vec![vec![]]), vec![x], "t").is_err());
+        assert!(g.push(lut(62, vec![vec![1, 2]]), vec![x], "t").is_ok());
+        let conv = Conv { strides: vec![0, 1], pads: vec![usize::MAX; 4], dilations: vec![1, 1], group: 1, x_zp: 0 };
+        assert!(g.push(Op::Conv(conv), vec![x, w], "c").is_err());
+        g.outputs.push(x);
+        g.nodes[0].ty = TensorType::int(Shape(vec![usize::MAX, 2]), 5, 4, None);
+        let err = verify_graph(&g).unwrap_err().to_string();
+        assert!(err.contains("elements") && err.contains("integer range [5, 4] is empty"), "{err}");
+    }
+
     #[test]
     fn stale_types_are_caught() {
         let mut g = Graph::new("t");
