@@ -68,19 +68,25 @@ impl ConvGeometry {
     }
 }
 
-/// The convolution sum on flat C-order slices: `x` holds any number of samples of
-/// `g.input`, `w` the kernel; output channel `o` starts from `bias(o)`. Generic over
-/// the element so the float IR, the integer IR and the SMPC parties' wrapping ring
-/// (`std::num::Wrapping<u64>`) share this one copy of the index maths.
-pub fn conv_accumulate<T>(g: &ConvGeometry, x: &[T], w: &[T], bias: impl Fn(usize) -> T, zp: T) -> Vec<T>
+/// The convolution sum over `images` samples of `g.input`: `x(i)` and `w(i)` read the
+/// input and the kernel by flat C-order index (the IR subtracts its zero point there),
+/// and output channel `o` starts from `bias(o)`. Generic over the element so the float
+/// IR, the integer IR and the SMPC parties' wrapping ring (`std::num::Wrapping<u64>`)
+/// share this one copy of the index maths.
+pub fn conv_accumulate<T>(
+    g: &ConvGeometry,
+    images: usize,
+    x: impl Fn(usize) -> T,
+    w: impl Fn(usize) -> T,
+    bias: impl Fn(usize) -> T,
+) -> Vec<T>
 where
-    T: Copy + std::ops::Add<Output = T> + std::ops::Sub<Output = T> + std::ops::Mul<Output = T>,
+    T: Copy + std::ops::Add<Output = T> + std::ops::Mul<Output = T>,
 {
     let [_, c, h, wd] = g.input;
     let [o, cg, kh, kw] = g.kernel;
     let [_, _, oh, ow] = g.output;
     let per_group = o / g.group;
-    let images = x.len() / (c * h * wd);
     let mut y = Vec::with_capacity(images * o * oh * ow);
     for n in 0..images {
         for oc in 0..o {
@@ -93,8 +99,8 @@ where
                             let Some(r) = g.source(0, i, ki) else { continue };
                             for kj in 0..kw {
                                 let Some(q) = g.source(1, j, kj) else { continue };
-                                let xv = x[((n * c + c0 + ci) * h + r) * wd + q];
-                                acc = acc + w[((oc * cg + ci) * kh + ki) * kw + kj] * (xv - zp);
+                                let xv = x(((n * c + c0 + ci) * h + r) * wd + q);
+                                acc = acc + w(((oc * cg + ci) * kh + ki) * kw + kj) * xv;
                             }
                         }
                     }
@@ -152,7 +158,7 @@ impl LinearKernel for Conv {
         let g = self.geometry(&Shape(x.shape().to_vec()), &Shape(w.shape().to_vec())).expect("conv operands verified");
         let (x, w) = (x.as_standard_layout(), w.as_standard_layout());
         let (x, w) = (x.as_slice().expect("standard layout"), w.as_slice().expect("standard layout"));
-        let y = conv_accumulate(&g, x, w, |o| b.map_or(T::zero(), |b| b[[o]]), zp);
+        let y = conv_accumulate(&g, g.input[0], |i| x[i] - zp, |i| w[i], |o| b.map_or(T::zero(), |b| b[[o]]));
         ArrayD::from_shape_vec(IxDyn(&g.output), y).expect("output shape")
     }
 }

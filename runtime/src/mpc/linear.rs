@@ -52,7 +52,8 @@ fn gemm(x: &[u64], w: &[u64], rows: usize, k: usize, n: usize) -> Vec<u64> {
 
 /// Wrapping u64 convolution: the IR's own index maths, on the ring.
 fn conv_local(x: &[u64], w: &[u64], g: &ConvGeometry) -> Vec<u64> {
-    let (x, w): (Vec<Wrapping<u64>>, Vec<Wrapping<u64>>) =
-        (x.iter().map(|&v| Wrapping(v)).collect(), w.iter().map(|&v| Wrapping(v)).collect());
-    conv_accumulate(g, &x, &w, |_| Wrapping(0), Wrapping(0)).into_iter().map(|v| v.0).collect()
+    let [_, c, h, wd] = g.input;
+    let images = x.len() / (c * h * wd);
+    let y = conv_accumulate(g, images, |i| Wrapping(x[i]), |i| Wrapping(w[i]), |_| Wrapping(0));
+    y.into_iter().map(|v| v.0).collect()
 }
