@@ -60,14 +60,6 @@ pub struct ConvGeometry {
     pub group: usize,
 }
 
-impl ConvGeometry {
-    /// Input coordinate of output position `i`, tap `k` on axis `axis` (0 = rows), if inside.
-    fn source(&self, axis: usize, i: usize, k: usize) -> Option<usize> {
-        let p = (i * self.strides[axis] + k * self.dilations[axis]) as isize - self.pads[axis] as isize;
-        (0..self.input[2 + axis] as isize).contains(&p).then_some(p as usize)
-    }
-}
-
 /// The convolution sum over `images` samples of `g.input`: `x(i)` and `w(i)` read the
 /// input and the kernel by flat C-order index (the IR subtracts its zero point there),
 /// and output channel `o` starts from `bias(o)`. Generic over the element so the float
@@ -87,6 +79,12 @@ where
     let [o, cg, kh, kw] = g.kernel;
     let [_, _, oh, ow] = g.output;
     let per_group = o / g.group;
+    let (strides, dilations, pads) = (g.strides, g.dilations, g.pads);
+    // Input coordinate of output position `i`, tap `k` on axis `axis` (0 = rows), if inside.
+    let source = |axis: usize, i: usize, k: usize, size: usize| {
+        let p = (i * strides[axis] + k * dilations[axis]) as isize - pads[axis] as isize;
+        (0..size as isize).contains(&p).then_some(p as usize)
+    };
     let mut y = Vec::with_capacity(images * o * oh * ow);
     for n in 0..images {
         for oc in 0..o {
@@ -96,9 +94,9 @@ where
                     let mut acc = bias(oc);
                     for ci in 0..cg {
                         for ki in 0..kh {
-                            let Some(r) = g.source(0, i, ki) else { continue };
+                            let Some(r) = source(0, i, ki, h) else { continue };
                             for kj in 0..kw {
-                                let Some(q) = g.source(1, j, kj) else { continue };
+                                let Some(q) = source(1, j, kj, wd) else { continue };
                                 let xv = x(((n * c + c0 + ci) * h + r) * wd + q);
                                 acc = acc + w(((oc * cg + ci) * kh + ki) * kw + kj) * xv;
                             }
