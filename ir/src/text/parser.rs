@@ -247,18 +247,22 @@ impl Parser {
         }
     }
 
-    fn number<T: FromStr>(&mut self, what: &str) -> Result<T> {
-        let parsed = match self.peek() {
-            Tok::Number(s) => s.parse().ok(),
-            _ => None,
-        };
-        match parsed {
+    /// Takes the next token if `read` makes a `T` of it; otherwise an error expecting `what`.
+    fn take<T>(&mut self, what: &str, read: impl FnOnce(&Tok) -> Option<T>) -> Result<T> {
+        match read(self.peek()) {
             Some(v) => {
                 self.bump();
                 Ok(v)
             }
             None => Err(self.expected(what)),
         }
+    }
+
+    fn number<T: FromStr>(&mut self, what: &str) -> Result<T> {
+        self.take(what, |t| match t {
+            Tok::Number(s) => s.parse().ok(),
+            _ => None,
+        })
     }
 
     /// Reads an integer.
@@ -293,17 +297,11 @@ impl Parser {
     }
 
     fn float<T: FromStr>(&mut self) -> Result<T> {
-        let special = match self.peek() {
+        self.take("a number", |t| match t {
+            Tok::Number(s) => s.parse().ok(),
             Tok::Ident(s) if s == "inf" || s == "NaN" => s.parse().ok(),
             _ => None,
-        };
-        match special {
-            Some(x) => {
-                self.bump();
-                Ok(x)
-            }
-            None => self.number("a number"),
-        }
+        })
     }
 
     /// Reads `true` or `false`.
@@ -327,36 +325,18 @@ impl Parser {
 
     /// Reads a `%<prefix>N` name (`%r3`), returning `N`.
     pub fn prefixed_value(&mut self, prefix: &str) -> Result<usize> {
-        let n = match self.peek() {
-            Tok::Value(s) => {
-                s.strip_prefix(prefix).filter(|d| d.bytes().all(|b| b.is_ascii_digit())).and_then(|d| d.parse().ok())
-            }
+        self.take(&format!("`%{prefix}N`"), |t| match t {
+            Tok::Value(s) => numbered(s, prefix),
             _ => None,
-        };
-        match n {
-            Some(n) => {
-                self.bump();
-                Ok(n)
-            }
-            None => Err(self.expected(&format!("`%{prefix}N`"))),
-        }
+        })
     }
 
     /// Reads a `<prefix>N` word (`w3`), returning `N`.
     pub fn prefixed_word(&mut self, prefix: &str) -> Result<usize> {
-        let n = match self.peek() {
-            Tok::Ident(s) => {
-                s.strip_prefix(prefix).filter(|d| d.bytes().all(|b| b.is_ascii_digit())).and_then(|d| d.parse().ok())
-            }
+        self.take(&format!("`{prefix}N`"), |t| match t {
+            Tok::Ident(s) => numbered(s, prefix),
             _ => None,
-        };
-        match n {
-            Some(n) => {
-                self.bump();
-                Ok(n)
-            }
-            None => Err(self.expected(&format!("`{prefix}N`"))),
-        }
+        })
     }
 
     /// Reads `[a, b, c]`, each item by `item`, or `@name`: the list of that data entry.
@@ -534,4 +514,9 @@ impl Parser {
     pub(crate) fn at_value(&self) -> bool {
         matches!(self.peek(), Tok::Value(_))
     }
+}
+
+/// `N` of a name `<prefix>N` whose `N` is all digits.
+fn numbered(name: &str, prefix: &str) -> Option<usize> {
+    name.strip_prefix(prefix).filter(|d| d.bytes().all(|b| b.is_ascii_digit())).and_then(|d| d.parse().ok())
 }
