@@ -271,6 +271,9 @@ pub fn decrypt_sample(
             Tensor::I64(decrypt_tensor(&big, cts, circuit.log_delta[v.index()].expect("encrypted"), &node.ty.shape)),
         );
     }
+    if let Some(v) = circuit.outputs.iter().find(|&&v| !bound.contains_key(&ValueId(v))) {
+        return Err(FheError::Mismatch(format!("%{v}, an encrypted output of this model, is missing")));
+    }
     // Everything downstream of the decrypted values runs on the client.
     let mut after = vec![false; graph.nodes.len()];
     let mut order = Vec::new();
