@@ -22,25 +22,25 @@ type Translator = fn(&mut Ctx, &TypedNode) -> Result<ValueId, String>;
 
 /// tract op name → translator. The ONNX op each comes from is in the comment.
 const TRANSLATORS: &[(&str, Translator)] = &[
-    ("Conv", conv),         // Conv
-    ("EinSum", einsum),     // MatMul, Gemm
-    ("Add", binary),        // Add, Gemm's C, BatchNormalization
-    ("Sub", binary),        // Sub
-    ("Mul", binary),        // Mul, BatchNormalization
-    ("Div", binary),        // Div
-    ("Max", binary),        // Relu, Clip, Max
-    ("Min", binary),        // Clip, Min
-    ("Pow", binary),        // Pow
-    ("MaxPool", max_pool),  // MaxPool
-    ("SumPool", avg_pool),  // AveragePool
-    ("Reshape", reshape),   // Reshape, Flatten
-    ("AddAxis", reshape),   // Unsqueeze
-    ("RmAxis", reshape),    // Squeeze
-    ("MoveAxis", reshape),  // Transpose of unit axes
-    ("GeluExact", gelu),    // Gelu
-    ("Identity", identity), // Identity
-    ("Cast", cast),         // Cast to float
-    ("Softmax", softmax),   // Softmax
+    ("Conv", conv),          // Conv
+    ("EinSum", einsum),      // MatMul, Gemm
+    ("Add", binary),         // Add, Gemm's C, BatchNormalization
+    ("Sub", binary),         // Sub
+    ("Mul", binary),         // Mul, BatchNormalization
+    ("Div", binary),         // Div
+    ("Max", binary),         // Relu, Clip, Max
+    ("Min", binary),         // Clip, Min
+    ("Pow", binary),         // Pow
+    ("MaxPool", max_pool),   // MaxPool
+    ("SumPool", avg_pool),   // AveragePool
+    ("Reshape", reshape),    // Reshape, Flatten
+    ("AddAxis", reshape),    // Unsqueeze
+    ("RmAxis", reshape),     // Squeeze
+    ("MoveAxis", reshape),   // Transpose of unit axes
+    ("GeluExact", gelu),     // Gelu
+    ("Identity", identity),  // Identity
+    ("Cast", cast),          // Cast to float
+    ("Softmax", softmax),    // Softmax
     ("LogSoftmax", softmax), // LogSoftmax
 ];
 
