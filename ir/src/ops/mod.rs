@@ -101,10 +101,10 @@ pub enum Op {
     Dequantize(Dequantize),
     /// Univariate integer table lookup.
     Lut(Lut),
-    /// Softmax or log-softmax over some axes (float).
-    Softmax(Softmax),
     /// Tree ensemble (ONNX-ML TreeEnsembleRegressor / TreeEnsembleClassifier), float IR only.
     TreeEnsemble(TreeEnsemble),
+    /// Softmax or log-softmax over some axes (float).
+    Softmax(Softmax),
 }
 
 macro_rules! dispatch {
