@@ -22,12 +22,13 @@ mod linear;
 mod lut;
 mod matmul;
 mod pool;
+mod pwl;
 mod quant;
 mod shape;
 mod tree;
 
 pub use conv::{conv_accumulate, Conv, ConvGeometry};
-pub use elementwise::{Binary, BinaryKind, Region, Unary, UnaryKind};
+pub use elementwise::{uniform_const, Binary, BinaryKind, Region, Unary, UnaryKind};
 pub use facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
 pub use input::Input;
 pub use konst::Const;
@@ -35,6 +36,7 @@ pub use linear::LinearMap;
 pub use lut::{round_shift, Lut};
 pub use matmul::MatMul;
 pub use pool::{AvgPool, MaxPool, SumPool, Window};
+pub use pwl::Pwl;
 pub use quant::{output_quant, quantize_value, Dequantize, Quantize};
 pub use shape::Reshape;
 pub use tree::{
@@ -156,11 +158,8 @@ impl Op {
             "dequantize" => Dequantize::parse_attrs(p).map(Op::Dequantize),
             "lut" => Lut::parse_attrs(p).map(Op::Lut),
             "tree_ensemble" => TreeEnsemble::parse_attrs(p).map(Op::TreeEnsemble),
-            m => match (
-                UnaryKind::ALL.into_iter().find(|k| k.mnemonic() == m),
-                BinaryKind::ALL.into_iter().find(|k| k.mnemonic() == m),
-            ) {
-                (Some(kind), _) => Ok(Op::Unary(Unary { kind })),
+            m => match (UnaryKind::from_mnemonic(m), BinaryKind::ALL.into_iter().find(|k| k.mnemonic() == m)) {
+                (Some(kind), _) => Unary::parse_attrs(kind, p).map(Op::Unary),
                 (_, Some(kind)) => Ok(Op::Binary(Binary { kind })),
                 (None, None) => return None,
             },
