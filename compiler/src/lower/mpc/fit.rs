@@ -71,8 +71,7 @@ fn piece_errors(f: Batch, bounds: &[f64], d: usize, ulp: f64) -> Result<Vec<f64>
 }
 
 /// The piece on `[a, b]` and its measured error: the fit on the dense grid, the
-/// fixed-point rounding of each power and of the sum (amplified by the coefficients),
-/// and the input's encoding error (half an ulp) times the steepest slope.
+/// fixed-point rounding ([`rounding`]).
 fn fit_piece(f: Batch, a: f64, b: f64, d: usize, ulp: f64) -> Result<(Piece, f64), String> {
     let (scale, offset) = (2.0 / (b - a), -(a + b) / (b - a));
     let nodes: Vec<f64> = (0..=d).map(|i| (std::f64::consts::PI * (i as f64 + 0.5) / (d + 1) as f64).cos()).collect();
@@ -86,9 +85,21 @@ fn fit_piece(f: Batch, a: f64, b: f64, d: usize, ulp: f64) -> Result<(Piece, f64
     let fit_err =
         grid.iter().zip(&want).map(|(&x, &y)| (eval(&coeffs, scale * x + offset) - y).abs()).fold(0.0, f64::max);
     let slope = grid.windows(2).zip(want.windows(2)).map(|(x, y)| ((y[1] - y[0]) / (x[1] - x[0])).abs()).fold(0.0, f64::max);
-    let rounding = (d as f64 + 2.0 + coeffs.iter().map(|c| c.abs()).sum::<f64>() * 2.0) * ulp + slope * ulp / 2.0;
-    Ok((Piece { lo: a, hi: b, scale, offset, coeffs }, fit_err + rounding))
+    Ok((Piece { lo: a, hi: b, scale, offset, coeffs: coeffs.clone() }, fit_err + rounding(&coeffs, a, b, ulp, slope)))
 }
+
+/// What fixed point adds to a piece's polynomial on `[a, b]`, in the protocol's order:
+/// `t = scale·x + offset` is off by the scale's encoding (half an ulp) times `|x|` plus
+/// one truncation; `t^j` (computed by products, each truncated) by `j` times that plus
+/// `j − 1` truncations; each `c_j t^j` by `|c_j|` times that plus the coefficient's half
+/// ulp; the sum by one truncation; and the input's own encoding (half an ulp) moves
+/// the result by up to `slope` times it.
+fn rounding(coeffs: &[f64], a: f64, b: f64, ulp: f64, slope: f64) -> f64 {
+    let dt = 1.0 + a.abs().max(b.abs()) / 2.0;
+    let powers: f64 = coeffs.iter().enumerate().skip(1).map(|(j, c)| c.abs() * (j as f64 * dt + (j - 1) as f64)).sum();
+    (powers + coeffs.len() as f64 / 2.0 + 1.0 + slope / 2.0) * ulp
+}
+
 
 /// The piecewise polynomial of degree `d` on the pieces between consecutive `bounds`,
 /// with tangent tails beyond them.
