@@ -22,13 +22,14 @@ mod linear;
 mod lut;
 mod matmul;
 mod pool;
+mod pwl;
 mod quant;
 mod shape;
 mod softmax;
 mod tree;
 
 pub use conv::{conv_accumulate, Conv, ConvGeometry};
-pub use elementwise::{Binary, BinaryKind, Region, Unary, UnaryKind};
+pub use elementwise::{uniform_const, Binary, BinaryKind, Region, Unary, UnaryKind};
 pub use facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
 pub use input::Input;
 pub use konst::Const;
@@ -36,6 +37,7 @@ pub use linear::LinearMap;
 pub use lut::{round_shift, Lut};
 pub use matmul::MatMul;
 pub use pool::{AvgPool, MaxPool, SumPool, Window};
+pub use pwl::Pwl;
 pub use quant::{output_quant, quantize_value, Dequantize, Quantize};
 pub use shape::Reshape;
 pub use softmax::Softmax;
@@ -163,11 +165,8 @@ impl Op {
             "softmax" => Softmax::parse_attrs(p, false).map(Op::Softmax),
             "log_softmax" => Softmax::parse_attrs(p, true).map(Op::Softmax),
             "tree_ensemble" => TreeEnsemble::parse_attrs(p).map(Op::TreeEnsemble),
-            m => match (
-                UnaryKind::ALL.into_iter().find(|k| k.mnemonic() == m),
-                BinaryKind::ALL.into_iter().find(|k| k.mnemonic() == m),
-            ) {
-                (Some(kind), _) => Ok(Op::Unary(Unary { kind })),
+            m => match (UnaryKind::from_mnemonic(m), BinaryKind::ALL.into_iter().find(|k| k.mnemonic() == m)) {
+                (Some(kind), _) => Unary::parse_attrs(kind, p).map(Op::Unary),
                 (_, Some(kind)) => Ok(Op::Binary(Binary { kind })),
                 (None, None) => return None,
             },

@@ -7,6 +7,7 @@
 //! one-to-one onto IR ops. Symbolic (batch) dimensions are fixed to 1: secc runs one
 //! sample at a time.
 
+mod activation;
 mod translate;
 mod tree;
 
@@ -22,27 +23,37 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Add",
     "AveragePool",
     "BatchNormalization",
+    "Celu",
     "Clip",
     "Constant",
     "Conv",
     "Div",
+    "Dropout",
+    "Elu",
     "Erf",
     "Exp",
     "Flatten",
     "Gelu",
     "Gemm",
+    "HardSigmoid",
+    "HardSwish",
     "Identity",
     "LeakyRelu",
+    "Log",
     "LogSoftmax",
     "MatMul",
     "Max",
     "MaxPool",
     "Min",
+    "Mish",
     "Mul",
     "Neg",
+    "PRelu",
     "Pow",
+    "Reciprocal",
     "Relu",
     "Reshape",
+    "Selu",
     "Sigmoid",
     "Softmax",
     "Softplus",
@@ -56,10 +67,18 @@ pub const SUPPORTED_OPS: &[&str] = &[
 /// ONNX-ML op types (domain `ai.onnx.ml`) the frontend translates.
 pub const SUPPORTED_ML_OPS: &[&str] = &["TreeEnsembleClassifier", "TreeEnsembleRegressor"];
 
+/// tract's ONNX reader with secc's own builders for the activations it would expand
+/// into selects ([`activation`]).
+fn onnx() -> tract_onnx::Onnx {
+    let mut onnx = tract_onnx::onnx();
+    activation::register(&mut onnx.op_register);
+    onnx
+}
+
 /// Reads an ONNX model into the float IR (verified).
 pub fn import_onnx(path: &Path) -> Result<Graph, CompileError> {
     let read_err = |e: &dyn std::fmt::Display| CompileError::OnnxRead { path: path.to_owned(), message: e.to_string() };
-    let onnx = tract_onnx::onnx();
+    let onnx = onnx();
     let proto = onnx.proto_model_for_path(path).map_err(|e| read_err(&format!("{e:#}")))?;
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let name = match path.parent().and_then(Path::file_name) {
@@ -72,7 +91,7 @@ pub fn import_onnx(path: &Path) -> Result<Graph, CompileError> {
 /// Reads an ONNX model held in memory (no external data files) into the float IR;
 /// `path` names the source in errors. The fuzzer's entry point to the frontend.
 pub fn import_onnx_bytes(bytes: &[u8], path: &Path) -> Result<Graph, CompileError> {
-    let onnx = tract_onnx::onnx();
+    let onnx = onnx();
     let proto = onnx
         .proto_model_for_read(&mut &bytes[..])
         .map_err(|e| CompileError::OnnxRead { path: path.to_owned(), message: format!("{e:#}") })?;
