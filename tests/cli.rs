@@ -109,7 +109,7 @@ fn bad_inputs_are_clear_errors() {
     let calib = model_dir("dense_relu").join("calib.csv");
     let err =
         fails(&["compile", s(&broken.join("unsupported_op.onnx")), "--calib", s(&calib), "-o", s(&dir.join("u.secc"))]);
-    assert!(err.contains("unsupported ONNX op `Softmax`") && err.contains("/softmax/Softmax"), "{err}");
+    assert!(err.contains("unsupported ONNX op `CumSum`") && err.contains("/CumSum"), "{err}");
     let err = fails(&["compile", s(&broken.join("corrupt.onnx")), "--calib", s(&calib), "-o", s(&dir.join("c.secc"))]);
     assert!(err.contains("cannot read ONNX model"), "{err}");
     let err = fails(&["compile", s(&dir.join("missing.onnx")), "--calib", s(&calib)]);
@@ -430,4 +430,48 @@ fn every_printed_stage_checks_back_to_the_same_text() {
     assert!(err.contains(&format!("line {line}: ")), "{err}");
     let err = fails(&["ir", "print", s(&art), "--stage", "import"]);
     assert!(err.contains("print stage import from the ONNX model"), "{err}");
+}
+
+/// A torch classifier whose last op is a Softmax (or LogSoftmax): the receiver applies
+/// it after the private part, so float matches onnxruntime, the simulation's rows are
+/// probabilities, and the accuracy budget picks widths that keep the simulation's
+/// accuracy within a point of float's; widths given by hand turn the search off.
+#[test]
+fn a_final_softmax_runs_on_the_receiver_within_the_accuracy_budget() {
+    let dir = tmp("softmax_head");
+    for name in ["torch_head_softmax", "torch_head_logsoftmax"] {
+        let m = model_dir(name);
+        let out = dir.join(format!("{name}.secc"));
+        let o = secc(&["compile", s(&m.join("model.onnx")), "--calib", s(&m.join("calib.csv")), "-o", s(&out)]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && err.contains("quantization: ") && err.contains("same argmax on"), "{err}");
+        let run = |backend: &str| {
+            let o = secc(&["run", s(&out), "--input", s(&m.join("test.csv")), "--backend", backend]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            parse_rows(&String::from_utf8_lossy(&o.stdout))
+        };
+        let (float, sim) = (run("float"), run("sim"));
+        let expected = parse_rows(&std::fs::read_to_string(m.join("expected.csv")).unwrap());
+        for (f, e) in float.iter().flatten().zip(expected.iter().flatten()) {
+            assert!((f - e).abs() <= 1e-4 * e.abs().max(1.0), "{name}: float {f} vs onnxruntime {e}");
+        }
+        let probabilities =
+            |r: &Vec<f64>| if name.contains("log") { r.iter().map(|x| x.exp()).sum() } else { r.iter().sum::<f64>() };
+        assert!(sim.iter().all(|r| (probabilities(r) - 1.0).abs() < 1e-5), "{name}: rows are not distributions");
+        let labels = labels(name);
+        let (fa, sa) = (metric("classification", &float, &labels), metric("classification", &sim, &labels));
+        assert!(sa >= fa - 0.01, "{name}: simulated accuracy {sa} vs float {fa}");
+    }
+    let m = model_dir("torch_head_softmax");
+    let o = secc(&[
+        "compile",
+        s(&m.join("model.onnx")),
+        "--calib",
+        s(&m.join("calib.csv")),
+        "--table-bits",
+        "5",
+        "-o",
+        s(&dir.join("fixed.secc")),
+    ]);
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("quantization: "));
 }

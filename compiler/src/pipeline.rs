@@ -6,7 +6,7 @@
 //! | `fold_constants` | float IR → float IR |
 //! | `fold_affine` | float IR → float IR (the float oracle the artifact keeps) |
 //! | `calibrate` | float IR → value ranges on the calibration set (the graph is unchanged) |
-//! | `quantize` | float IR + ranges → integer IR (runs each op's quantization rule and `fuse_lut`) |
+//! | `quantize` | float IR + ranges → integer IR (runs each op's quantization rule and `fuse_lut`; with a budget, at the cheapest widths within it: `precision`) |
 //! | `bit_width` | integer IR → its bit-width report (the graph is unchanged) |
 //! | `lower_fhe` | integer IR → TFHE circuit |
 //! | `lower_mpc` | float IR + ranges → SMPC plan |
@@ -22,6 +22,7 @@ use crate::passes::bit_width::{analyze_bit_widths, BitWidthReport};
 use crate::passes::calibrate::{calibrate, Calibration};
 use crate::passes::fold_affine::fold_affine;
 use crate::passes::fold_constants::fold_constants;
+use crate::passes::precision::{quantize_within, Budget, Fidelity};
 use crate::passes::quantize::{quantize, QuantConfig};
 use crate::{frontend, CompileError};
 use secc_ir::lowered::fhe::Circuit;
@@ -131,6 +132,9 @@ impl Default for FheOptions {
 pub struct Options {
     /// The quantizer's.
     pub quant: QuantConfig,
+    /// When set, `quant`'s table, tree-feature and weight-norm widths are the cheapest
+    /// to try: the quantizer widens them until the simulation keeps within the budget.
+    pub budget: Option<Budget>,
     /// The TFHE lowering's.
     pub fhe: FheOptions,
     /// The SMPC lowering's.
@@ -146,6 +150,11 @@ pub struct Compiled {
     pub calibration: Calibration,
     /// The integer IR (the simulation oracle; the TFHE circuit's source).
     pub quantized: Graph,
+    /// The quantizer's settings that made it (the asked ones, or those the budget chose).
+    pub quant: QuantConfig,
+    /// With a budget: how closely the simulation follows float on the calibration
+    /// samples, and whether that is within the budget.
+    pub fidelity: Option<(Fidelity, bool)>,
     /// What the range analysis found.
     pub bit_widths: BitWidthReport,
     /// The TFHE circuit, or why the model has none.
@@ -222,7 +231,15 @@ pub fn compile_float_observed(
 ) -> Result<Compiled, CompileError> {
     let mut d = Driver { next: Stage::ALL.iter().position(|&s| s == Stage::Calibrate).expect("listed"), observe };
     let calibration = d.analysis(Stage::Calibrate, &float, || calibrate(&float, samples))?;
-    let quantized = d.graph(Stage::Quantize, || quantize(&float, &calibration, samples, &opts.quant))?;
+    let (mut quant, mut fidelity) = (opts.quant, None);
+    let quantized = d.graph(Stage::Quantize, || match opts.budget {
+        None => quantize(&float, &calibration, samples, &opts.quant),
+        Some(budget) => {
+            let chosen = quantize_within(&float, &calibration, samples, &opts.quant, budget)?;
+            (quant, fidelity) = (chosen.config, Some((chosen.fidelity, chosen.within)));
+            Ok(chosen.quantized)
+        }
+    })?;
     let bit_widths = d.analysis(Stage::BitWidth, &quantized, || Ok(analyze_bit_widths(&quantized)))?;
     d.enter(Stage::LowerFhe);
     let fhe = lower_circuit(&quantized, samples, opts.fhe);
@@ -234,7 +251,7 @@ pub fn compile_float_observed(
     if let Ok(p) = &mpc {
         (d.observe)(Stage::LowerMpc, Program::Plan(p));
     }
-    Ok(Compiled { float, calibration, quantized, bit_widths, fhe, mpc })
+    Ok(Compiled { float, calibration, quantized, quant, fidelity, bit_widths, fhe, mpc })
 }
 
 /// What [`run_stage`] produced.

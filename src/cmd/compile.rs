@@ -5,6 +5,7 @@ use crate::io::{read_samples, write_new};
 use anyhow::{Context, Result};
 use secc_compiler::cost::machine::MachineCosts;
 use secc_compiler::cost::{choose_backend, Network};
+use secc_compiler::passes::precision::Budget;
 use secc_compiler::passes::quantize::QuantConfig;
 use secc_compiler::pipeline::{
     compile_float_observed, import_float_observed, Coverage, FheOptions, MpcConfig, Options, Program, Stage,
@@ -46,6 +47,14 @@ pub struct Args {
     /// thresholds: every comparison is a table of this width, 2 to 16 [default: min(4, bits)]
     #[arg(long, value_name = "N", value_parser = bits(16))]
     pub tree_bits: Option<u32>,
+    /// Accuracy the quantized model may lose, in points (percent) of argmax agreement
+    /// with the float model on the calibration samples, and of relative squared error
+    /// (≈ R² × 100): table, tree-feature and weight-norm widths start at their cheapest
+    /// defaults and grow until the simulation keeps within it. Ignored when
+    /// --bits, --input-bits, --weight-bits, --table-bits, --tree-bits or --max-weight-norm
+    /// set the widths
+    #[arg(long, value_name = "POINTS", default_value_t = 1.0, value_parser = budget_points)]
+    pub accuracy_budget: f64,
     /// Evaluate a final activation (e.g. a sigmoid on the output) as a table under
     /// encryption instead of in float on the client after decryption
     #[arg(long)]
@@ -103,6 +112,20 @@ pub fn quant_config(a: &Args) -> QuantConfig {
     cfg.output_tables = a.output_tables;
     cfg.max_weight_norm = a.max_weight_norm.or(cfg.max_weight_norm);
     cfg
+}
+
+/// The budget, unless the widths are set by hand.
+fn budget(a: &Args) -> Option<Budget> {
+    let fixed = [a.bits, a.input_bits, a.weight_bits, a.table_bits, a.tree_bits].iter().any(Option::is_some)
+        || a.max_weight_norm.is_some();
+    (!fixed).then_some(Budget { fraction: a.accuracy_budget / 100.0 })
+}
+
+fn budget_points(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=100.0).contains(&x) => Ok(x),
+        _ => Err(format!("`{s}`: give points from 0 to 100")),
+    }
 }
 
 /// `--backend`.
@@ -183,6 +206,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     let opts = Options {
         quant: cfg,
+        budget: budget(&a),
         fhe: FheOptions { log2_p_fail: a.p_fail.unwrap_or(-128), coverage },
         mpc: MpcConfig { frac_bits: a.frac_bits, ..MpcConfig::default() },
     };
@@ -191,10 +215,22 @@ pub fn run(a: Args) -> Result<()> {
     let settings = Settings {
         secc_version: env!("CARGO_PKG_VERSION").into(),
         source: a.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
-        quant: cfg,
+        quant: compiled.quant,
         calibration_samples: samples.len(),
         backend: None,
     };
+    if let Some((fidelity, within)) = compiled.fidelity {
+        let q = &compiled.quant;
+        let widths = format!("{}-bit tables, {}-bit tree features", q.table_bits, q.tree_bits);
+        if within {
+            eprintln!("quantization: {widths} ({fidelity} against float on the calibration samples)");
+        } else {
+            eprintln!(
+                "warning: quantization: no setting tried keeps within {} point(s) of float; kept the closest, {widths} ({fidelity}); try --bits 10",
+                a.accuracy_budget
+            );
+        }
+    }
     let fhe = match (compiled.fhe, a.p_fail) {
         (Ok(c), _) => Ok(c),
         (Err(e), Some(_)) => return Err(anyhow::Error::new(e).context("no TFHE circuit")),
