@@ -11,6 +11,7 @@ mod activation;
 mod translate;
 mod tree;
 
+use crate::error::{node_label, quoted};
 use crate::CompileError;
 use secc_ir::Graph;
 use std::path::Path;
@@ -133,14 +134,14 @@ pub fn is_tract_panic(info: &std::panic::PanicHookInfo<'_>) -> bool {
 }
 
 fn check_ops(graph: &GraphProto) -> Result<(), CompileError> {
-    for node in &graph.node {
+    for (index, node) in graph.node.iter().enumerate() {
         let ml = node.domain == "ai.onnx.ml";
         let known = if ml { SUPPORTED_ML_OPS } else { SUPPORTED_OPS };
         if (!ml && !node.domain.is_empty()) || !known.contains(&node.op_type.as_str()) {
             let op_type =
                 if node.domain.is_empty() { node.op_type.clone() } else { format!("{}.{}", node.domain, node.op_type) };
             let supported = SUPPORTED_OPS.iter().chain(SUPPORTED_ML_OPS).copied().collect::<Vec<_>>().join(", ");
-            return Err(CompileError::UnsupportedOp { op_type, node: node.name.clone(), supported });
+            return Err(CompileError::UnsupportedOp { op_type, node: node_label(node, index), supported });
         }
     }
     Ok(())
@@ -150,7 +151,7 @@ fn check_ops(graph: &GraphProto) -> Result<(), CompileError> {
 fn input_shape(input: &pb::ValueInfoProto) -> Result<Vec<usize>, CompileError> {
     use pb::tensor_shape_proto::dimension::Value;
     use pb::type_proto::Value as Ty;
-    let bad = |m: &str| CompileError::Malformed { node: input.name.clone(), message: m.into() };
+    let bad = |m: &str| CompileError::Malformed { node: quoted(&input.name), message: m.into() };
     let Some(Ty::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
         return Err(bad("graph input is not a tensor"));
     };

@@ -3,6 +3,7 @@
 
 use super::activation::Activation;
 use super::input_shape;
+use crate::error::{node_label, quoted};
 use crate::CompileError;
 use secc_ir::ops::{AvgPool, Binary, BinaryKind, Conv, MatMul, MaxPool, Reshape, Softmax, Unary, UnaryKind, Window};
 use secc_ir::{Graph, Op, Shape, Tensor, ValueId};
@@ -91,13 +92,14 @@ pub(super) fn import_tract(
         model = model.with_input_fact(i, f32::fact(shape).into()).map_err(analysis)?;
     }
     let typed = model.into_typed().map_err(analysis)?;
+    let onnx_nodes = OnnxNodes::new(graph);
     let mut ctx = Ctx { model: &typed, graph: Graph::new(name), values: HashMap::new() };
     let order = typed.eval_order().map_err(analysis)?;
     for id in order {
         let node = typed.node(id);
         let fail = |message: String| CompileError::UnsupportedForm {
             op: node.op.name().to_string(),
-            node: node.name.clone(),
+            node: onnx_nodes.label(&node.name),
             message,
         };
         let fact = &node.outputs[0].fact;
@@ -131,6 +133,35 @@ pub(super) fn import_tract(
     let mut graph = ctx.graph;
     graph.compact();
     Ok(graph)
+}
+
+/// The ONNX nodes by the names tract gives them: an ONNX node's name, or its first
+/// output where the name is empty; the nodes tract expands an ONNX op into are named
+/// after it plus `.suffix`.
+struct OnnxNodes(HashMap<String, String>);
+
+impl OnnxNodes {
+    fn new(graph: &GraphProto) -> OnnxNodes {
+        let named = graph.node.iter().enumerate().filter_map(|(i, n)| {
+            let tract = if n.name.is_empty() { n.output.first()? } else { &n.name };
+            Some((tract.clone(), node_label(n, i)))
+        });
+        OnnxNodes(named.collect())
+    }
+
+    /// How errors name the ONNX node tract's node `tract_name` comes from.
+    fn label(&self, tract_name: &str) -> String {
+        let mut name = tract_name;
+        loop {
+            if let Some(label) = self.0.get(name) {
+                return label.clone();
+            }
+            match name.rsplit_once('.') {
+                Some((head, _)) => name = head,
+                None => return quoted(tract_name),
+            }
+        }
+    }
 }
 
 fn pads(

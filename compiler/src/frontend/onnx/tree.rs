@@ -8,6 +8,7 @@
 //! classifier's `label` output, if the graph lists it, is dropped.
 
 use super::input_shape;
+use crate::error::node_label;
 use crate::CompileError;
 use secc_ir::ops::{Aggregate, BranchMode, Input, PostTransform, Tree, TreeEnsemble, TreeNode};
 use secc_ir::{Graph, Op, Shape, TensorType};
@@ -18,11 +19,11 @@ pub(super) fn import_tree_graph(graph: &GraphProto, name: &str) -> Result<Graph,
     let [node] = graph.node.as_slice() else {
         return Err(CompileError::UnsupportedForm {
             op: "TreeEnsemble".into(),
-            node: graph.node.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "),
+            node: graph.node.iter().enumerate().map(|(i, n)| node_label(n, i)).collect::<Vec<_>>().join(", "),
             message: "a tree ensemble must be the only node of the graph".into(),
         });
     };
-    let malformed = |message: String| CompileError::Malformed { node: node.name.clone(), message };
+    let malformed = |message: String| CompileError::Malformed { node: node_label(node, 0), message };
     let Some(input) = graph.input.first() else {
         return Err(malformed("the graph needs an input".into()));
     };
