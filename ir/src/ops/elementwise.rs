@@ -86,11 +86,55 @@ pub enum UnaryKind {
     GeluTanh,
     /// x · sigmoid(x) (SiLU, Swish; torch exports it as Sigmoid then Mul).
     Silu,
+    /// x / (1 + |x|) (ONNX Softsign).
+    Softsign,
+    /// x for x > alpha, 0 otherwise (ONNX ThresholdedRelu).
+    ThresholdedRelu {
+        /// ONNX default 1.
+        alpha: f32,
+    },
+    /// x − bias for x > lambd, x + bias for x < −lambd, 0 between (ONNX Shrink).
+    Shrink {
+        /// ONNX default 0.
+        bias: f32,
+        /// ONNX default 0.5.
+        lambd: f32,
+    },
+    /// sin x
+    Sin,
+    /// cos x
+    Cos,
+    /// tan x
+    Tan,
+    /// arcsin x
+    Asin,
+    /// arccos x
+    Acos,
+    /// arctan x
+    Atan,
+    /// sinh x
+    Sinh,
+    /// cosh x
+    Cosh,
+    /// arsinh x
+    Asinh,
+    /// arcosh x
+    Acosh,
+    /// artanh x
+    Atanh,
+    /// ⌊x⌋
+    Floor,
+    /// ⌈x⌉
+    Ceil,
+    /// x rounded to the nearest integer, halves to even (ONNX Round).
+    Round,
+    /// −1, 0 or 1 by the sign of x.
+    Sign,
 }
 
 impl UnaryKind {
     /// Every kind, parameterised ones at their ONNX defaults: for parsing and tests.
-    pub const ALL: [UnaryKind; 21] = [
+    pub const ALL: [UnaryKind; 39] = [
         UnaryKind::Relu,
         UnaryKind::Sigmoid,
         UnaryKind::Tanh,
@@ -112,6 +156,24 @@ impl UnaryKind {
         UnaryKind::Mish,
         UnaryKind::GeluTanh,
         UnaryKind::Silu,
+        UnaryKind::Softsign,
+        UnaryKind::ThresholdedRelu { alpha: 1.0 },
+        UnaryKind::Shrink { bias: 0.0, lambd: 0.5 },
+        UnaryKind::Sin,
+        UnaryKind::Cos,
+        UnaryKind::Tan,
+        UnaryKind::Asin,
+        UnaryKind::Acos,
+        UnaryKind::Atan,
+        UnaryKind::Sinh,
+        UnaryKind::Cosh,
+        UnaryKind::Asinh,
+        UnaryKind::Acosh,
+        UnaryKind::Atanh,
+        UnaryKind::Floor,
+        UnaryKind::Ceil,
+        UnaryKind::Round,
+        UnaryKind::Sign,
     ];
 
     /// The text mnemonic.
@@ -138,6 +200,24 @@ impl UnaryKind {
             UnaryKind::Mish => "mish",
             UnaryKind::GeluTanh => "gelu_tanh",
             UnaryKind::Silu => "silu",
+            UnaryKind::Softsign => "softsign",
+            UnaryKind::ThresholdedRelu { .. } => "thresholded_relu",
+            UnaryKind::Shrink { .. } => "shrink",
+            UnaryKind::Sin => "sin",
+            UnaryKind::Cos => "cos",
+            UnaryKind::Tan => "tan",
+            UnaryKind::Asin => "asin",
+            UnaryKind::Acos => "acos",
+            UnaryKind::Atan => "atan",
+            UnaryKind::Sinh => "sinh",
+            UnaryKind::Cosh => "cosh",
+            UnaryKind::Asinh => "asinh",
+            UnaryKind::Acosh => "acosh",
+            UnaryKind::Atanh => "atanh",
+            UnaryKind::Floor => "floor",
+            UnaryKind::Ceil => "ceil",
+            UnaryKind::Round => "round",
+            UnaryKind::Sign => "sign",
         }
     }
 
@@ -149,9 +229,11 @@ impl UnaryKind {
     /// The parameters, in text order, to set (the text parser, the ONNX frontend).
     pub fn params_mut(&mut self) -> Vec<(&'static str, &mut f32)> {
         match self {
-            UnaryKind::LeakyRelu { alpha } | UnaryKind::Elu { alpha } | UnaryKind::Celu { alpha } => {
-                vec![("alpha", alpha)]
-            }
+            UnaryKind::LeakyRelu { alpha }
+            | UnaryKind::Elu { alpha }
+            | UnaryKind::Celu { alpha }
+            | UnaryKind::ThresholdedRelu { alpha } => vec![("alpha", alpha)],
+            UnaryKind::Shrink { bias, lambd } => vec![("bias", bias), ("lambd", lambd)],
             UnaryKind::Selu { alpha, gamma } => vec![("alpha", alpha), ("gamma", gamma)],
             UnaryKind::HardSigmoid { alpha, beta } => vec![("alpha", alpha), ("beta", beta)],
             _ => vec![],
@@ -205,6 +287,44 @@ impl UnaryKind {
                 0.5 * x * (1.0 + (c * (x + 0.044_715 * x * x * x)).tanh())
             }
             UnaryKind::Silu => x / (1.0 + (-x).exp()),
+            UnaryKind::Softsign => x / (1.0 + x.abs()),
+            UnaryKind::ThresholdedRelu { alpha } => {
+                if x > alpha {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            UnaryKind::Shrink { bias, lambd } => {
+                if x < -lambd {
+                    x + bias
+                } else if x > lambd {
+                    x - bias
+                } else {
+                    0.0
+                }
+            }
+            UnaryKind::Sin => x.sin(),
+            UnaryKind::Cos => x.cos(),
+            UnaryKind::Tan => x.tan(),
+            UnaryKind::Asin => x.asin(),
+            UnaryKind::Acos => x.acos(),
+            UnaryKind::Atan => x.atan(),
+            UnaryKind::Sinh => x.sinh(),
+            UnaryKind::Cosh => x.cosh(),
+            UnaryKind::Asinh => x.asinh(),
+            UnaryKind::Acosh => x.acosh(),
+            UnaryKind::Atanh => x.atanh(),
+            UnaryKind::Floor => x.floor(),
+            UnaryKind::Ceil => x.ceil(),
+            UnaryKind::Round => x.round_ties_even(),
+            UnaryKind::Sign => {
+                if x == 0.0 || x.is_nan() {
+                    x
+                } else {
+                    x.signum()
+                }
+            }
         }
     }
 

@@ -66,6 +66,24 @@ pub(super) fn register(reg: &mut OnnxOpRegister) {
     reg.insert("PRelu", |_, _| Ok((expand(Prelu), vec![])));
     reg.insert("Selu", |_, n| activation("selu", n));
     reg.insert("Softplus", |_, n| activation("softplus", n));
+    reg.insert("Softsign", |_, n| activation("softsign", n));
+    reg.insert("ThresholdedRelu", |_, n| activation("thresholded_relu", n));
+    reg.insert("Shrink", |_, n| activation("shrink", n));
+    reg.insert("Sin", |_, n| activation("sin", n));
+    reg.insert("Cos", |_, n| activation("cos", n));
+    reg.insert("Tan", |_, n| activation("tan", n));
+    reg.insert("Asin", |_, n| activation("asin", n));
+    reg.insert("Acos", |_, n| activation("acos", n));
+    reg.insert("Atan", |_, n| activation("atan", n));
+    reg.insert("Sinh", |_, n| activation("sinh", n));
+    reg.insert("Cosh", |_, n| activation("cosh", n));
+    reg.insert("Asinh", |_, n| activation("asinh", n));
+    reg.insert("Acosh", |_, n| activation("acosh", n));
+    reg.insert("Atanh", |_, n| activation("atanh", n));
+    reg.insert("Floor", |_, n| activation("floor", n));
+    reg.insert("Ceil", |_, n| activation("ceil", n));
+    reg.insert("Round", |_, n| activation("round", n));
+    reg.insert("Sign", |_, n| activation("sign", n));
 }
 
 /// `max(x, 0) + slope · min(x, 0)`, the slope broadcast to x as ONNX says.
