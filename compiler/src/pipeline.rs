@@ -23,6 +23,7 @@ use crate::passes::calibrate::{calibrate, Calibration};
 use crate::passes::fold_affine::fold_affine;
 use crate::passes::fold_constants::fold_constants;
 use crate::passes::quantize::{quantize, QuantConfig};
+use crate::frontend::OutputChoice;
 use crate::{frontend, CompileError};
 use secc_ir::lowered::fhe::Circuit;
 use secc_ir::lowered::mpc::Plan;
@@ -202,10 +203,26 @@ pub fn import_float(path: &Path) -> Result<Graph, CompileError> {
 
 /// [`import_float`], showing each stage's product to `observe`.
 pub fn import_float_observed(path: &Path, observe: &mut dyn FnMut(Stage, Program<'_>)) -> Result<Graph, CompileError> {
+    import_float_outputs(path, &[], observe).map(|(g, _)| g)
+}
+
+/// [`import_float_observed`] computing the graph outputs `outputs` (the default ones
+/// when empty), and which those are.
+pub fn import_float_outputs(
+    path: &Path,
+    outputs: &[String],
+    observe: &mut dyn FnMut(Stage, Program<'_>),
+) -> Result<(Graph, OutputChoice), CompileError> {
     let mut d = Driver { next: 0, observe };
-    let g = d.graph(Stage::Import, || frontend::import_onnx(path))?;
+    let mut choice = None;
+    let g = d.graph(Stage::Import, || {
+        let (g, c) = frontend::import_onnx_outputs(path, outputs)?;
+        choice = Some(c);
+        Ok(g)
+    })?;
     let g = d.graph(Stage::FoldConstants, || fold_constants(&g))?;
-    d.graph(Stage::FoldAffine, || fold_affine(&g))
+    let g = d.graph(Stage::FoldAffine, || fold_affine(&g))?;
+    Ok((g, choice.expect("the import ran")))
 }
 
 /// Runs the rest of the pipeline on a float graph (stages `calibrate` to `lower_mpc`).

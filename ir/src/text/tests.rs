@@ -57,7 +57,6 @@ fn forest() -> TreeEnsemble {
         n_targets: 2,
         base_values: vec![0.5, 1e300],
         aggregate: Aggregate::Average,
-        post_transform: PostTransform::Softmax,
     }
 }
 

@@ -40,6 +40,7 @@ const TRANSLATORS: &[(&str, Translator)] = &[
     ("GeluExact", gelu),    // Gelu
     ("Identity", identity), // Identity
     ("Cast", cast),         // Cast to float
+    ("TreeEnsemble", tree_ensemble), // ONNX-ML TreeEnsembleRegressor, TreeEnsembleClassifier
 ];
 
 struct Ctx<'a> {
@@ -298,6 +299,12 @@ fn reshape(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
         }
     }
     ctx.push(Op::Reshape(Reshape { shape }), vec![x], node)
+}
+
+fn tree_ensemble(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
+    let trees = node.op_as::<super::ml::Trees>().expect("TreeEnsemble");
+    let x = ctx.operand(node, 0);
+    ctx.push(Op::TreeEnsemble(trees.0.clone()), vec![x], node)
 }
 
 fn identity(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {

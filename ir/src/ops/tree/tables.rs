@@ -217,7 +217,7 @@ fn feature_grids(t: &TreeEnsemble, n_features: usize, levels: i64) -> (Vec<f64>,
 mod tests {
     use super::*;
     use crate::ops::quantize_value;
-    use crate::ops::{Aggregate, PostTransform, Tree, TreeNode};
+    use crate::ops::{Aggregate, Tree, TreeNode};
 
     /// Evaluates the tables the way the IR does: gather, compare, path, leaf, sum.
     fn run(f: &ForestTables, q: &[i64]) -> Vec<i64> {
@@ -265,7 +265,6 @@ mod tests {
             n_targets: 1,
             base_values: vec![10.0],
             aggregate: Aggregate::Sum,
-            post_transform: PostTransform::None,
         }
     }
 
