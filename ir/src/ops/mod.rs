@@ -24,6 +24,7 @@ mod matmul;
 mod pool;
 mod quant;
 mod shape;
+mod softmax;
 mod tree;
 
 pub use conv::{conv_accumulate, Conv, ConvGeometry};
@@ -37,6 +38,7 @@ pub use matmul::MatMul;
 pub use pool::{AvgPool, MaxPool, SumPool, Window};
 pub use quant::{output_quant, quantize_value, Dequantize, Quantize};
 pub use shape::Reshape;
+pub use softmax::Softmax;
 pub use tree::{
     Aggregate, BranchMode, LeafPath, Literal, Split, Tree, TreeEnsemble, TreeNode, FOREST_FRAC_BITS,
 };
@@ -99,6 +101,8 @@ pub enum Op {
     Dequantize(Dequantize),
     /// Univariate integer table lookup.
     Lut(Lut),
+    /// Softmax or log-softmax over some axes (float).
+    Softmax(Softmax),
     /// Tree ensemble (ONNX-ML TreeEnsembleRegressor / TreeEnsembleClassifier), float IR only.
     TreeEnsemble(TreeEnsemble),
 }
@@ -119,6 +123,7 @@ macro_rules! dispatch {
             Op::Quantize($op) => $e,
             Op::Dequantize($op) => $e,
             Op::Lut($op) => $e,
+            Op::Softmax($op) => $e,
             Op::TreeEnsemble($op) => $e,
         }
     };
@@ -155,6 +160,8 @@ impl Op {
             "quantize" => Quantize::parse_attrs(p).map(Op::Quantize),
             "dequantize" => Dequantize::parse_attrs(p).map(Op::Dequantize),
             "lut" => Lut::parse_attrs(p).map(Op::Lut),
+            "softmax" => Softmax::parse_attrs(p, false).map(Op::Softmax),
+            "log_softmax" => Softmax::parse_attrs(p, true).map(Op::Softmax),
             "tree_ensemble" => TreeEnsemble::parse_attrs(p).map(Op::TreeEnsemble),
             m => match (
                 UnaryKind::ALL.into_iter().find(|k| k.mnemonic() == m),

@@ -83,7 +83,9 @@ fn float_graph() -> Graph {
     let w = g.push_const(f32s(&[18, 2], |i| 1.0 / (i as f32 + 1.0)), None, "fc.weight");
     let y = g.push(Op::MatMul(MatMul { x_zp: 0 }), vec![r, w], "fc").unwrap();
     let t = g.push(Op::TreeEnsemble(forest()), vec![y], "TreeEnsembleRegressor").unwrap();
-    g.outputs = vec![t, y];
+    let sm = g.push(Op::Softmax(Softmax { axes: vec![1], log: false }), vec![t], "softmax").unwrap();
+    let ls = g.push(Op::Softmax(Softmax { axes: vec![0, 1], log: true }), vec![y], "log_softmax").unwrap();
+    g.outputs = vec![sm, ls, y];
     g
 }
 
@@ -138,6 +140,7 @@ fn variant(op: &Op) -> usize {
         Op::Dequantize(_) => 11,
         Op::Lut(_) => 12,
         Op::TreeEnsemble(_) => 13,
+        Op::Softmax(_) => 14,
     }
 }
 
@@ -154,7 +157,7 @@ fn every_op_round_trips() {
     let (f, q) = (float_graph(), quantized_graph());
     verify_graph(&f).unwrap();
     verify_graph(&q).unwrap();
-    let mut seen = [false; 14];
+    let mut seen = [false; 15];
     for g in [&f, &q] {
         round_trip_graph(g);
         g.nodes.iter().for_each(|n| seen[variant(&n.op)] = true);
