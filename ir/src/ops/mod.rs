@@ -21,6 +21,7 @@ mod konst;
 mod linear;
 mod lut;
 mod matmul;
+mod normalize;
 mod pool;
 mod quant;
 mod shape;
@@ -35,6 +36,7 @@ pub use konst::Const;
 pub use linear::LinearMap;
 pub use lut::{round_shift, Lut};
 pub use matmul::MatMul;
+pub use normalize::{Norm, Normalize};
 pub use pool::{AvgPool, MaxPool, SumPool, Window};
 pub use quant::{output_quant, quantize_value, Dequantize, Quantize};
 pub use shape::Reshape;
@@ -103,6 +105,8 @@ pub enum Op {
     Lut(Lut),
     /// Softmax or log-softmax over some axes (float).
     Softmax(Softmax),
+    /// Each row divided by its norm (ONNX-ML Normalizer, float).
+    Normalize(Normalize),
     /// Tree ensemble (ONNX-ML TreeEnsembleRegressor / TreeEnsembleClassifier), float IR only.
     TreeEnsemble(TreeEnsemble),
 }
@@ -124,6 +128,7 @@ macro_rules! dispatch {
             Op::Dequantize($op) => $e,
             Op::Lut($op) => $e,
             Op::Softmax($op) => $e,
+            Op::Normalize($op) => $e,
             Op::TreeEnsemble($op) => $e,
         }
     };
@@ -162,6 +167,7 @@ impl Op {
             "lut" => Lut::parse_attrs(p).map(Op::Lut),
             "softmax" => Softmax::parse_attrs(p, false).map(Op::Softmax),
             "log_softmax" => Softmax::parse_attrs(p, true).map(Op::Softmax),
+            "normalize" => Normalize::parse_attrs(p).map(Op::Normalize),
             "tree_ensemble" => TreeEnsemble::parse_attrs(p).map(Op::TreeEnsemble),
             m => match (
                 UnaryKind::ALL.into_iter().find(|k| k.mnemonic() == m),

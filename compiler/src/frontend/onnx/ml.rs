@@ -4,10 +4,10 @@
 //! after one).
 //!
 //! Each builder reads the node's attributes and wires tract ops that [`super::translate`]
-//! maps one-to-one onto IR ops: a tree ensemble becomes one [`Trees`] node carrying
-//! secc's own [`TreeEnsemble`] (translated to `tree_ensemble` as is), a linear model an
-//! `EinSum` and an `Add` (`matmul` + `add`, which `fold_affine` merges), a `Scaler` a
-//! `Sub` and a `Mul`. The `post_transform` is wired as the ops it names after the
+//! maps one-to-one onto IR ops: a tree ensemble or a `Normalizer` becomes one [`IrOp`]
+//! node carrying secc's own op (`tree_ensemble`, `normalize`, translated as is), a
+//! linear model an `EinSum` and an `Add` (`matmul` + `add`, which `fold_affine`
+//! merges), a `Scaler` a `Sub` and a `Mul`. The `post_transform` is wired as the ops it names after the
 //! scores (`sigmoid`, `softmax`), so the IR states exactly what the model computes and
 //! each backend decides where it runs (a final one runs on the receiving side).
 //!
@@ -18,12 +18,10 @@
 //! into the model's own weights here.
 //!
 //! Refused by name: `post_transform` PROBIT and SOFTMAX_ZERO, aggregates MIN and MAX,
-//! two-label tree classifiers whose leaves write both columns (onnxruntime's result
-//! then depends on which columns each sample's leaves wrote), and `Normalizer` (a
-//! division by each row's norm: a function of the whole row, which no backend but
-//! float computes).
+//! and two-label tree classifiers whose leaves write both columns (onnxruntime's
+//! result then depends on which columns each sample's leaves wrote).
 
-use secc_ir::ops::{Aggregate, BranchMode, Tree, TreeEnsemble, TreeNode};
+use secc_ir::ops::{Aggregate, BranchMode, Norm, Normalize, Tree, TreeEnsemble, TreeNode};
 use secc_ir::OpSpec;
 use std::collections::{BTreeMap, HashMap};
 use tract_onnx::model::{OnnxOpRegister, ParsingContext};
@@ -144,33 +142,37 @@ fn scores_rules<'r, 'p: 'r>(
 // Tree ensembles
 // ---------------------------------------------------------------------------
 
-/// A tree ensemble in tract's typed graph: secc's own op, translated as is.
+/// An IR op in tract's typed graph (a tree ensemble, a normalizer): secc's own op,
+/// translated as is. Its type is the op's own type rule, its value the op's `eval`.
 #[derive(Clone, Debug, PartialEq)]
-pub(super) struct Trees(pub TreeEnsemble);
+pub(super) struct IrOp(pub secc_ir::Op);
 
 // tract compares ops to merge equal nodes: a NaN threshold only keeps two copies apart.
-impl Eq for Trees {}
+impl Eq for IrOp {}
 
-impl Op for Trees {
+impl Op for IrOp {
     fn name(&self) -> StaticName {
-        "TreeEnsemble".into()
+        self.0.mnemonic().into()
     }
     op_as_typed_op!();
 }
 
-impl EvalOp for Trees {
+impl EvalOp for IrOp {
     op_out_of_plan!();
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let x = args_1!(inputs).cast_to::<f32>()?.to_plain_array_view::<f32>()?.to_owned();
         let y = self.0.eval(&[&secc_ir::Tensor::F32(x)]);
-        let y = y.as_f32().expect("a tree ensemble computes floats").clone();
+        let y = y.as_f32().expect("a float op computes floats").clone();
         Ok(tvec!(tract_onnx::prelude::Tensor::from(y).into_tvalue()))
     }
 }
 
-impl TypedOp for Trees {
+impl TypedOp for IrOp {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        Ok(tvec!(f32::fact([inputs[0].shape[0].clone(), self.0.n_targets.to_dim()])))
+        let shape = inputs[0].shape.as_concrete().ok_or_else(|| format_err!("{}: input shape is not static", self.0.mnemonic()))?;
+        let ty = secc_ir::TensorType::f32(secc_ir::Shape(shape.to_vec()));
+        let out = self.0.infer(&[secc_ir::ops::Operand { ty: &ty, value: None }]).map_err(|m| format_err!("{m}"))?;
+        Ok(tvec!(f32::fact(&out.shape.0)))
     }
     as_op!();
 }
@@ -200,7 +202,7 @@ impl Expansion for TreeModel {
     }
     fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
         let x = wire_input(prefix, model, inputs[0])?;
-        let scores = model.wire_node(prefix, Trees(self.trees.clone()), &[x])?[0];
+        let scores = model.wire_node(prefix, IrOp(secc_ir::Op::TreeEnsemble(self.trees.clone())), &[x])?[0];
         wire_outputs(prefix, model, scores, self.post, self.classifier)
     }
 }
@@ -558,10 +560,40 @@ fn scaler(_ctx: &ParsingContext, node: &NodeProto) -> Built {
     Ok((expand(Scaler { offset: rctensor1(&offset), scale: rctensor1(&scale) }), vec![]))
 }
 
+/// ONNX-ML `Normalizer`: one IR `normalize` over the last axis.
+#[derive(Clone, Debug)]
+struct Normalizer(Norm);
+
+impl Expansion for Normalizer {
+    fn name(&self) -> StaticName {
+        "Normalizer".into()
+    }
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 1)?;
+        check_output_arity(outputs, 1)?;
+        s.equals(&outputs[0].datum_type, DatumType::F32)?;
+        s.equals(&inputs[0].shape, &outputs[0].shape)
+    }
+    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
+        let mut x = inputs[0];
+        if model.outlet_fact(x)?.datum_type != f32::datum_type() {
+            x = model.wire_node(format!("{prefix}.to_f32"), tract_core::ops::cast::cast(f32::datum_type()), &[x])?[0];
+        }
+        model.wire_node(prefix, IrOp(secc_ir::Op::Normalize(Normalize { norm: self.0 })), &[x])
+    }
+}
+
 fn normalizer(_ctx: &ParsingContext, node: &NodeProto) -> Built {
-    let norm = node.get_attr_opt::<&str>("norm")?.unwrap_or("MAX");
-    bail!(
-        "Normalizer (norm {norm}) divides each row by its norm, a function of the whole row that \
-         secc does not compute"
-    )
+    let norm = match node.get_attr_opt::<&str>("norm")?.unwrap_or("MAX") {
+        "MAX" => Norm::Max,
+        "L1" => Norm::L1,
+        "L2" => Norm::L2,
+        other => bail!("norm {other} is not one of MAX, L1, L2"),
+    };
+    Ok((expand(Normalizer(norm)), vec![]))
 }

@@ -62,6 +62,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
 pub const SUPPORTED_ML_OPS: &[&str] = &[
     "LinearClassifier",
     "LinearRegressor",
+    "Normalizer",
     "Scaler",
     "TreeEnsembleClassifier",
     "TreeEnsembleRegressor",

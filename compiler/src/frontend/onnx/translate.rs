@@ -42,7 +42,6 @@ const TRANSLATORS: &[(&str, Translator)] = &[
     ("Cast", cast),         // Cast to float
     ("Softmax", softmax),   // Softmax
     ("LogSoftmax", softmax), // LogSoftmax
-    ("TreeEnsemble", tree_ensemble), // ONNX-ML TreeEnsembleRegressor, TreeEnsembleClassifier
 ];
 
 struct Ctx<'a> {
@@ -113,6 +112,8 @@ pub(super) fn import_tract(
             let name = if let Some(e) = node.op_as::<ElementWiseOp>() { e.0.name() } else { name.to_string() };
             let translate = if node.op_is::<ElementWiseOp>() {
                 unary as Translator
+            } else if node.op_is::<super::ml::IrOp>() {
+                ir_op
             } else {
                 TRANSLATORS
                     .iter()
@@ -308,10 +309,11 @@ fn reshape(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
     ctx.push(Op::Reshape(Reshape { shape }), vec![x], node)
 }
 
-fn tree_ensemble(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
-    let trees = node.op_as::<super::ml::Trees>().expect("TreeEnsemble");
+/// An IR op the ONNX-ML builders wired (TreeEnsembleRegressor/Classifier, Normalizer).
+fn ir_op(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
+    let op = node.op_as::<super::ml::IrOp>().expect("IrOp");
     let x = ctx.operand(node, 0);
-    ctx.push(Op::TreeEnsemble(trees.0.clone()), vec![x], node)
+    ctx.push(op.0.clone(), vec![x], node)
 }
 
 fn identity(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
