@@ -92,21 +92,32 @@ fn float_ir_matches_onnxruntime() {
 
 #[test]
 fn simulation_keeps_accuracy_within_a_point_and_r2_within_a_hundredth() {
+    let mut failed = Vec::new();
     for (name, meta) in models().into_iter().filter(|(_, m)| m.backends.iter().any(|b| b == "sim")) {
         let (c, xs) = compiled(&name);
         let labels = csv(&name, "labels.csv");
         let (f, q) = (score(&meta.task, &run(&c.float, &xs), &labels), score(&meta.task, &run(&c.quantized, &xs), &labels));
         eprintln!("{name}: float {f:.4}, simulation {q:.4}");
-        assert!(q >= f - 0.01, "{name}: simulation scores {q}, float {f}");
+        if q < f - 0.01 {
+            failed.push(format!("{name}: simulation scores {q}, float {f}"));
+        }
     }
+    assert!(failed.is_empty(), "{failed:#?}");
 }
 
 #[test]
 fn mpc_agrees_with_the_float_ir() {
     const ROWS: usize = 3;
+    let mut failed = Vec::new();
     for (name, meta) in models().into_iter().filter(|(_, m)| m.backends.iter().any(|b| b == "mpc")) {
         let (c, xs) = compiled(&name);
-        let plan = c.mpc.as_ref().unwrap_or_else(|e| panic!("{name}: no plan: {e}"));
+        let plan = match c.mpc.as_ref() {
+            Ok(p) => p,
+            Err(e) => {
+                failed.push(format!("{name}: no plan: {e}"));
+                continue;
+            }
+        };
         let xs = &xs[..ROWS];
         let flat: Vec<Vec<f32>> = xs.iter().map(|s| s[0].as_f32().unwrap().iter().copied().collect()).collect();
         let reports = secc_runtime::mpc::session::run_local(plan, &flat, Duration::from_secs(60), 1).unwrap();
@@ -114,12 +125,14 @@ fn mpc_agrees_with_the_float_ir() {
         for (y, want) in got.iter().zip(run(&c.float, xs)) {
             let y: Vec<f64> = y.iter().map(|&v| v as f64).collect();
             let worst = y.iter().zip(&want).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max);
-            assert!(worst <= 1e-2, "{name}: mpc {y:?} vs float {want:?}");
-            if meta.task == "classification" {
-                assert_eq!(argmax(&y), argmax(&want), "{name}: mpc {y:?} vs float {want:?}");
+            let label_differs = meta.task == "classification" && argmax(&y) != argmax(&want);
+            if worst > 1e-2 || label_differs {
+                failed.push(format!("{name}: mpc {y:?} vs float {want:?}"));
             }
         }
+        eprintln!("{name}: mpc ran {ROWS} rows");
     }
+    assert!(failed.is_empty(), "{failed:#?}");
 }
 
 /// What secc does with a classifier's outputs, for each exporter's layout.
