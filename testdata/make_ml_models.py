@@ -28,8 +28,9 @@ N_TEST = 60
 N_CALIB = 200
 SEED = 0
 
-# The backends each model must pass (tests/ml_models.rs reads meta.json's `backends`).
-ALL = ["float"]
+# The backends each model must pass (tests/ml_models.rs reads meta.json's `backends`):
+# kept from the meta.json being replaced, "float" for a new model.
+ALL = None
 
 
 def write_csv(path, rows, fmt="%.9g"):
@@ -90,6 +91,9 @@ def save(name, model, Xcalib, Xtest, ytest, task, desc, exporter, backends, n_ou
         metric, val = "accuracy", float((out.argmax(1) == y).mean())
     else:
         metric, val = "rmse", float(np.sqrt(((out - y.reshape(len(y), -1)) ** 2).mean()))
+    meta_path = os.path.join(d, "meta.json")
+    if backends is None:
+        backends = json.load(open(meta_path))["backends"] if os.path.exists(meta_path) else ["float"]
     meta = {
         "task": task,
         "metric": metric,
