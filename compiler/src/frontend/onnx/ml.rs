@@ -597,3 +597,83 @@ fn normalizer(_ctx: &ParsingContext, node: &NodeProto) -> Built {
     };
     Ok((expand(Normalizer(norm)), vec![]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::pb::AttributeProto;
+
+    fn ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto { name: name.into(), r#type: 7, ints: v.to_vec(), ..Default::default() }
+    }
+    fn floats(name: &str, v: &[f32]) -> AttributeProto {
+        AttributeProto { name: name.into(), r#type: 6, floats: v.to_vec(), ..Default::default() }
+    }
+    fn strings(name: &str, v: &[&str]) -> AttributeProto {
+        let strings = v.iter().map(|s| s.as_bytes().to_vec()).collect();
+        AttributeProto { name: name.into(), r#type: 8, strings, ..Default::default() }
+    }
+
+    /// One stump: x[1] <= 0.5 ? 10 : 20.
+    fn stump_attrs() -> Vec<AttributeProto> {
+        vec![
+            ints("nodes_treeids", &[0, 0, 0]),
+            ints("nodes_nodeids", &[0, 1, 2]),
+            ints("nodes_featureids", &[1, 0, 0]),
+            floats("nodes_values", &[0.5, 0.0, 0.0]),
+            strings("nodes_modes", &["BRANCH_LEQ", "LEAF", "LEAF"]),
+            ints("nodes_truenodeids", &[1, 0, 0]),
+            ints("nodes_falsenodeids", &[2, 0, 0]),
+            ints("target_treeids", &[0, 0]),
+            ints("target_nodeids", &[1, 2]),
+            ints("target_ids", &[0, 0]),
+            floats("target_weights", &[10.0, 20.0]),
+        ]
+    }
+
+    /// The stump with a tweak applied to its attributes, read as a one-target regressor.
+    fn stump(tweak: impl Fn(&mut Vec<AttributeProto>)) -> Result<TreeEnsemble, String> {
+        let mut attrs = stump_attrs();
+        tweak(&mut attrs);
+        let node = NodeProto { name: "trees".into(), attribute: attrs, ..Default::default() };
+        read_ensemble(&node, "target")?.into_ensemble(1, None).map_err(|e| e.to_string())
+    }
+
+    fn set(attrs: &mut [AttributeProto], name: &str, value: AttributeProto) {
+        *attrs.iter_mut().find(|a| a.name == name).unwrap() = value;
+    }
+
+    #[test]
+    fn a_well_formed_stump_evaluates() {
+        let e = stump(|_| {}).unwrap();
+        let x = secc_ir::Tensor::F32(ndarray::arr2(&[[0.0f32, 0.4], [0.0, 0.6]]).into_dyn());
+        assert_eq!(e.eval(&[&x]).to_f64_vec(), vec![10.0, 20.0]);
+    }
+
+    #[test]
+    fn inconsistent_trees_are_named_errors() {
+        let err = |tweak: &dyn Fn(&mut Vec<AttributeProto>)| stump(tweak).unwrap_err();
+        assert_eq!(err(&|a| a.retain(|a| a.name != "nodes_values")), "missing attribute nodes_values");
+        assert!(err(&|a| set(a, "nodes_truenodeids", ints("nodes_truenodeids", &[7, 0, 0])))
+            .contains("tree 0, node 0: true child 7 does not exist"));
+        assert!(err(&|a| set(a, "nodes_featureids", ints("nodes_featureids", &[1, 0])))
+            .contains("nodes_featureids has 2 entries, nodes_treeids has 3"));
+        assert!(err(&|a| set(a, "nodes_modes", strings("nodes_modes", &["BRANCH_FOO", "LEAF", "LEAF"])))
+            .contains("unknown mode BRANCH_FOO"));
+        assert!(err(&|a| set(a, "target_nodeids", ints("target_nodeids", &[0, 2])))
+            .contains("tree 0, node 0, which is not a leaf"));
+        assert!(err(&|a| set(a, "nodes_falsenodeids", ints("nodes_falsenodeids", &[1, 0, 0]))).contains("roots"));
+        assert!(err(&|a| set(a, "target_ids", ints("target_ids", &[0, 3]))).contains("not below 1 targets"));
+    }
+
+    #[test]
+    fn one_score_column_becomes_the_two_columns_onnxruntime_writes() {
+        // (a, c0) of s ↦ (a·s + c0, s), and the transform kept: probed on onnxruntime 1.32.
+        assert_eq!(binary_scores(Post::None, true), (-1.0, 1.0, Post::None));
+        assert_eq!(binary_scores(Post::Softmax, true), (-1.0, 1.0, Post::None));
+        assert_eq!(binary_scores(Post::None, false), (-1.0, 0.0, Post::None));
+        assert_eq!(binary_scores(Post::Softmax, false), (-1.0, 0.0, Post::None));
+        assert_eq!(binary_scores(Post::Logistic, true), (-1.0, 0.0, Post::Logistic));
+        assert_eq!(binary_scores(Post::Logistic, false), (-1.0, 0.0, Post::Logistic));
+    }
+}
