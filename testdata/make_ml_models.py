@@ -168,8 +168,9 @@ def main():
     regressor("skl_linreg", LinearRegression(), diab, "LinearRegression on load_diabetes (ai.onnx.ml LinearRegressor)")
     regressor("skl_ridge", Ridge(alpha=0.5), diab, "Ridge(alpha=0.5) on load_diabetes")
     regressor("skl_lasso", Lasso(alpha=0.1, random_state=SEED), diab, "Lasso(alpha=0.1) on load_diabetes")
-    regressor("skl_linsvr", LinearSVR(C=10.0, max_iter=20000, random_state=SEED), diab,
-              "LinearSVR(C=10) on load_diabetes")
+    regressor("skl_linsvr", LinearSVR(C=100.0, loss="squared_epsilon_insensitive", max_iter=20000, random_state=SEED),
+              diab,
+              "LinearSVR(C=100, squared epsilon-insensitive loss) on load_diabetes")
     classifier("skl_logreg_bin", make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, random_state=SEED)),
                cancer, "StandardScaler -> LogisticRegression on load_breast_cancer (2 classes)")
     classifier("skl_logreg_multi", LogisticRegression(max_iter=2000, random_state=SEED), iris,

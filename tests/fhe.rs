@@ -154,9 +154,9 @@ fn sklearn_linear_regression_under_encryption() {
 }
 
 #[test]
-fn xgboost_binary_classifier_under_encryption() {
-    // onnxmltools' one score column with a base value, then LOGISTIC on the client.
-    let o = check_model("xgb_clf_bin", 1);
+fn binary_forest_classifier_under_encryption() {
+    // skl2onnx's one score column, as the two columns onnxruntime writes ([1 − s, s]).
+    let o = check_model("skl_rf_bin", 1);
     assert_eq!(o.off_by_one, 0);
     assert!(o.lookups > 0);
     assert_eq!(o.argmax_agree, o.rows);

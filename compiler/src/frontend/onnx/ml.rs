@@ -482,6 +482,7 @@ impl Expansion for LinearModel {
 /// `coefficients` (`columns` rows of `features`) as `[features, columns]` and the
 /// intercepts (zeros when absent) as `[1, columns]`.
 fn linear_parts(node: &NodeProto, columns: usize) -> TractResult<(Vec<f32>, Vec<f32>, usize)> {
+    node.expect(columns >= 1, "at least one model (intercept)")?;
     let w: Vec<f32> = node.get_attr_vec("coefficients")?;
     node.expect(!w.is_empty() && w.len() % columns == 0, "coefficients: one row of features per model")?;
     let b: Vec<f32> = node.get_attr_opt_vec("intercepts")?.unwrap_or_else(|| vec![0.0; columns]);
