@@ -21,6 +21,7 @@ mod konst;
 mod linear;
 mod lut;
 mod matmul;
+mod normalize;
 mod pool;
 mod pwl;
 mod quant;
@@ -36,14 +37,13 @@ pub use konst::Const;
 pub use linear::LinearMap;
 pub use lut::{round_shift, Lut};
 pub use matmul::MatMul;
+pub use normalize::{Norm, Normalize};
 pub use pool::{AvgPool, MaxPool, SumPool, Window};
 pub use pwl::Pwl;
 pub use quant::{output_quant, quantize_value, Dequantize, Quantize};
 pub use shape::Reshape;
 pub use softmax::Softmax;
-pub use tree::{
-    Aggregate, BranchMode, LeafPath, Literal, PostTransform, Split, Tree, TreeEnsemble, TreeNode, FOREST_FRAC_BITS,
-};
+pub use tree::{Aggregate, BranchMode, LeafPath, Literal, Split, Tree, TreeEnsemble, TreeNode, FOREST_FRAC_BITS};
 
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
@@ -107,6 +107,8 @@ pub enum Op {
     TreeEnsemble(TreeEnsemble),
     /// Softmax or log-softmax over some axes (float).
     Softmax(Softmax),
+    /// Each row divided by its norm (ONNX-ML Normalizer, float).
+    Normalize(Normalize),
 }
 
 macro_rules! dispatch {
@@ -126,6 +128,7 @@ macro_rules! dispatch {
             Op::Dequantize($op) => $e,
             Op::Lut($op) => $e,
             Op::Softmax($op) => $e,
+            Op::Normalize($op) => $e,
             Op::TreeEnsemble($op) => $e,
         }
     };
@@ -164,6 +167,7 @@ impl Op {
             "lut" => Lut::parse_attrs(p).map(Op::Lut),
             "softmax" => Softmax::parse_attrs(p, false).map(Op::Softmax),
             "log_softmax" => Softmax::parse_attrs(p, true).map(Op::Softmax),
+            "normalize" => Normalize::parse_attrs(p).map(Op::Normalize),
             "tree_ensemble" => TreeEnsemble::parse_attrs(p).map(Op::TreeEnsemble),
             m => match (UnaryKind::from_mnemonic(m), BinaryKind::ALL.into_iter().find(|k| k.mnemonic() == m)) {
                 (Some(kind), _) => Unary::parse_attrs(kind, p).map(Op::Unary),

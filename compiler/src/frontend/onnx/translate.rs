@@ -115,6 +115,8 @@ pub(super) fn import_tract(
             let name = if let Some(e) = node.op_as::<ElementWiseOp>() { e.0.name() } else { name.to_string() };
             let translate = if node.op_is::<ElementWiseOp>() {
                 unary as Translator
+            } else if node.op_is::<super::ml::IrOp>() {
+                ir_op
             } else {
                 TRANSLATORS
                     .iter()
@@ -343,6 +345,13 @@ fn reshape(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
         }
     }
     ctx.push(Op::Reshape(Reshape { shape }), vec![x], node)
+}
+
+/// An IR op the ONNX-ML builders wired (TreeEnsembleRegressor/Classifier, Normalizer).
+fn ir_op(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
+    let op = node.op_as::<super::ml::IrOp>().expect("IrOp");
+    let x = ctx.operand(node, 0);
+    ctx.push(op.0.clone(), vec![x], node)
 }
 
 fn identity(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
