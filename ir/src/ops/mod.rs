@@ -16,6 +16,7 @@
 mod conv;
 mod elementwise;
 mod facets;
+mod gather;
 mod input;
 mod konst;
 mod linear;
@@ -23,12 +24,14 @@ mod lut;
 mod matmul;
 mod pool;
 mod quant;
+mod reduce;
 mod shape;
 mod tree;
 
 pub use conv::{conv_accumulate, Conv, ConvGeometry};
 pub use elementwise::{Binary, BinaryKind, Region, Unary, UnaryKind};
 pub use facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
+pub use gather::Gather;
 pub use input::Input;
 pub use konst::Const;
 pub use linear::LinearMap;
@@ -36,6 +39,7 @@ pub use lut::{round_shift, Lut};
 pub use matmul::MatMul;
 pub use pool::{AvgPool, MaxPool, SumPool, Window};
 pub use quant::{output_quant, quantize_value, Dequantize, Quantize};
+pub use reduce::{Reduce, ReduceKind};
 pub use shape::Reshape;
 pub use tree::{
     Aggregate, BranchMode, LeafPath, Literal, PostTransform, Split, Tree, TreeEnsemble, TreeNode, FOREST_FRAC_BITS,
@@ -93,6 +97,10 @@ pub enum Op {
     SumPool(SumPool),
     /// Shape change without data movement.
     Reshape(Reshape),
+    /// Data movement: a selection of the operands' elements and constants.
+    Gather(Gather),
+    /// Sum or maximum over axes.
+    Reduce(Reduce),
     /// Float to integer at the input boundary.
     Quantize(Quantize),
     /// Integer to float at the output boundary.
@@ -116,6 +124,8 @@ macro_rules! dispatch {
             Op::AvgPool($op) => $e,
             Op::SumPool($op) => $e,
             Op::Reshape($op) => $e,
+            Op::Gather($op) => $e,
+            Op::Reduce($op) => $e,
             Op::Quantize($op) => $e,
             Op::Dequantize($op) => $e,
             Op::Lut($op) => $e,
@@ -152,6 +162,9 @@ impl Op {
             "avg_pool" => AvgPool::parse_attrs(p).map(Op::AvgPool),
             "sum_pool" => SumPool::parse_attrs(p).map(Op::SumPool),
             "reshape" => Reshape::parse_attrs(p).map(Op::Reshape),
+            "gather" => Gather::parse_attrs(p).map(Op::Gather),
+            "reduce_sum" => Reduce::parse_attrs(ReduceKind::Sum, p).map(Op::Reduce),
+            "reduce_max" => Reduce::parse_attrs(ReduceKind::Max, p).map(Op::Reduce),
             "quantize" => Quantize::parse_attrs(p).map(Op::Quantize),
             "dequantize" => Dequantize::parse_attrs(p).map(Op::Dequantize),
             "lut" => Lut::parse_attrs(p).map(Op::Lut),

@@ -21,7 +21,7 @@ fn i64s(shape: &[usize], f: impl Fn(usize) -> i64) -> Tensor {
 }
 
 fn window() -> Window {
-    Window { kernel: vec![2, 2], strides: vec![2, 2], pads: vec![0, 1, 0, 1] }
+    Window { kernel: vec![2, 2], strides: vec![2, 2], pads: vec![0, 1, 0, 1], ceil_mode: false }
 }
 
 fn forest() -> TreeEnsemble {
@@ -109,7 +109,7 @@ fn quantized_graph() -> Graph {
     let lut = Lut { shift: 3, base: -20, tables, table_of, quant: out };
     let y = g.push(Op::Lut(lut), vec![acc], "act").unwrap();
     let mp = g.push(Op::MaxPool(MaxPool { window: window() }), vec![y], "").unwrap();
-    let sp = g.push(Op::SumPool(SumPool { window: window(), x_zp: 2 }), vec![y], "").unwrap();
+    let sp = g.push(Op::SumPool(SumPool { window: window(), x_zp: 2, count_include_pad: true }), vec![y], "").unwrap();
     let flat = g.push(Op::Reshape(Reshape { shape: Shape(vec![1, 6]) }), vec![sp], "").unwrap();
     let wm = g.push_const(i64s(&[6, 2], |i| i as i64 - 6), Some(Quant::per_tensor(0.25, 0)), "fc.w");
     let mm = g.push(Op::MatMul(MatMul { x_zp: 0 }), vec![flat, wm], "fc").unwrap();

@@ -1,0 +1,102 @@
+//! The structural ops (1-D conv and pooling, convs without bias, global and ceil-mode
+//! pooling, padded average pooling, flattening under a dynamic batch, concat, chunk,
+//! transpose, slicing, padding, reductions) on torch nets exported by
+//! `testdata/make_structural_models.py`: the float IR against onnxruntime, and every
+//! backend the model's `meta.json` lists (`sim`, `mpc`; `fhe` is checked on IR
+//! filetests and a tiny graph below, the nets being too large for a test under TFHE).
+
+mod common;
+
+use common::*;
+use secc_compiler::passes::quantize::QuantConfig;
+use secc_compiler::pipeline::import_float;
+use std::time::Duration;
+
+/// The structural helper's testdata models.
+fn models() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(model_dir(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| ["torch_conv1d", "torch_pool", "torch_shape"].iter().any(|p| n.starts_with(p)))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "structural models missing: {names:?}");
+    names
+}
+
+fn backends(name: &str) -> Vec<String> {
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model_dir(name).join("meta.json")).unwrap()).unwrap();
+    meta["backends"].as_array().unwrap().iter().map(|b| b.as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn float_ir_matches_onnxruntime() {
+    for name in models() {
+        let g = import_float(&model_dir(&name).join("model.onnx")).unwrap();
+        let xs = samples(&g, &name, "test.csv");
+        let expected = rows(&name, "expected.csv", g.ty(g.outputs[0]).shape.numel());
+        let mut worst = 0f64;
+        for (x, want) in xs.iter().zip(&expected) {
+            let y = secc_ir::interp::run_graph(&g, x).unwrap()[0].to_f64_vec();
+            for (a, &b) in y.iter().zip(want) {
+                worst = worst.max((a - b as f64).abs() / a.abs().max(1.0));
+            }
+        }
+        eprintln!("{name}: float IR vs onnxruntime {worst:.2e}");
+        assert!(worst <= 1e-4, "{name}: float IR differs from onnxruntime by {worst}");
+    }
+}
+
+#[test]
+fn simulation_keeps_accuracy_and_stays_in_range() {
+    let mut failed = Vec::new();
+    for name in models().into_iter().filter(|n| backends(n).iter().any(|b| b == "sim")) {
+        let (c, _) = compile(&name, &QuantConfig::default());
+        let xs = samples(&c.float, &name, "test.csv");
+        let labels = labels(&name);
+        let (mut sim, mut float) = (Vec::new(), Vec::new());
+        for x in &xs {
+            let values = secc_ir::interp::eval_all(&c.quantized, x).unwrap();
+            for (node, v) in c.quantized.nodes.iter().zip(&values) {
+                if let (Some(t), Some(a)) = (node.ty.as_int(), v.as_i64()) {
+                    let (lo, hi) = (*a.iter().min().unwrap(), *a.iter().max().unwrap());
+                    assert!(t.lo <= lo && hi <= t.hi, "{name}: [{lo}, {hi}] outside {}", node.ty);
+                }
+            }
+            sim.push(values[c.quantized.outputs[0].index()].to_f64_vec());
+            float.push(secc_ir::interp::run_graph(&c.float, x).unwrap()[0].to_f64_vec());
+        }
+        let (q, f) = (metric("classification", &sim, &labels), metric("classification", &float, &labels));
+        eprintln!("{name}: float {f:.4}, simulation {q:.4}");
+        if q < f - 0.02 {
+            failed.push(format!("{name}: simulated accuracy {q:.4} more than 2 points below float {f:.4}"));
+        }
+    }
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+#[test]
+fn smpc_agrees_with_float_and_sends_what_the_plan_says() {
+    const ROWS: usize = 2;
+    for name in models().into_iter().filter(|n| backends(n).iter().any(|b| b == "mpc")) {
+        let (g, plan) = mpc_plan(&name);
+        let xs = samples(&g, &name, "test.csv");
+        let flat: Vec<Vec<f32>> = xs[..ROWS].iter().map(|s| s[0].as_f32().unwrap().iter().copied().collect()).collect();
+        let reports = secc_runtime::mpc::session::run_local(&plan, &flat, Duration::from_secs(30), 1).unwrap();
+        let got = reports[plan.roles.receiver].outputs.as_ref().unwrap();
+        for (x, y) in xs.iter().zip(got) {
+            let want = secc_ir::interp::run_graph(&g, x).unwrap()[0].to_f64_vec();
+            let y: Vec<f64> = y.iter().map(|&v| v as f64).collect();
+            let worst = y.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            eprintln!("{name}: SMPC logits within {worst:.2e} of float");
+            assert_eq!(argmax(&y), argmax(&want), "{name}: argmax differs: {y:?} vs {want:?}");
+            assert!(worst <= 0.05, "{name}: logits off by {worst}");
+        }
+        let cost = plan.total(ROWS);
+        for r in &reports {
+            assert_eq!(r.runs[0].0.rounds, cost.rounds, "{name}: rounds of party {}", r.id);
+            assert_eq!(r.runs[0].0.bytes, cost.bytes[r.id], "{name}: bytes of party {}", r.id);
+        }
+    }
+}
