@@ -100,3 +100,52 @@ fn smpc_agrees_with_float_and_sends_what_the_plan_says() {
         }
     }
 }
+
+#[derive(serde::Deserialize)]
+struct Array {
+    shape: Vec<usize>,
+    data: Vec<f32>,
+}
+
+#[derive(serde::Deserialize)]
+struct Io {
+    inputs: Vec<Array>,
+    outputs: Vec<Array>,
+}
+
+/// Single-op cases of the ONNX backend node suite (`make_structural_node_cases.py`):
+/// the float IR computes the suite's outputs, and every output a Split makes.
+#[test]
+fn onnx_node_cases_match_the_suite() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/onnx_node_structural");
+    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    assert!(names.len() >= 50, "node cases missing");
+    let mut failed = Vec::new();
+    for case in names {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let io: Io = serde_json::from_str(&std::fs::read_to_string(case.join("io.json")).unwrap()).unwrap();
+        let g = match import_float(&case.join("model.onnx")) {
+            Ok(g) => g,
+            Err(e) => {
+                failed.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        let xs: Vec<secc_ir::Tensor> = io
+            .inputs
+            .iter()
+            .map(|a| secc_ir::Tensor::F32(ndarray::ArrayD::from_shape_vec(a.shape.clone(), a.data.clone()).unwrap()))
+            .collect();
+        let ys = secc_ir::interp::run_graph(&g, &xs).unwrap();
+        assert_eq!(ys.len(), io.outputs.len(), "{name}: outputs");
+        for (y, want) in ys.iter().zip(&io.outputs) {
+            let worst = y.to_f64_vec().iter().zip(&want.data).map(|(a, &b)| (a - b as f64).abs()).fold(0.0, f64::max);
+            // 1e-4: some of the suite's expected outputs are rounded to 4 decimals.
+            if y.shape().0 != want.shape || worst > 1e-4 {
+                failed.push(format!("{name}: shape {} vs {:?}, error {worst}", y.shape(), want.shape));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{failed:#?}");
+}

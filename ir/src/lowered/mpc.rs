@@ -347,19 +347,6 @@ pub enum StepOp {
         /// Output register.
         out: Reg,
     },
-    /// Data movement, local: output element `j` of a sample is element `index[j]` of
-    /// the registers' samples laid end to end, or (negative `index[j]`) element
-    /// `−1 − index[j]` of weight `w`, the same for every sample.
-    Gather {
-        /// Input registers.
-        xs: Vec<Reg>,
-        /// The constants' weight (encoded at `2^f`).
-        w: Option<usize>,
-        /// The element each output element reads.
-        index: Vec<i64>,
-        /// Output register.
-        out: Reg,
-    },
     /// A univariate function (an activation chain) as a piecewise polynomial.
     Piecewise {
         /// Input register.
@@ -386,6 +373,19 @@ pub enum StepOp {
         x: Reg,
         /// Elements per sample.
         len: usize,
+    },
+    /// Data movement, local: output element `j` of a sample is element `index[j]` of
+    /// the registers' samples laid end to end, or (negative `index[j]`) element
+    /// `−1 − index[j]` of weight `w`, the same for every sample.
+    Gather {
+        /// Input registers.
+        xs: Vec<Reg>,
+        /// The constants' weight (encoded at `2^f`).
+        w: Option<usize>,
+        /// The element each output element reads.
+        index: Vec<i64>,
+        /// Output register.
+        out: Reg,
     },
 }
 

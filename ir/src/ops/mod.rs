@@ -97,10 +97,6 @@ pub enum Op {
     SumPool(SumPool),
     /// Shape change without data movement.
     Reshape(Reshape),
-    /// Data movement: a selection of the operands' elements and constants.
-    Gather(Gather),
-    /// Sum or maximum over axes.
-    Reduce(Reduce),
     /// Float to integer at the input boundary.
     Quantize(Quantize),
     /// Integer to float at the output boundary.
@@ -109,6 +105,10 @@ pub enum Op {
     Lut(Lut),
     /// Tree ensemble (ONNX-ML TreeEnsembleRegressor / TreeEnsembleClassifier), float IR only.
     TreeEnsemble(TreeEnsemble),
+    /// Data movement: a selection of the operands' elements and constants.
+    Gather(Gather),
+    /// Sum or maximum over axes.
+    Reduce(Reduce),
 }
 
 macro_rules! dispatch {
@@ -124,12 +124,12 @@ macro_rules! dispatch {
             Op::AvgPool($op) => $e,
             Op::SumPool($op) => $e,
             Op::Reshape($op) => $e,
-            Op::Gather($op) => $e,
-            Op::Reduce($op) => $e,
             Op::Quantize($op) => $e,
             Op::Dequantize($op) => $e,
             Op::Lut($op) => $e,
             Op::TreeEnsemble($op) => $e,
+            Op::Gather($op) => $e,
+            Op::Reduce($op) => $e,
         }
     };
 }

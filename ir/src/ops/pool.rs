@@ -42,7 +42,6 @@ pub struct Window {
     /// Padding (top, left, bottom, right).
     pub pads: Vec<usize>,
     /// ONNX `ceil_mode`: output sizes round up.
-    #[serde(default)]
     pub ceil_mode: bool,
 }
 
@@ -233,12 +232,7 @@ pub struct SumPool {
     /// Zero point subtracted from every tap.
     pub x_zp: i64,
     /// The divisors' rule of the `avg_pool` this stands for.
-    #[serde(default = "yes")]
     pub count_include_pad: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl SumPool {

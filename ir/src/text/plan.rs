@@ -310,7 +310,7 @@ fn parse_step_op(
 }
 
 const FORMS: &str = "`%rO = share`, `%rO = matmul|conv %rX, wW[, wB]`, \
-    `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX` or `reveal %rX`";
+    `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX`, `%rO = gather %rX, ...[, wW]` or `reveal %rX`";
 
 fn parse_step(p: &mut Parser) -> Result<Step, ParseError> {
     let out = if p.at_value() {
