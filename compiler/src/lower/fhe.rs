@@ -184,7 +184,8 @@ pub fn lower_fhe(
             }
             FheLowering::Levelled => {
                 let map = node_linear_map(graph, v).ok_or_else(|| {
-                    let why = "reads several encrypted tensors; a levelled map reads one, its other operands are constants";
+                    let why =
+                        "reads several encrypted tensors; a levelled map reads one, its other operands are constants";
                     fail(graph, v, format!("`{}` {why}", node.op.mnemonic()))
                 })?;
                 let input = variance[node.inputs[0].index()];

@@ -84,7 +84,12 @@ pub fn quantize(
 impl Quantizer<'_> {
     /// Pushes the table computing old value `target` from `region`, requantized over
     /// `over` (by default the range `target` took on the calibration set).
-    fn push_lut(&mut self, region: &Region, target: ValueId, over: Option<(f64, f64)>) -> Result<ValueId, CompileError> {
+    fn push_lut(
+        &mut self,
+        region: &Region,
+        target: ValueId,
+        over: Option<(f64, f64)>,
+    ) -> Result<ValueId, CompileError> {
         let seen =
             self.observed[region.source.index()].iter().flat_map(|t| t.as_i64().expect("integer").iter().copied());
         let observed = (seen.clone().min().expect("samples"), seen.max().expect("samples"));

@@ -327,7 +327,11 @@ impl Checker<'_> {
                     Some(w) => self.weight(*w)?,
                     None => 0,
                 };
-                if let Some(i) = index.iter().find(|&&i| if i >= 0 { i as usize >= total } else { i.unsigned_abs() as usize > values }) {
+                if let Some(i) =
+                    index
+                        .iter()
+                        .find(|&&i| if i >= 0 { i as usize >= total } else { i.unsigned_abs() as usize > values })
+                {
                     return Err(StepProblem::Invalid(format!(
                         "gather reads element {i} of {total} register elements and {values} constants"
                     )));

@@ -53,7 +53,10 @@ pub struct Gather {
 
 impl Gather {
     fn pick<T: Copy>(&self, flat: &[T], constant: impl Fn(f64) -> T) -> ArrayD<T> {
-        let y = self.index.iter().map(|&i| if i >= 0 { flat[i as usize] } else { constant(self.values[(-1 - i) as usize]) });
+        let y = self
+            .index
+            .iter()
+            .map(|&i| if i >= 0 { flat[i as usize] } else { constant(self.values[(-1 - i) as usize]) });
         ArrayD::from_shape_vec(IxDyn(&self.shape.0), y.collect()).expect("gather verified")
     }
 
@@ -75,7 +78,9 @@ impl OpSpec for Gather {
         if Some(self.index.len()) != self.shape.0.iter().try_fold(1usize, |p, &d| p.checked_mul(d)) {
             return Err(format!("{} indices for shape {}", self.index.len(), self.shape));
         }
-        if let Some(i) = self.index.iter().find(|&&i| i >= total as i64 || (i < 0 && (-1 - i) as usize >= self.values.len())) {
+        if let Some(i) =
+            self.index.iter().find(|&&i| i >= total as i64 || (i < 0 && (-1 - i) as usize >= self.values.len()))
+        {
             return Err(format!("index {i} is beyond the {total} operand elements and {} values", self.values.len()));
         }
         if common_is_float(inputs)? {
@@ -97,7 +102,8 @@ impl OpSpec for Gather {
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         match inputs[0] {
             Tensor::F32(_) => {
-                let flat: Vec<f32> = inputs.iter().flat_map(|t| t.as_f32().expect("float operands").iter().copied()).collect();
+                let flat: Vec<f32> =
+                    inputs.iter().flat_map(|t| t.as_f32().expect("float operands").iter().copied()).collect();
                 Tensor::F32(self.pick(&flat, |v| v as f32))
             }
             Tensor::I64(_) => {

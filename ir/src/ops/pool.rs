@@ -209,7 +209,11 @@ impl OpSpec for AvgPool {
         let x = inputs[0].as_f32().expect("float operand verified");
         let divisors = self.window.divisors(&Shape(x.shape().to_vec()), self.count_include_pad);
         let sums = self.window.apply(x, |t| t.iter().sum::<f32>());
-        Tensor::F32(ndarray::Zip::from(&sums).and(&ArrayD::from_shape_vec(sums.raw_dim(), divisors).expect("shape")).map_collect(|&s, &d| s / d as f32))
+        Tensor::F32(
+            ndarray::Zip::from(&sums)
+                .and(&ArrayD::from_shape_vec(sums.raw_dim(), divisors).expect("shape"))
+                .map_collect(|&s, &d| s / d as f32),
+        )
     }
     fn print_attrs(&self, w: &mut Printer) {
         self.window.print(w);
@@ -265,7 +269,8 @@ impl OpSpec for SumPool {
         };
         let shape = self.window.output_shape(&inputs[0].ty.shape)?;
         let (lo, hi) = super::linear::minus_zero_point(xi.lo, xi.hi, self.x_zp)?;
-        let (lo, hi) = if self.window.has_padding() || self.window.ceil_mode { (lo.min(0), hi.max(0)) } else { (lo, hi) };
+        let (lo, hi) =
+            if self.window.has_padding() || self.window.ceil_mode { (lo.min(0), hi.max(0)) } else { (lo, hi) };
         // Output j sums its in-image taps, times `L / d_j`.
         let in_image = self.window.divisors(&inputs[0].ty.shape, false);
         let scaled = self.multipliers(&inputs[0].ty.shape).and_then(|(m, l)| {

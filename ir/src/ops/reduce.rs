@@ -80,7 +80,10 @@ impl OpSpec for Reduce {
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         expect_arity(inputs, 1..=1)?;
         let x = inputs[0].ty;
-        if self.axes.is_empty() || self.axes.windows(2).any(|w| w[0] >= w[1]) || self.axes.iter().any(|&a| a >= x.shape.rank()) {
+        if self.axes.is_empty()
+            || self.axes.windows(2).any(|w| w[0] >= w[1])
+            || self.axes.iter().any(|&a| a >= x.shape.rank())
+        {
             return Err(format!("axes {:?} are not increasing axes of {}", self.axes, x.shape));
         }
         let shape = self.out_shape(&x.shape);
@@ -107,7 +110,9 @@ impl OpSpec for Reduce {
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         match (inputs[0], self.kind) {
             (Tensor::F32(x), ReduceKind::Sum) => Tensor::F32(self.reduce(x, |t| t.iter().sum())),
-            (Tensor::F32(x), ReduceKind::Max) => Tensor::F32(self.reduce(x, |t| t.iter().copied().fold(f32::NEG_INFINITY, f32::max))),
+            (Tensor::F32(x), ReduceKind::Max) => {
+                Tensor::F32(self.reduce(x, |t| t.iter().copied().fold(f32::NEG_INFINITY, f32::max)))
+            }
             (Tensor::I64(x), ReduceKind::Sum) => Tensor::I64(self.reduce(x, |t| t.iter().map(|v| v - self.x_zp).sum())),
             (Tensor::I64(x), ReduceKind::Max) => Tensor::I64(self.reduce(x, |t| *t.iter().max().expect("non-empty"))),
         }

@@ -46,7 +46,9 @@ fn print_step(w: &mut Printer, op: &StepOp) {
         | StepOp::Piecewise { x, out, .. }
         | StepOp::Forest { x, out, .. } => (Some(*out), vec![Arg::Reg(*x)]),
         StepOp::Reveal { x, .. } => (None, vec![Arg::Reg(*x)]),
-        StepOp::Gather { xs, w, out, .. } => (Some(*out), xs.iter().map(|&x| Arg::Reg(x)).chain(w.map(Arg::Weight)).collect()),
+        StepOp::Gather { xs, w, out, .. } => {
+            (Some(*out), xs.iter().map(|&x| Arg::Reg(x)).chain(w.map(Arg::Weight)).collect())
+        }
     };
     w.text("  ");
     if let Some(out) = out {

@@ -86,7 +86,9 @@ fn float_graph() -> Graph {
     let index = (0..18).rev().chain([-1, 18, 19, -2]).collect();
     let cat = Gather { shape: Shape(vec![1, 22]), index, values: vec![0.0, -2.5] };
     let r = g.push(Op::Gather(cat), vec![r, sum, max], "cat").unwrap();
-    let r = g.push(Op::Gather(Gather { shape: Shape(vec![1, 18]), index: (0..18).collect(), values: vec![] }), vec![r], "").unwrap();
+    let r = g
+        .push(Op::Gather(Gather { shape: Shape(vec![1, 18]), index: (0..18).collect(), values: vec![] }), vec![r], "")
+        .unwrap();
     let w = g.push_const(f32s(&[18, 2], |i| 1.0 / (i as f32 + 1.0)), None, "fc.weight");
     let y = g.push(Op::MatMul(MatMul { x_zp: 0 }), vec![r, w], "fc").unwrap();
     let t = g.push(Op::TreeEnsemble(forest()), vec![y], "TreeEnsembleRegressor").unwrap();
@@ -121,7 +123,8 @@ fn quantized_graph() -> Graph {
     let max = g.push(Op::Reduce(Reduce { kind: ReduceKind::Max, axes: vec![1], x_zp: 0 }), vec![flat], "").unwrap();
     let pick = Gather { shape: Shape(vec![1, 2]), index: vec![0, -1], values: vec![-7.0] };
     let _ = g.push(Op::Gather(pick), vec![max], "").unwrap();
-    let _ = g.push(Op::Gather(Gather { shape: Shape(vec![1]), index: vec![0], values: vec![] }), vec![sum], "").unwrap();
+    let _ =
+        g.push(Op::Gather(Gather { shape: Shape(vec![1]), index: vec![0], values: vec![] }), vec![sum], "").unwrap();
     let wm = g.push_const(i64s(&[6, 2], |i| i as i64 - 6), Some(Quant::per_tensor(0.25, 0)), "fc.w");
     let mm = g.push(Op::MatMul(MatMul { x_zp: 0 }), vec![flat, wm], "fc").unwrap();
     let mq = g.ty(mm).as_int().unwrap().quant.clone().unwrap();

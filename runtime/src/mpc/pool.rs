@@ -63,7 +63,8 @@ pub fn gather(xs: &[Shares], w: Option<&Shares>, index: &[i64], batch: usize) ->
     let pick = |slot: fn(&Shares) -> &Vec<u64>| {
         let mut out = Vec::with_capacity(batch * index.len());
         for b in 0..batch {
-            let mut flat: Vec<u64> = xs.iter().zip(&lens).flat_map(|(x, &n)| slot(x)[b * n..(b + 1) * n].iter().copied()).collect();
+            let mut flat: Vec<u64> =
+                xs.iter().zip(&lens).flat_map(|(x, &n)| slot(x)[b * n..(b + 1) * n].iter().copied()).collect();
             let base = flat.len();
             flat.extend(w.map_or(&[][..], |w| &slot(w)[..]));
             out.extend(index.iter().map(|&i| if i >= 0 { flat[i as usize] } else { flat[base + (-1 - i) as usize] }));

@@ -10,16 +10,16 @@ use secc_ir::{Graph, Op, Shape, Tensor, ValueId};
 use std::collections::HashMap;
 use tract_onnx::pb::{GraphProto, ModelProto};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::array::{Pad, PadMode};
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::cnn::{
     Conv as TConv, KernelFormat, MaxPool as TMaxPool, PaddingSpec, PoolSpec, SumPool,
 };
-use tract_onnx::tract_core::ops::array::{Pad, PadMode};
 use tract_onnx::tract_core::ops::einsum::EinSum;
-use tract_onnx::tract_core::ops::nn::{Reduce as TReduce, Reducer};
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::nn::DataFormat;
+use tract_onnx::tract_core::ops::nn::{Reduce as TReduce, Reducer};
 use tract_onnx::tract_core::ops::source::TypedSource;
 
 type Translator = fn(&mut Ctx, &TypedNode) -> Result<ValueId, String>;
@@ -40,19 +40,23 @@ const TRANSLATORS: &[(&str, Translator)] = &[
     ("Reshape", reshape),   // Reshape, Flatten
     ("AddAxis", reshape),   // Unsqueeze
     ("RmAxis", reshape),    // Squeeze
-    ("MoveAxis", reshape),  // Transpose (one move per permuted axis)
-    ("Slice", movement),    // Slice, Split
-    ("StridedSlice", movement), // Slice
-    ("Gather", movement),   // Gather
-    ("Pad", movement),      // Pad
-    ("Concat", movement),   // Concat
-    ("MultiBroadcastTo", movement), // Expand
-    ("Tile", movement),     // Tile
-    ("Reduce<Sum>", reduce), // ReduceSum, ReduceMean, GlobalAveragePool
-    ("Reduce<Max>", reduce), // ReduceMax, GlobalMaxPool
+    ("MoveAxis", reshape),  // Transpose (a move per permuted axis)
     ("GeluExact", gelu),    // Gelu
     ("Identity", identity), // Identity
     ("Cast", cast),         // Cast to float
+    ("Slice", movement),    // Slice, Split
+    ("Gather", movement),   // Gather
+    ("Pad", movement),      // Pad
+    ("Concat", movement),   // Concat
+    ("Tile", movement),     // Tile
+    // Slice
+    ("StridedSlice", movement),
+    // Expand
+    ("MultiBroadcastTo", movement),
+    // ReduceSum, ReduceMean, GlobalAveragePool
+    ("Reduce<Sum>", reduce),
+    // ReduceMax, GlobalMaxPool
+    ("Reduce<Max>", reduce),
 ];
 
 struct Ctx<'a> {
@@ -190,7 +194,10 @@ fn window(ctx: &Ctx, node: &TypedNode, spec: &PoolSpec) -> Result<(Window, Vec<u
     if d == 1 {
         let lift = |v: Vec<usize>, unit: usize| [vec![unit], v].concat();
         let pads = vec![0, pads[0], 0, pads[1]];
-        return Ok((Window { kernel: lift(kernel, 1), strides: lift(strides, 1), pads, ceil_mode }, lift(dilations, 1)));
+        return Ok((
+            Window { kernel: lift(kernel, 1), strides: lift(strides, 1), pads, ceil_mode },
+            lift(dilations, 1),
+        ));
     }
     Ok((Window { kernel, strides, pads, ceil_mode }, dilations))
 }
@@ -219,19 +226,28 @@ fn conv(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
     let (w, dilations) = window(ctx, node, &op.pool_spec)?;
     let conv = Conv { strides: w.strides, pads: w.pads, dilations, group: op.group, x_zp: 0 };
     let constant = |ctx: &Ctx, i: usize| {
-        ctx.graph.const_value(ctx.operand(node, i)).and_then(Tensor::as_f32).cloned().ok_or("the kernel and bias must be constants")
+        ctx.graph
+            .const_value(ctx.operand(node, i))
+            .and_then(Tensor::as_f32)
+            .cloned()
+            .ok_or("the kernel and bias must be constants")
     };
+    // A 1-D kernel [o, c, k] is the 2-D kernel [o, c, 1, k].
     let kernel = constant(ctx, 1)?;
-    let kernel = match kernel.shape() {
-        &[o, c, k] => kernel.into_shape_with_order(vec![o, c, 1, k]).map_err(|e| e.to_string())?,
-        _ => kernel,
-    };
     let outputs = kernel.shape()[0];
-    let mut inputs = vec![ctx.graph.push_const(Tensor::F32(kernel), None, format!("{}.weight", node.name))];
+    let mut inputs = vec![match kernel.shape() {
+        &[o, c, k] => {
+            let kernel = kernel.into_shape_with_order(vec![o, c, 1, k]).map_err(|e| e.to_string())?;
+            ctx.graph.push_const(Tensor::F32(kernel), None, format!("{}.weight", node.name))
+        }
+        _ => ctx.operand(node, 1),
+    }];
     // tract writes a missing bias as a scalar 0; a scalar bias is one per output channel.
     if node.inputs.len() > 2 {
         let bias = constant(ctx, 2)?;
-        if bias.iter().any(|&b| b != 0.0) {
+        if bias.shape() == [outputs] {
+            inputs.push(ctx.operand(node, 2));
+        } else if bias.iter().any(|&b| b != 0.0) {
             let bias = bias.broadcast(vec![outputs]).ok_or("the bias is not one value per output channel")?.to_owned();
             inputs.push(ctx.graph.push_const(Tensor::F32(bias), None, format!("{}.bias", node.name)));
         }
@@ -315,10 +331,8 @@ fn movement(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
         }
         _ => node.op.as_ref(),
     };
-    let out = op
-        .eval_out_of_plan(inputs)
-        .map_err(|e| format!("{e:#}"))?
-        .ok_or("tract cannot run this op outside a plan")?;
+    let out =
+        op.eval_out_of_plan(inputs).map_err(|e| format!("{e:#}"))?.ok_or("tract cannot run this op outside a plan")?;
     let index = out[0].cast_to::<i64>().map_err(|e| e.to_string())?;
     let index: Vec<i64> = index.to_plain_array_view::<i64>().map_err(|e| e.to_string())?.iter().copied().collect();
     let shape = ctx.out_shape(node)?;
