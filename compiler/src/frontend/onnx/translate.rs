@@ -272,7 +272,10 @@ fn avg_pool(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
     if !op.normalize {
         return Err("un-normalized sum pooling is not supported".into());
     }
-    let (window, _) = window(ctx, node, &op.pool_spec)?;
+    let (window, dil) = window(ctx, node, &op.pool_spec)?;
+    if dil.iter().any(|&d| d != 1) {
+        return Err("dilated pooling is not supported".into());
+    }
     windowed(ctx, node, Op::AvgPool(AvgPool { window, count_include_pad: op.count_include_pad }), vec![])
 }
 
