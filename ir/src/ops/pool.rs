@@ -420,3 +420,26 @@ impl MpcRule for SumPool {
         0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sum_pool` is `avg_pool` times `L`, exactly, under every divisor rule.
+    #[test]
+    fn sum_pool_is_the_average_scaled_by_the_common_multiple() {
+        let x: Vec<i64> = (0..30).map(|i| (i * 7) % 11 - 5).collect();
+        let xi = ArrayD::from_shape_vec(IxDyn(&[1, 1, 5, 6]), x.clone()).unwrap();
+        let xf = xi.mapv(|v| v as f32);
+        for (ceil_mode, count_include_pad) in [(false, false), (true, false), (true, true), (false, true)] {
+            let window = Window { kernel: vec![3, 2], strides: vec![2, 2], pads: vec![1, 0, 1, 1], ceil_mode };
+            let sum = SumPool { window: window.clone(), x_zp: 0, count_include_pad };
+            let (_, l) = sum.multipliers(&Shape(vec![1, 1, 5, 6])).unwrap();
+            let s = sum.eval(&[&Tensor::I64(xi.clone())]);
+            let a = AvgPool { window, count_include_pad }.eval(&[&Tensor::F32(xf.clone())]);
+            for (s, a) in s.as_i64().unwrap().iter().zip(a.as_f32().unwrap()) {
+                assert!((*s as f32 / l as f32 - a).abs() < 1e-5, "{ceil_mode} {count_include_pad}: {s}/{l} vs {a}");
+            }
+        }
+    }
+}
