@@ -75,4 +75,3 @@ fn random_weights_with_denormals_zeros_and_huge_values_never_panic() {
         }
     }
 }
-

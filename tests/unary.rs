@@ -42,7 +42,10 @@ fn torch_activation_models_match_onnxruntime_and_run_on_sim_and_mpc() {
         for (x, want) in xs.iter().zip(&expected) {
             let got = secc_ir::interp::run_graph(&c.float, x).unwrap()[0].to_f64_vec();
             for (g, &w) in got.iter().zip(want) {
-                assert!((g - w as f64).abs() <= 1e-4 * (w.abs() as f64).max(1.0), "{name}: float {g} vs onnxruntime {w}");
+                assert!(
+                    (g - w as f64).abs() <= 1e-4 * (w.abs() as f64).max(1.0),
+                    "{name}: float {g} vs onnxruntime {w}"
+                );
             }
             sim_out.push(secc_ir::interp::run_graph(&c.quantized, x).unwrap()[0].to_f64_vec());
         }
@@ -122,7 +125,11 @@ fn cases() -> Vec<Case> {
         },
     });
     cases.push(Case { name: "max(x, 0.5)", range: (-4.0, 4.0), build: |g, x| with_const(g, x, BinaryKind::Max, 0.5) });
-    cases.push(Case { name: "min(x, -0.5)", range: (-4.0, 4.0), build: |g, x| with_const(g, x, BinaryKind::Min, -0.5) });
+    cases.push(Case {
+        name: "min(x, -0.5)",
+        range: (-4.0, 4.0),
+        build: |g, x| with_const(g, x, BinaryKind::Min, -0.5),
+    });
     cases.push(Case { name: "pow(x, 2)", range: (-3.0, 3.0), build: |g, x| with_const(g, x, BinaryKind::Pow, 2.0) });
     cases.push(Case { name: "pow(x, 3)", range: (-2.0, 2.0), build: |g, x| with_const(g, x, BinaryKind::Pow, 3.0) });
     cases.push(Case {
@@ -172,9 +179,7 @@ fn every_elementwise_op_meets_its_stated_smpc_bound_on_a_grid() {
             .steps
             .iter()
             .find_map(|s| match &s.op {
-                StepOp::Piecewise { function, .. } => {
-                    Some(("piecewise", function.pieces.len(), function.max_error))
-                }
+                StepOp::Piecewise { function, .. } => Some(("piecewise", function.pieces.len(), function.max_error)),
                 // The comparison protocol: exact but for the input's encoding.
                 StepOp::Relu { .. } => Some(("relu", 2, 2.0f64.powi(-18))),
                 _ => None,
@@ -211,7 +216,8 @@ fn onnx_backend_cases_run_on_float_sim_and_mpc() {
     assert!(cases.len() >= 17, "{cases:?}");
     for case in cases {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
-        let g = secc_compiler::pipeline::import_float(&case.join("model.onnx")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let g =
+            secc_compiler::pipeline::import_float(&case.join("model.onnx")).unwrap_or_else(|e| panic!("{name}: {e}"));
         let shape = g.ty(g.inputs[0]).shape.clone();
         let read = |file: &str| secc_runtime::csv::read_csv(&case.join(file), shape.numel()).unwrap().remove(0);
         let (x, want) = (read("input.csv"), read("expected.csv"));

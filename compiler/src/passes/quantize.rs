@@ -186,4 +186,3 @@ impl QuantizeCx for Quantizer<'_> {
         self.push(Op::Const(Const { value, quant }), vec![], name)
     }
 }
-

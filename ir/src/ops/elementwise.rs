@@ -10,8 +10,8 @@
 
 use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
 use super::pwl::Pwl;
-use super::{expect_arity, Op, OpSpec, Operand};
 use super::ConvGeometry;
+use super::{expect_arity, Op, OpSpec, Operand};
 use crate::lowered::fixed::encode_fixed;
 use crate::lowered::mpc::{Reg, StepOp};
 use crate::tensor::Tensor;
@@ -585,7 +585,8 @@ impl Binary {
         if uniform_const(graph, c).is_some() || graph.ty(x).shape != *shape {
             return None;
         }
-        let c = graph.const_value(c)?.as_f32()?.broadcast(IxDyn(&shape.0))?.iter().map(|&c| c as f64).collect::<Vec<_>>();
+        let c =
+            graph.const_value(c)?.as_f32()?.broadcast(IxDyn(&shape.0))?.iter().map(|&c| c as f64).collect::<Vec<_>>();
         let ones = vec![1.0; c.len()];
         Some(match (self.kind, const_first) {
             (BinaryKind::Add, _) => (x, ones, c),
@@ -609,7 +610,8 @@ impl MpcRule for Binary {
         let len = scale.len();
         let name = |what: &str| format!("{v} \"{}\" {what}", graph.node(v).name);
         let w = cx.raw_weight(name("scale"), scale.iter().map(|&s| encode_fixed(s, f)).collect());
-        let b = (!bias.is_empty()).then(|| cx.raw_weight(name("bias"), bias.iter().map(|&b| encode_fixed(b, 2 * f)).collect()));
+        let b = (!bias.is_empty())
+            .then(|| cx.raw_weight(name("bias"), bias.iter().map(|&b| encode_fixed(b, 2 * f)).collect()));
         let geometry = ConvGeometry {
             input: [1, len, 1, 1],
             kernel: [len, 1, 1, 1],

@@ -84,7 +84,8 @@ fn fit_piece(f: Batch, a: f64, b: f64, d: usize, ulp: f64) -> Result<(Piece, f64
     }
     let fit_err =
         grid.iter().zip(&want).map(|(&x, &y)| (eval(&coeffs, scale * x + offset) - y).abs()).fold(0.0, f64::max);
-    let slope = grid.windows(2).zip(want.windows(2)).map(|(x, y)| ((y[1] - y[0]) / (x[1] - x[0])).abs()).fold(0.0, f64::max);
+    let slope =
+        grid.windows(2).zip(want.windows(2)).map(|(x, y)| ((y[1] - y[0]) / (x[1] - x[0])).abs()).fold(0.0, f64::max);
     Ok((Piece { lo: a, hi: b, scale, offset, coeffs: coeffs.clone() }, fit_err + rounding(&coeffs, a, b, ulp, slope)))
 }
 
@@ -100,7 +101,6 @@ fn rounding(coeffs: &[f64], a: f64, b: f64, ulp: f64, slope: f64) -> f64 {
     (powers + coeffs.len() as f64 / 2.0 + 1.0 + slope / 2.0) * ulp
 }
 
-
 /// The piecewise polynomial of degree `d` on the pieces between consecutive `bounds`,
 /// with tangent tails beyond them.
 fn fit_with(f: Batch, name: &str, bounds: &[f64], d: usize, ulp: f64) -> Result<Piecewise, String> {
@@ -109,7 +109,8 @@ fn fit_with(f: Batch, name: &str, bounds: &[f64], d: usize, ulp: f64) -> Result<
     let h = (hi - lo) * 1e-4;
     let y = f(&[lo, lo + h, hi - h, hi]);
     let (sl, sr) = ((y[1] - y[0]) / h, (y[3] - y[2]) / h);
-    let mut pieces = vec![Piece { lo: f64::NEG_INFINITY, hi: lo, scale: 1.0, offset: 0.0, coeffs: vec![y[0] - sl * lo, sl] }];
+    let mut pieces =
+        vec![Piece { lo: f64::NEG_INFINITY, hi: lo, scale: 1.0, offset: 0.0, coeffs: vec![y[0] - sl * lo, sl] }];
     let mut max_error: f64 = 0.0;
     for w in bounds.windows(2) {
         let (piece, err) = fit_piece(f, w[0], w[1], d, ulp)?;

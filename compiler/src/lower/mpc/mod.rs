@@ -202,7 +202,10 @@ impl Lowering<'_> {
     ) -> Result<impl Fn(&[f64]) -> Vec<f64> + '_, CompileError> {
         let g = self.graph;
         if g.ty(v).shape != g.ty(source).shape {
-            return Err(self.fail(v, "the elementwise chain changes the shape of its input; the mpc backend needs one value per element"));
+            return Err(self.fail(
+                v,
+                "the elementwise chain changes the shape of its input; the mpc backend needs one value per element",
+            ));
         }
         let mut consts = HashMap::new();
         for &i in chain.iter().flat_map(|&n| &g.node(n).inputs) {
