@@ -30,7 +30,8 @@ fn backends(name: &str) -> Vec<String> {
 }
 
 /// Float matches onnxruntime (1e-4, relative above 1); the simulation keeps the
-/// accuracy within 3 points (where meta.json lists `sim`); SMPC has float's argmax and
+/// accuracy within 5 points (where meta.json lists `sim`; 8-bit activations, tables
+/// read at 5 bits); SMPC has float's argmax and
 /// logits within 0.05.
 #[test]
 fn torch_activation_models_match_onnxruntime_and_run_on_sim_and_mpc() {
@@ -51,8 +52,9 @@ fn torch_activation_models_match_onnxruntime_and_run_on_sim_and_mpc() {
         }
         let float_acc = meta(&name).float_metric;
         let sim_acc = metric("classification", &sim_out, &labels(&name));
+        println!("{name}: float accuracy {float_acc}, sim {sim_acc}");
         if backends(&name).iter().any(|b| b == "sim") {
-            assert!(sim_acc >= float_acc - 0.03, "{name}: sim accuracy {sim_acc} vs float {float_acc}");
+            assert!(sim_acc >= float_acc - 0.05, "{name}: sim accuracy {sim_acc} vs float {float_acc}");
         }
 
         let plan = c.mpc.unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -190,7 +192,7 @@ fn every_elementwise_op_meets_its_stated_smpc_bound_on_a_grid() {
         let reports = secc_runtime::mpc::session::run_local(&plan, &flat, Duration::from_secs(60), 1).unwrap();
         let mut worst: f64 = 0.0;
         for (t, got) in inputs.iter().zip(reports[plan.roles.receiver].outputs.as_ref().unwrap()) {
-            let want = secc_ir::interp::run_graph(&c.float, &[t.clone()]).unwrap()[0].to_f64_vec();
+            let want = secc_ir::interp::run_graph(&c.float, std::slice::from_ref(t)).unwrap()[0].to_f64_vec();
             for (g, w) in got.iter().zip(&want) {
                 // The output travels as f32: half its ulp on top of the plan's bound.
                 let err = (*g as f64 - w).abs() - w.abs() * f32::EPSILON as f64;

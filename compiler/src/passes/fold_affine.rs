@@ -2,6 +2,12 @@
 //! uniform within each output channel becomes one linear op with adjusted weights and
 //! bias (Gemm's `C`, MatMul + Add bias, BatchNormalization after Conv). Only when the
 //! linear op's result has no other user.
+//!
+//! Forward too: such ops with a constant per input feature (its last axis) that feed
+//! only a matmul fold into its rows and bias (`W' = diag(s)·W`, `b' = b + tᵀ·W` for
+//! `x·s + t`): a normalisation of the model's input, a BatchNormalization after a
+//! ReLU. Otherwise the quantizer would make them a table per feature, read at
+//! `table_bits`. Not into a convolution, whose zero padding the shift would move.
 
 use super::Rebuild;
 use crate::CompileError;
@@ -32,8 +38,20 @@ pub fn fold_affine(graph: &Graph) -> Result<Graph, CompileError> {
             Some(b) => b.iter().copied().collect::<Vec<f32>>(),
             None => vec![0.0; channels],
         };
-        let mut cur = ValueId(i as u32);
         let mut changed = false;
+        let mut x = node.inputs[0];
+        if matches!(node.op, Op::MatMul(_)) && w_axis == 1 {
+            if let Some((x0, s, t)) = feature_affine(graph, &users, &absorbed_into, x, w.shape()[0]) {
+                for (n, col) in w.axis_iter(Axis(1)).enumerate() {
+                    b[n] += col.iter().zip(&t).map(|(w, t)| w * t).sum::<f32>();
+                }
+                for (k, mut row) in w.axis_iter_mut(Axis(0)).enumerate() {
+                    row.mapv_inplace(|v| v * s[k]);
+                }
+                (x, changed) = (x0, true);
+            }
+        }
+        let mut cur = ValueId(i as u32);
         while let [user] = users[cur.index()].as_slice() {
             let Some((kind, c)) = affine_step(graph, *user, cur, &node.ty.shape.0, axis) else { break };
             match kind {
@@ -52,8 +70,7 @@ pub fn fold_affine(graph: &Graph) -> Result<Graph, CompileError> {
             cur = *user;
             changed = true;
         }
-        let x = r.get(node.inputs[0]);
-        let mut inputs = vec![x, r.get(node.inputs[1])];
+        let mut inputs = vec![r.get(x), r.get(node.inputs[1])];
         if changed {
             inputs[1] = r.new.push_const(Tensor::F32(w), None, graph.node(node.inputs[1]).name.clone());
             let bias = ArrayD::from_shape_vec(IxDyn(&[channels]), b).expect("one bias per channel");
@@ -111,4 +128,67 @@ fn affine_step(
         })
         .collect();
     Some((op.kind, per_channel))
+}
+
+/// The per-feature affine map `x0 ⊙ s + t` that the chain of single-user affine ops
+/// ending at `v` (a matmul's input with `k` features) applies to the value `x0` it
+/// starts from, when there is one.
+fn feature_affine(
+    graph: &Graph,
+    users: &[Vec<ValueId>],
+    absorbed_into: &[Option<ValueId>],
+    v: ValueId,
+    k: usize,
+) -> Option<(ValueId, Vec<f32>, Vec<f32>)> {
+    let mut steps = Vec::new();
+    let mut cur = v;
+    loop {
+        let node = graph.node(cur);
+        let (Op::Binary(op), [a, b], 1, None) =
+            (&node.op, &node.inputs[..], users[cur.index()].len(), absorbed_into[cur.index()])
+        else {
+            break;
+        };
+        let (x, c, x_first) = match (graph.const_value(*a), graph.const_value(*b)) {
+            (None, Some(c)) => (*a, c, true),
+            (Some(c), None) => (*b, c, false),
+            _ => break,
+        };
+        let affine = matches!(op.kind, BinaryKind::Add | BinaryKind::Sub | BinaryKind::Mul)
+            || (op.kind == BinaryKind::Div && x_first);
+        let Some(c) = c.as_f32().and_then(|c| per_feature(c, k)) else { break };
+        if !affine || graph.ty(x).shape != node.ty.shape {
+            break;
+        }
+        steps.push((op.kind, x_first, c));
+        cur = x;
+    }
+    if steps.is_empty() {
+        return None;
+    }
+    let (mut s, mut t) = (vec![1f32; k], vec![0f32; k]);
+    for (kind, x_first, c) in steps.into_iter().rev() {
+        for ((s, t), c) in s.iter_mut().zip(&mut t).zip(c) {
+            match (kind, x_first) {
+                (BinaryKind::Add, _) => *t += c,
+                (BinaryKind::Sub, true) => *t -= c,
+                (BinaryKind::Sub, false) => (*s, *t) = (-*s, c - *t),
+                (BinaryKind::Mul, _) => (*s, *t) = (*s * c, *t * c),
+                (BinaryKind::Div, _) => (*s, *t) = (*s / c, *t / c),
+                _ => unreachable!("only affine steps are collected"),
+            }
+        }
+    }
+    Some((cur, s, t))
+}
+
+/// `c` as one value per feature of a last axis of `k`, when it varies along that axis
+/// only.
+fn per_feature(c: &ArrayD<f32>, k: usize) -> Option<Vec<f32>> {
+    let (last, rest) = c.shape().split_last().map_or((1, &[][..]), |(l, r)| (*l, r));
+    if rest.iter().any(|&d| d != 1) || (last != 1 && last != k) {
+        return None;
+    }
+    let flat: Vec<f32> = c.iter().copied().collect();
+    Some((0..k).map(|i| flat[if last == 1 { 0 } else { i }]).collect())
 }
