@@ -47,6 +47,31 @@ def read_csv(path):
         return np.array([[float(v) for v in line.split(",")] for line in f if line.strip()], dtype=np.float32)
 
 
+class Affine(torch.nn.Module):
+    """`x · scale + shift` with a learnt value per feature: torch writes Mul and Add with
+    per-channel constants; `(x − mean) / std` likewise writes Sub and Div."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.scale, self.shift = torch.nn.Parameter(torch.ones(n)), torch.nn.Parameter(torch.zeros(n))
+        self.register_buffer("mean", torch.linspace(-0.5, 0.5, n))
+        self.register_buffer("std", torch.linspace(0.5, 2.0, n))
+
+    def forward(self, x):
+        return ((x * self.scale + self.shift) - self.mean) / self.std
+
+
+# Per-channel affine maps the exporters do not fold into a neighbouring layer: secc folds
+# those that feed a Linear into it (torch_act_affine); a BatchNormalization between a
+# ReLU and a Tanh stays a per-channel map (per-channel tables; one product under SMPC).
+CHANNEL_MODELS = {
+    "torch_act_bn1d": lambda n: torch.nn.Sequential(
+        torch.nn.Linear(n, 16), torch.nn.ReLU(), torch.nn.BatchNorm1d(16), torch.nn.Tanh(), torch.nn.Linear(16, 2)),
+    "torch_act_affine": lambda n: torch.nn.Sequential(
+        Affine(n), torch.nn.Linear(n, 16), torch.nn.Sigmoid(), Affine(16), torch.nn.Linear(16, 2)),
+}
+
+
 def net(acts, n_in, width=16):
     layers, d = [], n_in
     for a in acts:
@@ -60,9 +85,12 @@ def main():
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
     sc = StandardScaler().fit(Xtr)
     Xtr, Xte = sc.transform(Xtr).astype(np.float32), sc.transform(Xte).astype(np.float32)
-    for name, (acts, opset, dynamic) in MODELS.items():
+    builds = {name: (lambda acts=acts: net(acts(), X.shape[1]), opset, dynamic, [type(a).__name__ for a in acts()])
+              for name, (acts, opset, dynamic) in MODELS.items()}
+    builds.update({name: (lambda make=make: make(X.shape[1]), 17, False, None) for name, make in CHANNEL_MODELS.items()})
+    for name, (build, opset, dynamic, act_names) in builds.items():
         torch.manual_seed(0)
-        model = net(acts(), X.shape[1])
+        model = build()
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
         xt, yt = torch.tensor(Xtr), torch.tensor(ytr)
         for _ in range(150):
@@ -89,8 +117,9 @@ def main():
         meta = {
             "task": "classification", "metric": "accuracy", "float_metric": acc,
             "input_shape": [1, X.shape[1]], "output_shape": [1, 2],
-            "description": f"torch MLP 30-16-16-2, activations {[type(a).__name__ for a in acts()]}, "
-                           f"150 Adam steps on standardized load_breast_cancer (80/20 split, random_state=0); "
+            "description": (f"torch MLP 30-16-16-2, activations {act_names}, " if act_names
+                            else f"torch {' '.join(str(model).split())}, ")
+                           + f"150 Adam steps on standardized load_breast_cancer (80/20 split, random_state=0); "
                            f"ONNX ops {ops}. Output: 2 logits.",
             "n_test": int(len(xt_back)), "n_calib": int(min(N_CALIB, len(Xtr))),
             "exporter": f"torch {torch.__version__.split('+')[0]} dynamo=False opset {opset}"

@@ -161,3 +161,14 @@ fn binary_forest_classifier_under_encryption() {
     assert!(o.lookups > 0);
     assert_eq!(o.argmax_agree, o.rows);
 }
+
+#[test]
+fn activation_nets_under_encryption() {
+    // ELU/SELU tables, and a standalone BatchNormalization folded into per-channel tables.
+    for name in ["torch_act_elu_selu", "torch_act_bn1d"] {
+        let o = check_model(name, 1);
+        assert!(o.lookups > 0, "{name}");
+        assert!(o.off_by_one * 20 <= o.lookups, "{name}: {}/{} lookups off by one", o.off_by_one, o.lookups);
+        assert_eq!(o.argmax_agree, o.rows, "{name}");
+    }
+}

@@ -8,7 +8,9 @@
 //! the matmul's weights and bias, or into the ensemble's thresholds (`x·c ≤ t` is
 //! `x ≤ t/c` for `c > 0`, the comparison reversed for `c < 0`), when nothing else
 //! reads them: the ensemble then reads the model input, as its quantization wants,
-//! and no backend computes a per-feature scaling.
+//! and no backend computes a per-feature scaling (otherwise the quantizer would
+//! make them a table per feature, read at `table_bits`). Not into a convolution, whose
+//! zero padding the shift would move.
 
 use super::Rebuild;
 use crate::CompileError;
@@ -164,8 +166,9 @@ fn fold_outputs(graph: &Graph) -> Result<Graph, CompileError> {
             Some(b) => b.iter().copied().collect::<Vec<f32>>(),
             None => vec![0.0; channels],
         };
-        let mut cur = ValueId(i as u32);
         let mut changed = false;
+        let x = node.inputs[0];
+        let mut cur = ValueId(i as u32);
         while let [user] = users[cur.index()].as_slice() {
             let Some((kind, c)) = affine_step(graph, *user, cur, &node.ty.shape.0, axis) else { break };
             match kind {
@@ -184,8 +187,7 @@ fn fold_outputs(graph: &Graph) -> Result<Graph, CompileError> {
             cur = *user;
             changed = true;
         }
-        let x = r.get(node.inputs[0]);
-        let mut inputs = vec![x, r.get(node.inputs[1])];
+        let mut inputs = vec![r.get(x), r.get(node.inputs[1])];
         if changed {
             inputs[1] = r.new.push_const(Tensor::F32(w), None, graph.node(node.inputs[1]).name.clone());
             let bias = ArrayD::from_shape_vec(IxDyn(&[channels]), b).expect("one bias per channel");

@@ -10,7 +10,9 @@
 
 use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
 use super::pwl::Pwl;
+use super::ConvGeometry;
 use super::{expect_arity, Op, OpSpec, Operand};
+use crate::lowered::fixed::encode_fixed;
 use crate::lowered::mpc::{Reg, StepOp};
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
@@ -688,9 +690,62 @@ impl FheRule for Binary {
     }
 }
 
+impl Binary {
+    /// `y = scale ⊙ x + bias` (per element of the output, constants broadcast) with `x`
+    /// the computed operand, when this op is an affine map whose constant differs
+    /// between elements (a standalone BatchNormalization, a per-channel bias or scale).
+    fn per_channel_affine(&self, graph: &Graph, v: ValueId) -> Option<(ValueId, Vec<f64>, Vec<f64>)> {
+        let [a, b] = graph.node(v).inputs[..] else { return None };
+        let (x, c, const_first) = match (graph.const_value(a), graph.const_value(b)) {
+            (None, Some(_)) => (a, b, false),
+            (Some(_), None) => (b, a, true),
+            _ => return None,
+        };
+        let shape = &graph.ty(v).shape;
+        if uniform_const(graph, c).is_some() || graph.ty(x).shape != *shape {
+            return None;
+        }
+        let c =
+            graph.const_value(c)?.as_f32()?.broadcast(IxDyn(&shape.0))?.iter().map(|&c| c as f64).collect::<Vec<_>>();
+        let ones = vec![1.0; c.len()];
+        Some(match (self.kind, const_first) {
+            (BinaryKind::Add, _) => (x, ones, c),
+            (BinaryKind::Sub, false) => (x, ones, c.iter().map(|c| -c).collect()),
+            (BinaryKind::Sub, true) => (x, vec![-1.0; c.len()], c),
+            (BinaryKind::Mul, _) => (x, c, vec![]),
+            (BinaryKind::Div, false) => (x, c.iter().map(|c| 1.0 / c).collect(), vec![]),
+            _ => return None,
+        })
+    }
+}
+
 impl MpcRule for Binary {
+    /// A per-channel affine map is one product with shared per-element weights and
+    /// bias (a depthwise 1×1 convolution over the elements: one round) and one
+    /// truncation; any other binary op joins its operands' chain.
     fn lower_mpc<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
-        lower_chain(graph, v, cx)
+        let Some((x, scale, bias)) = self.per_channel_affine(graph, v) else { return lower_chain(graph, v, cx) };
+        let f = cx.frac_bits();
+        let x = cx.reg(x)?;
+        let len = scale.len();
+        let name = |what: &str| format!("{v} \"{}\" {what}", graph.node(v).name);
+        let w = cx.raw_weight(name("scale"), scale.iter().map(|&s| encode_fixed(s, f)).collect());
+        let b = (!bias.is_empty())
+            .then(|| cx.raw_weight(name("bias"), bias.iter().map(|&b| encode_fixed(b, 2 * f)).collect()));
+        let geometry = ConvGeometry {
+            input: [1, len, 1, 1],
+            kernel: [len, 1, 1, 1],
+            output: [1, len, 1, 1],
+            strides: [1, 1],
+            pads: [0, 0],
+            dilations: [1, 1],
+            group: len,
+        };
+        let wide = cx.new_reg();
+        cx.step(v, StepOp::Conv { x, w, b, geometry, out: wide });
+        let out = cx.new_reg();
+        cx.step(v, StepOp::Trunc { x: wide, len, bits: f, out });
+        Ok(Lowered::Computed(out))
     }
     fn min_frac_bits(&self) -> u32 {
         0
