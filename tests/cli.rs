@@ -453,7 +453,10 @@ fn compile_output_picks_a_graph_output_and_notes_the_default() {
     assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("note:"));
     // A label is the receiver's to derive; an unknown name lists the outputs.
     let err = fails(&[&base[..], &["--output", "output_label"]].concat());
-    assert!(err.contains("output `output_label` is a tensor of element type 7") && err.contains("`output_probability`"), "{err}");
+    assert!(
+        err.contains("output `output_label` is a tensor of element type 7") && err.contains("`output_probability`"),
+        "{err}"
+    );
     let err = fails(&[&base[..], &["--output", "scores"]].concat());
     assert!(err.contains("no output `scores`; the outputs are `output_label`, `output_probability`"), "{err}");
 }

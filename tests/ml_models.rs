@@ -29,10 +29,13 @@ fn models() -> Vec<(String, Meta)> {
         .collect();
     names.sort();
     assert!(names.len() >= 19, "the ML models are missing: {names:?}");
-    names.into_iter().map(|n| {
-        let m = meta(&n);
-        (n, m)
-    }).collect()
+    names
+        .into_iter()
+        .map(|n| {
+            let m = meta(&n);
+            (n, m)
+        })
+        .collect()
 }
 
 fn csv(name: &str, file: &str) -> Vec<Vec<f64>> {
@@ -96,7 +99,8 @@ fn simulation_keeps_accuracy_within_a_point_and_r2_within_a_hundredth() {
     for (name, meta) in models().into_iter().filter(|(_, m)| m.backends.iter().any(|b| b == "sim")) {
         let (c, xs) = compiled(&name);
         let labels = csv(&name, "labels.csv");
-        let (f, q) = (score(&meta.task, &run(&c.float, &xs), &labels), score(&meta.task, &run(&c.quantized, &xs), &labels));
+        let (f, q) =
+            (score(&meta.task, &run(&c.float, &xs), &labels), score(&meta.task, &run(&c.quantized, &xs), &labels));
         eprintln!("{name}: float {f:.4}, simulation {q:.4}");
         if q < f - 0.01 {
             failed.push(format!("{name}: simulation scores {q}, float {f}"));

@@ -16,6 +16,7 @@
 //! still compiles. Nothing outside this module calls a lowering: the CLI, the
 //! benchmark and the tests read the programs compiled here.
 
+use crate::frontend::OutputChoice;
 use crate::lower::fhe::lower_fhe;
 use crate::lower::mpc::lower_mpc;
 use crate::passes::bit_width::{analyze_bit_widths, BitWidthReport};
@@ -23,7 +24,6 @@ use crate::passes::calibrate::{calibrate, Calibration};
 use crate::passes::fold_affine::fold_affine;
 use crate::passes::fold_constants::fold_constants;
 use crate::passes::quantize::{quantize, QuantConfig};
-use crate::frontend::OutputChoice;
 use crate::{frontend, CompileError};
 use secc_ir::lowered::fhe::Circuit;
 use secc_ir::lowered::mpc::Plan;

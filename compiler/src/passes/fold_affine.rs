@@ -77,7 +77,8 @@ fn fold_inputs(graph: &Graph) -> Result<Graph, CompileError> {
                 r.new.push(Op::TreeEnsemble(e), vec![x], node.name.clone())?
             }
             op => {
-                let w = graph.const_value(node.inputs[1]).and_then(Tensor::as_f32).expect("matmul weights are constant");
+                let w =
+                    graph.const_value(node.inputs[1]).and_then(Tensor::as_f32).expect("matmul weights are constant");
                 let columns = w.shape()[1];
                 let b = node.inputs.get(2).and_then(|&v| graph.const_value(v)).and_then(Tensor::as_f32);
                 let b = b.map_or(Array1::zeros(columns), |b| b.iter().copied().collect());
@@ -93,7 +94,11 @@ fn fold_inputs(graph: &Graph) -> Result<Graph, CompileError> {
 }
 
 /// `(x ∘ c) · W + b` as `x · W' + b'`.
-fn weights_before(mut w: ndarray::Array2<f32>, mut b: Array1<f32>, (kind, c): &Step) -> (ndarray::Array2<f32>, Array1<f32>) {
+fn weights_before(
+    mut w: ndarray::Array2<f32>,
+    mut b: Array1<f32>,
+    (kind, c): &Step,
+) -> (ndarray::Array2<f32>, Array1<f32>) {
     let shift = |b: &mut Array1<f32>, sign: f64| {
         for (m, b) in b.iter_mut().enumerate() {
             let s: f64 = c.iter().enumerate().map(|(k, &c)| c as f64 * w[[k, m]] as f64).sum();

@@ -41,9 +41,7 @@ pub use pool::{AvgPool, MaxPool, SumPool, Window};
 pub use quant::{output_quant, quantize_value, Dequantize, Quantize};
 pub use shape::Reshape;
 pub use softmax::Softmax;
-pub use tree::{
-    Aggregate, BranchMode, LeafPath, Literal, Split, Tree, TreeEnsemble, TreeNode, FOREST_FRAC_BITS,
-};
+pub use tree::{Aggregate, BranchMode, LeafPath, Literal, Split, Tree, TreeEnsemble, TreeNode, FOREST_FRAC_BITS};
 
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};

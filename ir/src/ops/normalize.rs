@@ -105,7 +105,9 @@ impl QuantizeRule for Normalize {
         let x = cx.int(node.inputs[0])?;
         // A float operand is already the receiver's (a final softmax).
         let x = match cx.new_graph().ty(x).as_int().and_then(|t| t.quant.clone()) {
-            Some(quant) => cx.push(Op::Dequantize(Dequantize { quant }), vec![x], graph.node(node.inputs[0]).name.clone())?,
+            Some(quant) => {
+                cx.push(Op::Dequantize(Dequantize { quant }), vec![x], graph.node(node.inputs[0]).name.clone())?
+            }
             None => x,
         };
         Ok(Lowered::Computed(cx.push(Op::Normalize(self.clone()), vec![x], node.name.clone())?))

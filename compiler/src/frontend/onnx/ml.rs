@@ -169,7 +169,10 @@ impl EvalOp for IrOp {
 
 impl TypedOp for IrOp {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let shape = inputs[0].shape.as_concrete().ok_or_else(|| format_err!("{}: input shape is not static", self.0.mnemonic()))?;
+        let shape = inputs[0]
+            .shape
+            .as_concrete()
+            .ok_or_else(|| format_err!("{}: input shape is not static", self.0.mnemonic()))?;
         let ty = secc_ir::TensorType::f32(secc_ir::Shape(shape.to_vec()));
         let out = self.0.infer(&[secc_ir::ops::Operand { ty: &ty, value: None }]).map_err(|m| format_err!("{m}"))?;
         Ok(tvec!(f32::fact(&out.shape.0)))
@@ -219,7 +222,9 @@ fn class_count(node: &NodeProto) -> TractResult<usize> {
     let ints = node.get_attr_opt_slice::<i64>("classlabels_int64s")?.map(<[i64]>::len);
     let ints = ints.or(node.get_attr_opt_slice::<i64>("classlabels_ints")?.map(<[i64]>::len));
     let strings = node.get_attr_opt_vec::<String>("classlabels_strings")?.map(|s| s.len());
-    ints.or(strings).filter(|&n| n > 0).ok_or_else(|| format_err!("missing attribute classlabels_int64s (or classlabels_strings)"))
+    ints.or(strings)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format_err!("missing attribute classlabels_int64s (or classlabels_strings)"))
 }
 
 fn tree_classifier(_ctx: &ParsingContext, node: &NodeProto) -> Built {
@@ -278,7 +283,9 @@ impl TreeData {
             let nodes = nodes
                 .into_iter()
                 .map(|(id, n)| match n {
-                    TreeNode::Leaf { .. } => TreeNode::Leaf { weights: leaf_weights.remove(&(tree, id)).unwrap_or_default() },
+                    TreeNode::Leaf { .. } => {
+                        TreeNode::Leaf { weights: leaf_weights.remove(&(tree, id)).unwrap_or_default() }
+                    }
                     branch => branch,
                 })
                 .collect();
@@ -349,8 +356,10 @@ fn read_ensemble(node: &NodeProto, leaf: &str) -> Result<TreeData, String> {
         let target = usize::try_from(t_ids[i]).map_err(|_| format!("{leaf}_ids[{i}] = {}", t_ids[i]))?;
         leaves.push((t_trees[i], t_nodes[i], target, t_weights[i] as f64));
     }
-    let base_values =
-        node.get_attr_opt_slice::<f32>("base_values").map_err(|e| e.to_string())?.map(|b| b.iter().map(|&v| v as f64).collect());
+    let base_values = node
+        .get_attr_opt_slice::<f32>("base_values")
+        .map_err(|e| e.to_string())?
+        .map(|b| b.iter().map(|&v| v as f64).collect());
     let aggregate = match node.get_attr_opt::<&str>("aggregate_function").map_err(|e| e.to_string())?.unwrap_or("SUM") {
         "SUM" => Aggregate::Sum,
         "AVERAGE" => Aggregate::Average,
@@ -490,7 +499,13 @@ fn linear_parts(node: &NodeProto, columns: usize) -> TractResult<(Vec<f32>, Vec<
     Ok((w, b, columns))
 }
 
-fn linear_model(w: &[f32], b: &[f32], columns: usize, post: Post, classifier: bool) -> TractResult<Box<dyn InferenceOp>> {
+fn linear_model(
+    w: &[f32],
+    b: &[f32],
+    columns: usize,
+    post: Post,
+    classifier: bool,
+) -> TractResult<Box<dyn InferenceOp>> {
     let features = w.len() / columns;
     let weights = tensor1(w).into_shape(&[columns, features])?.permute_axes(&[1, 0])?.into_arc_tensor();
     let bias = tensor1(b).into_shape(&[1, columns])?.into_arc_tensor();

@@ -59,14 +59,8 @@ pub const SUPPORTED_OPS: &[&str] = &[
 ];
 
 /// ONNX-ML op types (domain `ai.onnx.ml`) the frontend translates.
-pub const SUPPORTED_ML_OPS: &[&str] = &[
-    "LinearClassifier",
-    "LinearRegressor",
-    "Normalizer",
-    "Scaler",
-    "TreeEnsembleClassifier",
-    "TreeEnsembleRegressor",
-];
+pub const SUPPORTED_ML_OPS: &[&str] =
+    &["LinearClassifier", "LinearRegressor", "Normalizer", "Scaler", "TreeEnsembleClassifier", "TreeEnsembleRegressor"];
 
 /// tract's ONNX loader with secc's builders for the ONNX-ML ops.
 fn onnx() -> tract_onnx::Onnx {
@@ -120,8 +114,11 @@ fn import_proto(
     let graph = proto.graph.as_ref().expect("checked above");
     // tract asserts rather than errs on some malformed models (a graph output that
     // names no value, say): a malformed model is the user's error, not a crash.
-    let ir = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| translate::import_tract(onnx, &proto, graph, name)))
-        .map_err(|panic| CompileError::Analysis(format!("tract failed on this model: {}", panic_message(&*panic))))??;
+    let ir =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| translate::import_tract(onnx, &proto, graph, name)))
+            .map_err(|panic| {
+                CompileError::Analysis(format!("tract failed on this model: {}", panic_message(&*panic)))
+            })??;
     secc_ir::verify_graph(&ir)?;
     Ok((ir, choice))
 }

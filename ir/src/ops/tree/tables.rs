@@ -260,12 +260,7 @@ mod tests {
         let b = Tree {
             nodes: vec![branch(0, 0.3, Leq, 1, 2), leaf(3.0), branch(1, 2.0, Gte, 3, 4), leaf(-4.0), leaf(0.5)],
         };
-        TreeEnsemble {
-            trees: vec![a, b],
-            n_targets: 1,
-            base_values: vec![10.0],
-            aggregate: Aggregate::Sum,
-        }
+        TreeEnsemble { trees: vec![a, b], n_targets: 1, base_values: vec![10.0], aggregate: Aggregate::Sum }
     }
 
     #[test]
