@@ -5,17 +5,23 @@
 //!
 //! Each builder reads the node's attributes and wires tract ops that [`super::translate`]
 //! maps one-to-one onto IR ops: a tree ensemble or a `Normalizer` becomes one [`IrOp`]
-//! node carrying secc's own op (`tree_ensemble`, `normalize`, translated as is), a
-//! linear model an `EinSum` and an `Add` (`matmul` + `add`, which `fold_affine`
-//! merges), a `Scaler` a `Sub` and a `Mul`. The `post_transform` is wired as the ops it names after the
-//! scores (`sigmoid`, `softmax`), so the IR states exactly what the model computes and
-//! each backend decides where it runs (a final one runs on the receiving side).
+//! node carrying secc's own op (`tree_ensemble`, `normalize`, translated as is; its
+//! type is the op's own type rule), a linear model an `EinSum` and an `Add` (`matmul`
+//! + `add`, which `fold_affine` merges), a `Scaler` a `Sub` and a `Mul`. The
+//! `post_transform` is wired as the ops it names after the scores (`sigmoid`,
+//! `softmax`), so the IR states exactly what the model computes and each backend
+//! decides where it runs (a final one runs on the receiving side). A classifier's
+//! label output is wired as an argmax for tract's analysis only: the output selection
+//! ([`super::outputs`]) never computes it.
 //!
-//! secc writes these builders rather than using tract's expansions because the
-//! results must be onnxruntime's, which the expansions are not for binary classifiers
-//! (see [`binary_scores`]), and because tract wires a `Concat` that the IR does not
-//! need: a binary classifier's two columns are one linear map of its score, folded
-//! into the model's own weights here.
+//! Why secc's own builders rather than tract's: tract parses no `TreeEnsembleRegressor`
+//! or `Scaler`, its tree ensemble is its own data structure (secc's must reach the IR
+//! as is, with its checks), and its linear and tree classifiers do not return
+//! onnxruntime's scores for binary classifiers (see [`binary_scores`]: tract writes
+//! `[−s, s]` where onnxruntime writes `[1 − s, s]`) and wire a `Concat` that the IR
+//! does not need: a binary classifier's two columns are one linear map of its score,
+//! folded into the model's own weights or leaves here. Both linear models share one
+//! builder so they cannot drift apart.
 //!
 //! Refused by name: `post_transform` PROBIT and SOFTMAX_ZERO, aggregates MIN and MAX,
 //! and two-label tree classifiers whose leaves write both columns (onnxruntime's
@@ -64,13 +70,13 @@ fn post_transform(node: &NodeProto) -> TractResult<Post> {
 /// onnxruntime writes them: `[σ(−s), σ(s)]` under LOGISTIC (it computes `1 − σ(s)`,
 /// the same within an ulp), otherwise `[1 − s, s]` when every weight is non-negative
 /// (a forest's probability; a linear classifier always) and `[−s, s]` when some is
-/// negative (boosted margins); SOFTMAX is not applied.
-/// Returned as the map `s ↦ (a·s + c0, s + c1)`'s `(a, c0)` and the transform kept.
-fn binary_scores(post: Post, non_negative: bool) -> (f64, f64, Post) {
+/// negative (boosted margins); SOFTMAX is not applied. Returned as the `c` of the
+/// columns `(c − s, s)` before the transform, and the transform kept.
+fn binary_scores(post: Post, non_negative: bool) -> (f64, Post) {
     match post {
-        Post::Logistic => (-1.0, 0.0, Post::Logistic),
-        _ if non_negative => (-1.0, 1.0, Post::None),
-        _ => (-1.0, 0.0, Post::None),
+        Post::Logistic => (0.0, Post::Logistic),
+        _ if non_negative => (1.0, Post::None),
+        _ => (0.0, Post::None),
     }
 }
 
@@ -240,10 +246,10 @@ fn tree_classifier(_ctx: &ParsingContext, node: &NodeProto) -> Built {
             Some(_) => bail!("two base values for one score column (onnxruntime then reports the second as is)"),
         };
         let non_negative = e.leaves.iter().all(|l| l.3 >= 0.0);
-        let (a, c0, kept) = binary_scores(post, non_negative);
+        let (c, kept) = binary_scores(post, non_negative);
         post = kept;
-        let leaves = e.leaves.iter().flat_map(|&(t, n, _, w)| [(t, n, 0, a * w), (t, n, 1, w)]).collect();
-        let base = vec![a * base + c0, base];
+        let leaves = e.leaves.iter().flat_map(|&(t, n, _, w)| [(t, n, 0, -w), (t, n, 1, w)]).collect();
+        let base = vec![c - base, base];
         TreeData { leaves, base_values: Some(base), ..e }.into_ensemble(2, Some(2))?
     } else {
         if classes == 2 {
@@ -527,9 +533,9 @@ fn linear_classifier(_ctx: &ParsingContext, node: &NodeProto) -> Built {
     if classes == 2 && columns == 1 {
         // One score per sample: the two columns are a linear map of it, whatever the
         // signs of the weights.
-        let (a, c0, kept) = binary_scores(post, true);
-        let w2: Vec<f32> = w.iter().map(|&v| (a * v as f64) as f32).chain(w.iter().copied()).collect();
-        let b2 = [(a * b[0] as f64 + c0) as f32, b[0]];
+        let (c, kept) = binary_scores(post, true);
+        let w2: Vec<f32> = w.iter().map(|&v| -v).chain(w.iter().copied()).collect();
+        let b2 = [(c - b[0] as f64) as f32, b[0]];
         return Ok((linear_model(&w2, &b2, 2, kept, true)?, vec![]));
     }
     node.expect(columns == classes, "one model per class label (or one for two labels)")?;
@@ -684,12 +690,12 @@ mod tests {
 
     #[test]
     fn one_score_column_becomes_the_two_columns_onnxruntime_writes() {
-        // (a, c0) of s ↦ (a·s + c0, s), and the transform kept: probed on onnxruntime 1.32.
-        assert_eq!(binary_scores(Post::None, true), (-1.0, 1.0, Post::None));
-        assert_eq!(binary_scores(Post::Softmax, true), (-1.0, 1.0, Post::None));
-        assert_eq!(binary_scores(Post::None, false), (-1.0, 0.0, Post::None));
-        assert_eq!(binary_scores(Post::Softmax, false), (-1.0, 0.0, Post::None));
-        assert_eq!(binary_scores(Post::Logistic, true), (-1.0, 0.0, Post::Logistic));
-        assert_eq!(binary_scores(Post::Logistic, false), (-1.0, 0.0, Post::Logistic));
+        // The c of the columns (c − s, s), and the transform kept: probed on onnxruntime 1.32.
+        assert_eq!(binary_scores(Post::None, true), (1.0, Post::None));
+        assert_eq!(binary_scores(Post::Softmax, true), (1.0, Post::None));
+        assert_eq!(binary_scores(Post::None, false), (0.0, Post::None));
+        assert_eq!(binary_scores(Post::Softmax, false), (0.0, Post::None));
+        assert_eq!(binary_scores(Post::Logistic, true), (0.0, Post::Logistic));
+        assert_eq!(binary_scores(Post::Logistic, false), (0.0, Post::Logistic));
     }
 }
