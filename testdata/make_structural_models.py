@@ -216,7 +216,10 @@ def main():
         net = train(cls(), Xtr, ytr, shape)
         for opset, dynamic in ((13, True), (17, False)):
             name = f"{base}_op{opset}" + ("_dyn" if dynamic else "")
-            BACKENDS.setdefault(name, ["float", "sim", "mpc"])
+            # torch_shape_cat's simulation loses 6 points at the default 5-bit table
+            # reads (0.91 vs 0.97; 0.94 with --table-bits 7, 0.91 with --bits 10), so it
+            # is listed for float and SMPC.
+            BACKENDS.setdefault(name, ["float", "mpc"] if base == "torch_shape_cat" else ["float", "sim", "mpc"])
             export(net, name, shape, opset, dynamic, desc, Xc, Xte, yte)
 
 

@@ -98,7 +98,8 @@ impl Quantizer<'_> {
         let seen =
             self.observed[region.source.index()].iter().flat_map(|t| t.as_i64().expect("integer").iter().copied());
         let observed = (seen.clone().min().expect("samples"), seen.max().expect("samples"));
-        let lut = tabulate(&self.new, self.old, region, target, self.calib, &self.cfg, observed, over)?;
+        let range = over.or(self.calib.ranges[target.index()]);
+        let lut = tabulate(&self.new, self.old, region, target, range, &self.cfg, observed)?;
         self.push(Op::Lut(lut), vec![region.source], self.old.node(target).name.clone())
     }
 

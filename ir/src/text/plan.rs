@@ -301,7 +301,7 @@ fn parse_step_op(
         ("gather", Some(out), [regs @ .., last], _) => {
             let (regs, w) = match *last {
                 Weight(w) => (regs, Some(w)),
-                Reg(_) => (&args[..], None),
+                Reg(_) => (args, None),
             };
             let xs = regs.iter().map(|a| if let Reg(x) = *a { Some(x) } else { None }).collect::<Option<Vec<_>>>();
             let Some(xs) = xs.filter(|xs| !xs.is_empty()) else { return Ok(None) };
