@@ -179,7 +179,10 @@ fn finite(t: &Tensor) -> bool {
 /// measured on its fitted range, fixed-point rounding included).
 fn stated_bound(plan: &secc_ir::lowered::mpc::Plan) -> f64 {
     use secc_ir::lowered::mpc::StepOp;
-    plan.steps.iter().map(|s| if let StepOp::Piecewise { function, .. } = &s.op { function.max_error } else { 0.0 }).sum()
+    plan.steps
+        .iter()
+        .map(|s| if let StepOp::Piecewise { function, .. } = &s.op { function.max_error } else { 0.0 })
+        .sum()
 }
 
 /// A case's outcome on every backend.
@@ -273,7 +276,8 @@ fn run_mpc(graph: &Graph, samples: &[Vec<Tensor>], sets: &[DataSet]) -> Outcome 
         Err(e) => return Outcome::Refused(reason(&e)),
     };
     let stated = stated_bound(&plan);
-    let flat: Vec<Vec<f32>> = sets.iter().map(|s| s.input.as_f32().expect("float input").iter().copied().collect()).collect();
+    let flat: Vec<Vec<f32>> =
+        sets.iter().map(|s| s.input.as_f32().expect("float input").iter().copied().collect()).collect();
     let reports = match secc_runtime::mpc::session::run_local(&plan, &flat, Duration::from_secs(60), 1) {
         Ok(r) => r,
         Err(e) => return Outcome::Wrong(format!("the parties failed: {e}")),
@@ -384,7 +388,9 @@ fn index(root: &Path) -> Vec<(String, String, String, String)> {
 fn dir_size(p: &Path) -> u64 {
     std::fs::read_dir(p)
         .map(|rd| {
-            rd.flatten().map(|e| if e.path().is_dir() { dir_size(&e.path()) } else { e.metadata().map_or(0, |m| m.len()) }).sum()
+            rd.flatten()
+                .map(|e| if e.path().is_dir() { dir_size(&e.path()) } else { e.metadata().map_or(0, |m| m.len()) })
+                .sum()
         })
         .unwrap_or(0)
 }
@@ -525,7 +531,10 @@ fn summarize(cases: &[(String, String, String, String)], reports: &[(String, Str
         let other = cases.iter().filter(|c| (*suite == "total" || c.0 == *suite) && c.2 != "single_float").count();
         let single = reports.iter().filter(|(s, _, _)| *suite == "total" || s == suite).count();
         let of = |f: &dyn Fn(&Report) -> &Outcome, kind: &str| {
-            reports.iter().filter(|(s, _, r)| (*suite == "total" || s == suite) && floats(r) && f(r).kind() == kind).count()
+            reports
+                .iter()
+                .filter(|(s, _, r)| (*suite == "total" || s == suite) && floats(r) && f(r).kind() == kind)
+                .count()
         };
         let panics = of(&|r| &r.sim, "panic") + of(&|r| &r.mpc, "panic");
         let _ = writeln!(

@@ -67,7 +67,7 @@ pub fn import_onnx(path: &Path) -> Result<Graph, CompileError> {
         Some(dir) if name == "model" => dir.to_string_lossy().into_owned(),
         _ => name,
     };
-    import_proto(&onnx, &proto, path, &name)
+    import_proto(&onnx, &proto, path, path.parent(), &name)
 }
 
 /// Reads an ONNX model held in memory (no external data files) into the float IR;
@@ -77,13 +77,14 @@ pub fn import_onnx_bytes(bytes: &[u8], path: &Path) -> Result<Graph, CompileErro
     let proto = onnx
         .proto_model_for_read(&mut &bytes[..])
         .map_err(|e| CompileError::OnnxRead { path: path.to_owned(), message: format!("{e:#}") })?;
-    import_proto(&onnx, &proto, path, "model")
+    import_proto(&onnx, &proto, path, None, "model")
 }
 
 fn import_proto(
     onnx: &tract_onnx::Onnx,
     proto: &pb::ModelProto,
     path: &Path,
+    model_dir: Option<&Path>,
     name: &str,
 ) -> Result<Graph, CompileError> {
     let graph = proto
@@ -96,8 +97,10 @@ fn import_proto(
     } else {
         // tract asserts rather than errs on some malformed models (a graph output that
         // names no value, say): a malformed model is the user's error, not a crash.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| translate::import_tract(onnx, proto, graph, name)))
-            .map_err(|panic| CompileError::Analysis(format!("tract failed on this model: {}", panic_message(&*panic))))??
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            translate::import_tract(onnx, proto, graph, model_dir, name)
+        }))
+        .map_err(|panic| CompileError::Analysis(format!("tract failed on this model: {}", panic_message(&*panic))))??
     };
     secc_ir::verify_graph(&ir)?;
     Ok(ir)
