@@ -572,8 +572,8 @@ def make_gb():
     """A 3-class gradient-boosted classifier on sklearn's wine data (13 features).
 
     The committed model is skl2onnx's export as is (post_transform SOFTMAX, outputs
-    label and probabilities). secc returns the class scores, before the softmax, so
-    expected.csv holds onnxruntime's scores: the same graph with post_transform NONE.
+    label and probabilities); expected.csv holds onnxruntime's probabilities, which
+    secc computes (the softmax on the receiving side).
     """
     from sklearn.datasets import load_wine
     from sklearn.ensemble import GradientBoostingClassifier
@@ -584,21 +584,12 @@ def make_gb():
     model = export_forest(gb, "gb_classifier", 13)
     node = next(n for n in model.graph.node if n.op_type == "TreeEnsembleClassifier")
     assert [a.s for a in node.attribute if a.name == "post_transform"] == [b"SOFTMAX"], node
-    scores = onnx.ModelProto()
-    scores.CopyFrom(model)
-    for n in scores.graph.node:
-        for a in n.attribute:
-            if a.name == "post_transform":
-                a.s = b"NONE"
-    scores_path = os.path.join(OUT, "gb_scores.onnx")
-    onnx.save(scores, scores_path)
     save_model("gb_classifier", model, Xtr, Xte, yte, "classification", [None, 13], [None, 3],
                "GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=0) on sklearn "
                "load_wine (13 raw features, 3 classes); exported with skl2onnx as ai.onnx.ml "
                "TreeEnsembleClassifier (post_transform SOFTMAX, outputs label and probabilities). "
-               "expected.csv holds the class scores (post_transform NONE), which secc returns.",
-               ref_fn=lambda X: gb.decision_function(X.astype(np.float32)), ort_model=scores_path)
-    os.remove(scores_path)
+               "expected.csv holds the probabilities.",
+               ref_fn=lambda X: gb.predict_proba(X.astype(np.float32)))
 
 
 def make_broken():

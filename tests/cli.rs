@@ -475,3 +475,32 @@ fn a_final_softmax_runs_on_the_receiver_within_the_accuracy_budget() {
     ]);
     assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("quantization: "));
 }
+
+#[test]
+fn compile_output_picks_a_graph_output_and_notes_the_default() {
+    let dir = tmp("outputs");
+    let m = model_dir("skl_rf_multi");
+    let (model, calib) = (m.join("model.onnx"), m.join("calib.csv"));
+    let out = dir.join("rf.secc");
+    let base = ["compile", s(&model), "--calib", s(&calib), "-o", s(&out), "--force"];
+    // Default: the probabilities (what the ZipMap reads), with a note saying so.
+    let o = secc(&base);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("note: computing output `output_probability` (left out: `output_label`")
+            && err.contains("--output NAME"),
+        "{err}"
+    );
+    // Asked for by name: no note.
+    let o = secc(&[&base[..], &["--output", "output_probability"]].concat());
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("note:"));
+    // A label is the receiver's to derive; an unknown name lists the outputs.
+    let err = fails(&[&base[..], &["--output", "output_label"]].concat());
+    assert!(
+        err.contains("output `output_label` is a tensor of element type 7") && err.contains("`output_probability`"),
+        "{err}"
+    );
+    let err = fails(&[&base[..], &["--output", "scores"]].concat());
+    assert!(err.contains("no output `scores`; the outputs are `output_label`, `output_probability`"), "{err}");
+}

@@ -59,6 +59,9 @@ pub enum CompileError {
         /// What is wrong.
         message: String,
     },
+    /// The outputs asked for cannot be computed (unknown, or not float tensors).
+    #[error("graph outputs: {0}")]
+    Output(String),
     /// tract could not analyse the model (shapes, types).
     #[error("cannot analyse ONNX model: {0}")]
     Analysis(String),

@@ -16,6 +16,7 @@
 //! still compiles. Nothing outside this module calls a lowering: the CLI, the
 //! benchmark and the tests read the programs compiled here.
 
+use crate::frontend::OutputChoice;
 use crate::lower::fhe::lower_fhe;
 use crate::lower::mpc::lower_mpc;
 use crate::passes::bit_width::{analyze_bit_widths, BitWidthReport};
@@ -211,10 +212,26 @@ pub fn import_float(path: &Path) -> Result<Graph, CompileError> {
 
 /// [`import_float`], showing each stage's product to `observe`.
 pub fn import_float_observed(path: &Path, observe: &mut dyn FnMut(Stage, Program<'_>)) -> Result<Graph, CompileError> {
+    import_float_outputs(path, &[], observe).map(|(g, _)| g)
+}
+
+/// [`import_float_observed`] computing the graph outputs `outputs` (the default ones
+/// when empty), and which those are.
+pub fn import_float_outputs(
+    path: &Path,
+    outputs: &[String],
+    observe: &mut dyn FnMut(Stage, Program<'_>),
+) -> Result<(Graph, OutputChoice), CompileError> {
     let mut d = Driver { next: 0, observe };
-    let g = d.graph(Stage::Import, || frontend::import_onnx(path))?;
+    let mut choice = None;
+    let g = d.graph(Stage::Import, || {
+        let (g, c) = frontend::import_onnx_outputs(path, outputs)?;
+        choice = Some(c);
+        Ok(g)
+    })?;
     let g = d.graph(Stage::FoldConstants, || fold_constants(&g))?;
-    d.graph(Stage::FoldAffine, || fold_affine(&g))
+    let g = d.graph(Stage::FoldAffine, || fold_affine(&g))?;
+    Ok((g, choice.expect("the import ran")))
 }
 
 /// Runs the rest of the pipeline on a float graph (stages `calibrate` to `lower_mpc`).

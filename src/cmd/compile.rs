@@ -8,7 +8,7 @@ use secc_compiler::cost::{choose_backend, Network};
 use secc_compiler::passes::precision::Budget;
 use secc_compiler::passes::quantize::QuantConfig;
 use secc_compiler::pipeline::{
-    compile_float_observed, import_float_observed, Coverage, FheOptions, MpcConfig, Options, Program, Stage,
+    compile_float_observed, import_float_outputs, Coverage, FheOptions, MpcConfig, Options, Program, Stage,
 };
 use secc_ir::artifact::{Artifact, Settings};
 use secc_ir::lowered::MAX_PRODUCT_FRAC_BITS;
@@ -92,8 +92,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub costs: Option<PathBuf>,
     /// Output file [default: the model's path with extension .secc]
-    #[arg(short, long, value_name = "OUT.secc")]
-    pub output: Option<PathBuf>,
+    #[arg(short = 'o', long = "out", value_name = "OUT.secc")]
+    pub out: Option<PathBuf>,
+    /// The graph output(s) to compute, by name (repeat, or a comma list) [default: the
+    /// float outputs, e.g. a classifier's probabilities; a note names what was left out]
+    #[arg(long = "output", value_name = "NAME", value_delimiter = ',')]
+    pub outputs: Vec<String>,
     /// Print the float IR and the quantized IR (`secc ir print` prints any stage)
     #[arg(long)]
     pub dump_ir: bool,
@@ -189,7 +193,7 @@ fn parse_p_fail(s: &str) -> Result<i32, String> {
 pub fn run(a: Args) -> Result<()> {
     let cfg = quant_config(&a);
     cfg.check().map_err(anyhow::Error::msg)?;
-    let out = a.output.clone().unwrap_or_else(|| a.model.with_extension("secc"));
+    let out = a.out.clone().unwrap_or_else(|| a.model.with_extension("secc"));
     if out.exists() && !a.force {
         anyhow::bail!("{} exists; pass --force to overwrite it", out.display());
     }
@@ -197,8 +201,11 @@ pub fn run(a: Args) -> Result<()> {
         (Stage::FoldAffine | Stage::Quantize, Program::Graph(g)) if a.dump_ir => println!("{g}\n"),
         _ => {}
     };
-    let float =
-        import_float_observed(&a.model, &mut dump).with_context(|| format!("cannot compile {}", a.model.display()))?;
+    let (float, choice) = import_float_outputs(&a.model, &a.outputs, &mut dump)
+        .with_context(|| format!("cannot compile {}", a.model.display()))?;
+    if let Some(note) = choice.note() {
+        eprintln!("{note}");
+    }
     let samples = read_samples(&a.calib, &float).context("cannot read the calibration samples")?;
     let coverage = match a.fhe_ranges {
         FheRanges::Calibrated => Coverage::Calibrated,

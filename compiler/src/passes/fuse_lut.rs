@@ -18,8 +18,9 @@ use std::collections::HashMap;
 /// `[lo, hi]`: the TFHE bootstrap reads `table_bits` bits and keeps one spare box on
 /// each side, so approximate rounding at the edges stays inside the table.
 pub fn table_shift(lo: i64, hi: i64, table_bits: u32) -> u32 {
-    (0..63)
-        .find(|&k| round_shift(hi, k) - round_shift(lo, k) < (1 << table_bits) - 2)
+    // In i128: the span of a 64-bit range overflows i64.
+    (0..64)
+        .find(|&k| (round_shift(hi, k) as i128 - round_shift(lo, k) as i128) < (1 << table_bits) - 2)
         .expect("a 63-bit shift fits any range")
 }
 
@@ -56,9 +57,10 @@ pub fn tabulate(
     let (s, z) = (out_q.scale[0], out_q.zero_point[0]);
     let n = shape.numel();
     // columns[e][i] = table entry of element e for shifted input first + i
-    let mut columns = vec![Vec::with_capacity((last - first + 1) as usize); n];
+    let mut columns = vec![Vec::with_capacity(1 << cfg.table_bits); n];
     for index in first..=last {
-        let acc = index << shift;
+        // Saturating: the top entry of a range near 2^63 stands for its end.
+        let acc = ((index as i128) << shift).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         let x: Vec<f32> = (0..n).map(|e| src_q.dequantize(shape, e, acc) as f32).collect();
         let x = Tensor::F32(ArrayD::from_shape_vec(IxDyn(&shape.0), x).expect("shape"));
         // An empty chain is the identity: a requantization from per-channel scales to one.

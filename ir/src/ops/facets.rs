@@ -9,7 +9,7 @@
 //! lend it to the hooks through [`QuantizeCx`] and [`MpcCx`]; the hooks report errors
 //! through the context too, so the driver names the pass, the value and its node.
 
-use super::{dispatch, Lut, Op, Region};
+use super::{dispatch, Lut, Op, Pwl, Region};
 use crate::lowered::mpc::{Piecewise, Reg, StepOp};
 use crate::{Graph, Quant, QuantConfig, Tensor, ValueId};
 
@@ -145,6 +145,9 @@ pub trait MpcCx {
     /// The elementwise nodes `chain` (ending at `v`) as a function of `source`, fitted
     /// as a piecewise polynomial on the range `source` took on the calibration set.
     fn fit(&self, v: ValueId, source: ValueId, chain: &[ValueId]) -> Result<Piecewise, Self::Error>;
+    /// The same chain when it is the piecewise-linear `f` of `source`: its exact
+    /// pieces, with the fixed-point error they make on the calibrated range.
+    fn exact(&self, v: ValueId, source: ValueId, chain: &[ValueId], f: &Pwl) -> Result<Piecewise, Self::Error>;
 }
 
 /// How the SMPC backend computes an op of the float IR.

@@ -21,27 +21,29 @@ mod konst;
 mod linear;
 mod lut;
 mod matmul;
+mod normalize;
 mod pool;
+mod pwl;
 mod quant;
 mod shape;
 mod softmax;
 mod tree;
 
 pub use conv::{conv_accumulate, Conv, ConvGeometry};
-pub use elementwise::{Binary, BinaryKind, Region, Unary, UnaryKind};
+pub use elementwise::{uniform_const, Binary, BinaryKind, Region, Unary, UnaryKind};
 pub use facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
 pub use input::Input;
 pub use konst::Const;
 pub use linear::LinearMap;
 pub use lut::{round_shift, Lut};
 pub use matmul::MatMul;
+pub use normalize::{Norm, Normalize};
 pub use pool::{AvgPool, MaxPool, SumPool, Window};
+pub use pwl::Pwl;
 pub use quant::{output_quant, quantize_value, Dequantize, Quantize};
 pub use shape::Reshape;
 pub use softmax::Softmax;
-pub use tree::{
-    Aggregate, BranchMode, LeafPath, Literal, PostTransform, Split, Tree, TreeEnsemble, TreeNode, FOREST_FRAC_BITS,
-};
+pub use tree::{Aggregate, BranchMode, LeafPath, Literal, Split, Tree, TreeEnsemble, TreeNode, FOREST_FRAC_BITS};
 
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
@@ -101,10 +103,12 @@ pub enum Op {
     Dequantize(Dequantize),
     /// Univariate integer table lookup.
     Lut(Lut),
-    /// Softmax or log-softmax over some axes (float).
-    Softmax(Softmax),
     /// Tree ensemble (ONNX-ML TreeEnsembleRegressor / TreeEnsembleClassifier), float IR only.
     TreeEnsemble(TreeEnsemble),
+    /// Softmax or log-softmax over some axes (float).
+    Softmax(Softmax),
+    /// Each row divided by its norm (ONNX-ML Normalizer, float).
+    Normalize(Normalize),
 }
 
 macro_rules! dispatch {
@@ -124,6 +128,7 @@ macro_rules! dispatch {
             Op::Dequantize($op) => $e,
             Op::Lut($op) => $e,
             Op::Softmax($op) => $e,
+            Op::Normalize($op) => $e,
             Op::TreeEnsemble($op) => $e,
         }
     };
@@ -162,12 +167,10 @@ impl Op {
             "lut" => Lut::parse_attrs(p).map(Op::Lut),
             "softmax" => Softmax::parse_attrs(p, false).map(Op::Softmax),
             "log_softmax" => Softmax::parse_attrs(p, true).map(Op::Softmax),
+            "normalize" => Normalize::parse_attrs(p).map(Op::Normalize),
             "tree_ensemble" => TreeEnsemble::parse_attrs(p).map(Op::TreeEnsemble),
-            m => match (
-                UnaryKind::ALL.into_iter().find(|k| k.mnemonic() == m),
-                BinaryKind::ALL.into_iter().find(|k| k.mnemonic() == m),
-            ) {
-                (Some(kind), _) => Ok(Op::Unary(Unary { kind })),
+            m => match (UnaryKind::from_mnemonic(m), BinaryKind::ALL.into_iter().find(|k| k.mnemonic() == m)) {
+                (Some(kind), _) => Unary::parse_attrs(kind, p).map(Op::Unary),
                 (_, Some(kind)) => Ok(Op::Binary(Binary { kind })),
                 (None, None) => return None,
             },

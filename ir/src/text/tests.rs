@@ -57,7 +57,6 @@ fn forest() -> TreeEnsemble {
         n_targets: 2,
         base_values: vec![0.5, 1e300],
         aggregate: Aggregate::Average,
-        post_transform: PostTransform::Softmax,
     }
 }
 
@@ -86,7 +85,8 @@ fn float_graph() -> Graph {
     let t = g.push(Op::TreeEnsemble(forest()), vec![y], "TreeEnsembleRegressor").unwrap();
     let sm = g.push(Op::Softmax(Softmax { axes: vec![1], log: false }), vec![t], "softmax").unwrap();
     let ls = g.push(Op::Softmax(Softmax { axes: vec![0, 1], log: true }), vec![y], "log_softmax").unwrap();
-    g.outputs = vec![sm, ls, y];
+    let nm = g.push(Op::Normalize(Normalize { norm: Norm::L1 }), vec![sm], "Normalizer").unwrap();
+    g.outputs = vec![nm, ls, y];
     g
 }
 
@@ -142,6 +142,7 @@ fn variant(op: &Op) -> usize {
         Op::Lut(_) => 12,
         Op::TreeEnsemble(_) => 13,
         Op::Softmax(_) => 14,
+        Op::Normalize(_) => 15,
     }
 }
 
@@ -158,7 +159,7 @@ fn every_op_round_trips() {
     let (f, q) = (float_graph(), quantized_graph());
     verify_graph(&f).unwrap();
     verify_graph(&q).unwrap();
-    let mut seen = [false; 15];
+    let mut seen = [false; 16];
     for g in [&f, &q] {
         round_trip_graph(g);
         g.nodes.iter().for_each(|n| seen[variant(&n.op)] = true);

@@ -1,6 +1,7 @@
 //! tract's typed model to IR, one tract op at a time (see `TRANSLATORS` below for the
 //! table). Values tract already knows (folded constants) become `const` nodes.
 
+use super::activation::Activation;
 use super::input_shape;
 use crate::error::{node_label, quoted};
 use crate::CompileError;
@@ -39,9 +40,9 @@ const TRANSLATORS: &[(&str, Translator)] = &[
     ("AddAxis", reshape),    // Unsqueeze
     ("RmAxis", reshape),     // Squeeze
     ("MoveAxis", reshape),   // Transpose of unit axes
-    ("GeluExact", gelu),     // Gelu
     ("Identity", identity),  // Identity
     ("Cast", cast),          // Cast to float
+    ("Dropout", dropout),    // Dropout
     ("Softmax", softmax),    // Softmax
     ("LogSoftmax", softmax), // LogSoftmax
 ];
@@ -128,6 +129,8 @@ pub(super) fn import_tract(
             let name = if let Some(e) = node.op_as::<ElementWiseOp>() { e.0.name() } else { name.to_string() };
             let translate = if node.op_is::<ElementWiseOp>() {
                 unary as Translator
+            } else if node.op_is::<super::ml::IrOp>() {
+                ir_op
             } else {
                 TRANSLATORS
                     .iter()
@@ -319,6 +322,15 @@ fn binary(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
     if kind == BinaryKind::Max && is_zero(b) && ctx.graph.ty(a).shape == out_shape {
         return ctx.push(Op::Unary(Unary { kind: UnaryKind::Relu }), vec![a], node);
     }
+    // torch writes SiLU as x · sigmoid(x): one function of x.
+    let sigmoid_of = |s: ValueId, x: ValueId| {
+        let n = ctx.graph.node(s);
+        matches!(n.op, Op::Unary(Unary { kind: UnaryKind::Sigmoid })) && n.inputs == [x]
+    };
+    if kind == BinaryKind::Mul && (sigmoid_of(a, b) || sigmoid_of(b, a)) {
+        let x = if sigmoid_of(a, b) { b } else { a };
+        return ctx.push(Op::Unary(Unary { kind: UnaryKind::Silu }), vec![x], node);
+    }
     ctx.push(Op::Binary(Binary { kind }), vec![a, b], node)
 }
 
@@ -330,6 +342,8 @@ fn unary(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
         }
     }
     let kind = match op.0.name().as_str() {
+        _ if op.0.is::<Activation>() => op.0.downcast_ref::<Activation>().expect("checked").0,
+        "Ln" => UnaryKind::Log,
         "Sigmoid" => UnaryKind::Sigmoid,
         "Tanh" => UnaryKind::Tanh,
         "Erf" => UnaryKind::Erf,
@@ -345,11 +359,6 @@ fn unary(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
     ctx.push(Op::Unary(Unary { kind }), vec![x], node)
 }
 
-fn gelu(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
-    let x = ctx.operand(node, 0);
-    ctx.push(Op::Unary(Unary { kind: UnaryKind::Gelu }), vec![x], node)
-}
-
 fn reshape(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
     let shape = ctx.out_shape(node)?;
     let x = ctx.operand(node, 0);
@@ -362,6 +371,13 @@ fn reshape(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
         }
     }
     ctx.push(Op::Reshape(Reshape { shape }), vec![x], node)
+}
+
+/// An IR op the ONNX-ML builders wired (TreeEnsembleRegressor/Classifier, Normalizer).
+fn ir_op(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
+    let op = node.op_as::<super::ml::IrOp>().expect("IrOp");
+    let x = ctx.operand(node, 0);
+    ctx.push(op.0.clone(), vec![x], node)
 }
 
 fn identity(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
@@ -397,4 +413,23 @@ fn log_of_softmax(ctx: &mut Ctx, node: &TypedNode) -> Result<Option<ValueId>, St
     }
     let (axes, x) = (axes.clone(), ctx.graph.node(s).inputs[0]);
     ctx.push(Op::Softmax(Softmax { axes, log: true }), vec![x], node).map(Some)
+}
+
+/// Dropout at inference is the identity. In training mode with a non-zero ratio it
+/// draws a random mask, which is not a function of the input: refused.
+fn dropout(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
+    let (mut training, mut ratio) = (false, 0.5f32);
+    for &i in &node.inputs[1..] {
+        let fact = ctx.model.outlet_fact(i).map_err(|e| e.to_string())?;
+        let k = fact.konst.as_ref().ok_or("Dropout's ratio and training_mode must be constants")?;
+        if k.datum_type() == bool::datum_type() {
+            training = k.cast_to_scalar::<bool>().map_err(|e| e.to_string())?;
+        } else {
+            ratio = k.cast_to_scalar::<f32>().map_err(|e| e.to_string())?;
+        }
+    }
+    if training && ratio != 0.0 {
+        return Err(format!("Dropout in training mode (ratio {ratio}) drops at random; only inference is supported"));
+    }
+    identity(ctx, node)
 }
