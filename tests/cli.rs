@@ -263,11 +263,11 @@ fn inconsistent_tree_ensembles_are_named_errors() {
     let broken = model_dir("broken");
     let calib = model_dir("rf_10x4").join("calib.csv");
     for (file, message) in [
-        ("tree_bad_child.onnx", "node \"TreeEnsembleRegressor\": tree 0, node 0: true child 999 does not exist"),
-        ("tree_missing_values.onnx", "node \"TreeEnsembleRegressor\": missing attribute nodes_values"),
+        ("tree_bad_child.onnx", "tree 0, node 0: true child 999 does not exist"),
+        ("tree_missing_values.onnx", "nodes_values"),
     ] {
         let err = fails(&["compile", s(&broken.join(file)), "--calib", s(&calib), "-o", s(&dir.join("t.secc"))]);
-        assert!(err.contains(message), "{file}: {err}");
+        assert!(err.contains("TreeEnsembleRegressor") && err.contains(message), "{file}: {err}");
     }
 }
 

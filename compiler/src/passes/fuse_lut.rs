@@ -26,7 +26,9 @@ pub fn table_shift(lo: i64, hi: i64, table_bits: u32) -> u32 {
 
 /// The table computing old float value `target` from `region.source` (a value of
 /// `new`). `observed` is the range the source took on the calibration set: the table
-/// spans it in at most `2^table_bits − 2` entries and clamps beyond it.
+/// spans it in at most `2^table_bits − 2` entries and clamps beyond it. Its output is
+/// quantized to `bits` over `over`, by default the range `target` took on the
+/// calibration set.
 pub fn tabulate(
     new: &Graph,
     old: &Graph,
@@ -35,6 +37,7 @@ pub fn tabulate(
     calib: &Calibration,
     cfg: &QuantConfig,
     observed: (i64, i64),
+    over: Option<(f64, f64)>,
 ) -> Result<Lut, CompileError> {
     let fail = |message: String| CompileError::Pass {
         pass: "fuse_lut",
@@ -52,7 +55,8 @@ pub fn tabulate(
     }
     let shift = table_shift(observed.0, observed.1, cfg.table_bits);
     let (first, last) = (round_shift(observed.0, shift), round_shift(observed.1, shift));
-    let (range_lo, range_hi) = calib.ranges[target.index()].ok_or_else(|| fail("no calibration range".into()))?;
+    let (range_lo, range_hi) =
+        over.or(calib.ranges[target.index()]).ok_or_else(|| fail("no calibration range".into()))?;
     let (out_q, lo, hi) = output_quant(range_lo, range_hi, cfg.bits);
     let (s, z) = (out_q.scale[0], out_q.zero_point[0]);
     let n = shape.numel();

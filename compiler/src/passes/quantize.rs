@@ -87,12 +87,18 @@ pub fn quantize(
 }
 
 impl Quantizer<'_> {
-    /// Pushes the table computing old value `target` from `region`.
-    fn push_lut(&mut self, region: &Region, target: ValueId) -> Result<ValueId, CompileError> {
+    /// Pushes the table computing old value `target` from `region`, requantized over
+    /// `over` (by default the range `target` took on the calibration set).
+    fn push_lut(
+        &mut self,
+        region: &Region,
+        target: ValueId,
+        over: Option<(f64, f64)>,
+    ) -> Result<ValueId, CompileError> {
         let seen =
             self.observed[region.source.index()].iter().flat_map(|t| t.as_i64().expect("integer").iter().copied());
         let observed = (seen.clone().min().expect("samples"), seen.max().expect("samples"));
-        let lut = tabulate(&self.new, self.old, region, target, self.calib, &self.cfg, observed)?;
+        let lut = tabulate(&self.new, self.old, region, target, self.calib, &self.cfg, observed, over)?;
         self.push(Op::Lut(lut), vec![region.source], self.old.node(target).name.clone())
     }
 
@@ -151,7 +157,7 @@ impl QuantizeCx for Quantizer<'_> {
             Lowered::Const => Err(self.fail(v, "a constant is used where a computed tensor is expected")),
             Lowered::Chain(r) => {
                 let r = r.clone();
-                let lut = self.push_lut(&r, v)?;
+                let lut = self.push_lut(&r, v, None)?;
                 self.state[v.index()] = Lowered::Computed(lut);
                 Ok(lut)
             }
@@ -166,7 +172,21 @@ impl QuantizeCx for Quantizer<'_> {
         }
         let region = Region { source: i, entries: vec![v], nodes: vec![] };
         // An identity chain: the table maps each channel's scale onto one.
-        self.push_lut(&region, v)
+        self.push_lut(&region, v, None)
+    }
+
+    fn int_over(&mut self, v: ValueId, range: (f64, f64)) -> Result<ValueId, CompileError> {
+        let want = secc_ir::ops::output_quant(range.0, range.1, self.cfg.bits).0;
+        let region = match &self.state[v.index()] {
+            Lowered::Chain(r) => r.clone(),
+            Lowered::Const => return Err(self.fail(v, "a constant is used where a computed tensor is expected")),
+            Lowered::Computed(i) if self.new.ty(*i).as_int().and_then(|t| t.quant.as_ref()) == Some(&want) => {
+                return Ok(*i)
+            }
+            // An identity chain: the table maps the value's scale onto the wanted one.
+            Lowered::Computed(i) => Region { source: *i, entries: vec![v], nodes: vec![] },
+        };
+        self.push_lut(&region, v, Some(range))
     }
 
     fn new_graph(&self) -> &Graph {

@@ -42,6 +42,10 @@ pub trait QuantizeCx {
     fn int(&mut self, v: ValueId) -> Result<ValueId, Self::Error>;
     /// [`QuantizeCx::int`], requantized per tensor when it is per channel.
     fn int_per_tensor(&mut self, v: ValueId) -> Result<ValueId, Self::Error>;
+    /// The integer value standing for `v`, quantized per tensor to `bits` over the real
+    /// interval `range` (so that several values share one quantization): `v`'s chain
+    /// tabulated onto it, or an identity table after `v` unless it already has it.
+    fn int_over(&mut self, v: ValueId, range: (f64, f64)) -> Result<ValueId, Self::Error>;
     /// The integer graph built so far.
     fn new_graph(&self) -> &Graph;
     /// Appends a node to the new graph.

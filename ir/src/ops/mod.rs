@@ -16,6 +16,7 @@
 mod conv;
 mod elementwise;
 mod facets;
+mod gather;
 mod input;
 mod konst;
 mod linear;
@@ -25,6 +26,7 @@ mod normalize;
 mod pool;
 mod pwl;
 mod quant;
+mod reduce;
 mod shape;
 mod softmax;
 mod tree;
@@ -32,6 +34,7 @@ mod tree;
 pub use conv::{conv_accumulate, Conv, ConvGeometry};
 pub use elementwise::{uniform_const, Binary, BinaryKind, Region, Unary, UnaryKind};
 pub use facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
+pub use gather::Gather;
 pub use input::Input;
 pub use konst::Const;
 pub use linear::LinearMap;
@@ -41,6 +44,7 @@ pub use normalize::{Norm, Normalize};
 pub use pool::{AvgPool, MaxPool, SumPool, Window};
 pub use pwl::Pwl;
 pub use quant::{output_quant, quantize_value, Dequantize, Quantize};
+pub use reduce::{Reduce, ReduceKind};
 pub use shape::Reshape;
 pub use softmax::Softmax;
 pub use tree::{Aggregate, BranchMode, LeafPath, Literal, Split, Tree, TreeEnsemble, TreeNode, FOREST_FRAC_BITS};
@@ -109,6 +113,10 @@ pub enum Op {
     Softmax(Softmax),
     /// Each row divided by its norm (ONNX-ML Normalizer, float).
     Normalize(Normalize),
+    /// Data movement: a selection of the operands' elements and constants.
+    Gather(Gather),
+    /// Sum or maximum over axes.
+    Reduce(Reduce),
 }
 
 macro_rules! dispatch {
@@ -130,6 +138,8 @@ macro_rules! dispatch {
             Op::Softmax($op) => $e,
             Op::Normalize($op) => $e,
             Op::TreeEnsemble($op) => $e,
+            Op::Gather($op) => $e,
+            Op::Reduce($op) => $e,
         }
     };
 }
@@ -162,6 +172,9 @@ impl Op {
             "avg_pool" => AvgPool::parse_attrs(p).map(Op::AvgPool),
             "sum_pool" => SumPool::parse_attrs(p).map(Op::SumPool),
             "reshape" => Reshape::parse_attrs(p).map(Op::Reshape),
+            "gather" => Gather::parse_attrs(p).map(Op::Gather),
+            "reduce_sum" => Reduce::parse_attrs(ReduceKind::Sum, p).map(Op::Reduce),
+            "reduce_max" => Reduce::parse_attrs(ReduceKind::Max, p).map(Op::Reduce),
             "quantize" => Quantize::parse_attrs(p).map(Op::Quantize),
             "dequantize" => Dequantize::parse_attrs(p).map(Op::Dequantize),
             "lut" => Lut::parse_attrs(p).map(Op::Lut),

@@ -5,12 +5,16 @@ use super::activation::Activation;
 use super::input_shape;
 use crate::error::{node_label, quoted};
 use crate::CompileError;
-use secc_ir::ops::{AvgPool, Binary, BinaryKind, Conv, MatMul, MaxPool, Reshape, Softmax, Unary, UnaryKind, Window};
+use secc_ir::ops::{
+    AvgPool, Binary, BinaryKind, Conv, Gather, MatMul, MaxPool, Reduce, ReduceKind, Reshape, Softmax, Unary, UnaryKind,
+    Window,
+};
 use secc_ir::{Graph, Op, Shape, Tensor, ValueId};
 use std::collections::HashMap;
 use std::path::Path;
 use tract_onnx::pb::{GraphProto, ModelProto};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::array::{Pad, PadMode};
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::cnn::{
@@ -18,7 +22,7 @@ use tract_onnx::tract_core::ops::cnn::{
 };
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
-use tract_onnx::tract_core::ops::nn::{DataFormat, Softmax as TSoftmax, SoftmaxKind};
+use tract_onnx::tract_core::ops::nn::{DataFormat, Reduce as TReduce, Reducer, Softmax as TSoftmax, SoftmaxKind};
 use tract_onnx::tract_core::ops::source::TypedSource;
 
 type Translator = fn(&mut Ctx, &TypedNode) -> Result<ValueId, String>;
@@ -39,12 +43,25 @@ const TRANSLATORS: &[(&str, Translator)] = &[
     ("Reshape", reshape),    // Reshape, Flatten
     ("AddAxis", reshape),    // Unsqueeze
     ("RmAxis", reshape),     // Squeeze
-    ("MoveAxis", reshape),   // Transpose of unit axes
+    ("MoveAxis", reshape),   // Transpose (a move per permuted axis)
     ("Identity", identity),  // Identity
     ("Cast", cast),          // Cast to float
     ("Dropout", dropout),    // Dropout
     ("Softmax", softmax),    // Softmax
     ("LogSoftmax", softmax), // LogSoftmax
+    ("Slice", movement),     // Slice, Split
+    ("Gather", movement),    // Gather
+    ("Pad", movement),       // Pad
+    ("Concat", movement),    // Concat
+    ("Tile", movement),      // Tile
+    // Slice
+    ("StridedSlice", movement),
+    // Expand
+    ("MultiBroadcastTo", movement),
+    // ReduceSum, ReduceMean, GlobalAveragePool
+    ("Reduce<Sum>", reduce),
+    // ReduceMax, GlobalMaxPool
+    ("Reduce<Max>", reduce),
 ];
 
 struct Ctx<'a> {
@@ -192,22 +209,18 @@ impl OnnxNodes {
     }
 }
 
+/// ONNX-order padding of a window, and its `ceil_mode`.
 fn pads(
     spec: &PaddingSpec,
     input: &[usize],
     kernel: &[usize],
     strides: &[usize],
     dilations: &[usize],
-) -> Result<Vec<usize>, String> {
-    Ok(match spec {
+) -> (Vec<usize>, bool) {
+    let pads = match spec {
         PaddingSpec::Valid => vec![0; 2 * kernel.len()],
         PaddingSpec::Explicit(b, a) => b.iter().chain(a.iter()).copied().collect(),
-        PaddingSpec::ExplicitOnnxPool(b, a, ceil) => {
-            if *ceil {
-                return Err("ceil_mode=1 is not supported".into());
-            }
-            b.iter().chain(a.iter()).copied().collect()
-        }
+        PaddingSpec::ExplicitOnnxPool(b, a, ceil) => return (b.iter().chain(a.iter()).copied().collect(), *ceil),
         PaddingSpec::SameUpper | PaddingSpec::SameLower => {
             let total: Vec<usize> = (0..kernel.len())
                 .map(|i| {
@@ -220,22 +233,51 @@ fn pads(
             let after = total.iter().map(|t| if upper { t - t / 2 } else { t / 2 });
             before.chain(after).collect()
         }
-    })
+    };
+    (pads, false)
 }
 
+/// The 2-D window of a pooling or convolution, and its dilations. A 1-D one (input
+/// `[n, c, l]`) becomes the 2-D window `[1, k]` over `[n, c, 1, l]`: the IR's windows
+/// are 2-D, and an axis of length 1 moves no data.
 fn window(ctx: &Ctx, node: &TypedNode, spec: &PoolSpec) -> Result<(Window, Vec<usize>), String> {
     if spec.data_format != DataFormat::NCHW {
         return Err(format!("data format {:?} is not supported (NCHW only)", spec.data_format));
     }
     let x = concrete(&ctx.model.outlet_fact(node.inputs[0]).map_err(|e| e.to_string())?.shape)?;
-    if x.rank() != 4 {
-        return Err(format!("only 2-D windows over NCHW inputs are supported, input is {x}"));
+    let d = x.rank().saturating_sub(2);
+    if !(1..=2).contains(&d) {
+        return Err(format!("only 1-D and 2-D windows over NCL or NCHW inputs are supported, input is {x}"));
     }
     let kernel = spec.kernel_shape.to_vec();
-    let strides = spec.strides.as_ref().map_or(vec![1; 2], |s| s.to_vec());
-    let dilations = spec.dilations.as_ref().map_or(vec![1; 2], |d| d.to_vec());
-    let pads = pads(&spec.padding, &x.0[2..], &kernel, &strides, &dilations)?;
-    Ok((Window { kernel, strides, pads }, dilations))
+    let strides = spec.strides.as_ref().map_or(vec![1; d], |s| s.to_vec());
+    let dilations = spec.dilations.as_ref().map_or(vec![1; d], |d| d.to_vec());
+    let (pads, ceil_mode) = pads(&spec.padding, &x.0[2..], &kernel, &strides, &dilations);
+    if d == 1 {
+        let lift = |v: Vec<usize>, unit: usize| [vec![unit], v].concat();
+        let pads = vec![0, pads[0], 0, pads[1]];
+        return Ok((
+            Window { kernel: lift(kernel, 1), strides: lift(strides, 1), pads, ceil_mode },
+            lift(dilations, 1),
+        ));
+    }
+    Ok((Window { kernel, strides, pads, ceil_mode }, dilations))
+}
+
+/// Pushes `op` on operand 0 of `node` (and `rest`), reading a 1-D input `[n, c, l]` as
+/// `[n, c, 1, l]` and its output back (see [`window`]).
+fn windowed(ctx: &mut Ctx, node: &TypedNode, op: Op, rest: Vec<ValueId>) -> Result<ValueId, String> {
+    let x = ctx.operand(node, 0);
+    let shape = ctx.graph.ty(x).shape.clone();
+    if shape.rank() != 3 {
+        return ctx.push(op, [vec![x], rest].concat(), node);
+    }
+    let lifted = Shape(vec![shape.0[0], shape.0[1], 1, shape.0[2]]);
+    let name = format!("{}.2d", node.name);
+    let x = ctx.graph.push(Op::Reshape(Reshape { shape: lifted }), vec![x], name.clone()).map_err(|e| e.to_string())?;
+    let y = ctx.graph.push(op, [vec![x], rest].concat(), name).map_err(|e| e.to_string())?;
+    let out = ctx.out_shape(node)?;
+    ctx.push(Op::Reshape(Reshape { shape: out }), vec![y], node)
 }
 
 fn conv(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
@@ -245,8 +287,34 @@ fn conv(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
     }
     let (w, dilations) = window(ctx, node, &op.pool_spec)?;
     let conv = Conv { strides: w.strides, pads: w.pads, dilations, group: op.group, x_zp: 0 };
-    let inputs = (0..node.inputs.len()).map(|i| ctx.operand(node, i)).collect();
-    ctx.push(Op::Conv(conv), inputs, node)
+    let constant = |ctx: &Ctx, i: usize| {
+        ctx.graph
+            .const_value(ctx.operand(node, i))
+            .and_then(Tensor::as_f32)
+            .cloned()
+            .ok_or("the kernel and bias must be constants")
+    };
+    // A 1-D kernel [o, c, k] is the 2-D kernel [o, c, 1, k].
+    let kernel = constant(ctx, 1)?;
+    let outputs = kernel.shape()[0];
+    let mut inputs = vec![match kernel.shape() {
+        &[o, c, k] => {
+            let kernel = kernel.into_shape_with_order(vec![o, c, 1, k]).map_err(|e| e.to_string())?;
+            ctx.graph.push_const(Tensor::F32(kernel), None, format!("{}.weight", node.name))
+        }
+        _ => ctx.operand(node, 1),
+    }];
+    // tract writes a missing bias as a scalar 0; a scalar bias is one per output channel.
+    if node.inputs.len() > 2 {
+        let bias = constant(ctx, 2)?;
+        if bias.shape() == [outputs] {
+            inputs.push(ctx.operand(node, 2));
+        } else if bias.iter().any(|&b| b != 0.0) {
+            let bias = bias.broadcast(vec![outputs]).ok_or("the bias is not one value per output channel")?.to_owned();
+            inputs.push(ctx.graph.push_const(Tensor::F32(bias), None, format!("{}.bias", node.name)));
+        }
+    }
+    windowed(ctx, node, Op::Conv(conv), inputs)
 }
 
 fn max_pool(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
@@ -258,8 +326,7 @@ fn max_pool(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
     if dil.iter().any(|&d| d != 1) {
         return Err("dilated pooling is not supported".into());
     }
-    let x = ctx.operand(node, 0);
-    ctx.push(Op::MaxPool(MaxPool { window }), vec![x], node)
+    windowed(ctx, node, Op::MaxPool(MaxPool { window }), vec![])
 }
 
 fn avg_pool(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
@@ -267,9 +334,80 @@ fn avg_pool(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
     if !op.normalize {
         return Err("un-normalized sum pooling is not supported".into());
     }
-    let (window, _) = window(ctx, node, &op.pool_spec)?;
+    let (window, dil) = window(ctx, node, &op.pool_spec)?;
+    if dil.iter().any(|&d| d != 1) {
+        return Err("dilated pooling is not supported".into());
+    }
+    windowed(ctx, node, Op::AvgPool(AvgPool { window, count_include_pad: op.count_include_pad }), vec![])
+}
+
+fn reduce(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
+    let op = node.op_as::<TReduce>().expect("Reduce");
+    let kind = match op.reducer {
+        Reducer::Sum => ReduceKind::Sum,
+        Reducer::Max => ReduceKind::Max,
+        _ => unreachable!("TRANSLATORS routes sums and maxima only"),
+    };
+    let mut axes = op.axes.to_vec();
+    axes.sort_unstable();
+    axes.dedup();
     let x = ctx.operand(node, 0);
-    ctx.push(Op::AvgPool(AvgPool { window, count_include_pad: op.count_include_pad }), vec![x], node)
+    ctx.push(Op::Reduce(Reduce { kind, axes, x_zp: 0 }), vec![x], node)
+}
+
+/// An op that only moves data (slices, transposes, gathers with constant indices,
+/// pads, concatenations, broadcasts, tiles) becomes a `gather`: tract runs the op
+/// itself on tensors of element numbers (computed operands) and of `−1 − k` for the
+/// constant elements (constant operands, the padding value), so the selection is
+/// tract's own semantics. Integer inputs (indices, bounds) are passed as they are.
+fn movement(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
+    let (mut operands, mut values, mut inputs) = (Vec::new(), Vec::new(), TVec::new());
+    let mut next = 0i64;
+    for (i, outlet) in node.inputs.iter().enumerate() {
+        let fact = ctx.model.outlet_fact(*outlet).map_err(|e| e.to_string())?;
+        let v = ctx.operand(node, i);
+        let shape = concrete(&fact.shape)?;
+        let numbers: Vec<i64> = if fact.datum_type != f32::datum_type() {
+            let k = fact.konst.as_ref().ok_or("an index operand is not a constant")?;
+            inputs.push(k.cast_to::<i64>().map_err(|e| e.to_string())?.into_owned().into_tvalue());
+            continue;
+        } else if let Some(c) = ctx.graph.const_value(v).and_then(Tensor::as_f32) {
+            let base = values.len() as i64;
+            values.extend(c.iter().map(|&x| x as f64));
+            (0..c.len() as i64).map(|e| -1 - base - e).collect()
+        } else {
+            operands.push(v);
+            next += shape.numel() as i64;
+            (next - shape.numel() as i64..next).collect()
+        };
+        let t = tract_ndarray::ArrayD::from_shape_vec(shape.0.clone(), numbers).map_err(|e| e.to_string())?;
+        inputs.push(tract_onnx::prelude::Tensor::from(t).into_tvalue());
+    }
+    if operands.is_empty() {
+        return Err("moves no computed value".into());
+    }
+    // The padding value is a constant element too.
+    let padded;
+    let op: &dyn TypedOp = match node.op_as::<Pad>() {
+        Some(Pad { pads, mode: PadMode::Constant(c) }) => {
+            values.push(c.cast_to_scalar::<f32>().map_err(|e| e.to_string())? as f64);
+            padded = Pad { pads: pads.clone(), mode: PadMode::Constant(tensor0(-(values.len() as i64)).into()) };
+            &padded
+        }
+        _ => node.op.as_ref(),
+    };
+    let out =
+        op.eval_out_of_plan(inputs).map_err(|e| format!("{e:#}"))?.ok_or("tract cannot run this op outside a plan")?;
+    let index = out[0].cast_to::<i64>().map_err(|e| e.to_string())?;
+    let index: Vec<i64> = index.to_plain_array_view::<i64>().map_err(|e| e.to_string())?.iter().copied().collect();
+    let shape = ctx.out_shape(node)?;
+    // Every element in place (a slice or broadcast that keeps everything): a reshape.
+    if let [x] = operands[..] {
+        if index.len() == ctx.graph.ty(x).shape.numel() && index.iter().zip(0..).all(|(&i, j)| i == j) {
+            return ctx.push(Op::Reshape(Reshape { shape }), vec![x], node);
+        }
+    }
+    ctx.push(Op::Gather(Gather { shape, index, values }), operands, node)
 }
 
 /// `x · W` with a constant `W`, from any einsum of the form `…k,kn->…n` (or `nk`).
@@ -367,7 +505,7 @@ fn reshape(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
         let dims = &ctx.graph.ty(x).shape.0;
         let passed = from.min(to)..=from.max(to);
         if dims[from] != 1 && passed.filter(|&i| i != from).any(|i| dims[i] != 1) {
-            return Err("transposes that move data are not supported".into());
+            return movement(ctx, node);
         }
     }
     ctx.push(Op::Reshape(Reshape { shape }), vec![x], node)
