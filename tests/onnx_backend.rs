@@ -19,7 +19,7 @@
 //! `mpc` within the bound its compiled plan states (the fitted functions' errors) plus
 //! the float tolerance.
 
-use secc_compiler::pipeline::{compile_float, import_float, lower_plan, Options};
+use secc_compiler::pipeline::{import_float, run_stage, Options, Output, Stage};
 use secc_compiler::CompileError;
 use secc_ir::{Graph, Tensor};
 use serde::{Deserialize, Serialize};
@@ -246,13 +246,16 @@ fn run_float(graph: &Graph, sets: &[DataSet]) -> Outcome {
 }
 
 fn run_sim(graph: &Graph, samples: &[Vec<Tensor>], sets: &[DataSet]) -> Outcome {
-    let compiled = match compile_float(graph.clone(), samples, &Options::default()) {
-        Ok(c) => c,
+    // The pipeline's own stage, without the TFHE lowering after it (slow on large
+    // pooling layers, and not what `sim` runs).
+    let quantized = match run_stage(Stage::Quantize, graph, samples, &Options::default()) {
+        Ok(Output::Graph(g)) => g,
+        Ok(_) => unreachable!("quantize makes a graph"),
         Err(e) => return Outcome::Refused(reason(&e)),
     };
     let mut error = 0.0f64;
     for s in sets {
-        let got = match secc_ir::interp::run_graph(&compiled.quantized, std::slice::from_ref(&s.input)) {
+        let got = match secc_ir::interp::run_graph(&quantized, std::slice::from_ref(&s.input)) {
             Ok(g) => g,
             Err(e) => return Outcome::Refused(format!("sim: {e}")),
         };
@@ -267,10 +270,9 @@ fn run_sim(graph: &Graph, samples: &[Vec<Tensor>], sets: &[DataSet]) -> Outcome 
 }
 
 fn run_mpc(graph: &Graph, samples: &[Vec<Tensor>], sets: &[DataSet]) -> Outcome {
-    let plan = secc_compiler::passes::calibrate::calibrate(graph, samples)
-        .and_then(|c| lower_plan(graph, &c.ranges, Options::default().mpc));
-    let plan = match plan {
-        Ok(p) => p,
+    let plan = match run_stage(Stage::LowerMpc, graph, samples, &Options::default()) {
+        Ok(Output::Plan(p)) => p,
+        Ok(_) => unreachable!("lower_mpc makes a plan"),
         Err(e) => return Outcome::Refused(reason(&e)),
     };
     let stated = stated_bound(&plan);
@@ -319,8 +321,21 @@ fn every_allowlisted_case_passes_on_its_backends() {
     let text = std::fs::read_to_string(committed().join("allowlist.toml")).expect("allowlist");
     let list: Allowlist = toml::from_str(&text).expect("allowlist parses");
     assert!(!list.case.is_empty(), "the allowlist is empty");
+    // The cases are independent: spread them over the cores.
+    let cases: Vec<_> = list.case.iter().collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = cases.len().div_ceil(threads);
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases.chunks(chunk).map(|part| s.spawn(|| check_cases(part))).collect();
+        handles.into_iter().flat_map(|h| h.join().expect("a case panicked outside catch_unwind")).collect()
+    });
+    assert!(failures.is_empty(), "{} regressions:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Runs allowlisted cases; returns what regressed.
+fn check_cases(cases: &[(&String, &Allowed)]) -> Vec<String> {
     let mut failures = Vec::new();
-    for (name, allowed) in &list.case {
+    for &(name, allowed) in cases {
         let r = run_case(&committed().join(name));
         let mut check = |backend: &str, o: &Outcome, limit: Option<f64>| {
             if !allowed.backends.iter().any(|b| b == backend) {
@@ -341,7 +356,7 @@ fn every_allowlisted_case_passes_on_its_backends() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} regressions:\n{}", failures.len(), failures.join("\n"));
+    failures
 }
 
 /// An exporter may leave node names empty (the backend suite's own models all do):
@@ -407,8 +422,10 @@ fn bless() {
         if class != "single_float" || only.as_ref().is_some_and(|o| !case.contains(o.as_str())) {
             continue;
         }
+        let start = std::time::Instant::now();
         let r = run_case(&root.join(suite).join(case));
-        eprintln!("{suite}/{case}: float {:?}, sim {:?}, mpc {:?}", r.float, r.sim, r.mpc);
+        let ms = start.elapsed().as_millis();
+        eprintln!("{suite}/{case} ({ms} ms): float {:?}, sim {:?}, mpc {:?}", r.float, r.sim, r.mpc);
         reports.push((suite.clone(), case.clone(), r));
     }
     std::panic::set_hook(default_hook);
@@ -457,6 +474,44 @@ fn bless() {
         format!("\nPassing but not committed (over {} KiB): {}\n", MAX_CASE_BYTES / 1024, skipped.join(", "))
     };
     std::fs::write(out.join("summary.md"), format!("{summary}{skipped}")).unwrap();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let start = readme.find(README_BEGIN).expect("README.md has the onnx-backend marker") + README_BEGIN.len();
+    let end = start + readme[start..].find(README_END).expect("README.md has the end marker");
+    let counts = readme_counts(&summary);
+    std::fs::write(&path, format!("{}{counts}{}", &readme[..start], &readme[end..])).unwrap();
+}
+
+const README_BEGIN: &str = "<!-- onnx-backend: generated by tests/onnx_backend.rs -->\n";
+const README_END: &str = "<!-- end of onnx-backend -->";
+
+/// The README's part of the summary: the counts, and the float refusals with their
+/// number of cases (the cases themselves are in summary.md).
+fn readme_counts(summary: &str) -> String {
+    let mut out = String::new();
+    let mut section = "";
+    let mut singles = 0;
+    for line in summary.lines() {
+        if let Some(title) = line.strip_prefix("## ") {
+            section = title;
+            if section.starts_with("float") {
+                out += "\n| cases | float refused: reason |\n|---|---|\n";
+            }
+            continue;
+        }
+        if section.is_empty() && line.starts_with('|') {
+            let _ = writeln!(out, "{line}");
+        } else if section.starts_with("float") && line.starts_with("| ") && !line.starts_with("| cases") {
+            let cols: Vec<&str> = line.splitn(4, " | ").collect();
+            if cols[0] == "| 1" {
+                singles += 1;
+            } else {
+                let _ = writeln!(out, "{} | {} |", cols[0], cols[1].trim_start_matches("refused: "));
+            }
+        }
+    }
+    let _ = writeln!(out, "| {singles} | other reasons, one case each (summary.md) |");
+    out
 }
 
 /// Counts per suite and backend, then every refusal reason with its cases, most

@@ -135,7 +135,7 @@ pub fn import_onnx_outputs(path: &Path, outputs: &[String]) -> Result<(Graph, Ou
         Some(dir) if name == "model" => dir.to_string_lossy().into_owned(),
         _ => name,
     };
-    import_proto(&onnx, proto, path, &name, outputs)
+    import_proto(&onnx, proto, path, path.parent(), &name, outputs)
 }
 
 /// Reads an ONNX model held in memory (no external data files) into the float IR;
@@ -145,13 +145,14 @@ pub fn import_onnx_bytes(bytes: &[u8], path: &Path) -> Result<Graph, CompileErro
     let proto = onnx
         .proto_model_for_read(&mut &bytes[..])
         .map_err(|e| CompileError::OnnxRead { path: path.to_owned(), message: format!("{e:#}") })?;
-    import_proto(&onnx, proto, path, "model", &[]).map(|(g, _)| g)
+    import_proto(&onnx, proto, path, None, "model", &[]).map(|(g, _)| g)
 }
 
 fn import_proto(
     onnx: &tract_onnx::Onnx,
     mut proto: pb::ModelProto,
     path: &Path,
+    model_dir: Option<&Path>,
     name: &str,
     outputs: &[String],
 ) -> Result<(Graph, OutputChoice), CompileError> {
@@ -164,11 +165,10 @@ fn import_proto(
     let graph = proto.graph.as_ref().expect("checked above");
     // tract asserts rather than errs on some malformed models (a graph output that
     // names no value, say): a malformed model is the user's error, not a crash.
-    let ir =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| translate::import_tract(onnx, &proto, graph, name)))
-            .map_err(|panic| {
-                CompileError::Analysis(format!("tract failed on this model: {}", panic_message(&*panic)))
-            })??;
+    let ir = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        translate::import_tract(onnx, &proto, graph, model_dir, name)
+    }))
+    .map_err(|panic| CompileError::Analysis(format!("tract failed on this model: {}", panic_message(&*panic))))??;
     secc_ir::verify_graph(&ir)?;
     Ok((ir, choice))
 }

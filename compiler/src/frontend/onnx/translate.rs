@@ -11,6 +11,7 @@ use secc_ir::ops::{
 };
 use secc_ir::{Graph, Op, Shape, Tensor, ValueId};
 use std::collections::HashMap;
+use std::path::Path;
 use tract_onnx::pb::{GraphProto, ModelProto};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::array::{Pad, PadMode};
@@ -98,12 +99,25 @@ pub(super) fn import_tract(
     onnx: &tract_onnx::Onnx,
     proto: &ModelProto,
     graph: &GraphProto,
+    model_dir: Option<&Path>,
     name: &str,
 ) -> Result<Graph, CompileError> {
     let analysis = |e: TractError| CompileError::Analysis(format!("{e:#}"));
-    let mut model = onnx.model_for_proto_model(proto).map_err(analysis)?;
     let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
     let inputs: Vec<_> = graph.input.iter().filter(|i| !initializers.contains(&i.name.as_str())).collect();
+    // An exporter writes a dynamic (batch) axis as a symbol in the inputs, the outputs
+    // and the shapes of intermediate values; secc fixes it to the sample's size, which
+    // those declared shapes would contradict: tract infers them from the inputs instead.
+    let symbolic = inputs.iter().any(|i| input_shape(i).is_ok_and(|s| s.len() != fixed_dims(i)));
+    let onnx = onnx.clone().with_ignore_value_info(symbolic).with_ignore_output_shapes(symbolic);
+    // torch's dynamo exporter writes the weights to `model.onnx.data` next to the
+    // model: tract reads such external data relative to the model's directory.
+    let parsed = onnx.parse(proto, model_dir.and_then(Path::to_str)).map_err(analysis)?;
+    if !parsed.unresolved_inputs.is_empty() {
+        let names = parsed.unresolved_inputs.join(", ");
+        return Err(CompileError::Analysis(format!("values used but never defined: {names}")));
+    }
+    let mut model = parsed.model;
     for (i, input) in inputs.iter().enumerate() {
         let shape = input_shape(input)?;
         model = model.with_input_fact(i, f32::fact(shape).into()).map_err(analysis)?;
@@ -152,6 +166,18 @@ pub(super) fn import_tract(
     let mut graph = ctx.graph;
     graph.compact();
     Ok(graph)
+}
+
+/// How many of a graph input's declared dimensions are fixed numbers.
+fn fixed_dims(input: &tract_onnx::pb::ValueInfoProto) -> usize {
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value;
+    use tract_onnx::pb::type_proto::Value as Ty;
+    match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(Ty::TensorType(t)) => {
+            t.shape.iter().flat_map(|s| &s.dim).filter(|d| matches!(d.value, Some(Value::DimValue(_)))).count()
+        }
+        _ => 0,
+    }
 }
 
 /// The ONNX nodes by the names tract gives them: an ONNX node's name, or its first
