@@ -17,16 +17,6 @@ use std::time::Duration;
 const MPC_ROWS: usize = 2;
 const FHE_ROWS: usize = 2;
 
-#[derive(serde::Deserialize)]
-struct Meta {
-    task: String,
-    float_metric: f64,
-    r2_float: Option<f64>,
-    exporter: String,
-    backends: Vec<String>,
-    blocked_by: Option<String>,
-}
-
 struct Model {
     name: String,
     meta: Meta,
@@ -73,8 +63,7 @@ fn models() -> &'static [Model] {
                 .iter()
                 .zip(jobs)
                 .map(|(name, job)| {
-                    let text = std::fs::read_to_string(model_dir(name).join("meta.json")).unwrap();
-                    let meta: Meta = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}/meta.json: {e}"));
+                    let meta = meta(name);
                     let (compiled, test) = match job.join() {
                         Ok(Ok((c, test))) => (Ok(c), test),
                         Ok(Err(e)) => (Err(e), Vec::new()),
@@ -168,8 +157,9 @@ fn simulation_keeps_float_accuracy_within_one_point() {
         let (f, q) = (score(m, &run(&c.float, &m.test)), score(m, &run(&c.quantized, &m.test)));
         let what = if m.meta.task == "regression" { "R²" } else { "accuracy" };
         eprintln!("{}: {what} float {f:.4}, simulation {q:.4}", m.name);
+        // Quantization may lose at most one point (a luckier simulation is no failure).
         if m.has("sim") {
-            assert!((f - q).abs() <= 0.01 + 1e-9, "{}: simulated {what} {q} vs float {f}", m.name);
+            assert!(q >= f - 0.01 - 1e-9, "{}: simulated {what} {q} vs float {f}", m.name);
         }
     }
 }
