@@ -75,7 +75,10 @@ fn unseen_models_compile_and_run_with_the_documented_commands() {
             acc.push(metric("classification", &rows, &labels));
         }
         assert!((acc[0] - meta(name).float_metric).abs() < 1e-5, "{name}: float backend accuracy {}", acc[0]);
-        assert!(acc[1] >= acc[0] - 0.02, "{name}: simulation {} vs float {}", acc[1], acc[0]);
+        // How close the simulation must come is the model's meta.json's to say (its
+        // `backends`, checked by tests/exporters.rs); here it must at least run.
+        let sim_listed = meta(name).backends.iter().any(|b| b == "sim");
+        assert!(!sim_listed || acc[1] >= acc[0] - 0.01 - 1e-9, "{name}: simulation {} vs float {}", acc[1], acc[0]);
     }
 }
 

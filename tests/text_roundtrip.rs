@@ -16,7 +16,6 @@ fn check<T: Display + PartialEq + Debug>(what: &str, x: &T, parse: impl Fn(&str)
     assert_eq!(back.to_string(), text, "{what}: printing the parsed value changes the text");
 }
 
-/// Every directory of testdata/models with a model.onnx.
 /// The backends a testdata model's meta.json says it runs on; `None` when it does not say.
 fn backends(name: &str) -> Option<Vec<String>> {
     let meta: serde_json::Value =
@@ -63,10 +62,16 @@ fn every_stage_of_every_model_round_trips() {
         };
         let g = import_float_observed(&model_dir(name).join("model.onnx"), &mut round_trip).unwrap();
         let calib = samples(&g, name, "calib.csv");
-        compile_float_observed(g, &calib, &Options::default(), &mut round_trip).unwrap();
+        let claims = backends(name);
+        let compiled = compile_float_observed(g, &calib, &Options::default(), &mut round_trip);
+        // A model only the float IR runs (a Normalizer ahead of the model) stops at
+        // quantization; its import stages still count.
+        if claims.as_ref().is_some_and(|b| b.iter().all(|c| c == "float")) && compiled.is_err() {
+            continue;
+        }
+        compiled.unwrap();
         // Some models have no TFHE lowering yet (max pooling), and some no SMPC one; a
         // backend meta.json's `backends` lists must be there. Every other stage counts.
-        let claims = backends(name);
         let lowered = |s: Stage, backend: &str| {
             seen.contains(&s) || claims.as_ref().is_some_and(|b| b.iter().any(|c| c == backend))
         };
