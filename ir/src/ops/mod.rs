@@ -16,6 +16,7 @@
 mod conv;
 mod elementwise;
 mod facets;
+mod fake_quant;
 mod input;
 mod konst;
 mod linear;
@@ -28,6 +29,7 @@ mod tree;
 
 pub use conv::{conv_accumulate, Conv, ConvGeometry};
 pub use elementwise::{Binary, BinaryKind, Region, Unary, UnaryKind};
+pub use fake_quant::{quantize_linear, FakeQuant};
 pub use facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
 pub use input::Input;
 pub use konst::Const;
@@ -97,6 +99,8 @@ pub enum Op {
     Quantize(Quantize),
     /// Integer to float at the output boundary.
     Dequantize(Dequantize),
+    /// A quantize → dequantize pair on floats (ONNX QDQ), float IR only.
+    FakeQuant(FakeQuant),
     /// Univariate integer table lookup.
     Lut(Lut),
     /// Tree ensemble (ONNX-ML TreeEnsembleRegressor / TreeEnsembleClassifier), float IR only.
@@ -118,6 +122,7 @@ macro_rules! dispatch {
             Op::Reshape($op) => $e,
             Op::Quantize($op) => $e,
             Op::Dequantize($op) => $e,
+            Op::FakeQuant($op) => $e,
             Op::Lut($op) => $e,
             Op::TreeEnsemble($op) => $e,
         }
@@ -154,6 +159,7 @@ impl Op {
             "reshape" => Reshape::parse_attrs(p).map(Op::Reshape),
             "quantize" => Quantize::parse_attrs(p).map(Op::Quantize),
             "dequantize" => Dequantize::parse_attrs(p).map(Op::Dequantize),
+            "fake_quant" => FakeQuant::parse_attrs(p).map(Op::FakeQuant),
             "lut" => Lut::parse_attrs(p).map(Op::Lut),
             "tree_ensemble" => TreeEnsemble::parse_attrs(p).map(Op::TreeEnsemble),
             m => match (
