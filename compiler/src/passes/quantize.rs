@@ -82,21 +82,16 @@ pub fn quantize(
 }
 
 impl Quantizer<'_> {
-    /// Pushes the table computing old value `target` from `region`, onto `grid` if given;
-    /// it spans the source's calibrated values within `within`.
+    /// Pushes the table computing old value `target` from `region`, onto `grid` if given.
     fn push_lut(
         &mut self,
         region: &Region,
         target: ValueId,
         grid: Option<(Quant, i64, i64)>,
-        within: Option<(i64, i64)>,
     ) -> Result<ValueId, CompileError> {
         let seen =
             self.observed[region.source.index()].iter().flat_map(|t| t.as_i64().expect("integer").iter().copied());
-        let mut observed = (seen.clone().min().expect("samples"), seen.max().expect("samples"));
-        if let Some((lo, hi)) = within.filter(|&(lo, hi)| lo.max(observed.0) <= hi.min(observed.1)) {
-            observed = (lo.max(observed.0), hi.min(observed.1));
-        }
+        let observed = (seen.clone().min().expect("samples"), seen.max().expect("samples"));
         let lut = tabulate(&self.new, self.old, region, target, self.calib, &self.cfg, observed, grid)?;
         self.push(Op::Lut(lut), vec![region.source], self.old.node(target).name.clone())
     }
@@ -156,7 +151,7 @@ impl QuantizeCx for Quantizer<'_> {
             Lowered::Const => Err(self.fail(v, "a constant is used where a computed tensor is expected")),
             Lowered::Chain(r) => {
                 let r = r.clone();
-                let lut = self.push_lut(&r, v, None, None)?;
+                let lut = self.push_lut(&r, v, None)?;
                 self.state[v.index()] = Lowered::Computed(lut);
                 Ok(lut)
             }
@@ -171,7 +166,7 @@ impl QuantizeCx for Quantizer<'_> {
         }
         let region = Region { source: i, entries: vec![v], nodes: vec![] };
         // An identity chain: the table maps each channel's scale onto one.
-        self.push_lut(&region, v, None, None)
+        self.push_lut(&region, v, None)
     }
 
     fn tabulate_onto(
@@ -179,9 +174,8 @@ impl QuantizeCx for Quantizer<'_> {
         region: &Region,
         target: ValueId,
         grid: (Quant, i64, i64),
-        within: Option<(i64, i64)>,
     ) -> Result<ValueId, CompileError> {
-        self.push_lut(region, target, Some(grid), within)
+        self.push_lut(region, target, Some(grid))
     }
 
     fn new_graph(&self) -> &Graph {

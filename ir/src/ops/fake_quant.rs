@@ -12,8 +12,9 @@
 //!   quantization `q(s, zp)` and range `[qmin, qmax]`, in place of a calibrated one. On
 //!   a graph input the client quantizes straight onto that grid; on a value already on
 //!   it (max pooling or a reshape of a fake-quantized value) it is the identity; after
-//!   a linear op it is a table whose outputs lie on the grid, spanning only the
-//!   accumulator values where the clamp has not saturated.
+//!   a linear op it is a table whose outputs lie on the grid. (Its span stays the
+//!   calibrated one even where the clamp saturates sooner: under TFHE a bootstrap covers
+//!   exactly its table, and beyond it wraps around.)
 //! - **TFHE**: never an integer itself (the quantizer turns it into the above).
 //! - **SMPC**: the clamp exactly (piecewise linear, exact comparisons with the grid's
 //!   ends); the rounding onto the grid is skipped, an error of at most `s/2` per element,
@@ -58,22 +59,6 @@ impl FakeQuant {
     fn index(&self, shape: &Shape, e: usize, x: f32) -> i64 {
         let (s, z) = self.quant.params_at(shape, e);
         quantize_linear(x, s as f32, z, self.lo, self.hi)
-    }
-
-    /// The values of `source` (of quantization `src` and shape `shape`) where some
-    /// element's output still changes: beyond them every element's clamp has saturated.
-    fn unsaturated(&self, src: &Quant, shape: &Shape) -> (i64, i64) {
-        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        for e in 0..shape.numel() {
-            let (s, z) = self.quant.params_at(shape, e);
-            let (ss, sz) = src.params_at(shape, e);
-            // Half a step of margin each side: the rounding reaches that far.
-            let (a, b) = (s * ((self.lo - z) as f64 - 0.5), s * ((self.hi - z) as f64 + 0.5));
-            let (a, b) = if ss > 0.0 { (a / ss, b / ss) } else { (b / ss, a / ss) };
-            lo = lo.min(a.floor() + sz as f64);
-            hi = hi.max(b.ceil() + sz as f64);
-        }
-        (lo.max(i64::MIN as f64 / 2.0) as i64, hi.min(i64::MAX as f64 / 2.0) as i64)
     }
 }
 
@@ -139,7 +124,6 @@ impl QuantizeRule for FakeQuant {
     fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
         let x = graph.node(v).inputs[0];
         let name = graph.node(v).name.clone();
-        let grid = |t: &TensorType| t.as_int().and_then(|t| t.quant.as_ref()).cloned();
         let region = match cx.state(x).clone() {
             Lowered::Const => return Err(cx.fail(v, "fake-quantization of a constant was not folded")),
             Lowered::Computed(i) if matches!(graph.node(x).op, Op::Input(_)) => {
@@ -161,13 +145,7 @@ impl QuantizeRule for FakeQuant {
                 r
             }
         };
-        let src = cx.new_graph().ty(region.source).clone();
-        // Only a lone fake-quantization has a known preimage of its unsaturated outputs.
-        let within = match (region.nodes.as_slice(), grid(&src)) {
-            ([only], Some(q)) if *only == v => Some(self.unsaturated(&q, &src.shape)),
-            _ => None,
-        };
-        cx.tabulate_onto(&region, v, (self.quant.clone(), self.lo, self.hi), within).map(Lowered::Computed)
+        cx.tabulate_onto(&region, v, (self.quant.clone(), self.lo, self.hi)).map(Lowered::Computed)
     }
     fn table_noise(&self) -> TableNoise {
         TableNoise::Untracked
@@ -246,12 +224,5 @@ mod tests {
         assert_eq!(f.eval(&[&t]).as_f32().unwrap().iter().copied().collect::<Vec<_>>(), [1.5, 1.25]);
         let bad = TensorType::f32(Shape(vec![2, 1]));
         assert!(f.infer(&[Operand { ty: &bad, value: None }]).is_err());
-    }
-
-    #[test]
-    fn the_unsaturated_window_is_the_clamp_in_source_units() {
-        // Source step 0.25, grid step 0.5 over [0, 127.5]: source values −1 ..= 511 matter.
-        let w = fq(0.5, -128, -128, 127).unsaturated(&Quant::per_tensor(0.25, 0), &Shape(vec![3]));
-        assert_eq!(w, (-1, 511));
     }
 }

@@ -99,12 +99,13 @@ pub enum Op {
     Quantize(Quantize),
     /// Integer to float at the output boundary.
     Dequantize(Dequantize),
-    /// A quantize → dequantize pair on floats (ONNX QDQ), float IR only.
-    FakeQuant(FakeQuant),
     /// Univariate integer table lookup.
     Lut(Lut),
     /// Tree ensemble (ONNX-ML TreeEnsembleRegressor / TreeEnsembleClassifier), float IR only.
     TreeEnsemble(TreeEnsemble),
+    /// A quantize → dequantize pair on floats (ONNX QDQ), float IR only. Last, so the
+    /// serialized form (and so the digests) of graphs without it is unchanged.
+    FakeQuant(FakeQuant),
 }
 
 macro_rules! dispatch {
@@ -122,9 +123,9 @@ macro_rules! dispatch {
             Op::Reshape($op) => $e,
             Op::Quantize($op) => $e,
             Op::Dequantize($op) => $e,
-            Op::FakeQuant($op) => $e,
             Op::Lut($op) => $e,
             Op::TreeEnsemble($op) => $e,
+            Op::FakeQuant($op) => $e,
         }
     };
 }
