@@ -204,8 +204,8 @@ mod tests {
         let t = Tensor::F32(ndarray::arr1(&[0.5f32, -0.3, 2.0, 0.0, 0.25]).into_dyn());
         let y = fq(s, -128, -128, 127).eval(&[&t]);
         let y = y.as_f32().unwrap();
-        // 0.5 / s is 127.5 in float32: the tie goes to the even 128, 128 steps above the zero point.
-        assert_eq!(y[0], 128.0 * s as f32);
+        // s is a little above 1/255: 0.5 lies just below grid point 127.5, 127 steps up.
+        assert_eq!(y[0], 127.0 * s as f32);
         assert_eq!(y[1], 0.0, "the zero point at the bottom of the range is a ReLU");
         assert_eq!(y[2], 255.0 * s as f32, "saturates at qmax");
         assert_eq!(y[3], 0.0);

@@ -84,7 +84,9 @@ fn float_graph() -> Graph {
     let w = g.push_const(f32s(&[18, 2], |i| 1.0 / (i as f32 + 1.0)), None, "fc.weight");
     let y = g.push(Op::MatMul(MatMul { x_zp: 0 }), vec![r, w], "fc").unwrap();
     let t = g.push(Op::TreeEnsemble(forest()), vec![y], "TreeEnsembleRegressor").unwrap();
-    g.outputs = vec![t, y];
+    let grid = Quant { axis: Some(1), scale: vec![0.5, 0.0039215688593685627], zero_point: vec![0, -128] };
+    let fq = g.push(Op::FakeQuant(FakeQuant { quant: grid, lo: -128, hi: 127 }), vec![y], "fc_QuantizeLinear").unwrap();
+    g.outputs = vec![t, fq];
     g
 }
 
@@ -139,6 +141,7 @@ fn variant(op: &Op) -> usize {
         Op::Dequantize(_) => 11,
         Op::Lut(_) => 12,
         Op::TreeEnsemble(_) => 13,
+        Op::FakeQuant(_) => 14,
     }
 }
 
@@ -155,7 +158,7 @@ fn every_op_round_trips() {
     let (f, q) = (float_graph(), quantized_graph());
     verify_graph(&f).unwrap();
     verify_graph(&q).unwrap();
-    let mut seen = [false; 14];
+    let mut seen = [false; 15];
     for g in [&f, &q] {
         round_trip_graph(g);
         g.nodes.iter().for_each(|n| seen[variant(&n.op)] = true);
