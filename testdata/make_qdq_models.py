@@ -96,7 +96,7 @@ def write_csv(path, rows):
     np.savetxt(path, np.asarray(rows).reshape(len(rows), -1), fmt="%.9g", delimiter=",")
 
 
-def make(name, net, shape, x_train, y_train, x_test, y_test, per_channel, act, weight, desc):
+def make(name, net, shape, x_train, y_train, x_test, y_test, per_channel, act, weight, desc, fhe=False):
     torch.manual_seed(0)
     net = train(net, x_train, y_train, shape)
     net.eval()
@@ -136,7 +136,8 @@ def make(name, net, shape, x_train, y_train, x_test, y_test, per_channel, act, w
                     f"{ort.__version__} quantize_static (QDQ, per_channel={per_channel}, "
                     f"activation_type={act.name}, weight_type={weight.name})",
         "expected_from": "onnxruntime, graph_optimization_level=ORT_DISABLE_ALL",
-        "backends": ["float", "sim", "mpc"],
+        # tests/qdq.rs runs TFHE on qdq_dense_s8 only (the CNN's max pool has no TFHE lowering).
+        "backends": ["float", "sim", "mpc"] + (["fhe"] if fhe else []),
     }
     with open(os.path.join(d, "meta.json"), "w") as f:
         json.dump(meta, f, indent=2)
@@ -151,7 +152,7 @@ def main():
     dense = "Dense net 64-32-16-10, ReLU, trained with torch (Adam) on sklearn digits (pixels/16)."
     cnn = "Conv 1->4 3x3, ReLU, MaxPool 2, Linear 36->10, trained with torch (Adam) on sklearn digits (pixels/16)."
     make("qdq_dense_s8", Dense(), (64,), x_train, y_train, x_test, y_test, False, QuantType.QInt8,
-         QuantType.QInt8, dense + " QDQ per tensor, int8 activations and weights.")
+         QuantType.QInt8, dense + " QDQ per tensor, int8 activations and weights.", fhe=True)
     make("qdq_dense_s8_pc", Dense(), (64,), x_train, y_train, x_test, y_test, True, QuantType.QInt8,
          QuantType.QInt8, dense + " QDQ per channel, int8 activations and weights.")
     make("qdq_dense_u8", Dense(), (64,), x_train, y_train, x_test, y_test, False, QuantType.QUInt8,
