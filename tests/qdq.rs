@@ -80,6 +80,30 @@ fn quantized_ir_takes_the_models_grids_and_keeps_accuracy() {
 }
 
 #[test]
+fn compiles_without_calibration_on_its_own_grids() {
+    use secc_compiler::passes::calibrate::grid_samples;
+    use secc_compiler::pipeline::{compile_float, Coverage, FheOptions, Options};
+    for name in ["qdq_dense_s8", "qdq_cnn_s8_pc"] {
+        let g = import_float(&model_dir(name).join("model.onnx")).unwrap();
+        let points = grid_samples(&g, 200).expect("a QDQ model states its input grid");
+        let fhe = FheOptions { coverage: Coverage::Exact, ..FheOptions::default() };
+        let quant = QuantConfig { table_bits: TABLE_BITS, ..QuantConfig::default() };
+        let c = compile_float(g, &points, &Options { quant, fhe, ..Options::default() }).unwrap();
+        let xs = samples(&c.float, name, "test.csv");
+        let labels = labels(name);
+        let (fa, qa) = (
+            metric("classification", &outputs(&c.float, &xs), &labels),
+            metric("classification", &outputs(&c.quantized, &xs), &labels),
+        );
+        eprintln!("{name} without calibration: accuracy float {fa:.4}, simulation {qa:.4}");
+        assert!(qa >= fa - 0.01, "{name}: simulated accuracy {qa} more than 1 point below float {fa}");
+    }
+    // A model without grids needs its calibration file.
+    let g = import_float(&model_dir("dense_relu").join("model.onnx")).unwrap();
+    assert!(grid_samples(&g, 200).is_none());
+}
+
+#[test]
 fn smpc_runs_the_float_meaning() {
     for name in QDQ {
         let (g, plan) = mpc_plan(name);
