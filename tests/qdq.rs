@@ -164,3 +164,26 @@ fn tfhe_equals_the_simulation() {
     eprintln!("{name}: {neighbours} of {lookups} lookups read a rounding neighbour");
     assert!(neighbours * 10 <= lookups, "{name}: {neighbours} of {lookups} lookups off by one");
 }
+
+#[test]
+fn cli_compiles_a_qdq_model_without_calib_and_asks_for_it_otherwise() {
+    let dir = std::env::temp_dir().join(format!("secc-qdq-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let compile = |model: &str| {
+        let m = model_dir(model).join("model.onnx");
+        let out = dir.join(format!("{model}.secc"));
+        std::process::Command::new(env!("CARGO_BIN_EXE_secc"))
+            .args(["compile", m.to_str().unwrap(), "-o", out.to_str().unwrap(), "--force"])
+            .output()
+            .unwrap()
+    };
+    let o = compile("qdq_dense_s8");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("no --calib: the model's own scales and zero points quantize it"), "{err}");
+    let o = compile("dense_relu");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("--calib is required (the model states no quantization grid for its inputs)"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
