@@ -137,7 +137,12 @@ fn tfhe_equals_the_simulation() {
             let value = match &node.op {
                 Op::Input(_) => x[0].clone(),
                 Op::Lut(lut) => {
-                    let got = decrypt_tensor(&ck.big_key(), &values[&(i as u32)], circuit.log_delta[i].unwrap(), &node.ty.shape);
+                    let got = decrypt_tensor(
+                        &ck.big_key(),
+                        &values[&(i as u32)],
+                        circuit.log_delta[i].unwrap(),
+                        &node.ty.shape,
+                    );
                     let acc = env[node.inputs[0].index()].as_i64().unwrap();
                     for (e, (&g, &a)) in got.iter().zip(acc).enumerate() {
                         let t = lut.table_for(e);

@@ -46,8 +46,12 @@ pub trait QuantizeCx {
     fn new_graph(&self) -> &Graph;
     /// The table computing `target` from `region`, its outputs on `grid` (quantization,
     /// smallest and largest integer) instead of requantized over a calibrated range.
-    fn tabulate_onto(&mut self, region: &Region, target: ValueId, grid: (Quant, i64, i64))
-        -> Result<ValueId, Self::Error>;
+    fn tabulate_onto(
+        &mut self,
+        region: &Region,
+        target: ValueId,
+        grid: (Quant, i64, i64),
+    ) -> Result<ValueId, Self::Error>;
     /// Appends a node to the new graph.
     fn push(&mut self, op: Op, inputs: Vec<ValueId>, name: String) -> Result<ValueId, Self::Error>;
     /// Appends a constant to the new graph.

@@ -20,9 +20,7 @@
 //!   ends); the rounding onto the grid is skipped, an error of at most `s/2` per element,
 //!   which the plan states as the step's bound. Per-channel grids are refused there.
 
-use super::facets::{
-    Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise,
-};
+use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
 use super::{expect_arity, Op, OpSpec, Operand, Quantize, Region};
 use crate::lowered::mpc::{Piece, Piecewise, Reg, StepOp};
 use crate::tensor::Tensor;

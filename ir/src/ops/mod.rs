@@ -29,8 +29,8 @@ mod tree;
 
 pub use conv::{conv_accumulate, Conv, ConvGeometry};
 pub use elementwise::{Binary, BinaryKind, Region, Unary, UnaryKind};
-pub use fake_quant::{quantize_linear, FakeQuant};
 pub use facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
+pub use fake_quant::{quantize_linear, FakeQuant};
 pub use input::Input;
 pub use konst::Const;
 pub use linear::LinearMap;

@@ -84,7 +84,7 @@ fn float_graph() -> Graph {
     let w = g.push_const(f32s(&[18, 2], |i| 1.0 / (i as f32 + 1.0)), None, "fc.weight");
     let y = g.push(Op::MatMul(MatMul { x_zp: 0 }), vec![r, w], "fc").unwrap();
     let t = g.push(Op::TreeEnsemble(forest()), vec![y], "TreeEnsembleRegressor").unwrap();
-    let grid = Quant { axis: Some(1), scale: vec![0.5, 0.0039215688593685627], zero_point: vec![0, -128] };
+    let grid = Quant { axis: Some(1), scale: vec![0.5, (1.0f32 / 255.0) as f64], zero_point: vec![0, -128] };
     let fq = g.push(Op::FakeQuant(FakeQuant { quant: grid, lo: -128, hi: 127 }), vec![y], "fc_QuantizeLinear").unwrap();
     g.outputs = vec![t, fq];
     g

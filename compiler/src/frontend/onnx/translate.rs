@@ -3,9 +3,7 @@
 
 use super::input_shape;
 use crate::CompileError;
-use secc_ir::ops::{
-    AvgPool, Binary, BinaryKind, Conv, FakeQuant, MatMul, MaxPool, Reshape, Unary, UnaryKind, Window,
-};
+use secc_ir::ops::{AvgPool, Binary, BinaryKind, Conv, FakeQuant, MatMul, MaxPool, Reshape, Unary, UnaryKind, Window};
 use secc_ir::{Graph, Op, Quant, Shape, Tensor, ValueId};
 use std::collections::HashMap;
 use tract_onnx::pb::{GraphProto, ModelProto};
@@ -43,7 +41,8 @@ const TRANSLATORS: &[(&str, Translator)] = &[
     ("GeluExact", gelu),    // Gelu
     ("Identity", identity), // Identity
     ("Cast", cast),         // Cast to float
-    ("DequantizeLinearF32", dequantize_linear), // DequantizeLinear after a QuantizeLinear
+    // DequantizeLinear after a QuantizeLinear
+    ("DequantizeLinearF32", dequantize_linear),
 ];
 
 struct Ctx<'a> {
