@@ -5,6 +5,7 @@ use crate::io::{read_samples, write_new};
 use anyhow::{Context, Result};
 use secc_compiler::cost::machine::MachineCosts;
 use secc_compiler::cost::{choose_backend, Network};
+use secc_compiler::passes::calibrate::grid_samples;
 use secc_compiler::passes::precision::Budget;
 use secc_compiler::passes::quantize::QuantConfig;
 use secc_compiler::pipeline::{
@@ -27,9 +28,13 @@ use std::path::PathBuf;
 pub struct Args {
     /// The ONNX model (float32 input; opset ≤ 17 ops: Conv, Gemm, MatMul, Relu, Sigmoid, ...)
     pub model: PathBuf,
-    /// Calibration samples: CSV (one sample per row, input flattened in C order) or .npy
+    /// Calibration samples: CSV (one sample per row, input flattened in C order) or .npy.
+    /// Optional for a QDQ model (onnxruntime's quantize_static): its own scales and zero
+    /// points then quantize it, calibrated on points of its input grid, and TFHE covers
+    /// proven ranges (--fhe-ranges exact); given, the samples calibrate what the model's
+    /// grids leave open (table spans, TFHE coverage, SMPC fits)
     #[arg(long, value_name = "CALIB.csv")]
-    pub calib: PathBuf,
+    pub calib: Option<PathBuf>,
     /// Bits of weights and activations, 2 to 16 [default: 8]
     #[arg(long, value_name = "N", value_parser = bits(16))]
     pub bits: Option<u32>,
@@ -190,6 +195,9 @@ fn parse_p_fail(s: &str) -> Result<i32, String> {
     }
 }
 
+/// Points of the input grid a QDQ model is calibrated on without --calib.
+const GRID_SAMPLES: usize = 200;
+
 pub fn run(a: Args) -> Result<()> {
     let cfg = quant_config(&a);
     cfg.check().map_err(anyhow::Error::msg)?;
@@ -206,10 +214,29 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(note) = choice.note() {
         eprintln!("{note}");
     }
-    let samples = read_samples(&a.calib, &float).context("cannot read the calibration samples")?;
-    let coverage = match a.fhe_ranges {
-        FheRanges::Calibrated => Coverage::Calibrated,
-        FheRanges::Exact => Coverage::Exact,
+    let (samples, coverage) = match &a.calib {
+        Some(calib) => {
+            let samples = read_samples(calib, &float).context("cannot read the calibration samples")?;
+            let coverage = match a.fhe_ranges {
+                FheRanges::Calibrated => Coverage::Calibrated,
+                FheRanges::Exact => Coverage::Exact,
+            };
+            (samples, coverage)
+        }
+        None => {
+            let samples = grid_samples(&float, GRID_SAMPLES).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "cannot compile {}: --calib is required (the model states no quantization grid for its inputs)",
+                    a.model.display()
+                )
+            })?;
+            eprintln!(
+                "note: no --calib: the model's own scales and zero points quantize it; calibrating on {} points of \
+                 its input grid, TFHE covering proven ranges",
+                samples.len()
+            );
+            (samples, Coverage::Exact)
+        }
     };
     let opts = Options {
         quant: cfg,

@@ -10,7 +10,7 @@ use super::quantize::QuantConfig;
 use crate::CompileError;
 use ndarray::{ArrayD, IxDyn};
 use secc_ir::ops::{output_quant, quantize_value, round_shift, Lut, Region};
-use secc_ir::{Graph, Tensor, ValueId};
+use secc_ir::{Graph, Quant, Tensor, ValueId};
 use std::collections::HashMap;
 
 /// The smallest shift that leaves at most `2^table_bits − 2` table entries for
@@ -25,9 +25,11 @@ pub fn table_shift(lo: i64, hi: i64, table_bits: u32) -> u32 {
 
 /// The table computing old float value `target` from `region.source` (a value of
 /// `new`). `observed` is the range the source took on the calibration set: the table
-/// spans it in at most `2^table_bits − 2` entries and clamps beyond it. Its output is
-/// quantized to `bits` over `range`: the range `target` took on the calibration set,
-/// or one that several values share.
+/// spans it in at most `2^table_bits − 2` entries and clamps beyond it. Its outputs
+/// land on `grid` (quantization, smallest and largest integer) when the model states
+/// one, else are quantized to `bits` over `range`: the range `target` took on the
+/// calibration set, or one that several values share.
+#[allow(clippy::too_many_arguments)]
 pub fn tabulate(
     new: &Graph,
     old: &Graph,
@@ -36,6 +38,7 @@ pub fn tabulate(
     range: Option<(f64, f64)>,
     cfg: &QuantConfig,
     observed: (i64, i64),
+    grid: Option<(Quant, i64, i64)>,
 ) -> Result<Lut, CompileError> {
     let fail = |message: String| CompileError::Pass {
         pass: "fuse_lut",
@@ -53,9 +56,17 @@ pub fn tabulate(
     }
     let shift = table_shift(observed.0, observed.1, cfg.table_bits);
     let (first, last) = (round_shift(observed.0, shift), round_shift(observed.1, shift));
-    let (range_lo, range_hi) = range.ok_or_else(|| fail("no calibration range".into()))?;
-    let (out_q, lo, hi) = output_quant(range_lo, range_hi, cfg.bits);
+    let (out_q, lo, hi) = match grid {
+        Some(grid) => grid,
+        None => {
+            let (range_lo, range_hi) = range.ok_or_else(|| fail("no calibration range".into()))?;
+            output_quant(range_lo, range_hi, cfg.bits)
+        }
+    };
     let (s, z) = (out_q.scale[0], out_q.zero_point[0]);
+    if out_q.axis.is_some() {
+        return Err(fail("tables onto per-channel grids are not supported yet".into()));
+    }
     let n = shape.numel();
     // columns[e][i] = table entry of element e for shifted input first + i
     let mut columns = vec![Vec::with_capacity(1 << cfg.table_bits); n];

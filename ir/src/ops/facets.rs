@@ -48,6 +48,14 @@ pub trait QuantizeCx {
     fn int_over(&mut self, v: ValueId, range: (f64, f64)) -> Result<ValueId, Self::Error>;
     /// The integer graph built so far.
     fn new_graph(&self) -> &Graph;
+    /// The table computing `target` from `region`, its outputs on `grid` (quantization,
+    /// smallest and largest integer) instead of requantized over a calibrated range.
+    fn tabulate_onto(
+        &mut self,
+        region: &Region,
+        target: ValueId,
+        grid: (Quant, i64, i64),
+    ) -> Result<ValueId, Self::Error>;
     /// Appends a node to the new graph.
     fn push(&mut self, op: Op, inputs: Vec<ValueId>, name: String) -> Result<ValueId, Self::Error>;
     /// Appends a constant to the new graph.

@@ -16,6 +16,7 @@
 mod conv;
 mod elementwise;
 mod facets;
+mod fake_quant;
 mod gather;
 mod input;
 mod konst;
@@ -34,6 +35,7 @@ mod tree;
 pub use conv::{conv_accumulate, Conv, ConvGeometry};
 pub use elementwise::{uniform_const, Binary, BinaryKind, Region, Unary, UnaryKind};
 pub use facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
+pub use fake_quant::{quantize_linear, FakeQuant};
 pub use gather::Gather;
 pub use input::Input;
 pub use konst::Const;
@@ -117,6 +119,9 @@ pub enum Op {
     Gather(Gather),
     /// Sum or maximum over axes.
     Reduce(Reduce),
+    /// A quantize → dequantize pair on floats (ONNX QDQ), float IR only. Last, so the
+    /// serialized form (and so the digests) of graphs without it is unchanged.
+    FakeQuant(FakeQuant),
 }
 
 macro_rules! dispatch {
@@ -140,6 +145,7 @@ macro_rules! dispatch {
             Op::TreeEnsemble($op) => $e,
             Op::Gather($op) => $e,
             Op::Reduce($op) => $e,
+            Op::FakeQuant($op) => $e,
         }
     };
 }
@@ -177,6 +183,7 @@ impl Op {
             "reduce_max" => Reduce::parse_attrs(ReduceKind::Max, p).map(Op::Reduce),
             "quantize" => Quantize::parse_attrs(p).map(Op::Quantize),
             "dequantize" => Dequantize::parse_attrs(p).map(Op::Dequantize),
+            "fake_quant" => FakeQuant::parse_attrs(p).map(Op::FakeQuant),
             "lut" => Lut::parse_attrs(p).map(Op::Lut),
             "softmax" => Softmax::parse_attrs(p, false).map(Op::Softmax),
             "log_softmax" => Softmax::parse_attrs(p, true).map(Op::Softmax),

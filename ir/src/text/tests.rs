@@ -94,7 +94,9 @@ fn float_graph() -> Graph {
     let sm = g.push(Op::Softmax(Softmax { axes: vec![1], log: false }), vec![t], "softmax").unwrap();
     let ls = g.push(Op::Softmax(Softmax { axes: vec![0, 1], log: true }), vec![y], "log_softmax").unwrap();
     let nm = g.push(Op::Normalize(Normalize { norm: Norm::L1 }), vec![sm], "Normalizer").unwrap();
-    g.outputs = vec![nm, ls, y];
+    let grid = Quant { axis: Some(1), scale: vec![0.5, (1.0f32 / 255.0) as f64], zero_point: vec![0, -128] };
+    let fq = g.push(Op::FakeQuant(FakeQuant { quant: grid, lo: -128, hi: 127 }), vec![y], "fc_QuantizeLinear").unwrap();
+    g.outputs = vec![nm, ls, y, fq];
     g
 }
 
@@ -159,6 +161,7 @@ fn variant(op: &Op) -> usize {
         Op::Normalize(_) => 15,
         Op::Gather(_) => 16,
         Op::Reduce(_) => 17,
+        Op::FakeQuant(_) => 18,
     }
 }
 
@@ -175,7 +178,7 @@ fn every_op_round_trips() {
     let (f, q) = (float_graph(), quantized_graph());
     verify_graph(&f).unwrap();
     verify_graph(&q).unwrap();
-    let mut seen = [false; 18];
+    let mut seen = [false; 19];
     for g in [&f, &q] {
         round_trip_graph(g);
         g.nodes.iter().for_each(|n| seen[variant(&n.op)] = true);

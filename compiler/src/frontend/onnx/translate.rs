@@ -6,10 +6,10 @@ use super::input_shape;
 use crate::error::{node_label, quoted};
 use crate::CompileError;
 use secc_ir::ops::{
-    AvgPool, Binary, BinaryKind, Conv, Gather, MatMul, MaxPool, Reduce, ReduceKind, Reshape, Softmax, Unary, UnaryKind,
-    Window,
+    AvgPool, Binary, BinaryKind, Conv, FakeQuant, Gather, MatMul, MaxPool, Reduce, ReduceKind, Reshape, Softmax, Unary,
+    UnaryKind, Window,
 };
-use secc_ir::{Graph, Op, Shape, Tensor, ValueId};
+use secc_ir::{Graph, Op, Quant, Shape, Tensor, ValueId};
 use std::collections::HashMap;
 use std::path::Path;
 use tract_onnx::pb::{GraphProto, ModelProto};
@@ -23,6 +23,7 @@ use tract_onnx::tract_core::ops::cnn::{
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::nn::{DataFormat, Reduce as TReduce, Reducer, Softmax as TSoftmax, SoftmaxKind};
+use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearI8, QuantizeLinearU8};
 use tract_onnx::tract_core::ops::source::TypedSource;
 
 type Translator = fn(&mut Ctx, &TypedNode) -> Result<ValueId, String>;
@@ -62,12 +63,28 @@ const TRANSLATORS: &[(&str, Translator)] = &[
     ("Reduce<Sum>", reduce),
     // ReduceMax, GlobalMaxPool
     ("Reduce<Max>", reduce),
+    // DequantizeLinear after a QuantizeLinear
+    ("DequantizeLinearF32", dequantize_linear),
 ];
 
 struct Ctx<'a> {
     model: &'a TypedModel,
     graph: Graph,
     values: HashMap<OutletId, ValueId>,
+    /// Per-tensor QuantizeLinear nodes by tract node id, waiting for their DequantizeLinear.
+    quantized: HashMap<usize, QuantizeLinear>,
+}
+
+/// A per-tensor ONNX QuantizeLinear as tract holds it.
+struct QuantizeLinear {
+    /// The float value it reads.
+    x: ValueId,
+    /// tract keeps `1 / scale`; the DequantizeLinear has the scale itself.
+    inverse_scale: f32,
+    zero_point: i64,
+    /// The integer type's range.
+    lo: i64,
+    hi: i64,
 }
 
 impl Ctx<'_> {
@@ -124,7 +141,7 @@ pub(super) fn import_tract(
     }
     let typed = model.into_typed().map_err(analysis)?;
     let onnx_nodes = OnnxNodes::new(graph);
-    let mut ctx = Ctx { model: &typed, graph: Graph::new(name), values: HashMap::new() };
+    let mut ctx = Ctx { model: &typed, graph: Graph::new(name), values: HashMap::new(), quantized: HashMap::new() };
     let order = typed.eval_order().map_err(analysis)?;
     for id in order {
         let node = typed.node(id);
@@ -482,6 +499,12 @@ fn unary(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
     let kind = match op.0.name().as_str() {
         _ if op.0.is::<Activation>() => op.0.downcast_ref::<Activation>().expect("checked").0,
         "Ln" => UnaryKind::Log,
+        "QuantizeLinearU8" | "QuantizeLinearI8" => return quantize_linear(ctx, node),
+        "RoundHalfToEven" => {
+            return Err("rounding (ONNX Round, or a per-axis QuantizeLinear of a computed tensor, which tract \
+                        expands into it) is not supported; quantize_static quantizes activations per tensor"
+                .into())
+        }
         "Sigmoid" => UnaryKind::Sigmoid,
         "Tanh" => UnaryKind::Tanh,
         "Erf" => UnaryKind::Erf,
@@ -570,4 +593,47 @@ fn dropout(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
         return Err(format!("Dropout in training mode (ratio {ratio}) drops at random; only inference is supported"));
     }
     identity(ctx, node)
+}
+
+/// A per-tensor QuantizeLinear: held until the DequantizeLinear that reads it, which
+/// makes the pair one `fake_quant`. Its integer output must not be read otherwise: the
+/// float IR has no integer tensors.
+fn quantize_linear(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
+    let op = node.op_as::<ElementWiseOp>().expect("element-wise op");
+    let out = OutletId::new(node.id, 0);
+    let is_output = ctx.model.output_outlets().map_err(|e| e.to_string())?.contains(&out);
+    let readers = ctx.model.outlet_successors(out);
+    if is_output || readers.is_empty() || readers.iter().any(|r| !ctx.model.node(r.node).op_is::<DequantizeLinearF32>())
+    {
+        return Err("its integer output is read by something other than a DequantizeLinear; secc takes \
+                    QuantizeLinear only in QDQ pairs"
+            .into());
+    }
+    let (inverse_scale, zero_point, lo, hi) = if let Some(q) = op.0.downcast_ref::<QuantizeLinearU8>() {
+        (q.scale, q.zero_point as i64, u8::MIN as i64, u8::MAX as i64)
+    } else {
+        let q = op.0.downcast_ref::<QuantizeLinearI8>().expect("QuantizeLinearI8");
+        (q.scale, q.zero_point as i64, i8::MIN as i64, i8::MAX as i64)
+    };
+    let x = ctx.operand(node, 0);
+    ctx.quantized.insert(node.id, QuantizeLinear { x, inverse_scale, zero_point, lo, hi });
+    Ok(x)
+}
+
+/// A per-tensor DequantizeLinear of a QuantizeLinear's output: the pair is a `fake_quant`
+/// on the grid both name. (One of a constant was folded before it reached here.)
+fn dequantize_linear(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
+    let dq = node.op_as::<DequantizeLinearF32>().expect("DequantizeLinearF32");
+    let Some(q) = ctx.quantized.get(&node.inputs[0].node) else {
+        return Err("it reads a computed integer tensor that no QuantizeLinear made".into());
+    };
+    if q.zero_point != dq.zero_point as i64 || q.inverse_scale != dq.scale.recip() {
+        return Err(format!(
+            "its scale {} and zero point {} differ from those of the QuantizeLinear it reads",
+            dq.scale, dq.zero_point
+        ));
+    }
+    let fake = FakeQuant { quant: Quant::per_tensor(dq.scale as f64, q.zero_point), lo: q.lo, hi: q.hi };
+    let x = q.x;
+    ctx.push(Op::FakeQuant(fake), vec![x], node)
 }
