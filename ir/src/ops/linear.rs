@@ -146,6 +146,10 @@ fn reads_tables(graph: &Graph, v: ValueId) -> bool {
 /// The most accumulator steps a bias spans: `2^24`, an f32's precision.
 const BIAS_STEPS: f64 = (1u64 << 24) as f64;
 
+/// How much finer than the typical channel's a weight step may be before the channel
+/// counts as dead: its largest weight is then below 1/65536 of the typical channel's.
+const NEGLIGIBLE: f64 = 256.0 * 256.0;
+
 /// The quantization rule of a multiply-accumulate op (node `v` of `graph`): its input
 /// per tensor, its weights symmetric per output channel to `weight_bits`
 /// (`s_w[c] = max|W_c| / (2^(weight_bits−1) − 1)`), its bias at the accumulator scale
@@ -172,18 +176,31 @@ pub(crate) fn quantize_linear<C: QuantizeCx>(
         .inputs
         .get(2)
         .map(|&b| graph.const_value(b).and_then(Tensor::as_f32).expect("constant bias").iter().copied().collect());
-    let scales: Vec<f64> = w
+    let by_weights: Vec<f64> = w
         .axis_iter(Axis(axis))
-        .enumerate()
-        .map(|(c, lane)| {
+        .map(|lane| {
             let m = lane.iter().fold(0f64, |m, &x| m.max((x as f64).abs()));
             let norm = lane.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
-            let by_norm = norm_cap.map_or(0.0, |cap| norm / cap);
-            // A channel whose weights are tiny next to its bias (a dead unit's denormal
-            // weights, a constant input) would get a step so fine that the bias overflows
-            // the accumulator: resolve the bias to f32 precision and no finer.
+            (m / qmax).max(norm_cap.map_or(0.0, |cap| norm / cap))
+        })
+        .collect();
+    // A dead unit (training leaves its weights at 1e-11 down to denormals) would get a
+    // step so fine that its bias alone spans more of the accumulator than every live
+    // channel, and one table shift serves the whole tensor: a channel whose weights are
+    // negligible next to the typical channel's is quantized at the typical step.
+    let mut live: Vec<f64> = by_weights.iter().copied().filter(|s| *s > 0.0 && s.is_finite()).collect();
+    live.sort_by(f64::total_cmp);
+    let typical = live.get(live.len() / 2).copied().unwrap_or(0.0);
+    let scales: Vec<f64> = by_weights
+        .iter()
+        .enumerate()
+        .map(|(c, &s)| {
+            let s = if s < typical / NEGLIGIBLE { typical } else { s };
+            // A channel whose weights are tiny next to its bias all the same (a
+            // constant input) must not overflow the accumulator: resolve the bias to
+            // f32 precision and no finer.
             let by_bias = bias.as_ref().map_or(0.0, |b| (b[c] as f64).abs() / (sx * BIAS_STEPS));
-            let s = (m / qmax).max(by_norm).max(by_bias);
+            let s = s.max(by_bias);
             if s > 0.0 && s.is_finite() {
                 s
             } else {
