@@ -64,37 +64,24 @@ TORCH_NETS = ["torch_mlp_op13", "torch_mlp_op15", "torch_mlp_op17", "torch_mlp_o
               "torch_mlp_op13_dyn", "torch_mlp_op18_dyn", "torch_mlp_dynamo",
               "torch_lenet_op13_dyn", "torch_lenet_op17_dyn", "torch_lenet_dynamo"]
 BACKENDS = {
+    "linreg_2": ["float", "sim", "mpc"],
+    "linreg_8": ["float", "sim", "mpc", "fhe"],
+    "linreg_32": ["float", "sim", "mpc"],
+    "logreg": ["float", "sim", "mpc"],
+    "gb_classifier": ["float", "sim"],
     "dense_relu": ["float", "sim", "mpc"],
     "dense_sigmoid": ["float", "sim", "mpc"],
     "dense_gelu": ["float", "sim", "mpc"],
     "cnn": ["float", "sim", "mpc"],
-    "cnn_tiny": ["float", "mpc"],
-    "unseen_cnn": ["float", "mpc"],
+    "cnn_tiny": ["float", "sim", "mpc"],
+    "unseen_cnn": ["float", "sim", "mpc"],
     "unseen_gelu": ["float", "sim", "mpc", "fhe"],
     "rf_regressor": ["float", "sim", "mpc"],
     "rf_20x4": ["float", "sim", "mpc"],
     "rf_10x4": ["float", "sim", "mpc", "fhe"],
-    **{name: ["float", "mpc"] for name in TORCH_NETS},
+    **{name: ["float", "sim", "mpc"] for name in TORCH_NETS},
 }
-SKLEARN_LINEAR = "ai.onnx.ml LinearRegressor is not imported yet"
-DEAD_UNITS = ("sim (and fhe, which runs the simulation's tables): units that training left "
-              "dead have weights of 1e-11 down to 1e-37, so their per-channel weight scale is "
-              "so fine that their accumulator range (the bias over that scale) sets the one "
-              "table shift of the whole layer and coarsens every live channel; simulation "
-              "accuracy drops by {} points")
-BLOCKED_BY = {
-    "linreg_2": SKLEARN_LINEAR, "linreg_8": SKLEARN_LINEAR, "linreg_32": SKLEARN_LINEAR,
-    "logreg": "ai.onnx.ml LinearClassifier and the classifier outputs (Cast, ZipMap) are not "
-              "imported yet",
-    "gb_classifier": "the classifier outputs after a tree ensemble (Cast, ZipMap) are not "
-                     "imported yet",
-    "torch_mlp_dynamo_dyn": "the dynamo exporter's dynamic batch: tract cannot unify the "
-                            "symbolic `batch` in the graph's value shapes with the input fixed "
-                            "to 1 (\"Impossible to unify Val(1) with Sym(batch)\")",
-    "cnn_tiny": "sim: accuracy 0.92 against float 0.94 (2 points)",
-    "unseen_cnn": "sim: accuracy 0.91 against float 0.94 (3 points)",
-    **{name: DEAD_UNITS.format(88 if "lenet" in name else 4) for name in TORCH_NETS},
-}
+BLOCKED_BY = {}
 
 
 # ----------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 mod common;
 
 use common::*;
+use secc_compiler::passes::precision::Budget;
 use secc_compiler::pipeline::{compile_float, import_float, Compiled, Options};
 use secc_ir::lowered::mpc::StepOp;
 use secc_ir::Tensor;
@@ -42,7 +43,9 @@ fn compile_dir(name: &str) -> Result<(Compiled, Vec<Vec<Tensor>>), String> {
     let g = import_float(&model_dir(name).join("model.onnx")).map_err(|e| e.to_string())?;
     let calib = samples(&g, name, "calib.csv");
     let test = samples(&g, name, "test.csv");
-    let c = compile_float(g, &calib, &Options::default()).map_err(|e| e.to_string())?;
+    // As `secc compile` does by default: the widths the accuracy budget picks.
+    let opts = Options { budget: Some(Budget::default()), ..Options::default() };
+    let c = compile_float(g, &calib, &opts).map_err(|e| e.to_string())?;
     Ok((c, test))
 }
 

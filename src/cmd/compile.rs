@@ -53,8 +53,8 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = bits(16))]
     pub tree_bits: Option<u32>,
     /// Accuracy the quantized model may lose, in points (percent) of argmax agreement
-    /// with the float model on the calibration samples, and of relative squared error
-    /// (≈ R² × 100): table, tree-feature and weight-norm widths start at their cheapest
+    /// with the float model on the calibration samples and of relative squared error of
+    /// its outputs (≈ R² × 100): table, tree-feature and weight-norm widths start at their cheapest
     /// defaults and grow until the simulation keeps within it. Ignored when
     /// --bits, --input-bits, --weight-bits, --table-bits, --tree-bits or --max-weight-norm
     /// set the widths

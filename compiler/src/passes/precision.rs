@@ -4,10 +4,12 @@
 //! cheapest TFHE setting, and it loses more than a point of accuracy on some models (a
 //! GELU net, a deep CNN, small nets from torch). Labels are not part of a calibration
 //! set, so the budget is held against the float model itself: on the calibration
-//! samples, an output of several elements (a classifier's scores) must pick the float
-//! model's argmax on all but a fraction of samples (which bounds the change in
-//! accuracy), and a single number (a regressor's) must keep within that fraction of
-//! relative mean squared error (which bounds the change in R²). The widths grow one step at a time, each step a dearer bootstrap, and
+//! samples, the outputs must keep within a fraction of relative mean squared error
+//! (which bounds the change in R²) and, for outputs of several elements (a classifier's
+//! scores), pick the float model's argmax on all but that fraction of samples. Argmax
+//! agreement alone is not enough: tables fitted to the calibration set can agree on
+//! every calibration sample and still flip 4% of test samples (a torch MLP at 5-bit
+//! tables); the squared error of the scores sees how close they came. The widths grow one step at a time, each step a dearer bootstrap, and
 //! the first setting within budget wins.
 
 use super::calibrate::Calibration;
@@ -45,10 +47,7 @@ pub struct Fidelity {
 impl Fidelity {
     /// Whether it is within `budget`.
     pub fn within(&self, budget: Budget) -> bool {
-        match self.agreement {
-            Some(a) => a >= 1.0 - budget.fraction,
-            None => self.relative_mse <= budget.fraction,
-        }
+        self.relative_mse <= budget.fraction && self.agreement.is_none_or(|a| a >= 1.0 - budget.fraction)
     }
 }
 
@@ -186,7 +185,8 @@ mod tests {
         assert!(Fidelity { agreement: None, relative_mse: 0.01 }.within(b));
         assert!(!Fidelity { agreement: Some(0.98), relative_mse: 0.0 }.within(b));
         assert!(!Fidelity { agreement: None, relative_mse: 0.02 }.within(b));
-        // Classifiers are held to their argmax: logits may move more than R² would allow.
-        assert!(Fidelity { agreement: Some(1.0), relative_mse: 0.05 }.within(b));
+        // Argmaxes that agree on the calibration samples are not enough: logits that
+        // moved this much flip test samples (a torch MLP: 100% agreement, 4 points lost).
+        assert!(!Fidelity { agreement: Some(1.0), relative_mse: 0.05 }.within(b));
     }
 }
