@@ -10,8 +10,8 @@ use super::calibrate::Calibration;
 use super::quantize::QuantConfig;
 use crate::CompileError;
 use ndarray::{ArrayD, IxDyn};
-use secc_ir::ops::{output_quant, quantize_value, round_shift, Lut, Region};
-use secc_ir::{Graph, Tensor, ValueId};
+use secc_ir::ops::{output_quant, quant_at_scale, quantize_value, round_shift, Lut, Region};
+use secc_ir::{Graph, Quant, Shape, Tensor, ValueId};
 use std::collections::HashMap;
 
 /// The smallest shift that leaves at most `2^table_bits − 2` table entries for
@@ -25,7 +25,10 @@ pub fn table_shift(lo: i64, hi: i64, table_bits: u32) -> u32 {
 
 /// The table computing old float value `target` from `region.source` (a value of
 /// `new`). `observed` is the range the source took on the calibration set: the table
-/// spans it in at most `2^table_bits − 2` entries and clamps beyond it.
+/// spans it in at most `2^table_bits − 2` entries and clamps beyond it. Its output is
+/// quantized to `bits` over `target`'s calibrated range, or at `scale` when given (an
+/// operand re-encoded to the scale of another it is added to).
+#[allow(clippy::too_many_arguments)]
 pub fn tabulate(
     new: &Graph,
     old: &Graph,
@@ -34,6 +37,7 @@ pub fn tabulate(
     calib: &Calibration,
     cfg: &QuantConfig,
     observed: (i64, i64),
+    scale: Option<f64>,
 ) -> Result<Lut, CompileError> {
     let fail = |message: String| CompileError::Pass {
         pass: "fuse_lut",
@@ -49,10 +53,35 @@ pub fn tabulate(
     if old.ty(target).shape != *shape {
         return Err(fail(format!("elementwise chain changes shape {} to {}", shape, old.ty(target).shape)));
     }
-    let shift = table_shift(observed.0, observed.1, cfg.table_bits);
-    let (first, last) = (round_shift(observed.0, shift), round_shift(observed.1, shift));
     let (range_lo, range_hi) = calib.ranges[target.index()].ok_or_else(|| fail("no calibration range".into()))?;
-    let (out_q, lo, hi) = output_quant(range_lo, range_hi, cfg.bits);
+    let out = match scale {
+        None => output_quant(range_lo, range_hi, cfg.bits),
+        Some(s) => quant_at_scale(range_lo, range_hi, s),
+    };
+    // An empty chain is the identity: a requantization from per-channel scales to one.
+    let chain = |x: Tensor| {
+        if nodes.is_empty() {
+            return x;
+        }
+        let bound: HashMap<ValueId, Tensor> = region.entries.iter().map(|&e| (e, x.clone())).collect();
+        secc_ir::interp::eval_nodes(old, &nodes, bound)
+    };
+    Ok(tabulate_fn(shape, &src_q, observed, cfg.table_bits, out, &chain))
+}
+
+/// The table of `f` (a float function of a whole tensor of `shape`, elementwise) on an
+/// integer source quantized by `src_q` that took `observed` on the calibration set,
+/// its output quantized by `out` (`(quant, lo, hi)`).
+pub fn tabulate_fn(
+    shape: &Shape,
+    src_q: &Quant,
+    observed: (i64, i64),
+    table_bits: u32,
+    (out_q, lo, hi): (Quant, i64, i64),
+    f: &dyn Fn(Tensor) -> Tensor,
+) -> Lut {
+    let shift = table_shift(observed.0, observed.1, table_bits);
+    let (first, last) = (round_shift(observed.0, shift), round_shift(observed.1, shift));
     let (s, z) = (out_q.scale[0], out_q.zero_point[0]);
     let n = shape.numel();
     // columns[e][i] = table entry of element e for shifted input first + i
@@ -60,14 +89,7 @@ pub fn tabulate(
     for index in first..=last {
         let acc = index << shift;
         let x: Vec<f32> = (0..n).map(|e| src_q.dequantize(shape, e, acc) as f32).collect();
-        let x = Tensor::F32(ArrayD::from_shape_vec(IxDyn(&shape.0), x).expect("shape"));
-        // An empty chain is the identity: a requantization from per-channel scales to one.
-        let y = if nodes.is_empty() {
-            x
-        } else {
-            let bound: HashMap<ValueId, Tensor> = region.entries.iter().map(|&e| (e, x.clone())).collect();
-            secc_ir::interp::eval_nodes(old, &nodes, bound)
-        };
+        let y = f(Tensor::F32(ArrayD::from_shape_vec(IxDyn(&shape.0), x).expect("shape")));
         let y = y.as_f32().expect("float chain");
         for (col, &v) in columns.iter_mut().zip(y.iter()) {
             col.push(if v.is_nan() { z } else { quantize_value(v as f64, s, z, lo, hi) });
@@ -85,5 +107,5 @@ pub fn tabulate(
         })
         .collect();
     let table_of = if tables.len() == 1 { Vec::new() } else { table_of };
-    Ok(Lut { shift, base: first, tables, table_of, quant: Some(out_q) })
+    Lut { shift, base: first, tables, table_of, quant: Some(out_q) }
 }

@@ -21,7 +21,7 @@
 //!   unless `output_tables` asks for it as a table under encryption.
 
 use super::calibrate::Calibration;
-use super::fuse_lut::tabulate;
+use super::fuse_lut::{tabulate, tabulate_fn};
 use crate::CompileError;
 use secc_ir::ops::{Const, Dequantize, Lowered, QuantizeCx, QuantizeRule, Region};
 use secc_ir::{Graph, Op, OpSpec, Quant, Tensor, ValueId};
@@ -82,12 +82,11 @@ pub fn quantize(
 }
 
 impl Quantizer<'_> {
-    /// Pushes the table computing old value `target` from `region`.
-    fn push_lut(&mut self, region: &Region, target: ValueId) -> Result<ValueId, CompileError> {
-        let seen =
-            self.observed[region.source.index()].iter().flat_map(|t| t.as_i64().expect("integer").iter().copied());
-        let observed = (seen.clone().min().expect("samples"), seen.max().expect("samples"));
-        let lut = tabulate(&self.new, self.old, region, target, self.calib, &self.cfg, observed)?;
+    /// Pushes the table computing old value `target` from `region`, its output at
+    /// `scale` when given.
+    fn push_lut(&mut self, region: &Region, target: ValueId, scale: Option<f64>) -> Result<ValueId, CompileError> {
+        let observed = self.observed(region.source);
+        let lut = tabulate(&self.new, self.old, region, target, self.calib, &self.cfg, observed, scale)?;
         self.push(Op::Lut(lut), vec![region.source], self.old.node(target).name.clone())
     }
 
@@ -146,7 +145,7 @@ impl QuantizeCx for Quantizer<'_> {
             Lowered::Const => Err(self.fail(v, "a constant is used where a computed tensor is expected")),
             Lowered::Chain(r) => {
                 let r = r.clone();
-                let lut = self.push_lut(&r, v)?;
+                let lut = self.push_lut(&r, v, None)?;
                 self.state[v.index()] = Lowered::Computed(lut);
                 Ok(lut)
             }
@@ -161,7 +160,42 @@ impl QuantizeCx for Quantizer<'_> {
         }
         let region = Region { source: i, entries: vec![v], nodes: vec![] };
         // An identity chain: the table maps each channel's scale onto one.
-        self.push_lut(&region, v)
+        self.push_lut(&region, v, None)
+    }
+
+    fn int_at_scale(&mut self, v: ValueId, scale: f64) -> Result<ValueId, CompileError> {
+        let region = match &self.state[v.index()] {
+            Lowered::Chain(r) => r.clone(),
+            Lowered::Const => return Err(self.fail(v, "a constant is used where a computed tensor is expected")),
+            Lowered::Computed(i) => {
+                let q = self.new.ty(*i).as_int().and_then(|t| t.quant.as_ref());
+                if q.is_some_and(|q| q.axis.is_none() && q.scale[0] == scale) {
+                    return Ok(*i);
+                }
+                // An identity chain: the table re-encodes the value at `scale`.
+                Region { source: *i, entries: vec![v], nodes: vec![] }
+            }
+        };
+        self.push_lut(&region, v, Some(scale))
+    }
+
+    fn push_table(
+        &mut self,
+        source: ValueId,
+        f: &dyn Fn(f32) -> f32,
+        out: (Quant, i64, i64),
+        name: String,
+    ) -> Result<ValueId, CompileError> {
+        let ty = self.new.ty(source).clone();
+        let src_q = ty.as_int().and_then(|t| t.quant.clone()).expect("tables read quantized values");
+        let apply = |x: Tensor| Tensor::F32(x.as_f32().expect("float").mapv(f));
+        let lut = tabulate_fn(&ty.shape, &src_q, self.observed(source), self.cfg.table_bits, out, &apply);
+        self.push(Op::Lut(lut), vec![source], name)
+    }
+
+    fn observed(&self, v: ValueId) -> (i64, i64) {
+        let seen = self.observed[v.index()].iter().flat_map(|t| t.as_i64().expect("integer").iter().copied());
+        (seen.clone().min().expect("samples"), seen.max().expect("samples"))
     }
 
     fn new_graph(&self) -> &Graph {

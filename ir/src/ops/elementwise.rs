@@ -7,10 +7,25 @@
 //! ([`super::Lut`]), the SMPC backend runs a lone ReLU as the exact comparison
 //! protocol and any other chain as a piecewise polynomial fitted on the value's
 //! calibrated range. So a new activation needs an entry here and no backend code.
+//!
+//! A binary op whose operands read two different computed values (a residual
+//! connection, a gate `x · g`) is not a chain:
+//!
+//! - `add`/`sub`: the quantizer brings both operands to one per-tensor scale, the finer
+//!   of the two they would have alone (each operand's chain is tabulated at that
+//!   scale; an operand already computed at another is re-encoded by an identity
+//!   table, the one place a table is added), then adds them exactly ([`super::AddInt`]).
+//!   SMPC: a local sum of shares ([`StepOp::Pair`]).
+//! - `mul`: the quantizer computes `a·b = ((a+b)² − (a−b)²) / 4`: the exact sum and
+//!   difference at one scale, a table of `x²/4` on each, and their exact difference.
+//!   Each table rounds to half a step of the product's scale, so the product is off by
+//!   at most one step (plus the tables' clamping beyond the calibrated range). SMPC:
+//!   one multiplication round and a truncation.
+//! - any other op of two computed values is refused.
 
 use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
-use super::{expect_arity, Op, OpSpec, Operand};
-use crate::lowered::mpc::{Reg, StepOp};
+use super::{expect_arity, output_quant, AddInt, Op, OpSpec, Operand};
+use crate::lowered::mpc::{Broadcast, PairOp, Reg, StepOp};
 use crate::tensor::Tensor;
 use crate::text::Printer;
 use crate::types::{Shape, TensorType};
@@ -344,8 +359,104 @@ impl MpcRule for Unary {
     }
 }
 
+/// Whether the chains `operands` bring read two different computed values.
+fn two_sources(operands: &[Option<Region>]) -> bool {
+    let mut sources = operands.iter().flatten().map(|r| r.source);
+    let first = sources.next();
+    sources.any(|s| Some(s) != first)
+}
+
+/// The per-tensor scale float value `v` has, or would have as a table's output.
+fn natural_scale<C: QuantizeCx>(cx: &C, v: ValueId) -> Result<f64, C::Error> {
+    if let Lowered::Computed(i) = cx.state(v) {
+        if let Some(q) = cx.new_graph().ty(*i).as_int().and_then(|t| t.quant.as_ref()).filter(|q| q.axis.is_none()) {
+            return Ok(q.scale[0]);
+        }
+    }
+    let (lo, hi) = cx.range(v).ok_or_else(|| cx.fail(v, "never calibrated"))?;
+    Ok(output_quant(lo, hi, cx.config().bits).0.scale[0])
+}
+
+/// `(a − a_zp) + sign · (b − b_zp)` of two integer values of the new graph at one scale.
+fn push_add_int<C: QuantizeCx>(cx: &mut C, a: ValueId, b: ValueId, sign: i64, name: String) -> Result<ValueId, C::Error> {
+    let zp = |x: ValueId| cx.new_graph().ty(x).as_int().and_then(|t| t.quant.as_ref()).map_or(0, |q| q.zero_point[0]);
+    let op = AddInt { sign, a_zp: zp(a), b_zp: zp(b) };
+    cx.push(Op::AddInt(op), vec![a, b], name)
+}
+
+impl Binary {
+    /// The quantization of `a ± b` or `a · b` for two different computed values (see
+    /// the module doc).
+    fn quantize_two<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        let node = graph.node(v);
+        let (a, b) = (node.inputs[0], node.inputs[1]);
+        let sign = match self.kind {
+            BinaryKind::Add | BinaryKind::Mul => 1,
+            BinaryKind::Sub => -1,
+            k => {
+                let m = format!("`{}` of two different computed tensors is not supported under quantization", k.mnemonic());
+                return Err(cx.fail(v, m));
+            }
+        };
+        let scale = natural_scale(cx, a)?.min(natural_scale(cx, b)?);
+        let (ia, ib) = (cx.int_at_scale(a, scale)?, cx.int_at_scale(b, scale)?);
+        if self.kind != BinaryKind::Mul {
+            return push_add_int(cx, ia, ib, sign, node.name.clone()).map(Lowered::Computed);
+        }
+        let sum = push_add_int(cx, ia, ib, 1, format!("{}.sum", node.name))?;
+        let diff = push_add_int(cx, ia, ib, -1, format!("{}.difference", node.name))?;
+        let peak = [sum, diff]
+            .map(|x| {
+                let (lo, hi) = cx.observed(x);
+                lo.unsigned_abs().max(hi.unsigned_abs()) as f64 * scale
+            })
+            .into_iter()
+            .fold(0.0, f64::max);
+        let out = output_quant(0.0, peak * peak / 4.0, cx.config().bits);
+        let quarter_square = |x: f32| x * x / 4.0;
+        let u = cx.push_table(sum, &quarter_square, out.clone(), format!("{}.sum²/4", node.name))?;
+        let w = cx.push_table(diff, &quarter_square, out, format!("{}.difference²/4", node.name))?;
+        push_add_int(cx, u, w, -1, node.name.clone()).map(Lowered::Computed)
+    }
+
+    /// The SMPC lowering of `a ± b` or `a · b` for two different computed values.
+    fn lower_two<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        let node = graph.node(v);
+        let op = match self.kind {
+            BinaryKind::Add => PairOp::Add,
+            BinaryKind::Sub => PairOp::Sub,
+            BinaryKind::Mul => PairOp::Mul,
+            k => {
+                let m = format!("`{}` of two different computed tensors is not supported by the mpc backend", k.mnemonic());
+                return Err(cx.fail(v, m));
+            }
+        };
+        let (a, b) = (node.inputs[0], node.inputs[1]);
+        let (ra, rb) = (cx.reg(a)?, cx.reg(b)?);
+        let out = node.ty.shape.0.clone();
+        let padded = |x: ValueId| {
+            let s = &graph.ty(x).shape.0;
+            std::iter::repeat_n(1, out.len() - s.len()).chain(s.iter().copied()).collect()
+        };
+        let len = node.ty.shape.numel();
+        let shapes = Broadcast { a: padded(a), b: padded(b), out };
+        let y = cx.new_reg();
+        cx.step(v, StepOp::Pair { a: ra, b: rb, op, shapes, out: y });
+        if op != PairOp::Mul {
+            return Ok(Lowered::Computed(y));
+        }
+        let out = cx.new_reg();
+        cx.step(v, StepOp::Trunc { x: y, len, bits: cx.frac_bits(), out });
+        Ok(Lowered::Computed(out))
+    }
+}
+
 impl QuantizeRule for Binary {
     fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        let operands = graph.node(v).inputs.iter().map(|&i| Region::of(i, cx.state(i), |&s| s)).collect::<Vec<_>>();
+        if two_sources(&operands) {
+            return self.quantize_two(graph, v, cx);
+        }
         quantize_chain(graph, v, cx)
     }
     fn table_noise(&self) -> TableNoise {
@@ -364,6 +475,10 @@ impl FheRule for Binary {
 
 impl MpcRule for Binary {
     fn lower_mpc<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        let operands = graph.node(v).inputs.iter().map(|&i| Region::of(i, cx.state(i), |_| i)).collect::<Vec<_>>();
+        if two_sources(&operands) {
+            return self.lower_two(graph, v, cx);
+        }
         lower_chain(graph, v, cx)
     }
     fn min_frac_bits(&self) -> u32 {

@@ -42,6 +42,20 @@ pub trait QuantizeCx {
     fn int(&mut self, v: ValueId) -> Result<ValueId, Self::Error>;
     /// [`QuantizeCx::int`], requantized per tensor when it is per channel.
     fn int_per_tensor(&mut self, v: ValueId) -> Result<ValueId, Self::Error>;
+    /// The integer value (new graph) standing for `v` per tensor at `scale`: its chain
+    /// tabulated at that scale, or, when computed at another, re-encoded by a table.
+    fn int_at_scale(&mut self, v: ValueId, scale: f64) -> Result<ValueId, Self::Error>;
+    /// Appends a table of the elementwise float function `f` of the real values integer
+    /// `source` (new graph) stands for, quantized to `out` (`(quant, lo, hi)`).
+    fn push_table(
+        &mut self,
+        source: ValueId,
+        f: &dyn Fn(f32) -> f32,
+        out: (Quant, i64, i64),
+        name: String,
+    ) -> Result<ValueId, Self::Error>;
+    /// The range integer value `v` (new graph) took on the calibration set.
+    fn observed(&self, v: ValueId) -> (i64, i64);
     /// The integer graph built so far.
     fn new_graph(&self) -> &Graph;
     /// Appends a node to the new graph.

@@ -13,6 +13,8 @@
 //! written once: `linear.rs` for multiply-accumulates (and [`LinearMap`], the levelled
 //! form of any integer op), [`Region`] for elementwise chains.
 
+mod add_int;
+mod batch_matmul;
 mod conv;
 mod elementwise;
 mod facets;
@@ -26,6 +28,8 @@ mod quant;
 mod shape;
 mod tree;
 
+pub use add_int::AddInt;
+pub use batch_matmul::BatchMatMul;
 pub use conv::{conv_accumulate, Conv, ConvGeometry};
 pub use elementwise::{Binary, BinaryKind, Region, Unary, UnaryKind};
 pub use facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
@@ -35,7 +39,7 @@ pub use linear::LinearMap;
 pub use lut::{round_shift, Lut};
 pub use matmul::MatMul;
 pub use pool::{AvgPool, MaxPool, SumPool, Window};
-pub use quant::{output_quant, quantize_value, Dequantize, Quantize};
+pub use quant::{output_quant, quant_at_scale, quantize_value, Dequantize, Quantize};
 pub use shape::Reshape;
 pub use tree::{
     Aggregate, BranchMode, LeafPath, Literal, PostTransform, Split, Tree, TreeEnsemble, TreeNode, FOREST_FRAC_BITS,
@@ -81,6 +85,8 @@ pub enum Op {
     Conv(Conv),
     /// Matrix product with a constant right operand.
     MatMul(MatMul),
+    /// Matrix product of two computed tensors, float IR only.
+    BatchMatMul(BatchMatMul),
     /// Float unary elementwise function.
     Unary(Unary),
     /// Float binary elementwise function with broadcasting.
@@ -99,6 +105,8 @@ pub enum Op {
     Dequantize(Dequantize),
     /// Univariate integer table lookup.
     Lut(Lut),
+    /// Integer sum or difference of two tensors at one scale.
+    AddInt(AddInt),
     /// Tree ensemble (ONNX-ML TreeEnsembleRegressor / TreeEnsembleClassifier), float IR only.
     TreeEnsemble(TreeEnsemble),
 }
@@ -110,6 +118,7 @@ macro_rules! dispatch {
             Op::Const($op) => $e,
             Op::Conv($op) => $e,
             Op::MatMul($op) => $e,
+            Op::BatchMatMul($op) => $e,
             Op::Unary($op) => $e,
             Op::Binary($op) => $e,
             Op::MaxPool($op) => $e,
@@ -119,6 +128,7 @@ macro_rules! dispatch {
             Op::Quantize($op) => $e,
             Op::Dequantize($op) => $e,
             Op::Lut($op) => $e,
+            Op::AddInt($op) => $e,
             Op::TreeEnsemble($op) => $e,
         }
     };
@@ -148,6 +158,7 @@ impl Op {
             "const" => Const::parse_attrs(p).map(Op::Const),
             "conv" => Conv::parse_attrs(p).map(Op::Conv),
             "matmul" => MatMul::parse_attrs(p).map(Op::MatMul),
+            "batch_matmul" => BatchMatMul::parse_attrs(p).map(Op::BatchMatMul),
             "max_pool" => MaxPool::parse_attrs(p).map(Op::MaxPool),
             "avg_pool" => AvgPool::parse_attrs(p).map(Op::AvgPool),
             "sum_pool" => SumPool::parse_attrs(p).map(Op::SumPool),
@@ -155,6 +166,7 @@ impl Op {
             "quantize" => Quantize::parse_attrs(p).map(Op::Quantize),
             "dequantize" => Dequantize::parse_attrs(p).map(Op::Dequantize),
             "lut" => Lut::parse_attrs(p).map(Op::Lut),
+            "add_int" => AddInt::parse_attrs(p).map(Op::AddInt),
             "tree_ensemble" => TreeEnsemble::parse_attrs(p).map(Op::TreeEnsemble),
             m => match (
                 UnaryKind::ALL.into_iter().find(|k| k.mnemonic() == m),
