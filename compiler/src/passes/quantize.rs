@@ -71,7 +71,12 @@ pub fn quantize(
             }
             _ => {
                 let v = q.int(o)?;
-                q.dequantize(v, graph.node(o).name.clone())?
+                // A float value is already the receiver's (a final softmax).
+                if q.new.ty(v).is_float() {
+                    v
+                } else {
+                    q.dequantize(v, graph.node(o).name.clone())?
+                }
             }
         };
         q.new.outputs.push(out);

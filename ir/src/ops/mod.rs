@@ -26,6 +26,7 @@ mod matmul;
 mod pool;
 mod quant;
 mod shape;
+mod softmax;
 mod tree;
 
 pub use add_int::AddInt;
@@ -41,6 +42,7 @@ pub use matmul::MatMul;
 pub use pool::{AvgPool, MaxPool, SumPool, Window};
 pub use quant::{output_quant, quant_at_scale, quantize_value, Dequantize, Quantize};
 pub use shape::Reshape;
+pub use softmax::Softmax;
 pub use tree::{
     Aggregate, BranchMode, LeafPath, Literal, PostTransform, Split, Tree, TreeEnsemble, TreeNode, FOREST_FRAC_BITS,
 };
@@ -107,6 +109,8 @@ pub enum Op {
     Lut(Lut),
     /// Integer sum or difference of two tensors at one scale.
     AddInt(AddInt),
+    /// Softmax or log-softmax over some axes (float).
+    Softmax(Softmax),
     /// Tree ensemble (ONNX-ML TreeEnsembleRegressor / TreeEnsembleClassifier), float IR only.
     TreeEnsemble(TreeEnsemble),
 }
@@ -129,6 +133,7 @@ macro_rules! dispatch {
             Op::Dequantize($op) => $e,
             Op::Lut($op) => $e,
             Op::AddInt($op) => $e,
+            Op::Softmax($op) => $e,
             Op::TreeEnsemble($op) => $e,
         }
     };
@@ -167,6 +172,8 @@ impl Op {
             "dequantize" => Dequantize::parse_attrs(p).map(Op::Dequantize),
             "lut" => Lut::parse_attrs(p).map(Op::Lut),
             "add_int" => AddInt::parse_attrs(p).map(Op::AddInt),
+            "softmax" => Softmax::parse_attrs(p, false).map(Op::Softmax),
+            "log_softmax" => Softmax::parse_attrs(p, true).map(Op::Softmax),
             "tree_ensemble" => TreeEnsemble::parse_attrs(p).map(Op::TreeEnsemble),
             m => match (
                 UnaryKind::ALL.into_iter().find(|k| k.mnemonic() == m),

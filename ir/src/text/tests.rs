@@ -86,7 +86,9 @@ fn float_graph() -> Graph {
     let t = g.push(Op::TreeEnsemble(forest()), vec![y], "TreeEnsembleRegressor").unwrap();
     let sq = g.push(Op::Reshape(Reshape { shape: Shape(vec![1, 3, 2, 3]) }), vec![s], "").unwrap();
     let p = g.push(Op::BatchMatMul(BatchMatMul { transpose_b: true }), vec![sq, sq], "attn").unwrap();
-    g.outputs = vec![t, y, p];
+    let sm = g.push(Op::Softmax(Softmax { axes: vec![1], log: false }), vec![t], "softmax").unwrap();
+    let ls = g.push(Op::Softmax(Softmax { axes: vec![0, 1], log: true }), vec![y], "log_softmax").unwrap();
+    g.outputs = vec![sm, ls, y, p];
     g
 }
 
@@ -144,6 +146,7 @@ fn variant(op: &Op) -> usize {
         Op::TreeEnsemble(_) => 13,
         Op::BatchMatMul(_) => 14,
         Op::AddInt(_) => 15,
+        Op::Softmax(_) => 16,
     }
 }
 
@@ -160,7 +163,7 @@ fn every_op_round_trips() {
     let (f, q) = (float_graph(), quantized_graph());
     verify_graph(&f).unwrap();
     verify_graph(&q).unwrap();
-    let mut seen = [false; 16];
+    let mut seen = [false; 17];
     for g in [&f, &q] {
         round_trip_graph(g);
         g.nodes.iter().for_each(|n| seen[variant(&n.op)] = true);

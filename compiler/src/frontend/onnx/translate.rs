@@ -3,7 +3,9 @@
 
 use super::input_shape;
 use crate::CompileError;
-use secc_ir::ops::{AvgPool, BatchMatMul, Binary, BinaryKind, Conv, MatMul, MaxPool, Reshape, Unary, UnaryKind, Window};
+use secc_ir::ops::{
+    AvgPool, BatchMatMul, Binary, BinaryKind, Conv, MatMul, MaxPool, Reshape, Softmax, Unary, UnaryKind, Window,
+};
 use secc_ir::{Graph, Op, Shape, Tensor, ValueId};
 use std::collections::HashMap;
 use tract_onnx::pb::{GraphProto, ModelProto};
@@ -15,7 +17,7 @@ use tract_onnx::tract_core::ops::cnn::{
 };
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
-use tract_onnx::tract_core::ops::nn::DataFormat;
+use tract_onnx::tract_core::ops::nn::{DataFormat, Softmax as TSoftmax, SoftmaxKind};
 use tract_onnx::tract_core::ops::source::TypedSource;
 
 type Translator = fn(&mut Ctx, &TypedNode) -> Result<ValueId, String>;
@@ -40,6 +42,8 @@ const TRANSLATORS: &[(&str, Translator)] = &[
     ("GeluExact", gelu),    // Gelu
     ("Identity", identity), // Identity
     ("Cast", cast),         // Cast to float
+    ("Softmax", softmax),   // Softmax
+    ("LogSoftmax", softmax), // LogSoftmax
 ];
 
 struct Ctx<'a> {
@@ -288,6 +292,11 @@ fn binary(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
 
 fn unary(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
     let op = node.op_as::<ElementWiseOp>().expect("element-wise op");
+    if op.0.name() == "Ln" {
+        if let Some(v) = log_of_softmax(ctx, node)? {
+            return Ok(v);
+        }
+    }
     let kind = match op.0.name().as_str() {
         "Sigmoid" => UnaryKind::Sigmoid,
         "Tanh" => UnaryKind::Tanh,
@@ -333,4 +342,27 @@ fn cast(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
         return Err(format!("casts to {to:?} are not supported (float32 only)"));
     }
     identity(ctx, node)
+}
+
+fn softmax(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
+    let op = node.op_as::<TSoftmax>().expect("Softmax");
+    if op.quant_output_dt.is_some() {
+        return Err("quantized softmax is not supported".into());
+    }
+    let mut axes = op.axes.to_vec();
+    axes.sort_unstable();
+    let x = ctx.operand(node, 0);
+    ctx.push(Op::Softmax(Softmax { axes, log: op.kind == SoftmaxKind::LogSoftmax }), vec![x], node)
+}
+
+/// tract expands `LogSoftmax` into `ln(softmax(x))`, which underflows to -inf where a
+/// probability rounds to 0: the log of a softmax nothing else reads is one `log_softmax`.
+fn log_of_softmax(ctx: &mut Ctx, node: &TypedNode) -> Result<Option<ValueId>, String> {
+    let s = ctx.operand(node, 0);
+    let Op::Softmax(Softmax { axes, log: false }) = &ctx.graph.node(s).op else { return Ok(None) };
+    if ctx.model.outlet_successors(node.inputs[0]).len() != 1 {
+        return Ok(None);
+    }
+    let (axes, x) = (axes.clone(), ctx.graph.node(s).inputs[0]);
+    ctx.push(Op::Softmax(Softmax { axes, log: true }), vec![x], node).map(Some)
 }
