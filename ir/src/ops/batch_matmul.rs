@@ -72,7 +72,7 @@ impl OpSpec for BatchMatMul {
         let mut y = Vec::with_capacity(batch * m * n);
         for (x, w) in a3.axis_iter(Axis(0)).zip(b3.axis_iter(Axis(0))) {
             let w = w.into_dimensionality::<Ix2>().expect("rank 2");
-            let w = if self.transpose_b { w.t() } else { w };
+            let w = if self.transpose_b { w.reversed_axes() } else { w };
             y.extend(x.into_dimensionality::<Ix2>().expect("rank 2").dot(&w).iter().copied());
         }
         let mut shape = a.shape().to_vec();
@@ -121,8 +121,8 @@ impl MpcRule for BatchMatMul {
         let wide = cx.new_reg();
         let transpose_b = self.transpose_b;
         cx.step(v, StepOp::MatMulShares { a: ra, b: rb, batch, m, k, n, transpose_b, out: wide });
-        let out = cx.new_reg();
-        cx.step(v, StepOp::Trunc { x: wide, len: batch * m * n, bits: cx.frac_bits(), out });
+        let (out, bits) = (cx.new_reg(), cx.frac_bits());
+        cx.step(v, StepOp::Trunc { x: wide, len: batch * m * n, bits, out });
         Ok(Lowered::Computed(out))
     }
     fn min_frac_bits(&self) -> u32 {

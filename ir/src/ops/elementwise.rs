@@ -434,7 +434,7 @@ impl Binary {
         let (a, b) = (node.inputs[0], node.inputs[1]);
         let (ra, rb) = (cx.reg(a)?, cx.reg(b)?);
         let out = node.ty.shape.0.clone();
-        let padded = |x: ValueId| {
+        let padded = |x: ValueId| -> Vec<usize> {
             let s = &graph.ty(x).shape.0;
             std::iter::repeat_n(1, out.len() - s.len()).chain(s.iter().copied()).collect()
         };
@@ -445,8 +445,8 @@ impl Binary {
         if op != PairOp::Mul {
             return Ok(Lowered::Computed(y));
         }
-        let out = cx.new_reg();
-        cx.step(v, StepOp::Trunc { x: y, len, bits: cx.frac_bits(), out });
+        let (out, bits) = (cx.new_reg(), cx.frac_bits());
+        cx.step(v, StepOp::Trunc { x: y, len, bits, out });
         Ok(Lowered::Computed(out))
     }
 }

@@ -156,6 +156,19 @@ pub trait MpcCx {
     fn weight(&mut self, c: ValueId, bits: u32) -> Result<usize, Self::Error>;
     /// Already encoded words as a weight the model owner shares.
     fn raw_weight(&mut self, name: String, words: Vec<i64>) -> usize;
+    /// The range `v` took on the calibration set.
+    fn range(&self, v: ValueId) -> Option<(f64, f64)>;
+    /// `f` (named `name` in the plan) fitted as a piecewise polynomial on `[lo, hi]`
+    /// aiming at error `tol`; its stated error is checked on a dense grid (the lowering
+    /// of `v` is refused if it does not hold).
+    fn fit_fn(
+        &self,
+        v: ValueId,
+        name: &str,
+        f: &dyn Fn(f64) -> f64,
+        range: (f64, f64),
+        tol: f64,
+    ) -> Result<Piecewise, Self::Error>;
     /// The elementwise nodes `chain` (ending at `v`) as a function of `source`, fitted
     /// as a piecewise polynomial on the range `source` took on the calibration set.
     fn fit(&self, v: ValueId, source: ValueId, chain: &[ValueId]) -> Result<Piecewise, Self::Error>;

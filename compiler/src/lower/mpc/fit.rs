@@ -85,6 +85,24 @@ fn chebyshev_monomial(g: &dyn Fn(f64) -> f64, d: usize) -> Vec<f64> {
     coeffs
 }
 
+/// Points of the dense grid [`dense_error`] checks a fit on.
+const DENSE: usize = 4096;
+
+/// The largest error of `pw` against `f` on a dense grid of `[lo, hi]` (every
+/// breakpoint included), in exact arithmetic: what the fit itself misses, against
+/// which its stated bound (rounding included) is checked.
+pub fn dense_error(pw: &Piecewise, f: &dyn Fn(f64) -> f64, lo: f64, hi: f64) -> f64 {
+    let value = |x: f64| {
+        let p = &pw.pieces[pw.breakpoints.iter().filter(|&&b| x >= b).count()];
+        eval(&p.coeffs, p.scale * x + p.offset)
+    };
+    (0..=DENSE)
+        .map(|i| lo + (hi - lo) * i as f64 / DENSE as f64)
+        .chain(pw.breakpoints.iter().copied())
+        .map(|x| (value(x) - f(x)).abs())
+        .fold(0.0, f64::max)
+}
+
 fn eval(coeffs: &[f64], t: f64) -> f64 {
     coeffs.iter().rev().fold(0.0, |acc, c| acc * t + c)
 }
@@ -100,6 +118,14 @@ mod tests {
         assert!(pw.max_error <= 1e-4, "{}", pw.max_error);
         assert_eq!(pw.pieces.len(), pw.breakpoints.len() + 1);
         assert!(pw.degree() <= 8);
+    }
+
+    #[test]
+    fn the_dense_grid_confirms_the_stated_bound() {
+        let pw = fit(&f64::exp, "exp", -12.0, 0.0, 18, 1e-5);
+        assert!(dense_error(&pw, &f64::exp, -12.0, 0.0) <= pw.max_error, "{}", pw.max_error);
+        let wrong = |x: f64| x.exp() + 1e-3;
+        assert!(dense_error(&pw, &wrong, -12.0, 0.0) > pw.max_error);
     }
 
     #[test]

@@ -157,6 +157,30 @@ impl MpcCx for Lowering<'_> {
         self.plan.weights.len() - 1
     }
 
+    fn range(&self, v: ValueId) -> Option<(f64, f64)> {
+        self.ranges.get(v.index()).copied().flatten()
+    }
+
+    fn fit_fn(
+        &self,
+        v: ValueId,
+        name: &str,
+        f: &dyn Fn(f64) -> f64,
+        (lo, hi): (f64, f64),
+        tol: f64,
+    ) -> Result<Piecewise, CompileError> {
+        let pw = fit::fit(f, name, lo, hi, self.cfg.frac_bits, tol);
+        let dense = fit::dense_error(&pw, f, lo, hi);
+        if dense > pw.max_error {
+            let m = format!(
+                "the fit of {name} on [{lo:.3}, {hi:.3}] errs {dense:.1e} on a dense grid, over its stated bound {:.1e}",
+                pw.max_error
+            );
+            return Err(self.fail(v, m));
+        }
+        Ok(pw)
+    }
+
     fn fit(&self, v: ValueId, source: ValueId, chain: &[ValueId]) -> Result<Piecewise, CompileError> {
         let g = self.graph;
         let shape = g.ty(source).shape.clone();
