@@ -87,8 +87,6 @@ pub enum Op {
     Conv(Conv),
     /// Matrix product with a constant right operand.
     MatMul(MatMul),
-    /// Matrix product of two computed tensors, float IR only.
-    BatchMatMul(BatchMatMul),
     /// Float unary elementwise function.
     Unary(Unary),
     /// Float binary elementwise function with broadcasting.
@@ -107,12 +105,15 @@ pub enum Op {
     Dequantize(Dequantize),
     /// Univariate integer table lookup.
     Lut(Lut),
-    /// Integer sum or difference of two tensors at one scale.
-    AddInt(AddInt),
     /// Softmax or log-softmax over some axes (float).
     Softmax(Softmax),
     /// Tree ensemble (ONNX-ML TreeEnsembleRegressor / TreeEnsembleClassifier), float IR only.
     TreeEnsemble(TreeEnsemble),
+    // Appended: a variant's serialized tag is its position, which graph digests hash.
+    /// Matrix product of two computed tensors, float IR only.
+    BatchMatMul(BatchMatMul),
+    /// Integer sum or difference of two tensors at one scale.
+    AddInt(AddInt),
 }
 
 macro_rules! dispatch {

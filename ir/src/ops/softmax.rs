@@ -16,13 +16,15 @@
 //! 1. `m = max(row)` by the max-pooling tournament of exact comparisons;
 //! 2. `d = x − m` (local), so `d ∈ [−(hi − lo), 0]` for `x` calibrated in `[lo, hi]`;
 //! 3. `e = exp(d)` fitted on `[−1.1·(hi − lo), 0]` (error `ε_e`);
-//! 4. `s = Σ e` (local sum, one truncation); `s ∈ [1, n]` since the maximum's term is 1;
-//! 5. softmax: `r = 1/s` fitted on `[1/2, n + 1/2]` (error `ε_r`), then `y = e · r`
-//!    (one multiplication round); log-softmax: `y = d − ln s`, `ln` fitted likewise.
+//! 4. `a = Σ e / n` (the average-pooling step: a local sum, one truncation);
+//!    `a ∈ [1/n, 1]` since the maximum's term is 1;
+//! 5. softmax: `r = 1/(n·a)` fitted on `[1/2n, 1 + 1/2n]` (error `ε_r`), then
+//!    `y = e · r` (one multiplication round); log-softmax: `y = d − ln(n·a)`, fitted
+//!    likewise.
 //!
 //! Error of an output, to first order: `|Δy| ≤ ε_e + n·ε_e + ε_r` (softmax: `r ≤ 1`,
-//! `e ≤ 1`, `|∂(1/s)/∂s| ≤ 1`; log-softmax: `ε_e·n + ε_ln`) plus a few `2^−f` of
-//! truncation. Both fits are checked on a dense grid at compile time, and the plan
+//! `e ≤ 1`, `a` is off by `ε_e` and `|∂r/∂a| = 1/(n·a²) ≤ n`; log-softmax likewise)
+//! plus a few `2^−f` of truncation (times `n` through `r`). Both fits are checked on a dense grid at compile time, and the plan
 //! states the bound in the last fit's name (`secc inspect` prints it).
 
 use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
@@ -171,15 +173,17 @@ impl MpcRule for Softmax {
         let e = cx.new_reg();
         cx.step(v, StepOp::Piecewise { x: d, len, function: exp, out: e });
         let s = cx.new_reg();
-        let divisors = vec![1; taps.taps.len()];
+        let divisors = vec![n; taps.taps.len()];
         cx.step(v, StepOp::AvgPool { x: e, taps, divisors, out: s });
-        let sums = (0.5, n as f64 + 0.5);
-        let ulps = 4.0 / (1u64 << cx.frac_bits()) as f64;
+        let nf = n as f64;
+        let means = (0.5 / nf, 1.0 + 0.5 / nf);
+        let ulps = 4.0 * nf / (1u64 << cx.frac_bits()) as f64;
         let log = self.log;
-        let inner = if log { "ln" } else { "1/x" };
-        let mut g = cx.fit_fn(v, inner, &|x: f64| if log { x.ln() } else { 1.0 / x }, sums, SOFTMAX_FIT_TOL)?;
+        let inner = if log { "ln(n·x)" } else { "1/(n·x)" };
+        let g = |x: f64| if log { (nf * x).ln() } else { 1.0 / (nf * x) };
+        let mut g = cx.fit_fn(v, inner, &g, means, SOFTMAX_FIT_TOL)?;
         let bound = eps_e * (n as f64 + 1.0) + g.max_error + ulps;
-        g.function = format!("{inner} of the row sum of {} (output error ≤ {bound:.1e})", self.mnemonic());
+        g.function = format!("{inner} of the row mean of {} (output error ≤ {bound:.1e})", self.mnemonic());
         let r = cx.new_reg();
         cx.step(v, StepOp::Piecewise { x: s, len: len / n.max(1), function: g, out: r });
         let y = cx.new_reg();
