@@ -1,8 +1,9 @@
 //! Models whose ops read two computed tensors, as torch.onnx.export writes them
-//! (testdata/make_operand_models.py): a ResNet basic block's residual `Add`, a gate's
-//! `Mul`, a transformer block's `Q·Kᵀ` and `A·V` with a Softmax and LayerNorms inside.
-//! Float against onnxruntime, the quantized simulation's accuracy, three real SMPC
-//! parties against the float IR, and the TFHE refusal.
+//! (testdata/make_operand_models.py): a ResNet basic block's residual `Add` and a
+//! gate's `Mul`. Float against onnxruntime, the quantized simulation's accuracy, three
+//! real SMPC parties against the float IR, and the TFHE refusal. (The attention models
+//! there wait for `Transpose`, and their LayerNorms for Reduce-sum, Square and Rsqrt:
+//! other parts of issue 12. Attention's products and Softmax have filetests.)
 
 mod common;
 
@@ -13,12 +14,10 @@ use std::time::Duration;
 
 /// Residual and gate models: every backend but TFHE.
 const QUANTIZED: &[&str] = &["torch_res_block", "torch_res_block_o17", "torch_mul_gate", "torch_mul_gate_o17"];
-/// Attention: float and SMPC.
-const ATTENTION: &[&str] = &["torch_attn_block", "torch_attn_block_o13"];
 /// Test rows the three parties run per model.
 const MPC_ROWS: usize = 4;
-/// Largest logit difference allowed between SMPC and the float IR (fixed point 2^-18;
-/// the softmax and LayerNorm fits state their own bounds, see `secc inspect`).
+/// Largest logit difference allowed between SMPC and the float IR (fixed point 2^-18,
+/// the gate's sigmoid fitted to 1e-4).
 const LOGIT_BOUND: f64 = 0.05;
 
 fn float_outputs(g: &secc_ir::Graph, name: &str) -> Vec<Vec<f64>> {
@@ -27,7 +26,7 @@ fn float_outputs(g: &secc_ir::Graph, name: &str) -> Vec<Vec<f64>> {
 
 #[test]
 fn float_matches_onnxruntime() {
-    for name in QUANTIZED.iter().chain(ATTENTION) {
+    for name in QUANTIZED {
         let g = import_float(&model_dir(name).join("model.onnx")).unwrap_or_else(|e| panic!("{name}: {e}"));
         let got = float_outputs(&g, name);
         let want = rows(name, "expected.csv", got[0].len());
@@ -58,18 +57,8 @@ fn the_simulation_keeps_the_float_accuracy() {
 }
 
 #[test]
-fn attention_has_no_quantized_form_and_says_so() {
-    for name in ATTENTION {
-        let g = import_float(&model_dir(name).join("model.onnx")).unwrap();
-        let calib = samples(&g, name, "calib.csv");
-        let err = secc_compiler::pipeline::compile_float(g, &calib, &Default::default()).unwrap_err().to_string();
-        assert!(err.contains("matrix product of two computed tensors has no quantized form"), "{name}: {err}");
-    }
-}
-
-#[test]
 fn three_parties_agree_with_the_float_ir() {
-    for name in QUANTIZED.iter().chain(ATTENTION) {
+    for name in QUANTIZED {
         let g = import_float(&model_dir(name).join("model.onnx")).unwrap();
         let calib = samples(&g, name, "calib.csv");
         let ranges = calibrate(&g, &calib).unwrap().ranges;

@@ -18,9 +18,10 @@
 //!   SMPC: a local sum of shares ([`StepOp::Pair`]).
 //! - `mul`: the quantizer computes `a·b = ((a+b)² − (a−b)²) / 4`: the exact sum and
 //!   difference at one scale, a table of `x²/4` on each, and their exact difference.
-//!   Each table rounds to half a step of the product's scale, so the product is off by
-//!   at most one step (plus the tables' clamping beyond the calibrated range). SMPC:
-//!   one multiplication round and a truncation.
+//!   The two tables read `bits` bits of their operand (not `table_bits`), and each
+//!   rounds to half a step of the product's scale: the product is off by about one
+//!   step plus `|a ± b|·δ/4` for an index step `δ` (and clamps beyond the calibrated
+//!   range). SMPC: one multiplication round and a truncation.
 //! - any other op of two computed values is refused.
 
 use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};

@@ -46,7 +46,8 @@ pub trait QuantizeCx {
     /// tabulated at that scale, or, when computed at another, re-encoded by a table.
     fn int_at_scale(&mut self, v: ValueId, scale: f64) -> Result<ValueId, Self::Error>;
     /// Appends a table of the elementwise float function `f` of the real values integer
-    /// `source` (new graph) stands for, quantized to `out` (`(quant, lo, hi)`).
+    /// `source` (new graph) stands for, quantized to `out` (`(quant, lo, hi)`), indexed
+    /// by `bits` bits of the source (not `table_bits`).
     fn push_table(
         &mut self,
         source: ValueId,
