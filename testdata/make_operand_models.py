@@ -190,8 +190,9 @@ def main(only=None):
     torch.manual_seed(2)
     gate = train(Gate(), Xtr, ytr, [64], epochs=15)
     desc = "relu(fc1(x)) * sigmoid(fc2(x)) (64->16 each), linear 16->10; digits. The Mul reads two computed tensors."
-    save(gate, "torch_mul_gate", [64], 13, True, desc, ["float", "sim", "mpc"], data)
-    save(gate, "torch_mul_gate_o17", [64], 17, False, desc, ["float", "sim", "mpc"], data)
+    # sim: 0.95 against float 0.97 at the default table_bits (see tests/operands.rs).
+    save(gate, "torch_mul_gate", [64], 13, True, desc, ["float", "mpc"], data)
+    save(gate, "torch_mul_gate_o17", [64], 17, False, desc, ["float", "mpc"], data)
 
     torch.manual_seed(3)
     enc = train(Encoder(), Xtr, ytr, [8, 8], epochs=15)
