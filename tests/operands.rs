@@ -89,3 +89,37 @@ fn three_parties_agree_with_the_float_ir() {
         }
     }
 }
+
+/// The softmax (log-softmax) a classifier ends with, run by three parties: within the
+/// bound its plan states.
+#[test]
+fn a_softmax_runs_under_smpc_within_its_stated_bound() {
+    for name in ["torch_head_softmax", "torch_head_logsoftmax"] {
+        let g = import_float(&model_dir(name).join("model.onnx")).unwrap();
+        let calib = samples(&g, name, "calib.csv");
+        let ranges = calibrate(&g, &calib).unwrap().ranges;
+        let plan = lower_plan(&g, &ranges, MpcConfig::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let stated: f64 = plan
+            .steps
+            .iter()
+            .find_map(|s| match &s.op {
+                secc_ir::lowered::mpc::StepOp::Piecewise { function, .. } => {
+                    function.function.split("output error ≤ ").nth(1)?.trim_end_matches(')').parse().ok()
+                }
+                _ => None,
+            })
+            .expect("the plan states the softmax's bound");
+        let xs = samples(&g, name, "test.csv");
+        let xs = &xs[..MPC_ROWS];
+        let flat: Vec<Vec<f32>> = xs.iter().map(|s| s[0].as_f32().unwrap().iter().copied().collect()).collect();
+        let reports = secc_runtime::mpc::session::run_local(&plan, &flat, Duration::from_secs(60), 1).unwrap();
+        let got = reports[plan.roles.receiver].outputs.as_ref().unwrap();
+        let mut worst: f64 = 0.0;
+        for (x, y) in xs.iter().zip(got) {
+            let want = secc_ir::interp::run_graph(&g, x).unwrap()[0].to_f64_vec();
+            worst = y.iter().zip(&want).map(|(&a, b)| (a as f64 - b).abs()).fold(worst, f64::max);
+        }
+        println!("{name}: SMPC vs float IR, worst error {worst:.2e} (stated bound {stated:.1e})");
+        assert!(worst <= stated, "{name}: {worst} over the stated {stated}");
+    }
+}
