@@ -2,7 +2,8 @@
 """Classifier heads as torch exports them: a final Softmax and a final LogSoftmax.
 
 Usage (repository root): /path/to/venv/bin/python testdata/make_head_models.py
-Writes testdata/models/torch_head_{softmax,logsoftmax}/ (layout in testdata/README.md).
+Writes testdata/models/torch_head_{softmax,logsoftmax}/ (layout in testdata/README.md) and
+testdata/models/broken/unsupported_op.onnx.
 """
 import json
 import os
@@ -57,5 +58,19 @@ def main():
         print(name, acc)
 
 
+def unsupported_op():
+    """broken/unsupported_op.onnx: a running sum (ONNX `CumSum`), which secc does not
+    compile, over 8 input values, as torch exports it."""
+
+    class RunningSum(torch.nn.Module):
+        def forward(self, x):
+            return torch.cumsum(x, dim=1)
+
+    path = os.path.join(OUT, "broken", "unsupported_op.onnx")
+    torch.onnx.export(RunningSum().eval(), torch.zeros(1, 8), path, opset_version=17, dynamo=False,
+                      input_names=["input"], output_names=["output"])
+
+
 if __name__ == "__main__":
     main()
+    unsupported_op()

@@ -34,7 +34,7 @@ fn fixtures() -> PathBuf {
     let m = model_dir("linreg_8");
     copy(m.join("model.onnx"), "model.onnx");
     copy(m.join("calib.csv"), "calib.csv");
-    copy(model_dir("broken").join("unsupported_op.onnx"), "softmax.onnx");
+    copy(model_dir("broken").join("unsupported_op.onnx"), "cumsum.onnx");
     copy(model_dir("broken").join("corrupt.onnx"), "corrupt.onnx");
     copy(model_dir("broken").join("dangling_output.onnx"), "dangling_output.onnx");
     ok(&dir, &["compile", "model.onnx", "--calib", "calib.csv", "-o", "m.secc"]);
@@ -126,7 +126,7 @@ fn fixtures() -> PathBuf {
 
 /// Each bad input and the command that meets it.
 const CASES: &[(&str, &str)] = &[
-    ("ONNX model with an unsupported op", "compile softmax.onnx --calib calib.csv -o s.secc"),
+    ("ONNX model with an unsupported op", "compile cumsum.onnx --calib calib.csv -o s.secc"),
     ("file that is not ONNX", "compile corrupt.onnx --calib calib.csv -o c.secc"),
     (
         "ONNX graph output that names no value (tract asserted; found by fuzzing)",

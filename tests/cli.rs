@@ -75,7 +75,10 @@ fn unseen_models_compile_and_run_with_the_documented_commands() {
             acc.push(metric("classification", &rows, &labels));
         }
         assert!((acc[0] - meta(name).float_metric).abs() < 1e-5, "{name}: float backend accuracy {}", acc[0]);
-        assert!(acc[1] >= acc[0] - 0.02, "{name}: simulation {} vs float {}", acc[1], acc[0]);
+        // How close the simulation must come is the model's meta.json's to say (its
+        // `backends`, checked by tests/exporters.rs); here it must at least run.
+        let sim_listed = meta(name).backends.iter().any(|b| b == "sim");
+        assert!(!sim_listed || acc[1] >= acc[0] - 0.01 - 1e-9, "{name}: simulation {} vs float {}", acc[1], acc[0]);
     }
 }
 
@@ -109,7 +112,7 @@ fn bad_inputs_are_clear_errors() {
     let calib = model_dir("dense_relu").join("calib.csv");
     let err =
         fails(&["compile", s(&broken.join("unsupported_op.onnx")), "--calib", s(&calib), "-o", s(&dir.join("u.secc"))]);
-    assert!(err.contains("unsupported ONNX op `Softmax`") && err.contains("/softmax/Softmax"), "{err}");
+    assert!(err.contains("unsupported ONNX op `CumSum`") && err.contains("/CumSum"), "{err}");
     let err = fails(&["compile", s(&broken.join("corrupt.onnx")), "--calib", s(&calib), "-o", s(&dir.join("c.secc"))]);
     assert!(err.contains("cannot read ONNX model"), "{err}");
     let err = fails(&["compile", s(&dir.join("missing.onnx")), "--calib", s(&calib)]);
@@ -263,11 +266,11 @@ fn inconsistent_tree_ensembles_are_named_errors() {
     let broken = model_dir("broken");
     let calib = model_dir("rf_10x4").join("calib.csv");
     for (file, message) in [
-        ("tree_bad_child.onnx", "node \"TreeEnsembleRegressor\": tree 0, node 0: true child 999 does not exist"),
-        ("tree_missing_values.onnx", "node \"TreeEnsembleRegressor\": missing attribute nodes_values"),
+        ("tree_bad_child.onnx", "tree 0, node 0: true child 999 does not exist"),
+        ("tree_missing_values.onnx", "nodes_values"),
     ] {
         let err = fails(&["compile", s(&broken.join(file)), "--calib", s(&calib), "-o", s(&dir.join("t.secc"))]);
-        assert!(err.contains(message), "{file}: {err}");
+        assert!(err.contains("TreeEnsembleRegressor") && err.contains(message), "{file}: {err}");
     }
 }
 
@@ -430,4 +433,77 @@ fn every_printed_stage_checks_back_to_the_same_text() {
     assert!(err.contains(&format!("line {line}: ")), "{err}");
     let err = fails(&["ir", "print", s(&art), "--stage", "import"]);
     assert!(err.contains("print stage import from the ONNX model"), "{err}");
+}
+
+/// A torch classifier whose last op is a Softmax (or LogSoftmax): the receiver applies
+/// it after the private part, so float matches onnxruntime, the simulation's rows are
+/// probabilities, and the accuracy budget picks widths that keep the simulation's
+/// accuracy within a point of float's; widths given by hand turn the search off.
+#[test]
+fn a_final_softmax_runs_on_the_receiver_within_the_accuracy_budget() {
+    let dir = tmp("softmax_head");
+    for name in ["torch_head_softmax", "torch_head_logsoftmax"] {
+        let m = model_dir(name);
+        let out = dir.join(format!("{name}.secc"));
+        let o = secc(&["compile", s(&m.join("model.onnx")), "--calib", s(&m.join("calib.csv")), "-o", s(&out)]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && err.contains("quantization: ") && err.contains("same argmax on"), "{err}");
+        let run = |backend: &str| {
+            let o = secc(&["run", s(&out), "--input", s(&m.join("test.csv")), "--backend", backend]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            parse_rows(&String::from_utf8_lossy(&o.stdout))
+        };
+        let (float, sim) = (run("float"), run("sim"));
+        let expected = parse_rows(&std::fs::read_to_string(m.join("expected.csv")).unwrap());
+        for (f, e) in float.iter().flatten().zip(expected.iter().flatten()) {
+            assert!((f - e).abs() <= 1e-4 * e.abs().max(1.0), "{name}: float {f} vs onnxruntime {e}");
+        }
+        let probabilities =
+            |r: &Vec<f64>| if name.contains("log") { r.iter().map(|x| x.exp()).sum() } else { r.iter().sum::<f64>() };
+        assert!(sim.iter().all(|r| (probabilities(r) - 1.0).abs() < 1e-5), "{name}: rows are not distributions");
+        let labels = labels(name);
+        let (fa, sa) = (metric("classification", &float, &labels), metric("classification", &sim, &labels));
+        assert!(sa >= fa - 0.01, "{name}: simulated accuracy {sa} vs float {fa}");
+    }
+    let m = model_dir("torch_head_softmax");
+    let o = secc(&[
+        "compile",
+        s(&m.join("model.onnx")),
+        "--calib",
+        s(&m.join("calib.csv")),
+        "--table-bits",
+        "5",
+        "-o",
+        s(&dir.join("fixed.secc")),
+    ]);
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("quantization: "));
+}
+
+#[test]
+fn compile_output_picks_a_graph_output_and_notes_the_default() {
+    let dir = tmp("outputs");
+    let m = model_dir("skl_rf_multi");
+    let (model, calib) = (m.join("model.onnx"), m.join("calib.csv"));
+    let out = dir.join("rf.secc");
+    let base = ["compile", s(&model), "--calib", s(&calib), "-o", s(&out), "--force"];
+    // Default: the probabilities (what the ZipMap reads), with a note saying so.
+    let o = secc(&base);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("note: computing output `output_probability` (left out: `output_label`")
+            && err.contains("--output NAME"),
+        "{err}"
+    );
+    // Asked for by name: no note.
+    let o = secc(&[&base[..], &["--output", "output_probability"]].concat());
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("note:"));
+    // A label is the receiver's to derive; an unknown name lists the outputs.
+    let err = fails(&[&base[..], &["--output", "output_label"]].concat());
+    assert!(
+        err.contains("output `output_label` is a tensor of element type 7") && err.contains("`output_probability`"),
+        "{err}"
+    );
+    let err = fails(&[&base[..], &["--output", "scores"]].concat());
+    assert!(err.contains("no output `scores`; the outputs are `output_label`, `output_probability`"), "{err}");
 }

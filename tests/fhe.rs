@@ -145,3 +145,30 @@ fn boosted_classifier_under_encryption() {
     assert_eq!(o.off_by_one, 0);
     assert_eq!(o.argmax_agree, o.rows);
 }
+
+#[test]
+fn sklearn_linear_regression_under_encryption() {
+    // skl2onnx's LinearRegressor: one levelled matmul, no tables.
+    let o = check_model("skl_linreg", 2);
+    assert_eq!(o.lookups, 0);
+}
+
+#[test]
+fn binary_forest_classifier_under_encryption() {
+    // skl2onnx's one score column, as the two columns onnxruntime writes ([1 − s, s]).
+    let o = check_model("skl_rf_bin", 1);
+    assert_eq!(o.off_by_one, 0);
+    assert!(o.lookups > 0);
+    assert_eq!(o.argmax_agree, o.rows);
+}
+
+#[test]
+fn activation_nets_under_encryption() {
+    // ELU/SELU tables, and a standalone BatchNormalization folded into per-channel tables.
+    for name in ["torch_act_elu_selu", "torch_act_bn1d"] {
+        let o = check_model(name, 1);
+        assert!(o.lookups > 0, "{name}");
+        assert!(o.off_by_one * 20 <= o.lookups, "{name}: {}/{} lookups off by one", o.off_by_one, o.lookups);
+        assert_eq!(o.argmax_agree, o.rows, "{name}");
+    }
+}

@@ -2,6 +2,23 @@
 
 use secc_ir::{IrError, ValueId};
 use std::path::PathBuf;
+use tract_onnx::pb::NodeProto;
+
+/// How errors name the ONNX node at `index` in its graph: `"its name"`, or, where the
+/// exporter left the name empty (onnx.helper graphs, some converters), its index and
+/// first output, which is what a user can find in Netron or `onnx.helper.printable_graph`.
+pub(crate) fn node_label(node: &NodeProto, index: usize) -> String {
+    match node.output.first() {
+        _ if !node.name.is_empty() => quoted(&node.name),
+        Some(out) => format!("#{index} (first output {})", quoted(out)),
+        None => format!("#{index}"),
+    }
+}
+
+/// A name as errors print it.
+pub(crate) fn quoted(name: &str) -> String {
+    format!("\"{name}\"")
+}
 
 /// Errors importing or compiling a model.
 #[derive(Debug, thiserror::Error)]
@@ -15,33 +32,36 @@ pub enum CompileError {
         message: String,
     },
     /// An ONNX op secc does not support (yet).
-    #[error("unsupported ONNX op `{op_type}` (node \"{node}\"); supported ops: {supported}")]
+    #[error("unsupported ONNX op `{op_type}` (node {node}); supported ops: {supported}")]
     UnsupportedOp {
         /// ONNX op type, with its domain when not the default one.
         op_type: String,
-        /// ONNX node name.
+        /// The ONNX node, as [`node_label`] names it.
         node: String,
         /// The list of supported op types.
         supported: String,
     },
     /// A supported ONNX op used in a form secc does not handle.
-    #[error("node \"{node}\" ({op}): {message}")]
+    #[error("node {node} ({op}): {message}")]
     UnsupportedForm {
         /// The (tract) op name.
         op: String,
-        /// Node name.
+        /// The ONNX node, as [`node_label`] names it.
         node: String,
         /// What is not supported.
         message: String,
     },
     /// The ONNX file is inconsistent (bad attribute values, dangling ids).
-    #[error("malformed ONNX model: node \"{node}\": {message}")]
+    #[error("malformed ONNX model: node {node}: {message}")]
     Malformed {
-        /// Node name.
+        /// The ONNX node (or graph input), as [`node_label`] names it.
         node: String,
         /// What is wrong.
         message: String,
     },
+    /// The outputs asked for cannot be computed (unknown, or not float tensors).
+    #[error("graph outputs: {0}")]
+    Output(String),
     /// tract could not analyse the model (shapes, types).
     #[error("cannot analyse ONNX model: {0}")]
     Analysis(String),

@@ -6,7 +6,7 @@
 //! | `fold_constants` | float IR → float IR |
 //! | `fold_affine` | float IR → float IR (the float oracle the artifact keeps) |
 //! | `calibrate` | float IR → value ranges on the calibration set (the graph is unchanged) |
-//! | `quantize` | float IR + ranges → integer IR (runs each op's quantization rule and `fuse_lut`) |
+//! | `quantize` | float IR + ranges → integer IR (runs each op's quantization rule and `fuse_lut`; with a budget, at the cheapest widths within it: `precision`) |
 //! | `bit_width` | integer IR → its bit-width report (the graph is unchanged) |
 //! | `lower_fhe` | integer IR → TFHE circuit |
 //! | `lower_mpc` | float IR + ranges → SMPC plan |
@@ -16,12 +16,14 @@
 //! still compiles. Nothing outside this module calls a lowering: the CLI, the
 //! benchmark and the tests read the programs compiled here.
 
+use crate::frontend::OutputChoice;
 use crate::lower::fhe::lower_fhe;
 use crate::lower::mpc::lower_mpc;
 use crate::passes::bit_width::{analyze_bit_widths, BitWidthReport};
 use crate::passes::calibrate::{calibrate, Calibration};
 use crate::passes::fold_affine::fold_affine;
 use crate::passes::fold_constants::fold_constants;
+use crate::passes::precision::{quantize_within, Budget, Fidelity};
 use crate::passes::quantize::{quantize, QuantConfig};
 use crate::{frontend, CompileError};
 use secc_ir::lowered::fhe::Circuit;
@@ -131,6 +133,9 @@ impl Default for FheOptions {
 pub struct Options {
     /// The quantizer's.
     pub quant: QuantConfig,
+    /// When set, `quant`'s table, tree-feature and weight-norm widths are the cheapest
+    /// to try: the quantizer widens them until the simulation keeps within the budget.
+    pub budget: Option<Budget>,
     /// The TFHE lowering's.
     pub fhe: FheOptions,
     /// The SMPC lowering's.
@@ -146,6 +151,11 @@ pub struct Compiled {
     pub calibration: Calibration,
     /// The integer IR (the simulation oracle; the TFHE circuit's source).
     pub quantized: Graph,
+    /// The quantizer's settings that made it (the asked ones, or those the budget chose).
+    pub quant: QuantConfig,
+    /// With a budget: how closely the simulation follows float on the calibration
+    /// samples, and whether that is within the budget.
+    pub fidelity: Option<(Fidelity, bool)>,
     /// What the range analysis found.
     pub bit_widths: BitWidthReport,
     /// The TFHE circuit, or why the model has none.
@@ -202,10 +212,26 @@ pub fn import_float(path: &Path) -> Result<Graph, CompileError> {
 
 /// [`import_float`], showing each stage's product to `observe`.
 pub fn import_float_observed(path: &Path, observe: &mut dyn FnMut(Stage, Program<'_>)) -> Result<Graph, CompileError> {
+    import_float_outputs(path, &[], observe).map(|(g, _)| g)
+}
+
+/// [`import_float_observed`] computing the graph outputs `outputs` (the default ones
+/// when empty), and which those are.
+pub fn import_float_outputs(
+    path: &Path,
+    outputs: &[String],
+    observe: &mut dyn FnMut(Stage, Program<'_>),
+) -> Result<(Graph, OutputChoice), CompileError> {
     let mut d = Driver { next: 0, observe };
-    let g = d.graph(Stage::Import, || frontend::import_onnx(path))?;
+    let mut choice = None;
+    let g = d.graph(Stage::Import, || {
+        let (g, c) = frontend::import_onnx_outputs(path, outputs)?;
+        choice = Some(c);
+        Ok(g)
+    })?;
     let g = d.graph(Stage::FoldConstants, || fold_constants(&g))?;
-    d.graph(Stage::FoldAffine, || fold_affine(&g))
+    let g = d.graph(Stage::FoldAffine, || fold_affine(&g))?;
+    Ok((g, choice.expect("the import ran")))
 }
 
 /// Runs the rest of the pipeline on a float graph (stages `calibrate` to `lower_mpc`).
@@ -222,7 +248,15 @@ pub fn compile_float_observed(
 ) -> Result<Compiled, CompileError> {
     let mut d = Driver { next: Stage::ALL.iter().position(|&s| s == Stage::Calibrate).expect("listed"), observe };
     let calibration = d.analysis(Stage::Calibrate, &float, || calibrate(&float, samples))?;
-    let quantized = d.graph(Stage::Quantize, || quantize(&float, &calibration, samples, &opts.quant))?;
+    let (mut quant, mut fidelity) = (opts.quant, None);
+    let quantized = d.graph(Stage::Quantize, || match opts.budget {
+        None => quantize(&float, &calibration, samples, &opts.quant),
+        Some(budget) => {
+            let chosen = quantize_within(&float, &calibration, samples, &opts.quant, budget)?;
+            (quant, fidelity) = (chosen.config, Some((chosen.fidelity, chosen.within)));
+            Ok(chosen.quantized)
+        }
+    })?;
     let bit_widths = d.analysis(Stage::BitWidth, &quantized, || Ok(analyze_bit_widths(&quantized)))?;
     d.enter(Stage::LowerFhe);
     let fhe = lower_circuit(&quantized, samples, opts.fhe);
@@ -234,7 +268,7 @@ pub fn compile_float_observed(
     if let Ok(p) = &mpc {
         (d.observe)(Stage::LowerMpc, Program::Plan(p));
     }
-    Ok(Compiled { float, calibration, quantized, bit_widths, fhe, mpc })
+    Ok(Compiled { float, calibration, quantized, quant, fidelity, bit_widths, fhe, mpc })
 }
 
 /// What [`run_stage`] produced.

@@ -5,9 +5,11 @@ use crate::io::{read_samples, write_new};
 use anyhow::{Context, Result};
 use secc_compiler::cost::machine::MachineCosts;
 use secc_compiler::cost::{choose_backend, Network};
+use secc_compiler::passes::calibrate::grid_samples;
+use secc_compiler::passes::precision::Budget;
 use secc_compiler::passes::quantize::QuantConfig;
 use secc_compiler::pipeline::{
-    compile_float_observed, import_float_observed, Coverage, FheOptions, MpcConfig, Options, Program, Stage,
+    compile_float_observed, import_float_outputs, Coverage, FheOptions, MpcConfig, Options, Program, Stage,
 };
 use secc_ir::artifact::{Artifact, Settings};
 use secc_ir::lowered::MAX_PRODUCT_FRAC_BITS;
@@ -26,9 +28,13 @@ use std::path::PathBuf;
 pub struct Args {
     /// The ONNX model (float32 input; opset ≤ 17 ops: Conv, Gemm, MatMul, Relu, Sigmoid, ...)
     pub model: PathBuf,
-    /// Calibration samples: CSV (one sample per row, input flattened in C order) or .npy
+    /// Calibration samples: CSV (one sample per row, input flattened in C order) or .npy.
+    /// Optional for a QDQ model (onnxruntime's quantize_static): its own scales and zero
+    /// points then quantize it, calibrated on points of its input grid, and TFHE covers
+    /// proven ranges (--fhe-ranges exact); given, the samples calibrate what the model's
+    /// grids leave open (table spans, TFHE coverage, SMPC fits)
     #[arg(long, value_name = "CALIB.csv")]
-    pub calib: PathBuf,
+    pub calib: Option<PathBuf>,
     /// Bits of weights and activations, 2 to 16 [default: 8]
     #[arg(long, value_name = "N", value_parser = bits(16))]
     pub bits: Option<u32>,
@@ -46,6 +52,14 @@ pub struct Args {
     /// thresholds: every comparison is a table of this width, 2 to 16 [default: min(4, bits)]
     #[arg(long, value_name = "N", value_parser = bits(16))]
     pub tree_bits: Option<u32>,
+    /// Accuracy the quantized model may lose, in points (percent) of argmax agreement
+    /// with the float model on the calibration samples, and of relative squared error
+    /// (≈ R² × 100): table, tree-feature and weight-norm widths start at their cheapest
+    /// defaults and grow until the simulation keeps within it. Ignored when
+    /// --bits, --input-bits, --weight-bits, --table-bits, --tree-bits or --max-weight-norm
+    /// set the widths
+    #[arg(long, value_name = "POINTS", default_value_t = 1.0, value_parser = budget_points)]
+    pub accuracy_budget: f64,
     /// Evaluate a final activation (e.g. a sigmoid on the output) as a table under
     /// encryption instead of in float on the client after decryption
     #[arg(long)]
@@ -83,8 +97,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub costs: Option<PathBuf>,
     /// Output file [default: the model's path with extension .secc]
-    #[arg(short, long, value_name = "OUT.secc")]
-    pub output: Option<PathBuf>,
+    #[arg(short = 'o', long = "out", value_name = "OUT.secc")]
+    pub out: Option<PathBuf>,
+    /// The graph output(s) to compute, by name (repeat, or a comma list) [default: the
+    /// float outputs, e.g. a classifier's probabilities; a note names what was left out]
+    #[arg(long = "output", value_name = "NAME", value_delimiter = ',')]
+    pub outputs: Vec<String>,
     /// Print the float IR and the quantized IR (`secc ir print` prints any stage)
     #[arg(long)]
     pub dump_ir: bool,
@@ -103,6 +121,20 @@ pub fn quant_config(a: &Args) -> QuantConfig {
     cfg.output_tables = a.output_tables;
     cfg.max_weight_norm = a.max_weight_norm.or(cfg.max_weight_norm);
     cfg
+}
+
+/// The budget, unless the widths are set by hand.
+fn budget(a: &Args) -> Option<Budget> {
+    let fixed = [a.bits, a.input_bits, a.weight_bits, a.table_bits, a.tree_bits].iter().any(Option::is_some)
+        || a.max_weight_norm.is_some();
+    (!fixed).then_some(Budget { fraction: a.accuracy_budget / 100.0 })
+}
+
+fn budget_points(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=100.0).contains(&x) => Ok(x),
+        _ => Err(format!("`{s}`: give points from 0 to 100")),
+    }
 }
 
 /// `--backend`.
@@ -163,10 +195,13 @@ fn parse_p_fail(s: &str) -> Result<i32, String> {
     }
 }
 
+/// Points of the input grid a QDQ model is calibrated on without --calib.
+const GRID_SAMPLES: usize = 200;
+
 pub fn run(a: Args) -> Result<()> {
     let cfg = quant_config(&a);
     cfg.check().map_err(anyhow::Error::msg)?;
-    let out = a.output.clone().unwrap_or_else(|| a.model.with_extension("secc"));
+    let out = a.out.clone().unwrap_or_else(|| a.model.with_extension("secc"));
     if out.exists() && !a.force {
         anyhow::bail!("{} exists; pass --force to overwrite it", out.display());
     }
@@ -174,15 +209,38 @@ pub fn run(a: Args) -> Result<()> {
         (Stage::FoldAffine | Stage::Quantize, Program::Graph(g)) if a.dump_ir => println!("{g}\n"),
         _ => {}
     };
-    let float =
-        import_float_observed(&a.model, &mut dump).with_context(|| format!("cannot compile {}", a.model.display()))?;
-    let samples = read_samples(&a.calib, &float).context("cannot read the calibration samples")?;
-    let coverage = match a.fhe_ranges {
-        FheRanges::Calibrated => Coverage::Calibrated,
-        FheRanges::Exact => Coverage::Exact,
+    let (float, choice) = import_float_outputs(&a.model, &a.outputs, &mut dump)
+        .with_context(|| format!("cannot compile {}", a.model.display()))?;
+    if let Some(note) = choice.note() {
+        eprintln!("{note}");
+    }
+    let (samples, coverage) = match &a.calib {
+        Some(calib) => {
+            let samples = read_samples(calib, &float).context("cannot read the calibration samples")?;
+            let coverage = match a.fhe_ranges {
+                FheRanges::Calibrated => Coverage::Calibrated,
+                FheRanges::Exact => Coverage::Exact,
+            };
+            (samples, coverage)
+        }
+        None => {
+            let samples = grid_samples(&float, GRID_SAMPLES).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "cannot compile {}: --calib is required (the model states no quantization grid for its inputs)",
+                    a.model.display()
+                )
+            })?;
+            eprintln!(
+                "note: no --calib: the model's own scales and zero points quantize it; calibrating on {} points of \
+                 its input grid, TFHE covering proven ranges",
+                samples.len()
+            );
+            (samples, Coverage::Exact)
+        }
     };
     let opts = Options {
         quant: cfg,
+        budget: budget(&a),
         fhe: FheOptions { log2_p_fail: a.p_fail.unwrap_or(-128), coverage },
         mpc: MpcConfig { frac_bits: a.frac_bits, ..MpcConfig::default() },
     };
@@ -191,10 +249,22 @@ pub fn run(a: Args) -> Result<()> {
     let settings = Settings {
         secc_version: env!("CARGO_PKG_VERSION").into(),
         source: a.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
-        quant: cfg,
+        quant: compiled.quant,
         calibration_samples: samples.len(),
         backend: None,
     };
+    if let Some((fidelity, within)) = compiled.fidelity {
+        let q = &compiled.quant;
+        let widths = format!("{}-bit tables, {}-bit tree features", q.table_bits, q.tree_bits);
+        if within {
+            eprintln!("quantization: {widths} ({fidelity} against float on the calibration samples)");
+        } else {
+            eprintln!(
+                "warning: quantization: no setting tried keeps within {} point(s) of float; kept the closest, {widths} ({fidelity}); try --bits 10",
+                a.accuracy_budget
+            );
+        }
+    }
     let fhe = match (compiled.fhe, a.p_fail) {
         (Ok(c), _) => Ok(c),
         (Err(e), Some(_)) => return Err(anyhow::Error::new(e).context("no TFHE circuit")),

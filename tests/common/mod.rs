@@ -43,10 +43,17 @@ pub fn r2(outputs: &[Vec<f64>], labels: &[f64]) -> f64 {
 pub struct Meta {
     pub task: String,
     pub float_metric: f64,
+    pub r2_float: Option<f64>,
+    pub exporter: String,
+    /// The backends tests/exporters.rs checks the model on.
+    pub backends: Vec<String>,
+    /// What the model waits for, or why a backend is missing from `backends`.
+    pub blocked_by: Option<String>,
 }
 
 pub fn meta(name: &str) -> Meta {
-    serde_json::from_str(&std::fs::read_to_string(model_dir(name).join("meta.json")).unwrap()).unwrap()
+    let text = std::fs::read_to_string(model_dir(name).join("meta.json")).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}/meta.json: {e}"))
 }
 
 pub fn rows(name: &str, file: &str, cols: usize) -> Vec<Vec<f32>> {

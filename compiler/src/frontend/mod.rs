@@ -2,4 +2,4 @@
 
 pub mod onnx;
 
-pub use onnx::{import_onnx, import_onnx_bytes};
+pub use onnx::{import_onnx, import_onnx_bytes, import_onnx_outputs, OutputChoice};

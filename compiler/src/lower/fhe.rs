@@ -183,8 +183,11 @@ pub fn lower_fhe(
                 1.0
             }
             FheLowering::Levelled => {
-                let map =
-                    node_linear_map(graph, v).ok_or_else(|| fail(graph, v, "weights must be constants".into()))?;
+                let map = node_linear_map(graph, v).ok_or_else(|| {
+                    let why =
+                        "reads several encrypted tensors; a levelled map reads one, its other operands are constants";
+                    fail(graph, v, format!("`{}` {why}", node.op.mnemonic()))
+                })?;
                 let input = variance[node.inputs[0].index()];
                 stats.levelled_macs += map.terms.iter().map(Vec::len).sum::<usize>();
                 let out = map

@@ -6,11 +6,10 @@
 //! bootstrap reads for free. Tables span the range the input took on the calibration
 //! set (clamping beyond it). Elements whose functions coincide share a table.
 
-use super::calibrate::Calibration;
 use super::quantize::QuantConfig;
 use crate::CompileError;
 use ndarray::{ArrayD, IxDyn};
-use secc_ir::ops::{output_quant, quant_at_scale, quantize_value, round_shift, Lut, Region};
+use secc_ir::ops::{output_quant, quantize_value, round_shift, Lut, Region};
 use secc_ir::{Graph, Quant, Shape, Tensor, ValueId};
 use std::collections::HashMap;
 
@@ -18,26 +17,28 @@ use std::collections::HashMap;
 /// `[lo, hi]`: the TFHE bootstrap reads `table_bits` bits and keeps one spare box on
 /// each side, so approximate rounding at the edges stays inside the table.
 pub fn table_shift(lo: i64, hi: i64, table_bits: u32) -> u32 {
-    (0..63)
-        .find(|&k| round_shift(hi, k) - round_shift(lo, k) < (1 << table_bits) - 2)
+    // In i128: the span of a 64-bit range overflows i64.
+    (0..64)
+        .find(|&k| (round_shift(hi, k) as i128 - round_shift(lo, k) as i128) < (1 << table_bits) - 2)
         .expect("a 63-bit shift fits any range")
 }
 
 /// The table computing old float value `target` from `region.source` (a value of
 /// `new`). `observed` is the range the source took on the calibration set: the table
-/// spans it in at most `2^table_bits − 2` entries and clamps beyond it. Its output is
-/// quantized to `bits` over `target`'s calibrated range, or at `scale` when given (an
-/// operand re-encoded to the scale of another it is added to).
+/// spans it in at most `2^table_bits − 2` entries and clamps beyond it. Its outputs
+/// land on `grid` (quantization, smallest and largest integer) when the model states
+/// one, else are quantized to `bits` over `range`: the range `target` took on the
+/// calibration set, or one that several values share.
 #[allow(clippy::too_many_arguments)]
 pub fn tabulate(
     new: &Graph,
     old: &Graph,
     region: &Region,
     target: ValueId,
-    calib: &Calibration,
+    range: Option<(f64, f64)>,
     cfg: &QuantConfig,
     observed: (i64, i64),
-    scale: Option<f64>,
+    grid: Option<(Quant, i64, i64)>,
 ) -> Result<Lut, CompileError> {
     let fail = |message: String| CompileError::Pass {
         pass: "fuse_lut",
@@ -53,11 +54,16 @@ pub fn tabulate(
     if old.ty(target).shape != *shape {
         return Err(fail(format!("elementwise chain changes shape {} to {}", shape, old.ty(target).shape)));
     }
-    let (range_lo, range_hi) = calib.ranges[target.index()].ok_or_else(|| fail("no calibration range".into()))?;
-    let out = match scale {
-        None => output_quant(range_lo, range_hi, cfg.bits),
-        Some(s) => quant_at_scale(range_lo, range_hi, s),
+    let out = match grid {
+        Some(grid) => grid,
+        None => {
+            let (range_lo, range_hi) = range.ok_or_else(|| fail("no calibration range".into()))?;
+            output_quant(range_lo, range_hi, cfg.bits)
+        }
     };
+    if out.0.axis.is_some() {
+        return Err(fail("tables onto per-channel grids are not supported yet".into()));
+    }
     // An empty chain is the identity: a requantization from per-channel scales to one.
     let chain = |x: Tensor| {
         if nodes.is_empty() {
@@ -71,7 +77,8 @@ pub fn tabulate(
 
 /// The table of `f` (a float function of a whole tensor of `shape`, elementwise) on an
 /// integer source quantized by `src_q` that took `observed` on the calibration set,
-/// its output quantized by `out` (`(quant, lo, hi)`).
+/// read through `table_bits` bits, its output on the per-tensor grid `out`
+/// (`(quant, lo, hi)`).
 pub fn tabulate_fn(
     shape: &Shape,
     src_q: &Quant,
@@ -85,9 +92,10 @@ pub fn tabulate_fn(
     let (s, z) = (out_q.scale[0], out_q.zero_point[0]);
     let n = shape.numel();
     // columns[e][i] = table entry of element e for shifted input first + i
-    let mut columns = vec![Vec::with_capacity((last - first + 1) as usize); n];
+    let mut columns = vec![Vec::with_capacity(1 << table_bits); n];
     for index in first..=last {
-        let acc = index << shift;
+        // Saturating: the top entry of a range near 2^63 stands for its end.
+        let acc = ((index as i128) << shift).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         let x: Vec<f32> = (0..n).map(|e| src_q.dequantize(shape, e, acc) as f32).collect();
         let y = f(Tensor::F32(ArrayD::from_shape_vec(IxDyn(&shape.0), x).expect("shape")));
         let y = y.as_f32().expect("float chain");

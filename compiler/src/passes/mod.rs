@@ -7,6 +7,7 @@
 //! | [`calibrate`] | records each float value's range over calibration samples |
 //! | [`quantize`] | float IR → integer IR: runs each op's quantization rule (`secc_ir::ops::QuantizeRule`, in the op's file) |
 //! | [`fuse_lut`] | each elementwise chain after an integer value → one table per element (used by `quantize`) |
+//! | [`precision`] | runs `quantize` at the cheapest widths whose simulation stays within an accuracy budget of float |
 //! | [`bit_width`] | per-value bit widths and table statistics of an integer graph |
 //!
 //! The per-op parts of a pass live with the op (`ir/src/ops/`): a tree ensemble's
@@ -18,6 +19,7 @@ pub mod calibrate;
 pub mod fold_affine;
 pub mod fold_constants;
 pub mod fuse_lut;
+pub mod precision;
 pub mod quantize;
 
 use secc_ir::{Graph, ValueId};

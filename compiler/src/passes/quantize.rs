@@ -87,11 +87,21 @@ pub fn quantize(
 }
 
 impl Quantizer<'_> {
-    /// Pushes the table computing old value `target` from `region`, its output at
-    /// `scale` when given.
-    fn push_lut(&mut self, region: &Region, target: ValueId, scale: Option<f64>) -> Result<ValueId, CompileError> {
-        let observed = self.observed(region.source);
-        let lut = tabulate(&self.new, self.old, region, target, self.calib, &self.cfg, observed, scale)?;
+    /// Pushes the table computing old value `target` from `region`, onto `grid` if
+    /// given, else requantized over `over` (by default the range `target` took on the
+    /// calibration set).
+    fn push_lut(
+        &mut self,
+        region: &Region,
+        target: ValueId,
+        over: Option<(f64, f64)>,
+        grid: Option<(Quant, i64, i64)>,
+    ) -> Result<ValueId, CompileError> {
+        let seen =
+            self.observed[region.source.index()].iter().flat_map(|t| t.as_i64().expect("integer").iter().copied());
+        let observed = (seen.clone().min().expect("samples"), seen.max().expect("samples"));
+        let range = over.or(self.calib.ranges[target.index()]);
+        let lut = tabulate(&self.new, self.old, region, target, range, &self.cfg, observed, grid)?;
         self.push(Op::Lut(lut), vec![region.source], self.old.node(target).name.clone())
     }
 
@@ -150,7 +160,7 @@ impl QuantizeCx for Quantizer<'_> {
             Lowered::Const => Err(self.fail(v, "a constant is used where a computed tensor is expected")),
             Lowered::Chain(r) => {
                 let r = r.clone();
-                let lut = self.push_lut(&r, v, None)?;
+                let lut = self.push_lut(&r, v, None, None)?;
                 self.state[v.index()] = Lowered::Computed(lut);
                 Ok(lut)
             }
@@ -165,23 +175,30 @@ impl QuantizeCx for Quantizer<'_> {
         }
         let region = Region { source: i, entries: vec![v], nodes: vec![] };
         // An identity chain: the table maps each channel's scale onto one.
-        self.push_lut(&region, v, None)
+        self.push_lut(&region, v, None, None)
     }
 
-    fn int_at_scale(&mut self, v: ValueId, scale: f64) -> Result<ValueId, CompileError> {
+    fn int_over(&mut self, v: ValueId, range: (f64, f64)) -> Result<ValueId, CompileError> {
+        let want = secc_ir::ops::output_quant(range.0, range.1, self.cfg.bits).0;
         let region = match &self.state[v.index()] {
             Lowered::Chain(r) => r.clone(),
             Lowered::Const => return Err(self.fail(v, "a constant is used where a computed tensor is expected")),
-            Lowered::Computed(i) => {
-                let q = self.new.ty(*i).as_int().and_then(|t| t.quant.as_ref());
-                if q.is_some_and(|q| q.axis.is_none() && q.scale[0] == scale) {
-                    return Ok(*i);
-                }
-                // An identity chain: the table re-encodes the value at `scale`.
-                Region { source: *i, entries: vec![v], nodes: vec![] }
+            Lowered::Computed(i) if self.new.ty(*i).as_int().and_then(|t| t.quant.as_ref()) == Some(&want) => {
+                return Ok(*i)
             }
+            // An identity chain: the table maps the value's scale onto the wanted one.
+            Lowered::Computed(i) => Region { source: *i, entries: vec![v], nodes: vec![] },
         };
-        self.push_lut(&region, v, Some(scale))
+        self.push_lut(&region, v, Some(range), None)
+    }
+
+    fn tabulate_onto(
+        &mut self,
+        region: &Region,
+        target: ValueId,
+        grid: (Quant, i64, i64),
+    ) -> Result<ValueId, CompileError> {
+        self.push_lut(region, target, None, Some(grid))
     }
 
     fn push_table(

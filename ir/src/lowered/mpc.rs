@@ -447,6 +447,19 @@ pub enum StepOp {
         /// Elements per sample.
         len: usize,
     },
+    /// Data movement, local: output element `j` of a sample is element `index[j]` of
+    /// the registers' samples laid end to end, or (negative `index[j]`) element
+    /// `−1 − index[j]` of weight `w`, the same for every sample.
+    Gather {
+        /// Input registers.
+        xs: Vec<Reg>,
+        /// The constants' weight (encoded at `2^f`).
+        w: Option<usize>,
+        /// The element each output element reads.
+        index: Vec<i64>,
+        /// Output register.
+        out: Reg,
+    },
 }
 
 impl StepOp {
@@ -460,6 +473,7 @@ impl StepOp {
             StepOp::Relu { .. } => "relu",
             StepOp::MaxPool { .. } => "max_pool",
             StepOp::AvgPool { .. } => "avg_pool",
+            StepOp::Gather { .. } => "gather",
             StepOp::Piecewise { .. } => "piecewise",
             StepOp::Forest { .. } => "forest",
             StepOp::Pair { op: PairOp::Add, .. } => "add",
@@ -488,6 +502,7 @@ impl StepOp {
                 .into_iter()
                 .fold(Cost::default(), |c, pairs| c.then(&Cost::msb(pairs)).then(&Cost::mul_bit(pairs))),
             StepOp::AvgPool { taps, .. } => Cost::trunc(taps.taps.len()),
+            StepOp::Gather { .. } => Cost::default(),
             StepOp::Piecewise { len, function, .. } => {
                 let pieces = function.pieces.len();
                 let mut c = Cost::msb(len * function.breakpoints.len());

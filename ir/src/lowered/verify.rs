@@ -321,13 +321,33 @@ impl Checker<'_> {
                 self.products("an average pooling")?;
                 let windows = pool_taps(taps, self.read(*x)?)?;
                 length("the divisors", divisors.len(), taps.taps.len())?;
-                if let Some((i, d)) =
-                    divisors.iter().zip(&taps.taps).enumerate().find(|(_, (&d, t))| d < t.len().max(1))
-                {
-                    return Err(StepProblem::Invalid(format!("window {i} has {} taps and divisor {}", d.1.len(), d.0)));
+                // Divisor 1 is a plain sum (ReduceSum); 0 would be a division by zero.
+                if let Some(i) = divisors.iter().position(|&d| d == 0) {
+                    return Err(StepProblem::Invalid(format!("window {i} has divisor 0")));
                 }
                 self.work(taps.taps.len() as u128, windows as u128)?;
                 self.write(*out, taps.taps.len())
+            }
+            StepOp::Gather { xs, w, index, out } => {
+                let mut total = 0usize;
+                for x in xs {
+                    total = product("the gathered registers", &[total + self.read(*x)?])?;
+                }
+                let values = match w {
+                    Some(w) => self.weight(*w)?,
+                    None => 0,
+                };
+                if let Some(i) =
+                    index
+                        .iter()
+                        .find(|&&i| if i >= 0 { i as usize >= total } else { i.unsigned_abs() as usize > values })
+                {
+                    return Err(StepProblem::Invalid(format!(
+                        "gather reads element {i} of {total} register elements and {values} constants"
+                    )));
+                }
+                self.work(index.len() as u128, 0)?;
+                self.write(*out, index.len())
             }
             StepOp::Piecewise { x, len, function, out } => {
                 self.products("a piecewise polynomial")?;

@@ -11,10 +11,11 @@
 //! A binary op whose operands read two different computed values (a residual
 //! connection, a gate `x · g`) is not a chain:
 //!
-//! - `add`/`sub`: the quantizer brings both operands to one per-tensor scale, the finer
-//!   of the two they would have alone (each operand's chain is tabulated at that
-//!   scale; an operand already computed at another is re-encoded by an identity
-//!   table, the one place a table is added), then adds them exactly ([`super::AddInt`]).
+//! - `add`/`sub`: the quantizer brings both operands to one per-tensor quantization,
+//!   `bits` over the union of their calibrated ranges (`int_over`: each operand's chain
+//!   is tabulated onto it; an operand already computed at another is re-encoded by an
+//!   identity table, the one place a table is added), then adds them exactly
+//!   ([`super::AddInt`]).
 //!   SMPC: a local sum of shares ([`StepOp::Pair`]).
 //! - `mul`: the quantizer computes `a·b = ((a+b)² − (a−b)²) / 4`: the exact sum and
 //!   difference at one scale, a table of `x²/4` on each, and their exact difference.
@@ -25,17 +26,23 @@
 //! - any other op of two computed values is refused.
 
 use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
+use super::pwl::Pwl;
+use super::ConvGeometry;
 use super::{expect_arity, output_quant, AddInt, Op, OpSpec, Operand};
+use crate::lowered::fixed::encode_fixed;
 use crate::lowered::mpc::{Broadcast, PairOp, Reg, StepOp};
 use crate::tensor::Tensor;
-use crate::text::Printer;
+use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Shape, TensorType};
 use crate::{Graph, ValueId};
 use ndarray::{ArrayD, IxDyn, Zip};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
-/// A unary float function.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+/// A unary float function. Parameterised kinds carry their ONNX attributes; the text
+/// form prints each that differs from its ONNX default at full precision
+/// (`leaky_relu %3 {alpha=0.2}`) and [`Unary::parse_attrs`] reads it back.
+#[derive(Clone, Copy, PartialEq, Debug, Serialize, Deserialize)]
 pub enum UnaryKind {
     /// max(x, 0)
     Relu,
@@ -59,11 +66,94 @@ pub enum UnaryKind {
     Reciprocal,
     /// ln(1 + e^x)
     Softplus,
+    /// x for x ≥ 0, alpha · x below (ONNX LeakyRelu).
+    LeakyRelu {
+        /// The slope below 0 (ONNX default 0.01).
+        alpha: f32,
+    },
+    /// x for x > 0, alpha · (e^x − 1) otherwise (ONNX Elu).
+    Elu {
+        /// ONNX default 1.
+        alpha: f32,
+    },
+    /// gamma · x for x > 0, gamma · alpha · (e^x − 1) otherwise (ONNX Selu).
+    Selu {
+        /// ONNX default 1.67326319217681884765625.
+        alpha: f32,
+        /// ONNX default 1.05070102214813232421875.
+        gamma: f32,
+    },
+    /// max(0, x) + min(0, alpha · (e^(x/alpha) − 1)) (ONNX Celu).
+    Celu {
+        /// ONNX default 1.
+        alpha: f32,
+    },
+    /// max(0, min(1, alpha · x + beta)) (ONNX HardSigmoid).
+    HardSigmoid {
+        /// ONNX default 0.2.
+        alpha: f32,
+        /// ONNX default 0.5.
+        beta: f32,
+    },
+    /// x · max(0, min(1, x/6 + 1/2)) (ONNX HardSwish).
+    HardSwish,
+    /// ln x
+    Log,
+    /// x · tanh(ln(1 + e^x)) (ONNX Mish).
+    Mish,
+    /// 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³))) (ONNX Gelu, approximate="tanh").
+    GeluTanh,
+    /// x · sigmoid(x) (SiLU, Swish; torch exports it as Sigmoid then Mul).
+    Silu,
+    /// x / (1 + |x|) (ONNX Softsign).
+    Softsign,
+    /// x for x > alpha, 0 otherwise (ONNX ThresholdedRelu).
+    ThresholdedRelu {
+        /// ONNX default 1.
+        alpha: f32,
+    },
+    /// x − bias for x > lambd, x + bias for x < −lambd, 0 between (ONNX Shrink).
+    Shrink {
+        /// ONNX default 0.
+        bias: f32,
+        /// ONNX default 0.5.
+        lambd: f32,
+    },
+    /// sin x
+    Sin,
+    /// cos x
+    Cos,
+    /// tan x
+    Tan,
+    /// arcsin x
+    Asin,
+    /// arccos x
+    Acos,
+    /// arctan x
+    Atan,
+    /// sinh x
+    Sinh,
+    /// cosh x
+    Cosh,
+    /// arsinh x
+    Asinh,
+    /// arcosh x
+    Acosh,
+    /// artanh x
+    Atanh,
+    /// ⌊x⌋
+    Floor,
+    /// ⌈x⌉
+    Ceil,
+    /// x rounded to the nearest integer, halves to even (ONNX Round).
+    Round,
+    /// −1, 0 or 1 by the sign of x.
+    Sign,
 }
 
 impl UnaryKind {
-    /// Every kind, for parsing and tests.
-    pub const ALL: [UnaryKind; 11] = [
+    /// Every kind, parameterised ones at their ONNX defaults: for parsing and tests.
+    pub const ALL: [UnaryKind; 39] = [
         UnaryKind::Relu,
         UnaryKind::Sigmoid,
         UnaryKind::Tanh,
@@ -75,6 +165,34 @@ impl UnaryKind {
         UnaryKind::Sqrt,
         UnaryKind::Reciprocal,
         UnaryKind::Softplus,
+        UnaryKind::LeakyRelu { alpha: 0.01 },
+        UnaryKind::Elu { alpha: 1.0 },
+        UnaryKind::Selu { alpha: 1.673_263_2, gamma: 1.050_701 },
+        UnaryKind::Celu { alpha: 1.0 },
+        UnaryKind::HardSigmoid { alpha: 0.2, beta: 0.5 },
+        UnaryKind::HardSwish,
+        UnaryKind::Log,
+        UnaryKind::Mish,
+        UnaryKind::GeluTanh,
+        UnaryKind::Silu,
+        UnaryKind::Softsign,
+        UnaryKind::ThresholdedRelu { alpha: 1.0 },
+        UnaryKind::Shrink { bias: 0.0, lambd: 0.5 },
+        UnaryKind::Sin,
+        UnaryKind::Cos,
+        UnaryKind::Tan,
+        UnaryKind::Asin,
+        UnaryKind::Acos,
+        UnaryKind::Atan,
+        UnaryKind::Sinh,
+        UnaryKind::Cosh,
+        UnaryKind::Asinh,
+        UnaryKind::Acosh,
+        UnaryKind::Atanh,
+        UnaryKind::Floor,
+        UnaryKind::Ceil,
+        UnaryKind::Round,
+        UnaryKind::Sign,
     ];
 
     /// The text mnemonic.
@@ -91,11 +209,66 @@ impl UnaryKind {
             UnaryKind::Sqrt => "sqrt",
             UnaryKind::Reciprocal => "reciprocal",
             UnaryKind::Softplus => "softplus",
+            UnaryKind::LeakyRelu { .. } => "leaky_relu",
+            UnaryKind::Elu { .. } => "elu",
+            UnaryKind::Selu { .. } => "selu",
+            UnaryKind::Celu { .. } => "celu",
+            UnaryKind::HardSigmoid { .. } => "hard_sigmoid",
+            UnaryKind::HardSwish => "hard_swish",
+            UnaryKind::Log => "log",
+            UnaryKind::Mish => "mish",
+            UnaryKind::GeluTanh => "gelu_tanh",
+            UnaryKind::Silu => "silu",
+            UnaryKind::Softsign => "softsign",
+            UnaryKind::ThresholdedRelu { .. } => "thresholded_relu",
+            UnaryKind::Shrink { .. } => "shrink",
+            UnaryKind::Sin => "sin",
+            UnaryKind::Cos => "cos",
+            UnaryKind::Tan => "tan",
+            UnaryKind::Asin => "asin",
+            UnaryKind::Acos => "acos",
+            UnaryKind::Atan => "atan",
+            UnaryKind::Sinh => "sinh",
+            UnaryKind::Cosh => "cosh",
+            UnaryKind::Asinh => "asinh",
+            UnaryKind::Acosh => "acosh",
+            UnaryKind::Atanh => "atanh",
+            UnaryKind::Floor => "floor",
+            UnaryKind::Ceil => "ceil",
+            UnaryKind::Round => "round",
+            UnaryKind::Sign => "sign",
         }
+    }
+
+    /// The kind named `mnemonic`, at its default parameters.
+    pub fn from_mnemonic(mnemonic: &str) -> Option<UnaryKind> {
+        UnaryKind::ALL.into_iter().find(|k| k.mnemonic() == mnemonic)
+    }
+
+    /// The parameters, in text order, to set (the text parser, the ONNX frontend).
+    pub fn params_mut(&mut self) -> Vec<(&'static str, &mut f32)> {
+        match self {
+            UnaryKind::LeakyRelu { alpha }
+            | UnaryKind::Elu { alpha }
+            | UnaryKind::Celu { alpha }
+            | UnaryKind::ThresholdedRelu { alpha } => vec![("alpha", alpha)],
+            UnaryKind::Shrink { bias, lambd } => vec![("bias", bias), ("lambd", lambd)],
+            UnaryKind::Selu { alpha, gamma } => vec![("alpha", alpha), ("gamma", gamma)],
+            UnaryKind::HardSigmoid { alpha, beta } => vec![("alpha", alpha), ("beta", beta)],
+            _ => vec![],
+        }
+    }
+
+    /// The parameters, in text order.
+    pub fn params(self) -> Vec<(&'static str, f32)> {
+        let mut k = self;
+        k.params_mut().into_iter().map(|(n, v)| (n, *v)).collect()
     }
 
     /// The function itself.
     pub fn apply(self, x: f32) -> f32 {
+        let softplus = |x: f32| if x > 20.0 { x } else { x.exp().ln_1p() };
+        let hard_sigmoid = |alpha: f32, beta: f32, x: f32| (alpha * x + beta).clamp(0.0, 1.0);
         match self {
             UnaryKind::Relu => x.max(0.0),
             UnaryKind::Sigmoid => 1.0 / (1.0 + (-x).exp()),
@@ -107,8 +280,90 @@ impl UnaryKind {
             UnaryKind::Abs => x.abs(),
             UnaryKind::Sqrt => x.sqrt(),
             UnaryKind::Reciprocal => 1.0 / x,
-            UnaryKind::Softplus => x.exp().ln_1p(),
+            UnaryKind::Softplus => softplus(x),
+            UnaryKind::LeakyRelu { alpha } => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    alpha * x
+                }
+            }
+            UnaryKind::Elu { alpha } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * x.exp_m1()
+                }
+            }
+            UnaryKind::Selu { alpha, gamma } => gamma * if x > 0.0 { x } else { alpha * x.exp_m1() },
+            UnaryKind::Celu { alpha } => x.max(0.0) + (alpha * (x / alpha).exp_m1()).min(0.0),
+            UnaryKind::HardSigmoid { alpha, beta } => hard_sigmoid(alpha, beta, x),
+            UnaryKind::HardSwish => x * hard_sigmoid(1.0 / 6.0, 0.5, x),
+            UnaryKind::Log => x.ln(),
+            UnaryKind::Mish => x * softplus(x).tanh(),
+            UnaryKind::GeluTanh => {
+                let c = (2.0 / std::f32::consts::PI).sqrt();
+                0.5 * x * (1.0 + (c * (x + 0.044_715 * x * x * x)).tanh())
+            }
+            UnaryKind::Silu => x / (1.0 + (-x).exp()),
+            UnaryKind::Softsign => x / (1.0 + x.abs()),
+            UnaryKind::ThresholdedRelu { alpha } => {
+                if x > alpha {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            UnaryKind::Shrink { bias, lambd } => {
+                if x < -lambd {
+                    x + bias
+                } else if x > lambd {
+                    x - bias
+                } else {
+                    0.0
+                }
+            }
+            UnaryKind::Sin => x.sin(),
+            UnaryKind::Cos => x.cos(),
+            UnaryKind::Tan => x.tan(),
+            UnaryKind::Asin => x.asin(),
+            UnaryKind::Acos => x.acos(),
+            UnaryKind::Atan => x.atan(),
+            UnaryKind::Sinh => x.sinh(),
+            UnaryKind::Cosh => x.cosh(),
+            UnaryKind::Asinh => x.asinh(),
+            UnaryKind::Acosh => x.acosh(),
+            UnaryKind::Atanh => x.atanh(),
+            UnaryKind::Floor => x.floor(),
+            UnaryKind::Ceil => x.ceil(),
+            UnaryKind::Round => x.round_ties_even(),
+            UnaryKind::Sign => {
+                if x == 0.0 || x.is_nan() {
+                    x
+                } else {
+                    x.signum()
+                }
+            }
         }
+    }
+
+    /// The function as pieces `slope · x + intercept` between kinks, when it is
+    /// piecewise linear: the SMPC backend then runs it exactly (comparisons and
+    /// public slopes, no fit).
+    pub fn pwl(self) -> Option<Pwl> {
+        Some(match self {
+            UnaryKind::Relu => Pwl::new(vec![0.0], vec![(0.0, 0.0), (1.0, 0.0)]),
+            UnaryKind::Neg => Pwl::new(vec![], vec![(-1.0, 0.0)]),
+            UnaryKind::Abs => Pwl::new(vec![0.0], vec![(-1.0, 0.0), (1.0, 0.0)]),
+            UnaryKind::LeakyRelu { alpha } => Pwl::new(vec![0.0], vec![(alpha as f64, 0.0), (1.0, 0.0)]),
+            UnaryKind::HardSigmoid { alpha, beta } if alpha != 0.0 => {
+                let (a, b) = (alpha as f64, beta as f64);
+                let (k0, k1) = ((0.0 - b) / a, (1.0 - b) / a);
+                let (lo, hi) = if a > 0.0 { ((k0, 0.0), (k1, 1.0)) } else { ((k1, 1.0), (k0, 0.0)) };
+                Pwl::new(vec![lo.0, hi.0], vec![(0.0, lo.1), (a, b), (0.0, hi.1)])
+            }
+            _ => return None,
+        })
     }
 }
 
@@ -117,6 +372,19 @@ impl UnaryKind {
 pub struct Unary {
     /// Which function.
     pub kind: UnaryKind,
+}
+
+impl Unary {
+    /// Reads the parameters of `kind` (named by its mnemonic), each at its default when
+    /// absent.
+    pub(crate) fn parse_attrs(mut kind: UnaryKind, p: &mut Parser) -> Result<Unary, ParseError> {
+        for (name, value) in kind.params_mut() {
+            if let Some(v) = p.opt_attr(name, Parser::f32)? {
+                *value = v;
+            }
+        }
+        Ok(Unary { kind })
+    }
 }
 
 impl OpSpec for Unary {
@@ -134,7 +402,14 @@ impl OpSpec for Unary {
         let x = inputs[0].as_f32().expect("float operand verified");
         Tensor::F32(x.mapv(|v| self.kind.apply(v)))
     }
-    fn print_attrs(&self, _: &mut Printer) {}
+    fn print_attrs(&self, w: &mut Printer) {
+        let default = UnaryKind::from_mnemonic(self.kind.mnemonic()).expect("every kind is listed").params();
+        for ((name, v), (_, d)) in self.kind.params().into_iter().zip(default) {
+            if v.to_bits() != d.to_bits() {
+                w.attr(name, |w| w.f32(v));
+            }
+        }
+    }
 }
 
 /// A binary float function.
@@ -157,6 +432,24 @@ pub enum BinaryKind {
 }
 
 impl BinaryKind {
+    /// `a ∘ b` as a piecewise-linear function, each operand a piecewise-linear function
+    /// of the same variable (`Ok`) or a constant (`Err`), when it is one.
+    pub fn pwl(self, a: Result<&Pwl, f64>, b: Result<&Pwl, f64>) -> Option<Pwl> {
+        use BinaryKind::*;
+        Some(match (self, a, b) {
+            (Add, Ok(p), Err(c)) | (Add, Err(c), Ok(p)) => p.then(&Pwl::affine(1.0, c)),
+            (Sub, Ok(p), Err(c)) => p.then(&Pwl::affine(1.0, -c)),
+            (Sub, Err(c), Ok(p)) => p.then(&Pwl::affine(-1.0, c)),
+            (Mul, Ok(p), Err(c)) | (Mul, Err(c), Ok(p)) => p.then(&Pwl::affine(c, 0.0)),
+            (Div, Ok(p), Err(c)) if c != 0.0 => p.then(&Pwl::affine(1.0 / c, 0.0)),
+            (Max, Ok(p), Err(c)) | (Max, Err(c), Ok(p)) => p.then(&Pwl::clamp_at(c, true)),
+            (Min, Ok(p), Err(c)) | (Min, Err(c), Ok(p)) => p.then(&Pwl::clamp_at(c, false)),
+            (Add, Ok(p), Ok(q)) => p.plus(q, 1.0),
+            (Sub, Ok(p), Ok(q)) => p.plus(q, -1.0),
+            _ => return None,
+        })
+    }
+
     /// Every kind, for parsing and tests.
     pub const ALL: [BinaryKind; 7] = [
         BinaryKind::Add,
@@ -237,6 +530,14 @@ impl OpSpec for Binary {
     fn print_attrs(&self, _: &mut Printer) {}
 }
 
+/// The value of constant `v` when all its elements are equal (a scalar, or a tensor
+/// broadcasting one number); `None` for per-channel constants and computed values.
+pub fn uniform_const(graph: &Graph, v: ValueId) -> Option<f32> {
+    let t = graph.const_value(v)?.as_f32()?;
+    let first = *t.iter().next()?;
+    t.iter().all(|x| x.to_bits() == first.to_bits()).then_some(first)
+}
+
 /// An elementwise chain of the float graph whose only non-constant input is one
 /// computed value.
 #[derive(Clone, Debug)]
@@ -304,9 +605,33 @@ impl Region {
         self.nodes.iter().copied().filter(|v| needed[v.index()]).collect()
     }
 
+    /// Chain value `target` as a piecewise-linear function of the source, when every
+    /// node on the way is one ([`UnaryKind::pwl`], [`BinaryKind`]s with a constant the
+    /// same for every element).
+    pub fn pwl(&self, graph: &Graph, target: ValueId) -> Option<Pwl> {
+        let mut f: HashMap<ValueId, Pwl> = self.entries.iter().map(|&e| (e, Pwl::identity())).collect();
+        for v in self.chain_to(graph, target) {
+            let node = graph.node(v);
+            let g = match &node.op {
+                Op::Unary(u) => f.get(&node.inputs[0])?.then(&u.kind.pwl()?),
+                Op::Binary(b) => {
+                    let arg = |i: ValueId| match f.get(&i) {
+                        Some(p) => Some(Ok(p)),
+                        None => uniform_const(graph, i).map(|c| Err(c as f64)),
+                    };
+                    b.kind.pwl(arg(node.inputs[0])?, arg(node.inputs[1])?)?
+                }
+                _ => return None,
+            };
+            f.insert(v, g);
+        }
+        f.remove(&target)
+    }
+
     /// The SMPC step computing chain value `v` of `graph` into register `out`, `x`
-    /// holding the source: the exact comparison protocol for a lone ReLU, else the
-    /// chain fitted as a piecewise polynomial.
+    /// holding the source: the exact comparison protocol for a lone ReLU, exact pieces
+    /// for any other piecewise-linear chain, else the chain fitted as a piecewise
+    /// polynomial.
     pub fn mpc_step<C: MpcCx>(&self, graph: &Graph, v: ValueId, x: Reg, out: Reg, cx: &C) -> Result<StepOp, C::Error> {
         let len = graph.ty(v).shape.numel();
         let chain = self.chain_to(graph, v);
@@ -315,7 +640,11 @@ impl Region {
                 return Ok(StepOp::Relu { x, len, out });
             }
         }
-        Ok(StepOp::Piecewise { x, len, function: cx.fit(v, self.source, &chain)?, out })
+        let function = match self.pwl(graph, v) {
+            Some(f) => cx.exact(v, self.source, &chain, &f)?,
+            None => cx.fit(v, self.source, &chain)?,
+        };
+        Ok(StepOp::Piecewise { x, len, function, out })
     }
 }
 
@@ -367,15 +696,9 @@ fn two_sources(operands: &[Option<Region>]) -> bool {
     sources.any(|s| Some(s) != first)
 }
 
-/// The per-tensor scale float value `v` has, or would have as a table's output.
-fn natural_scale<C: QuantizeCx>(cx: &C, v: ValueId) -> Result<f64, C::Error> {
-    if let Lowered::Computed(i) = cx.state(v) {
-        if let Some(q) = cx.new_graph().ty(*i).as_int().and_then(|t| t.quant.as_ref()).filter(|q| q.axis.is_none()) {
-            return Ok(q.scale[0]);
-        }
-    }
-    let (lo, hi) = cx.range(v).ok_or_else(|| cx.fail(v, "never calibrated"))?;
-    Ok(output_quant(lo, hi, cx.config().bits).0.scale[0])
+/// The range float value `v` took on the calibration set.
+fn range<C: QuantizeCx>(cx: &C, v: ValueId) -> Result<(f64, f64), C::Error> {
+    cx.range(v).ok_or_else(|| cx.fail(v, "never calibrated"))
 }
 
 /// `(a − a_zp) + sign · (b − b_zp)` of two integer values of the new graph at one scale.
@@ -399,8 +722,10 @@ impl Binary {
                 return Err(cx.fail(v, m));
             }
         };
-        let scale = natural_scale(cx, a)?.min(natural_scale(cx, b)?);
-        let (ia, ib) = (cx.int_at_scale(a, scale)?, cx.int_at_scale(b, scale)?);
+        let (ra, rb) = (range(cx, a)?, range(cx, b)?);
+        let both = (ra.0.min(rb.0), ra.1.max(rb.1));
+        let (ia, ib) = (cx.int_over(a, both)?, cx.int_over(b, both)?);
+        let scale = cx.new_graph().ty(ia).as_int().and_then(|t| t.quant.as_ref()).map_or(1.0, |q| q.scale[0]);
         if self.kind != BinaryKind::Mul {
             return push_add_int(cx, ia, ib, sign, node.name.clone()).map(Lowered::Computed);
         }
@@ -474,13 +799,66 @@ impl FheRule for Binary {
     }
 }
 
+impl Binary {
+    /// `y = scale ⊙ x + bias` (per element of the output, constants broadcast) with `x`
+    /// the computed operand, when this op is an affine map whose constant differs
+    /// between elements (a standalone BatchNormalization, a per-channel bias or scale).
+    fn per_channel_affine(&self, graph: &Graph, v: ValueId) -> Option<(ValueId, Vec<f64>, Vec<f64>)> {
+        let [a, b] = graph.node(v).inputs[..] else { return None };
+        let (x, c, const_first) = match (graph.const_value(a), graph.const_value(b)) {
+            (None, Some(_)) => (a, b, false),
+            (Some(_), None) => (b, a, true),
+            _ => return None,
+        };
+        let shape = &graph.ty(v).shape;
+        if uniform_const(graph, c).is_some() || graph.ty(x).shape != *shape {
+            return None;
+        }
+        let c =
+            graph.const_value(c)?.as_f32()?.broadcast(IxDyn(&shape.0))?.iter().map(|&c| c as f64).collect::<Vec<_>>();
+        let ones = vec![1.0; c.len()];
+        Some(match (self.kind, const_first) {
+            (BinaryKind::Add, _) => (x, ones, c),
+            (BinaryKind::Sub, false) => (x, ones, c.iter().map(|c| -c).collect()),
+            (BinaryKind::Sub, true) => (x, vec![-1.0; c.len()], c),
+            (BinaryKind::Mul, _) => (x, c, vec![]),
+            (BinaryKind::Div, false) => (x, c.iter().map(|c| 1.0 / c).collect(), vec![]),
+            _ => return None,
+        })
+    }
+}
+
 impl MpcRule for Binary {
+    /// A per-channel affine map is one product with shared per-element weights and
+    /// bias (a depthwise 1×1 convolution over the elements: one round) and one
+    /// truncation; any other binary op joins its operands' chain.
     fn lower_mpc<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
         let operands = graph.node(v).inputs.iter().map(|&i| Region::of(i, cx.state(i), |_| i)).collect::<Vec<_>>();
         if two_sources(&operands) {
             return self.lower_two(graph, v, cx);
         }
-        lower_chain(graph, v, cx)
+        let Some((x, scale, bias)) = self.per_channel_affine(graph, v) else { return lower_chain(graph, v, cx) };
+        let f = cx.frac_bits();
+        let x = cx.reg(x)?;
+        let len = scale.len();
+        let name = |what: &str| format!("{v} \"{}\" {what}", graph.node(v).name);
+        let w = cx.raw_weight(name("scale"), scale.iter().map(|&s| encode_fixed(s, f)).collect());
+        let b = (!bias.is_empty())
+            .then(|| cx.raw_weight(name("bias"), bias.iter().map(|&b| encode_fixed(b, 2 * f)).collect()));
+        let geometry = ConvGeometry {
+            input: [1, len, 1, 1],
+            kernel: [len, 1, 1, 1],
+            output: [1, len, 1, 1],
+            strides: [1, 1],
+            pads: [0, 0],
+            dilations: [1, 1],
+            group: len,
+        };
+        let wide = cx.new_reg();
+        cx.step(v, StepOp::Conv { x, w, b, geometry, out: wide });
+        let out = cx.new_reg();
+        cx.step(v, StepOp::Trunc { x: wide, len, bits: f, out });
+        Ok(Lowered::Computed(out))
     }
     fn min_frac_bits(&self) -> u32 {
         0

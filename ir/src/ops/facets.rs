@@ -9,7 +9,7 @@
 //! lend it to the hooks through [`QuantizeCx`] and [`MpcCx`]; the hooks report errors
 //! through the context too, so the driver names the pass, the value and its node.
 
-use super::{dispatch, Lut, Op, Region};
+use super::{dispatch, Lut, Op, Pwl, Region};
 use crate::lowered::mpc::{Piecewise, Reg, StepOp};
 use crate::{Graph, Quant, QuantConfig, Tensor, ValueId};
 
@@ -42,9 +42,10 @@ pub trait QuantizeCx {
     fn int(&mut self, v: ValueId) -> Result<ValueId, Self::Error>;
     /// [`QuantizeCx::int`], requantized per tensor when it is per channel.
     fn int_per_tensor(&mut self, v: ValueId) -> Result<ValueId, Self::Error>;
-    /// The integer value (new graph) standing for `v` per tensor at `scale`: its chain
-    /// tabulated at that scale, or, when computed at another, re-encoded by a table.
-    fn int_at_scale(&mut self, v: ValueId, scale: f64) -> Result<ValueId, Self::Error>;
+    /// The integer value standing for `v`, quantized per tensor to `bits` over the real
+    /// interval `range` (so that several values share one quantization): `v`'s chain
+    /// tabulated onto it, or an identity table after `v` unless it already has it.
+    fn int_over(&mut self, v: ValueId, range: (f64, f64)) -> Result<ValueId, Self::Error>;
     /// Appends a table of the elementwise float function `f` of the real values integer
     /// `source` (new graph) stands for, quantized to `out` (`(quant, lo, hi)`), indexed
     /// by `bits` bits of the source (not `table_bits`).
@@ -59,6 +60,14 @@ pub trait QuantizeCx {
     fn observed(&self, v: ValueId) -> (i64, i64);
     /// The integer graph built so far.
     fn new_graph(&self) -> &Graph;
+    /// The table computing `target` from `region`, its outputs on `grid` (quantization,
+    /// smallest and largest integer) instead of requantized over a calibrated range.
+    fn tabulate_onto(
+        &mut self,
+        region: &Region,
+        target: ValueId,
+        grid: (Quant, i64, i64),
+    ) -> Result<ValueId, Self::Error>;
     /// Appends a node to the new graph.
     fn push(&mut self, op: Op, inputs: Vec<ValueId>, name: String) -> Result<ValueId, Self::Error>;
     /// Appends a constant to the new graph.
@@ -173,6 +182,9 @@ pub trait MpcCx {
     /// The elementwise nodes `chain` (ending at `v`) as a function of `source`, fitted
     /// as a piecewise polynomial on the range `source` took on the calibration set.
     fn fit(&self, v: ValueId, source: ValueId, chain: &[ValueId]) -> Result<Piecewise, Self::Error>;
+    /// The same chain when it is the piecewise-linear `f` of `source`: its exact
+    /// pieces, with the fixed-point error they make on the calibrated range.
+    fn exact(&self, v: ValueId, source: ValueId, chain: &[ValueId], f: &Pwl) -> Result<Piecewise, Self::Error>;
 }
 
 /// How the SMPC backend computes an op of the float IR.

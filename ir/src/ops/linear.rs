@@ -143,6 +143,9 @@ fn reads_tables(graph: &Graph, v: ValueId) -> bool {
     }
 }
 
+/// The most accumulator steps a bias spans: `2^24`, an f32's precision.
+const BIAS_STEPS: f64 = (1u64 << 24) as f64;
+
 /// The quantization rule of a multiply-accumulate op (node `v` of `graph`): its input
 /// per tensor, its weights symmetric per output channel to `weight_bits`
 /// (`s_w[c] = max|W_c| / (2^(weight_bits−1) − 1)`), its bias at the accumulator scale
@@ -165,14 +168,24 @@ pub(crate) fn quantize_linear<C: QuantizeCx>(
     // Weights applied to table outputs multiply bootstrap noise by their 2-norm:
     // cap it so the TFHE circuit stays on cheap parameter sets.
     let norm_cap = cfg.max_weight_norm.filter(|_| reads_tables(cx.new_graph(), x));
+    let bias: Option<Vec<f32>> = node
+        .inputs
+        .get(2)
+        .map(|&b| graph.const_value(b).and_then(Tensor::as_f32).expect("constant bias").iter().copied().collect());
     let scales: Vec<f64> = w
         .axis_iter(Axis(axis))
-        .map(|lane| {
+        .enumerate()
+        .map(|(c, lane)| {
             let m = lane.iter().fold(0f64, |m, &x| m.max((x as f64).abs()));
             let norm = lane.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
             let by_norm = norm_cap.map_or(0.0, |cap| norm / cap);
-            if m > 0.0 {
-                (m / qmax).max(by_norm)
+            // A channel whose weights are tiny next to its bias (a dead unit's denormal
+            // weights, a constant input) would get a step so fine that the bias overflows
+            // the accumulator: resolve the bias to f32 precision and no finer.
+            let by_bias = bias.as_ref().map_or(0.0, |b| (b[c] as f64).abs() / (sx * BIAS_STEPS));
+            let s = (m / qmax).max(by_norm).max(by_bias);
+            if s > 0.0 && s.is_finite() {
+                s
             } else {
                 1.0
             }
@@ -194,8 +207,7 @@ pub(crate) fn quantize_linear<C: QuantizeCx>(
     let wq = Quant { axis: Some(axis), zero_point: vec![0; scales.len()], scale: scales.clone() };
     let wname = graph.node(node.inputs[1]).name.clone();
     let mut inputs = vec![x, cx.push_const(Tensor::I64(qw), Some(wq), wname)?];
-    if let Some(&b) = node.inputs.get(2) {
-        let bv = graph.const_value(b).and_then(Tensor::as_f32).expect("constant bias");
+    if let (Some(&b), Some(bv)) = (node.inputs.get(2), &bias) {
         let qb = ndarray::Array1::from_iter(
             bv.iter().enumerate().map(|(c, &b)| (b as f64 / (sx * scales[c])).round() as i64),
         );

@@ -18,13 +18,18 @@ mod batch_matmul;
 mod conv;
 mod elementwise;
 mod facets;
+mod fake_quant;
+mod gather;
 mod input;
 mod konst;
 mod linear;
 mod lut;
 mod matmul;
+mod normalize;
 mod pool;
+mod pwl;
 mod quant;
+mod reduce;
 mod shape;
 mod softmax;
 mod tree;
@@ -32,20 +37,23 @@ mod tree;
 pub use add_int::AddInt;
 pub use batch_matmul::BatchMatMul;
 pub use conv::{conv_accumulate, Conv, ConvGeometry};
-pub use elementwise::{Binary, BinaryKind, Region, Unary, UnaryKind};
+pub use elementwise::{uniform_const, Binary, BinaryKind, Region, Unary, UnaryKind};
 pub use facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
+pub use fake_quant::{quantize_linear, FakeQuant};
+pub use gather::Gather;
 pub use input::Input;
 pub use konst::Const;
 pub use linear::LinearMap;
 pub use lut::{round_shift, Lut};
 pub use matmul::MatMul;
+pub use normalize::{Norm, Normalize};
 pub use pool::{AvgPool, MaxPool, SumPool, Window};
-pub use quant::{output_quant, quant_at_scale, quantize_value, Dequantize, Quantize};
+pub use pwl::Pwl;
+pub use quant::{output_quant, quantize_value, Dequantize, Quantize};
+pub use reduce::{Reduce, ReduceKind};
 pub use shape::Reshape;
 pub use softmax::Softmax;
-pub use tree::{
-    Aggregate, BranchMode, LeafPath, Literal, PostTransform, Split, Tree, TreeEnsemble, TreeNode, FOREST_FRAC_BITS,
-};
+pub use tree::{Aggregate, BranchMode, LeafPath, Literal, Split, Tree, TreeEnsemble, TreeNode, FOREST_FRAC_BITS};
 
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
@@ -105,10 +113,19 @@ pub enum Op {
     Dequantize(Dequantize),
     /// Univariate integer table lookup.
     Lut(Lut),
-    /// Softmax or log-softmax over some axes (float).
-    Softmax(Softmax),
     /// Tree ensemble (ONNX-ML TreeEnsembleRegressor / TreeEnsembleClassifier), float IR only.
     TreeEnsemble(TreeEnsemble),
+    /// Softmax or log-softmax over some axes (float).
+    Softmax(Softmax),
+    /// Each row divided by its norm (ONNX-ML Normalizer, float).
+    Normalize(Normalize),
+    /// Data movement: a selection of the operands' elements and constants.
+    Gather(Gather),
+    /// Sum or maximum over axes.
+    Reduce(Reduce),
+    /// A quantize → dequantize pair on floats (ONNX QDQ), float IR only. Last, so the
+    /// serialized form (and so the digests) of graphs without it is unchanged.
+    FakeQuant(FakeQuant),
     // Appended: a variant's serialized tag is its position, which graph digests hash.
     /// Matrix product of two computed tensors, float IR only.
     BatchMatMul(BatchMatMul),
@@ -135,7 +152,11 @@ macro_rules! dispatch {
             Op::Lut($op) => $e,
             Op::AddInt($op) => $e,
             Op::Softmax($op) => $e,
+            Op::Normalize($op) => $e,
             Op::TreeEnsemble($op) => $e,
+            Op::Gather($op) => $e,
+            Op::Reduce($op) => $e,
+            Op::FakeQuant($op) => $e,
         }
     };
 }
@@ -169,18 +190,20 @@ impl Op {
             "avg_pool" => AvgPool::parse_attrs(p).map(Op::AvgPool),
             "sum_pool" => SumPool::parse_attrs(p).map(Op::SumPool),
             "reshape" => Reshape::parse_attrs(p).map(Op::Reshape),
+            "gather" => Gather::parse_attrs(p).map(Op::Gather),
+            "reduce_sum" => Reduce::parse_attrs(ReduceKind::Sum, p).map(Op::Reduce),
+            "reduce_max" => Reduce::parse_attrs(ReduceKind::Max, p).map(Op::Reduce),
             "quantize" => Quantize::parse_attrs(p).map(Op::Quantize),
             "dequantize" => Dequantize::parse_attrs(p).map(Op::Dequantize),
+            "fake_quant" => FakeQuant::parse_attrs(p).map(Op::FakeQuant),
             "lut" => Lut::parse_attrs(p).map(Op::Lut),
             "add_int" => AddInt::parse_attrs(p).map(Op::AddInt),
             "softmax" => Softmax::parse_attrs(p, false).map(Op::Softmax),
             "log_softmax" => Softmax::parse_attrs(p, true).map(Op::Softmax),
+            "normalize" => Normalize::parse_attrs(p).map(Op::Normalize),
             "tree_ensemble" => TreeEnsemble::parse_attrs(p).map(Op::TreeEnsemble),
-            m => match (
-                UnaryKind::ALL.into_iter().find(|k| k.mnemonic() == m),
-                BinaryKind::ALL.into_iter().find(|k| k.mnemonic() == m),
-            ) {
-                (Some(kind), _) => Ok(Op::Unary(Unary { kind })),
+            m => match (UnaryKind::from_mnemonic(m), BinaryKind::ALL.into_iter().find(|k| k.mnemonic() == m)) {
+                (Some(kind), _) => Unary::parse_attrs(kind, p).map(Op::Unary),
                 (_, Some(kind)) => Ok(Op::Binary(Binary { kind })),
                 (None, None) => return None,
             },

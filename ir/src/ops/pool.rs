@@ -2,15 +2,22 @@
 //!
 //! - `max_pool`: `y = max` over the window's in-image taps (floats and integers;
 //!   the integer range and quantization are the input's).
-//! - `avg_pool` (float): the window sum divided by the window size
-//!   (`count_include_pad=1`) or by the number of in-image taps.
-//! - `sum_pool` (integer): `y = Σ (x − x_zp)` over in-image taps, the exact quantized
-//!   form of `avg_pool` with `count_include_pad=1`: it stands for `s_x / (kh·kw) · y`.
+//! - `avg_pool` (float): the window sum divided by the window's divisor `d_j`: the
+//!   taps inside the padded input (`count_include_pad=1`; the window size, except
+//!   where `ceil_mode` lets a last window run past the padding) or the in-image taps
+//!   (`count_include_pad=0`).
+//! - `sum_pool` (integer): `y_j = (L / d_j) · Σ (x − x_zp)` over in-image taps, `L` the
+//!   least common multiple of every `d_j` of the input shape: the exact quantized form
+//!   of `avg_pool`, standing for `s_x / L · y`. With `count_include_pad=1` and no
+//!   ceil-mode overhang every `d_j` is `kh·kw` and the sum is plain.
+//!
+//! Windows follow ONNX (and tract): `ceil_mode=1` rounds the output size up, but a
+//! last window must start inside the input or its leading padding.
 //!
 //! Quantization: `max_pool` keeps its input's quantization; `avg_pool` becomes
-//! `sum_pool`, refused when padded taps are not counted (no exact integer form).
-//! TFHE: `sum_pool` is levelled; `max_pool` is refused. SMPC: both float poolings
-//! are steps of their own (comparisons for the max, a public division for the mean).
+//! `sum_pool`. TFHE: `sum_pool` is levelled; `max_pool` is refused. SMPC: both float
+//! poolings are steps of their own (comparisons for the max, a public division for the
+//! mean).
 
 use super::facets::{
     Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise, ALREADY_QUANTIZED,
@@ -34,6 +41,8 @@ pub struct Window {
     pub strides: Vec<usize>,
     /// Padding (top, left, bottom, right).
     pub pads: Vec<usize>,
+    /// ONNX `ceil_mode`: output sizes round up.
+    pub ceil_mode: bool,
 }
 
 impl Window {
@@ -45,7 +54,12 @@ impl Window {
         // Checked: the attributes may come from a crafted file.
         let out = |size: usize, pads: [usize; 2], k: usize, s: usize| {
             let padded = size.checked_add(pads[0])?.checked_add(pads[1])?;
-            (padded >= k && k > 0 && s > 0).then(|| (padded - k) / s + 1)
+            if padded < k || k == 0 || s == 0 {
+                return None;
+            }
+            let n = if self.ceil_mode { (padded - k).div_ceil(s) + 1 } else { (padded - k) / s + 1 };
+            // ONNX: a ceil-mode window starts inside the input or its leading padding.
+            Some(if self.ceil_mode && (n - 1) * s >= size + pads[0] { n - 1 } else { n })
         };
         match (
             out(x.0[2], [self.pads[0], self.pads[2]], self.kernel[0], self.strides[0]),
@@ -63,6 +77,28 @@ impl Window {
 
     fn has_padding(&self) -> bool {
         self.pads.iter().any(|&p| p > 0)
+    }
+
+    /// The divisor of each output element (C order) of an average pooling of an input
+    /// of `shape`: the taps inside the padded input, or only the in-image ones.
+    pub fn divisors(&self, shape: &Shape, count_include_pad: bool) -> Vec<usize> {
+        let out = self.output_shape(shape).expect("pool operands verified");
+        let (h, w) = (shape.0[2], shape.0[3]);
+        // Taps of the window starting at `i` on an axis of `size` that lie in `[lo, hi)`.
+        let inside = |axis: usize, i: usize, size: usize| {
+            let start = (i * self.strides[axis]) as isize - self.pads[axis] as isize;
+            let (lo, hi) = if count_include_pad {
+                (-(self.pads[axis] as isize), (size + self.pads[axis + 2]) as isize)
+            } else {
+                (0, size as isize)
+            };
+            (start..start + self.kernel[axis] as isize).filter(|p| (lo..hi).contains(p)).count()
+        };
+        let per_image: Vec<usize> = (0..out.0[2])
+            .flat_map(|i| (0..out.0[3]).map(move |j| (i, j)))
+            .map(|(i, j)| inside(0, i, h) * inside(1, j, w))
+            .collect();
+        per_image.iter().copied().cycle().take(out.numel()).collect()
     }
 
     /// Applies `reduce` to each window's in-image taps.
@@ -99,6 +135,9 @@ impl Window {
         w.attr("kernel", |w| w.dims(&self.kernel));
         w.attr("strides", |w| w.dims(&self.strides));
         w.attr("pads", |w| w.dims(&self.pads));
+        if self.ceil_mode {
+            w.attr("ceil_mode", |w| w.display(true));
+        }
     }
 
     fn parse(p: &mut Parser) -> Result<Self, ParseError> {
@@ -106,6 +145,7 @@ impl Window {
             kernel: p.attr("kernel", Parser::dims)?,
             strides: p.attr("strides", Parser::dims)?,
             pads: p.attr("pads", Parser::dims)?,
+            ceil_mode: p.opt_attr("ceil_mode", Parser::bool)?.unwrap_or(false),
         })
     }
 }
@@ -167,11 +207,13 @@ impl OpSpec for AvgPool {
     }
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         let x = inputs[0].as_f32().expect("float operand verified");
-        let full = self.window.size() as f32;
-        Tensor::F32(self.window.apply(x, |t| {
-            let d = if self.count_include_pad { full } else { t.len() as f32 };
-            t.iter().sum::<f32>() / d
-        }))
+        let divisors = self.window.divisors(&Shape(x.shape().to_vec()), self.count_include_pad);
+        let sums = self.window.apply(x, |t| t.iter().sum::<f32>());
+        Tensor::F32(
+            ndarray::Zip::from(&sums)
+                .and(&ArrayD::from_shape_vec(sums.raw_dim(), divisors).expect("shape"))
+                .map_collect(|&s, &d| s / d as f32),
+        )
     }
     fn print_attrs(&self, w: &mut Printer) {
         self.window.print(w);
@@ -186,13 +228,34 @@ impl AvgPool {
     }
 }
 
-/// Integer sum pooling of `x − x_zp`.
+/// Integer sum pooling of `x − x_zp`, each sum scaled by `L / d_j`.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub struct SumPool {
     /// The window.
     pub window: Window,
     /// Zero point subtracted from every tap.
     pub x_zp: i64,
+    /// The divisors' rule of the `avg_pool` this stands for.
+    pub count_include_pad: bool,
+}
+
+impl SumPool {
+    /// `L / d_j` for each output element, and `L`, on an input of `shape`; `None` when
+    /// `L` overflows (a crafted window).
+    fn multipliers(&self, shape: &Shape) -> Option<(Vec<i64>, i64)> {
+        let divisors = self.window.divisors(shape, self.count_include_pad);
+        let gcd = |mut a: i64, mut b: i64| {
+            while b != 0 {
+                (a, b) = (b, a % b);
+            }
+            a
+        };
+        let mut seen: Vec<i64> = divisors.iter().map(|&d| d.max(1) as i64).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        let l = seen.iter().try_fold(1i64, |l, &d| (l / gcd(l, d)).checked_mul(d))?;
+        Some((divisors.iter().map(|&d| l / d.max(1) as i64).collect(), l))
+    }
 }
 
 impl OpSpec for SumPool {
@@ -206,10 +269,15 @@ impl OpSpec for SumPool {
         };
         let shape = self.window.output_shape(&inputs[0].ty.shape)?;
         let (lo, hi) = super::linear::minus_zero_point(xi.lo, xi.hi, self.x_zp)?;
-        let (lo, hi) = if self.window.has_padding() { (lo.min(0), hi.max(0)) } else { (lo, hi) };
-        let taps = self.window.kernel[0].checked_mul(self.window.kernel[1]).and_then(|k| i64::try_from(k).ok());
-        let (Some(k), Some((lo, hi))) = (taps, taps.and_then(|k| Some((k.checked_mul(lo)?, k.checked_mul(hi)?))))
-        else {
+        let (lo, hi) =
+            if self.window.has_padding() || self.window.ceil_mode { (lo.min(0), hi.max(0)) } else { (lo, hi) };
+        // Output j sums its in-image taps, times `L / d_j`.
+        let in_image = self.window.divisors(&inputs[0].ty.shape, false);
+        let scaled = self.multipliers(&inputs[0].ty.shape).and_then(|(m, l)| {
+            let most = m.iter().zip(&in_image).try_fold(0i64, |a, (&m, &n)| Some(a.max(m.checked_mul(n as i64)?)))?;
+            Some((l, most.checked_mul(lo)?, most.checked_mul(hi)?))
+        });
+        let Some((k, lo, hi)) = scaled else {
             return Err(format!("window {:?} sums beyond 64 bits", self.window.kernel));
         };
         let quant = xi.quant.as_ref().map(|q| Quant {
@@ -221,12 +289,18 @@ impl OpSpec for SumPool {
     }
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         let x = inputs[0].as_i64().expect("integer operand verified");
-        Tensor::I64(self.window.apply(x, |t| t.iter().map(|v| v - self.x_zp).sum()))
+        let (m, _) = self.multipliers(&Shape(x.shape().to_vec())).expect("sum_pool verified");
+        let mut y = self.window.apply(x, |t| t.iter().map(|v| v - self.x_zp).sum::<i64>());
+        y.iter_mut().zip(m).for_each(|(y, m)| *y *= m);
+        Tensor::I64(y)
     }
     fn print_attrs(&self, w: &mut Printer) {
         self.window.print(w);
         if self.x_zp != 0 {
             w.attr("x_zp", |w| w.display(self.x_zp));
+        }
+        if !self.count_include_pad {
+            w.attr("count_include_pad", |w| w.display(false));
         }
     }
 }
@@ -234,7 +308,11 @@ impl OpSpec for SumPool {
 impl SumPool {
     /// Reads `{kernel, strides, pads, x_zp}` (`x_zp` 0 when absent).
     pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
-        Ok(SumPool { window: Window::parse(p)?, x_zp: p.opt_attr("x_zp", Parser::i64)?.unwrap_or(0) })
+        Ok(SumPool {
+            window: Window::parse(p)?,
+            x_zp: p.opt_attr("x_zp", Parser::i64)?.unwrap_or(0),
+            count_include_pad: p.opt_attr("count_include_pad", Parser::bool)?.unwrap_or(true),
+        })
     }
 }
 
@@ -279,14 +357,11 @@ impl QuantizeRule for AvgPool {
         let node = graph.node(v);
         let x = cx.int(node.inputs[0])?;
         let t = cx.new_graph().ty(x).as_int().expect("integer").clone();
-        if self.window.has_padding() && !self.count_include_pad {
-            return Err(cx.fail(v, "average pooling with padding and count_include_pad=0 has no exact integer form"));
-        }
         // The sum subtracts one zero point from every tap.
         let zps = t.quant.as_ref().map_or(vec![0], |q| q.zero_point.clone());
         let x = if zps.iter().all(|&z| z == zps[0]) { x } else { cx.int_per_tensor(node.inputs[0])? };
         let x_zp = cx.new_graph().ty(x).as_int().and_then(|t| t.quant.as_ref()).map_or(0, |q| q.zero_point[0]);
-        let op = Op::SumPool(SumPool { window: self.window.clone(), x_zp });
+        let op = Op::SumPool(SumPool { window: self.window.clone(), x_zp, count_include_pad: self.count_include_pad });
         Ok(Lowered::Computed(cx.push(op, vec![x], node.name.clone())?))
     }
     fn table_noise(&self) -> TableNoise {
@@ -307,9 +382,9 @@ impl MpcRule for AvgPool {
     fn lower_mpc<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
         let input = graph.node(v).inputs[0];
         let x = cx.reg(input)?;
-        let taps = self.window.taps(&graph.ty(input).shape);
-        let full = self.window.size();
-        let divisors = taps.taps.iter().map(|t| if self.count_include_pad { full } else { t.len() }).collect();
+        let shape = &graph.ty(input).shape;
+        let taps = self.window.taps(shape);
+        let divisors = self.window.divisors(shape, self.count_include_pad);
         let out = cx.new_reg();
         cx.step(v, StepOp::AvgPool { x, taps, divisors, out });
         Ok(Lowered::Computed(out))
@@ -343,5 +418,28 @@ impl MpcRule for SumPool {
     }
     fn min_frac_bits(&self) -> u32 {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sum_pool` is `avg_pool` times `L`, exactly, under every divisor rule.
+    #[test]
+    fn sum_pool_is_the_average_scaled_by_the_common_multiple() {
+        let x: Vec<i64> = (0..30).map(|i| (i * 7) % 11 - 5).collect();
+        let xi = ArrayD::from_shape_vec(IxDyn(&[1, 1, 5, 6]), x.clone()).unwrap();
+        let xf = xi.mapv(|v| v as f32);
+        for (ceil_mode, count_include_pad) in [(false, false), (true, false), (true, true), (false, true)] {
+            let window = Window { kernel: vec![3, 2], strides: vec![2, 2], pads: vec![1, 0, 1, 1], ceil_mode };
+            let sum = SumPool { window: window.clone(), x_zp: 0, count_include_pad };
+            let (_, l) = sum.multipliers(&Shape(vec![1, 1, 5, 6])).unwrap();
+            let s = sum.eval(&[&Tensor::I64(xi.clone())]);
+            let a = AvgPool { window, count_include_pad }.eval(&[&Tensor::F32(xf.clone())]);
+            for (s, a) in s.as_i64().unwrap().iter().zip(a.as_f32().unwrap()) {
+                assert!((*s as f32 / l as f32 - a).abs() < 1e-5, "{ceil_mode} {count_include_pad}: {s}/{l} vs {a}");
+            }
+        }
     }
 }

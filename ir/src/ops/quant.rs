@@ -49,14 +49,6 @@ pub fn output_quant(lo: f64, hi: f64, bits: u32) -> (Quant, i64, i64) {
     (Quant::per_tensor(scale, zp), 0, qmax)
 }
 
-/// Quantization of `[lo, hi]` widened to contain 0 at a given `scale` (an operand
-/// brought to the scale of another): `(quant, 0, qmax)`.
-pub fn quant_at_scale(lo: f64, hi: f64, scale: f64) -> (Quant, i64, i64) {
-    let (lo, hi) = (lo.min(0.0), hi.max(0.0));
-    let zp = (-lo / scale).round() as i64;
-    (Quant::per_tensor(scale, zp), 0, zp + (hi / scale).round() as i64)
-}
-
 impl OpSpec for Quantize {
     fn mnemonic(&self) -> &'static str {
         "quantize"

@@ -1,11 +1,12 @@
-//! `tree_ensemble %x`: a sum of decision trees (ONNX-ML `TreeEnsembleRegressor`).
+//! `tree_ensemble %x`: a sum of decision trees (ONNX-ML `TreeEnsembleRegressor` and
+//! `TreeEnsembleClassifier`).
 //!
 //! For each sample row `x[n, :]` every tree is walked from node 0: a branch sends the
 //! sample to `true_child` when `x[feature] <mode> threshold` holds, else `false_child`;
 //! the leaf reached adds its weights to the targets. `y[n, t] = base[t] + agg(sum)`,
 //! where `agg` divides by the tree count for `AVERAGE`. A classifier's output is its
-//! class scores: `post_transform` is recorded, not applied (it is monotone per row,
-//! so the label is the scores' argmax; see the ONNX frontend).
+//! raw class scores: the ONNX frontend writes its `post_transform` as the ops after it
+//! (`sigmoid`, `softmax`), and a binary classifier's one score column as two.
 //!
 //! The op exists in the float IR only. The quantizer rewrites it into a per-feature
 //! quantization of the model input, a levelled gather, comparison tables, a levelled
@@ -102,17 +103,6 @@ pub enum Aggregate {
     Average,
 }
 
-/// What ONNX applies to the aggregated scores (recorded; secc returns the scores).
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
-pub enum PostTransform {
-    /// Nothing (regression).
-    None,
-    /// Softmax over the classes.
-    Softmax,
-    /// Logistic function per class.
-    Logistic,
-}
-
 /// A tree ensemble.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub struct TreeEnsemble {
@@ -124,8 +114,6 @@ pub struct TreeEnsemble {
     pub base_values: Vec<f64>,
     /// Tree combination.
     pub aggregate: Aggregate,
-    /// Post transform.
-    pub post_transform: PostTransform,
 }
 
 /// What a branch becomes once thresholds are encoded: `c = [key]` (the branch holds
@@ -305,9 +293,6 @@ impl OpSpec for TreeEnsemble {
     fn print_attrs(&self, w: &mut Printer) {
         w.attr("targets", |w| w.display(self.n_targets));
         w.attr("aggregate", |w| w.text(AGGREGATES[self.aggregate as usize]));
-        if self.post_transform != PostTransform::None {
-            w.attr("post_transform", |w| w.text(POST_TRANSFORMS[self.post_transform as usize]));
-        }
         w.attr("base_values", |w| w.list(&self.base_values, |w, v| w.f64(*v)));
         w.attr("trees", |w| w.list(&self.trees, |w, t| w.list(&t.nodes, |w, n| n.print(w))));
     }
@@ -437,7 +422,6 @@ impl MpcRule for TreeEnsemble {
 }
 
 const AGGREGATES: [&str; 2] = ["sum", "average"];
-const POST_TRANSFORMS: [&str; 3] = ["none", "softmax", "logistic"];
 const MODES: [(BranchMode, &str); 6] = [
     (BranchMode::Leq, "<="),
     (BranchMode::Lt, "<"),
@@ -496,15 +480,12 @@ impl TreeNode {
 }
 
 impl TreeEnsemble {
-    /// Reads `{targets, aggregate, post_transform, base_values, trees}`
-    /// (`post_transform` none when absent).
+    /// Reads `{targets, aggregate, base_values, trees}`.
     pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
         let n_targets = p.attr("targets", Parser::usize)?;
         let aggregate = [Aggregate::Sum, Aggregate::Average][p.attr("aggregate", |p| p.one_of(&AGGREGATES))?];
-        let post = p.opt_attr("post_transform", |p| p.one_of(&POST_TRANSFORMS))?.unwrap_or(0);
-        let post_transform = [PostTransform::None, PostTransform::Softmax, PostTransform::Logistic][post];
         let base_values = p.attr("base_values", |p| p.list(Parser::f64))?;
         let trees = p.attr("trees", |p| p.list(|p| Ok(Tree { nodes: p.list(TreeNode::parse)? })))?;
-        Ok(TreeEnsemble { trees, n_targets, base_values, aggregate, post_transform })
+        Ok(TreeEnsemble { trees, n_targets, base_values, aggregate })
     }
 }

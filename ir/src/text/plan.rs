@@ -49,6 +49,9 @@ fn print_step(w: &mut Printer, op: &StepOp) {
             (Some(*out), vec![Arg::Reg(*a), Arg::Reg(*b)])
         }
         StepOp::Reveal { x, .. } => (None, vec![Arg::Reg(*x)]),
+        StepOp::Gather { xs, w, out, .. } => {
+            (Some(*out), xs.iter().map(|&x| Arg::Reg(x)).chain(w.map(Arg::Weight)).collect())
+        }
     };
     w.text("  ");
     if let Some(out) = out {
@@ -98,6 +101,7 @@ fn print_step_attrs(w: &mut Printer, op: &StepOp) {
             w.attr("bits", |w| w.display(bits));
         }
         StepOp::MaxPool { taps, .. } => print_taps(w, taps),
+        StepOp::Gather { index, .. } => w.attr("index", |w| w.list(index, |w, i| w.display(i))),
         StepOp::AvgPool { taps, divisors, .. } => {
             print_taps(w, taps);
             w.attr("divisors", |w| w.list(divisors, |w, d| w.display(d)));
@@ -330,13 +334,22 @@ fn parse_step_op(
             out,
         },
         ("reveal", None, &[Reg(x)], _) => StepOp::Reveal { x, len: len(p)? },
+        ("gather", Some(out), [regs @ .., last], _) => {
+            let (regs, w) = match *last {
+                Weight(w) => (regs, Some(w)),
+                Reg(_) => (args, None),
+            };
+            let xs = regs.iter().map(|a| if let Reg(x) = *a { Some(x) } else { None }).collect::<Option<Vec<_>>>();
+            let Some(xs) = xs.filter(|xs| !xs.is_empty()) else { return Ok(None) };
+            StepOp::Gather { xs, w, index: p.attr("index", |p| p.list(Parser::i64))?, out }
+        }
         _ => return Ok(None),
     }))
 }
 
 const FORMS: &str = "`%rO = share`, `%rO = matmul|conv %rX, wW[, wB]`, \
-    `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX`, `%rO = add|sub|mul|matmul_shares %rA, %rB` \
-    or `reveal %rX`";
+    `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX`, `%rO = gather %rX, ...[, wW]`, \
+    `%rO = add|sub|mul|matmul_shares %rA, %rB` or `reveal %rX`";
 
 fn parse_step(p: &mut Parser) -> Result<Step, ParseError> {
     let out = if p.at_value() {

@@ -21,7 +21,7 @@ fn i64s(shape: &[usize], f: impl Fn(usize) -> i64) -> Tensor {
 }
 
 fn window() -> Window {
-    Window { kernel: vec![2, 2], strides: vec![2, 2], pads: vec![0, 1, 0, 1] }
+    Window { kernel: vec![2, 2], strides: vec![2, 2], pads: vec![0, 1, 0, 1], ceil_mode: false }
 }
 
 fn forest() -> TreeEnsemble {
@@ -57,7 +57,6 @@ fn forest() -> TreeEnsemble {
         n_targets: 2,
         base_values: vec![0.5, 1e300],
         aggregate: Aggregate::Average,
-        post_transform: PostTransform::Softmax,
     }
 }
 
@@ -81,6 +80,14 @@ fn float_graph() -> Graph {
     let a = g.push(Op::AvgPool(AvgPool { window: window(), count_include_pad: false }), vec![v], "avg").unwrap();
     let s = g.push(Op::Binary(Binary { kind: BinaryKind::Add }), vec![m, a], "").unwrap();
     let r = g.push(Op::Reshape(Reshape { shape: Shape(vec![1, 18]) }), vec![s], "flatten").unwrap();
+    let sum = g.push(Op::Reduce(Reduce { kind: ReduceKind::Sum, axes: vec![1], x_zp: 0 }), vec![r], "sum").unwrap();
+    let max = g.push(Op::Reduce(Reduce { kind: ReduceKind::Max, axes: vec![0, 1], x_zp: 0 }), vec![r], "").unwrap();
+    let index = (0..18).rev().chain([-1, 18, 19, -2]).collect();
+    let cat = Gather { shape: Shape(vec![1, 22]), index, values: vec![0.0, -2.5] };
+    let r = g.push(Op::Gather(cat), vec![r, sum, max], "cat").unwrap();
+    let r = g
+        .push(Op::Gather(Gather { shape: Shape(vec![1, 18]), index: (0..18).collect(), values: vec![] }), vec![r], "")
+        .unwrap();
     let w = g.push_const(f32s(&[18, 2], |i| 1.0 / (i as f32 + 1.0)), None, "fc.weight");
     let y = g.push(Op::MatMul(MatMul { x_zp: 0 }), vec![r, w], "fc").unwrap();
     let t = g.push(Op::TreeEnsemble(forest()), vec![y], "TreeEnsembleRegressor").unwrap();
@@ -88,7 +95,10 @@ fn float_graph() -> Graph {
     let p = g.push(Op::BatchMatMul(BatchMatMul { transpose_b: true }), vec![sq, sq], "attn").unwrap();
     let sm = g.push(Op::Softmax(Softmax { axes: vec![1], log: false }), vec![t], "softmax").unwrap();
     let ls = g.push(Op::Softmax(Softmax { axes: vec![0, 1], log: true }), vec![y], "log_softmax").unwrap();
-    g.outputs = vec![sm, ls, y, p];
+    let nm = g.push(Op::Normalize(Normalize { norm: Norm::L1 }), vec![sm], "Normalizer").unwrap();
+    let grid = Quant { axis: Some(1), scale: vec![0.5, (1.0f32 / 255.0) as f64], zero_point: vec![0, -128] };
+    let fq = g.push(Op::FakeQuant(FakeQuant { quant: grid, lo: -128, hi: 127 }), vec![y], "fc_QuantizeLinear").unwrap();
+    g.outputs = vec![nm, ls, y, fq, p];
     g
 }
 
@@ -113,8 +123,14 @@ fn quantized_graph() -> Graph {
     let lut = Lut { shift: 3, base: -20, tables, table_of, quant: out };
     let y = g.push(Op::Lut(lut), vec![acc], "act").unwrap();
     let mp = g.push(Op::MaxPool(MaxPool { window: window() }), vec![y], "").unwrap();
-    let sp = g.push(Op::SumPool(SumPool { window: window(), x_zp: 2 }), vec![y], "").unwrap();
+    let sp = g.push(Op::SumPool(SumPool { window: window(), x_zp: 2, count_include_pad: true }), vec![y], "").unwrap();
     let flat = g.push(Op::Reshape(Reshape { shape: Shape(vec![1, 6]) }), vec![sp], "").unwrap();
+    let sum = g.push(Op::Reduce(Reduce { kind: ReduceKind::Sum, axes: vec![1], x_zp: 3 }), vec![flat], "").unwrap();
+    let max = g.push(Op::Reduce(Reduce { kind: ReduceKind::Max, axes: vec![1], x_zp: 0 }), vec![flat], "").unwrap();
+    let pick = Gather { shape: Shape(vec![1, 2]), index: vec![0, -1], values: vec![-7.0] };
+    let _ = g.push(Op::Gather(pick), vec![max], "").unwrap();
+    let _ =
+        g.push(Op::Gather(Gather { shape: Shape(vec![1]), index: vec![0], values: vec![] }), vec![sum], "").unwrap();
     let wm = g.push_const(i64s(&[6, 2], |i| i as i64 - 6), Some(Quant::per_tensor(0.25, 0)), "fc.w");
     let mm = g.push(Op::MatMul(MatMul { x_zp: 0 }), vec![flat, wm], "fc").unwrap();
     let mq = g.ty(mm).as_int().unwrap().quant.clone().unwrap();
@@ -144,9 +160,13 @@ fn variant(op: &Op) -> usize {
         Op::Dequantize(_) => 11,
         Op::Lut(_) => 12,
         Op::TreeEnsemble(_) => 13,
-        Op::BatchMatMul(_) => 14,
-        Op::AddInt(_) => 15,
-        Op::Softmax(_) => 16,
+        Op::Softmax(_) => 14,
+        Op::Normalize(_) => 15,
+        Op::Gather(_) => 16,
+        Op::Reduce(_) => 17,
+        Op::FakeQuant(_) => 18,
+        Op::BatchMatMul(_) => 19,
+        Op::AddInt(_) => 20,
     }
 }
 
@@ -163,7 +183,7 @@ fn every_op_round_trips() {
     let (f, q) = (float_graph(), quantized_graph());
     verify_graph(&f).unwrap();
     verify_graph(&q).unwrap();
-    let mut seen = [false; 17];
+    let mut seen = [false; 21];
     for g in [&f, &q] {
         round_trip_graph(g);
         g.nodes.iter().for_each(|n| seen[variant(&n.op)] = true);
@@ -338,6 +358,8 @@ fn plan() -> Plan {
             step("", StepOp::AvgPool { x: 5, taps, divisors: vec![4, 2, 1], out: 7 }),
             step("", StepOp::Piecewise { x: 7, len: 3, function, out: 8 }),
             step("", StepOp::Forest { x: 8, forest, out: 9 }),
+            step("", StepOp::Gather { xs: vec![9, 8], w: Some(4), index: vec![0, -1, 2, -5], out: 10 }),
+            step("", StepOp::Gather { xs: vec![10], w: None, index: vec![1, 0], out: 9 }),
             step("", StepOp::Pair { a: 8, b: 7, op: PairOp::Mul, shapes: Broadcast { a: vec![1, 3], b: vec![1, 3], out: vec![1, 3] }, out: 10 }),
             step("", StepOp::MatMulShares { a: 8, b: 7, batch: 1, m: 1, k: 3, n: 1, transpose_b: true, out: 11 }),
             step("out", StepOp::Reveal { x: 9, len: 2 }),
@@ -481,9 +503,9 @@ fn circuit_and_plan_errors_give_line_column_and_reason() {
     assert_eq!(plan_error("kernel=[2,1,2,2]", "kernel=[2,1,2]"), "14:47 expected 4 numbers, found 3");
     assert_eq!(
         plan_error("%r2 = matmul %r1, w2", "%r2 = matmul %r1, %r2"),
-        "13:9 not a step: expected `%rO = share`, `%rO = matmul|conv %rX, wW[, wB]`, `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX`, `%rO = add|sub|mul|matmul_shares %rA, %rB` or `reveal %rX`"
+        "13:9 not a step: expected `%rO = share`, `%rO = matmul|conv %rX, wW[, wB]`, `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX`, `%rO = gather %rX, ...[, wW]`, `%rO = add|sub|mul|matmul_shares %rA, %rB` or `reveal %rX`"
     );
-    assert_eq!(plan_error("reveal %r9", "%r10 = reveal %r9"), "24:10 not a step: expected `%rO = share`, `%rO = matmul|conv %rX, wW[, wB]`, `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX`, `%rO = add|sub|mul|matmul_shares %rA, %rB` or `reveal %rX`");
+    assert_eq!(plan_error("reveal %r9", "%r10 = reveal %r9"), "24:10 not a step: expected `%rO = share`, `%rO = matmul|conv %rX, wW[, wB]`, `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX`, `%rO = gather %rX, ...[, wW]`, `%rO = add|sub|mul|matmul_shares %rA, %rB` or `reveal %rX`");
     assert_eq!(
         plan_error("paths=[[0, !1]", "paths=[[0, !!1]"),
         "21:113 expected an unsigned 32-bit integer, found `!`"

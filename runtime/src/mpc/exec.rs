@@ -4,7 +4,7 @@ use super::forest::forest;
 use super::linear::{conv, matmul, matmul_shares, mul};
 use super::party::Party;
 use super::piecewise::{encode, piecewise};
-use super::pool::{avg_pool, max_pool};
+use super::pool::{avg_pool, gather, max_pool};
 use super::relu::relu;
 use super::share::{reveal, share, Secret, Shares};
 use super::trunc::trunc;
@@ -70,6 +70,10 @@ pub fn run_plan(p: &mut Party, plan: &Plan, input: Option<&[f32]>, batch: usize)
             StepOp::MaxPool { x, taps, out } => Some((*out, max_pool(p, &get(&regs, *x), taps, batch)?)),
             StepOp::AvgPool { x, taps, divisors, out } => {
                 Some((*out, avg_pool(p, &get(&regs, *x), taps, divisors, f, batch)?))
+            }
+            StepOp::Gather { xs, w, index, out } => {
+                let xs: Vec<Shares> = xs.iter().map(|&x| get(&regs, x)).collect();
+                Some((*out, gather(&xs, w.map(|w| &weights[w]), index, batch)))
             }
             StepOp::Piecewise { x, function, out, .. } => Some((*out, piecewise(p, &get(&regs, *x), function, f)?)),
             StepOp::Forest { x, forest: plan, out } => Some((*out, forest(p, &get(&regs, *x), &weights, plan, batch)?)),

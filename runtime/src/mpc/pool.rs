@@ -55,6 +55,25 @@ pub fn reduce_pairwise(
     Ok(values.gather(&firsts))
 }
 
+/// Data movement, local: each sample's output element `j` is element `index[j]` of
+/// the sample's elements of `xs` laid end to end, or constant `−1 − index[j]` of `w`.
+pub fn gather(xs: &[Shares], w: Option<&Shares>, index: &[i64], batch: usize) -> Shares {
+    let lens: Vec<usize> = xs.iter().map(|x| x.len() / batch).collect();
+    // Per sample: the operands' slices of that sample, then the constants.
+    let pick = |slot: fn(&Shares) -> &Vec<u64>| {
+        let mut out = Vec::with_capacity(batch * index.len());
+        for b in 0..batch {
+            let mut flat: Vec<u64> =
+                xs.iter().zip(&lens).flat_map(|(x, &n)| slot(x)[b * n..(b + 1) * n].iter().copied()).collect();
+            let base = flat.len();
+            flat.extend(w.map_or(&[][..], |w| &slot(w)[..]));
+            out.extend(index.iter().map(|&i| if i >= 0 { flat[i as usize] } else { flat[base + (-1 - i) as usize] }));
+        }
+        out
+    };
+    Shares { s0: pick(|s| &s.s0), s1: pick(|s| &s.s1) }
+}
+
 pub fn avg_pool(
     p: &mut Party,
     x: &Shares,

@@ -16,7 +16,7 @@ mod fit;
 use crate::CompileError;
 use secc_ir::lowered::fixed::encode_fixed as fixed;
 use secc_ir::lowered::mpc::{Piecewise, Plan, Reg, Roles, Step, StepOp, WeightSpec};
-use secc_ir::ops::{Lowered, MpcCx, MpcRule};
+use secc_ir::ops::{uniform_const, Lowered, MpcCx, MpcRule, Pwl};
 use secc_ir::{Graph, OpSpec, Tensor, ValueId};
 use std::collections::HashMap;
 
@@ -169,40 +169,78 @@ impl MpcCx for Lowering<'_> {
         (lo, hi): (f64, f64),
         tol: f64,
     ) -> Result<Piecewise, CompileError> {
-        let pw = fit::fit(f, name, lo, hi, self.cfg.frac_bits, tol);
-        let dense = fit::dense_error(&pw, f, lo, hi);
-        if dense > pw.max_error {
-            let m = format!(
-                "the fit of {name} on [{lo:.3}, {hi:.3}] errs {dense:.1e} on a dense grid, over its stated bound {:.1e}",
-                pw.max_error
-            );
-            return Err(self.fail(v, m));
-        }
-        Ok(pw)
+        // The fit measures its error on a dense grid and refuses when it misses `tol`.
+        let batch = |xs: &[f64]| xs.iter().map(|&x| f(x)).collect::<Vec<f64>>();
+        fit::fit(&batch, name, lo, hi, self.cfg.frac_bits, tol).map_err(|m| self.fail(v, m))
     }
 
     fn fit(&self, v: ValueId, source: ValueId, chain: &[ValueId]) -> Result<Piecewise, CompileError> {
-        let g = self.graph;
-        let shape = g.ty(source).shape.clone();
-        let eval = |x: f64| -> Vec<f32> {
-            let t = Tensor::F32(ndarray::ArrayD::from_elem(ndarray::IxDyn(&shape.0), x as f32));
-            let out = secc_ir::interp::eval_nodes(g, chain, HashMap::from([(source, t)]));
-            out.as_f32().expect("float chain").iter().copied().collect()
-        };
-        let (lo, hi) =
-            self.ranges.get(source.index()).copied().flatten().ok_or_else(|| self.fail(source, "never calibrated"))?;
+        let f = self.chain_function(v, source, chain)?;
+        let calibrated = self.range(source)?;
+        let (lo, hi) = self.fitted_range(calibrated, &f);
+        let peak = [lo, hi, (lo + hi) / 2.0].iter().map(|&x| f(&[x])[0].abs()).fold(1.0, f64::max);
+        fit::fit(&f, &self.chain_name(chain), lo, hi, self.cfg.frac_bits, 1e-4 * peak)
+            .map_err(|why| self.fail(v, format!("the mpc backend cannot fit `{}`: {why}", self.chain_name(chain))))
+    }
+
+    fn exact(&self, _: ValueId, source: ValueId, chain: &[ValueId], f: &Pwl) -> Result<Piecewise, CompileError> {
+        let (lo, hi) = self.range(source)?;
         let margin = ((hi - lo) * 0.1).max(1e-3);
-        let (lo, hi) = (lo - margin, hi + margin);
-        for probe in [lo, (lo + hi) / 2.0, hi] {
-            let y = eval(probe);
-            if y.iter().any(|&e| (e - y[0]).abs() > 1e-5 * (1.0 + y[0].abs())) {
-                return Err(self.fail(v, "the elementwise chain differs between elements (per-channel constants); the mpc backend needs one function per tensor"));
+        Ok(fit::exact(f, &self.chain_name(chain), lo - margin, hi + margin, self.cfg.frac_bits))
+    }
+}
+
+impl Lowering<'_> {
+    fn range(&self, source: ValueId) -> Result<(f64, f64), CompileError> {
+        self.ranges.get(source.index()).copied().flatten().ok_or_else(|| self.fail(source, "never calibrated"))
+    }
+
+    fn chain_name(&self, chain: &[ValueId]) -> String {
+        chain.iter().map(|&c| self.graph.node(c).op.mnemonic()).collect::<Vec<_>>().join(" → ")
+    }
+
+    /// The calibrated range plus 10% on each side, less where the function is not
+    /// finite there (√x below 0): the fit covers what the calibration saw, and the
+    /// tangent tails what lies beyond.
+    fn fitted_range(&self, (lo, hi): (f64, f64), f: &dyn Fn(&[f64]) -> Vec<f64>) -> (f64, f64) {
+        let margin = ((hi - lo) * 0.1).max(1e-3);
+        let y = f(&[lo - margin, hi + margin]);
+        (if y[0].is_finite() { lo - margin } else { lo }, if y[1].is_finite() { hi + margin } else { hi })
+    }
+
+    /// Chain `chain` (ending at `v`) as a function of a batch of `source` values: the
+    /// chain's constants bound as scalars, which they are when the chain is the same
+    /// function for every element.
+    fn chain_function(
+        &self,
+        v: ValueId,
+        source: ValueId,
+        chain: &[ValueId],
+    ) -> Result<impl Fn(&[f64]) -> Vec<f64> + '_, CompileError> {
+        let g = self.graph;
+        if g.ty(v).shape != g.ty(source).shape {
+            return Err(self.fail(
+                v,
+                "the elementwise chain changes the shape of its input; the mpc backend needs one value per element",
+            ));
+        }
+        let mut consts = HashMap::new();
+        for &i in chain.iter().flat_map(|&n| &g.node(n).inputs) {
+            if g.const_value(i).is_some() {
+                let c = uniform_const(g, i).ok_or_else(|| {
+                    self.fail(v, format!("the elementwise chain differs between elements (per-channel constant {i}); the mpc backend needs one function per tensor"))
+                })?;
+                consts.insert(i, Tensor::F32(ndarray::arr0(c).into_dyn()));
             }
         }
-        let f = |x: f64| eval(x)[0] as f64;
-        let name: Vec<&str> = chain.iter().map(|&c| g.node(c).op.mnemonic()).collect();
-        let peak = [lo, hi, (lo + hi) / 2.0].iter().map(|&x| f(x).abs()).fold(1.0, f64::max);
-        Ok(fit::fit(&f, &name.join(" → "), lo, hi, self.cfg.frac_bits, 1e-4 * peak))
+        let chain = chain.to_vec();
+        Ok(move |xs: &[f64]| -> Vec<f64> {
+            let t = Tensor::F32(ndarray::Array1::from_iter(xs.iter().map(|&x| x as f32)).into_dyn());
+            let mut bound = consts.clone();
+            bound.insert(source, t);
+            let out = secc_ir::interp::eval_nodes(g, &chain, bound);
+            out.as_f32().expect("float chain").iter().map(|&y| y as f64).collect()
+        })
     }
 }
 

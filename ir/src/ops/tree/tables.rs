@@ -217,7 +217,7 @@ fn feature_grids(t: &TreeEnsemble, n_features: usize, levels: i64) -> (Vec<f64>,
 mod tests {
     use super::*;
     use crate::ops::quantize_value;
-    use crate::ops::{Aggregate, PostTransform, Tree, TreeNode};
+    use crate::ops::{Aggregate, Tree, TreeNode};
 
     /// Evaluates the tables the way the IR does: gather, compare, path, leaf, sum.
     fn run(f: &ForestTables, q: &[i64]) -> Vec<i64> {
@@ -260,13 +260,7 @@ mod tests {
         let b = Tree {
             nodes: vec![branch(0, 0.3, Leq, 1, 2), leaf(3.0), branch(1, 2.0, Gte, 3, 4), leaf(-4.0), leaf(0.5)],
         };
-        TreeEnsemble {
-            trees: vec![a, b],
-            n_targets: 1,
-            base_values: vec![10.0],
-            aggregate: Aggregate::Sum,
-            post_transform: PostTransform::None,
-        }
+        TreeEnsemble { trees: vec![a, b], n_targets: 1, base_values: vec![10.0], aggregate: Aggregate::Sum }
     }
 
     #[test]
