@@ -505,7 +505,7 @@ fn circuit_and_plan_errors_give_line_column_and_reason() {
         plan_error("%r2 = matmul %r1, w2", "%r2 = matmul %r1, %r2"),
         "13:9 not a step: expected `%rO = share`, `%rO = matmul|conv %rX, wW[, wB]`, `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX`, `%rO = gather %rX, ...[, wW]`, `%rO = add|sub|mul|matmul_shares %rA, %rB` or `reveal %rX`"
     );
-    assert_eq!(plan_error("reveal %r9", "%r10 = reveal %r9"), "24:10 not a step: expected `%rO = share`, `%rO = matmul|conv %rX, wW[, wB]`, `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX`, `%rO = gather %rX, ...[, wW]`, `%rO = add|sub|mul|matmul_shares %rA, %rB` or `reveal %rX`");
+    assert_eq!(plan_error("reveal %r9", "%r10 = reveal %r9"), "26:10 not a step: expected `%rO = share`, `%rO = matmul|conv %rX, wW[, wB]`, `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX`, `%rO = gather %rX, ...[, wW]`, `%rO = add|sub|mul|matmul_shares %rA, %rB` or `reveal %rX`");
     assert_eq!(
         plan_error("paths=[[0, !1]", "paths=[[0, !!1]"),
         "21:113 expected an unsigned 32-bit integer, found `!`"
