@@ -210,9 +210,8 @@ def attn_nonorm(data):
     torch.manual_seed(4)
     enc = train(Encoder(norm=False), Xtr, ytr, [8, 8], epochs=10)
     desc = ("the torch_attn_block encoder without its LayerNorms: embedding, single-head attention (Q·K^T, "
-            "Softmax inside the graph, A·V), residual adds, feed-forward 16, flatten, linear 64->10; digits. "
-            "Needs Transpose (tract keeps K's transpose as a data-moving MoveAxis) before any backend runs it.")
-    save(enc, "torch_attn_nonorm", [8, 8], 17, False, desc, [], data)
+            "Softmax inside the graph, A·V), residual adds, feed-forward 16, flatten, linear 64->10; digits.")
+    save(enc, "torch_attn_nonorm", [8, 8], 17, False, desc, ["float", "mpc"], data)
 
 
 if __name__ == "__main__":
