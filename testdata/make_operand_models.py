@@ -198,10 +198,9 @@ def main(only=None):
     enc = train(Encoder(), Xtr, ytr, [8, 8], epochs=15)
     desc = ("one post-norm transformer encoder block, d_model 8, one head, sequence 8 (the rows of a digit), "
             "feed-forward 16, LayerNorm, flatten, linear 64->10; digits. Q·K^T and A·V multiply two computed "
-            "tensors; Softmax inside the graph. Needs ReduceMean/Reduce-sum, Square and Rsqrt (LayerNormalization's "
-            "decomposition, other helpers' ops) before any backend runs it.")
-    save(enc, "torch_attn_block", [8, 8], 17, False, desc, [], data)
-    save(enc, "torch_attn_block_o13", [8, 8], 13, True, desc, [], data)
+            "tensors; Softmax inside the graph.")
+    save(enc, "torch_attn_block", [8, 8], 17, False, desc, ["float", "mpc"], data)
+    save(enc, "torch_attn_block_o13", [8, 8], 13, True, desc, ["float", "mpc"], data)
     attn_nonorm(data)
 
 

@@ -1,9 +1,9 @@
 //! Models whose ops read two computed tensors, as torch.onnx.export writes them
 //! (testdata/make_operand_models.py): a ResNet basic block's residual `Add` and a
 //! gate's `Mul`. Float against onnxruntime, the quantized simulation's accuracy, three
-//! real SMPC parties against the float IR, and the TFHE refusal; a transformer block
-//! without LayerNorm (`Q·Kᵀ`, Softmax inside, `A·V`) on float and SMPC. (torch_attn_block's
-//! LayerNorms wait for the `Square` and `Rsqrt` that tract's expansion writes.)
+//! real SMPC parties against the float IR, and the TFHE refusal; transformer blocks
+//! (`Q·Kᵀ`, Softmax inside, `A·V`, LayerNormalization fused at opset 17 and decomposed
+//! at opset 13, and without it) on float and SMPC.
 
 mod common;
 
@@ -20,7 +20,7 @@ const QUANTIZED: &[&str] = &["torch_res_block", "torch_res_block_o17", "torch_mu
 /// 6 bits), short of the issue's 1 point. A broken product or alignment loses tens.
 const SIM_POINTS: f64 = 0.03;
 /// Attention: float and SMPC (no quantized form; `batch_matmul`'s refusal is a filetest).
-const ATTENTION: &[&str] = &["torch_attn_nonorm"];
+const ATTENTION: &[&str] = &["torch_attn_nonorm", "torch_attn_block", "torch_attn_block_o13"];
 /// Test rows the three parties run per model.
 const MPC_ROWS: usize = 4;
 /// Largest logit difference allowed between SMPC and the float IR (fixed point 2^-18,

@@ -23,6 +23,8 @@
 //!   rounds to half a step of the product's scale: the product is off by about one
 //!   step plus `|a ± b|·δ/4` for an index step `δ` (and clamps beyond the calibrated
 //!   range). SMPC: one multiplication round and a truncation.
+//! - `div` (SMPC only): `a · (1/b)`, the reciprocal fitted on `b`'s calibrated range
+//!   plus 10% (refused when that range reaches 0); the quantizer refuses it.
 //! - any other op of two computed values is refused.
 
 use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
@@ -149,11 +151,16 @@ pub enum UnaryKind {
     Round,
     /// −1, 0 or 1 by the sign of x.
     Sign,
+    // Appended: a kind's serialized tag is its position, which graph digests hash.
+    /// x² (tract's expansion of LayerNormalization's variance)
+    Square,
+    /// 1 / √x (tract's expansion of LayerNormalization)
+    Rsqrt,
 }
 
 impl UnaryKind {
     /// Every kind, parameterised ones at their ONNX defaults: for parsing and tests.
-    pub const ALL: [UnaryKind; 39] = [
+    pub const ALL: [UnaryKind; 41] = [
         UnaryKind::Relu,
         UnaryKind::Sigmoid,
         UnaryKind::Tanh,
@@ -164,6 +171,8 @@ impl UnaryKind {
         UnaryKind::Abs,
         UnaryKind::Sqrt,
         UnaryKind::Reciprocal,
+        UnaryKind::Square,
+        UnaryKind::Rsqrt,
         UnaryKind::Softplus,
         UnaryKind::LeakyRelu { alpha: 0.01 },
         UnaryKind::Elu { alpha: 1.0 },
@@ -208,6 +217,8 @@ impl UnaryKind {
             UnaryKind::Abs => "abs",
             UnaryKind::Sqrt => "sqrt",
             UnaryKind::Reciprocal => "reciprocal",
+            UnaryKind::Square => "square",
+            UnaryKind::Rsqrt => "rsqrt",
             UnaryKind::Softplus => "softplus",
             UnaryKind::LeakyRelu { .. } => "leaky_relu",
             UnaryKind::Elu { .. } => "elu",
@@ -280,6 +291,8 @@ impl UnaryKind {
             UnaryKind::Abs => x.abs(),
             UnaryKind::Sqrt => x.sqrt(),
             UnaryKind::Reciprocal => 1.0 / x,
+            UnaryKind::Square => x * x,
+            UnaryKind::Rsqrt => 1.0 / x.sqrt(),
             UnaryKind::Softplus => softplus(x),
             UnaryKind::LeakyRelu { alpha } => {
                 if x >= 0.0 {
@@ -751,14 +764,28 @@ impl Binary {
         let op = match self.kind {
             BinaryKind::Add => PairOp::Add,
             BinaryKind::Sub => PairOp::Sub,
-            BinaryKind::Mul => PairOp::Mul,
+            BinaryKind::Mul | BinaryKind::Div => PairOp::Mul,
             k => {
                 let m = format!("`{}` of two different computed tensors is not supported by the mpc backend", k.mnemonic());
                 return Err(cx.fail(v, m));
             }
         };
         let (a, b) = (node.inputs[0], node.inputs[1]);
-        let (ra, rb) = (cx.reg(a)?, cx.reg(b)?);
+        let (ra, mut rb) = (cx.reg(a)?, cx.reg(b)?);
+        if self.kind == BinaryKind::Div {
+            // a / b = a · (1/b), the reciprocal fitted on b's calibrated range (a
+            // LayerNorm's `d / √(var + ε)` as opset 13 writes it).
+            let (lo, hi) = cx.range(b).ok_or_else(|| cx.fail(b, "never calibrated"))?;
+            if lo <= 0.0 && hi >= 0.0 {
+                return Err(cx.fail(v, format!("divides by a tensor whose calibrated range [{lo}, {hi}] reaches 0")));
+            }
+            let margin = (hi - lo) * 0.1;
+            let tol = 1e-4 / lo.abs().min(hi.abs());
+            let recip = cx.fit_fn(v, "1/x", &|x: f64| 1.0 / x, (lo - margin, hi + margin), tol)?;
+            let r = cx.new_reg();
+            cx.step(v, StepOp::Piecewise { x: rb, len: graph.ty(b).shape.numel(), function: recip, out: r });
+            rb = r;
+        }
         let out = node.ty.shape.0.clone();
         let padded = |x: ValueId| -> Vec<usize> {
             let s = &graph.ty(x).shape.0;

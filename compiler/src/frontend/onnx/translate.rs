@@ -536,6 +536,8 @@ fn unary(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
         "Abs" => UnaryKind::Abs,
         "Sqrt" => UnaryKind::Sqrt,
         "Recip" => UnaryKind::Reciprocal,
+        "Square" => UnaryKind::Square,
+        "Rsqrt" => UnaryKind::Rsqrt,
         "Softplus" => UnaryKind::Softplus,
         other => return Err(format!("element-wise op {other} is not supported")),
     };
