@@ -7,12 +7,14 @@ use super::machine::MachineCosts;
 use super::{Network, Prediction};
 use secc_ir::lowered::mpc::{Plan, StepOp};
 
-/// Multiply-accumulates of one sample's linear steps (a weight times a shared input).
+/// Multiply-accumulates of one sample's linear steps (a weight or a second shared
+/// operand times a shared input).
 pub fn plan_macs(plan: &Plan) -> u64 {
     plan.steps
         .iter()
         .map(|s| match &s.op {
             StepOp::MatMul { m, k, n, .. } => (m * k * n) as u64,
+            StepOp::MatMulShares { batch, m, k, n, .. } => (batch * m * k * n) as u64,
             StepOp::Conv { geometry: g, .. } => {
                 let per_output: usize = g.kernel[1..].iter().product();
                 (g.output.iter().product::<usize>() * per_output) as u64

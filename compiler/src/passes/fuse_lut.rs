@@ -10,7 +10,7 @@ use super::quantize::QuantConfig;
 use crate::CompileError;
 use ndarray::{ArrayD, IxDyn};
 use secc_ir::ops::{output_quant, quantize_value, round_shift, Lut, Region};
-use secc_ir::{Graph, Quant, Tensor, ValueId};
+use secc_ir::{Graph, Quant, Shape, Tensor, ValueId};
 use std::collections::HashMap;
 
 /// The smallest shift that leaves at most `2^table_bits − 2` table entries for
@@ -54,34 +54,50 @@ pub fn tabulate(
     if old.ty(target).shape != *shape {
         return Err(fail(format!("elementwise chain changes shape {} to {}", shape, old.ty(target).shape)));
     }
-    let shift = table_shift(observed.0, observed.1, cfg.table_bits);
-    let (first, last) = (round_shift(observed.0, shift), round_shift(observed.1, shift));
-    let (out_q, lo, hi) = match grid {
+    let out = match grid {
         Some(grid) => grid,
         None => {
             let (range_lo, range_hi) = range.ok_or_else(|| fail("no calibration range".into()))?;
             output_quant(range_lo, range_hi, cfg.bits)
         }
     };
-    let (s, z) = (out_q.scale[0], out_q.zero_point[0]);
-    if out_q.axis.is_some() {
+    if out.0.axis.is_some() {
         return Err(fail("tables onto per-channel grids are not supported yet".into()));
     }
+    // An empty chain is the identity: a requantization from per-channel scales to one.
+    let chain = |x: Tensor| {
+        if nodes.is_empty() {
+            return x;
+        }
+        let bound: HashMap<ValueId, Tensor> = region.entries.iter().map(|&e| (e, x.clone())).collect();
+        secc_ir::interp::eval_nodes(old, &nodes, bound)
+    };
+    Ok(tabulate_fn(shape, &src_q, observed, cfg.table_bits, out, &chain))
+}
+
+/// The table of `f` (a float function of a whole tensor of `shape`, elementwise) on an
+/// integer source quantized by `src_q` that took `observed` on the calibration set,
+/// read through `table_bits` bits, its output on the per-tensor grid `out`
+/// (`(quant, lo, hi)`).
+pub fn tabulate_fn(
+    shape: &Shape,
+    src_q: &Quant,
+    observed: (i64, i64),
+    table_bits: u32,
+    (out_q, lo, hi): (Quant, i64, i64),
+    f: &dyn Fn(Tensor) -> Tensor,
+) -> Lut {
+    let shift = table_shift(observed.0, observed.1, table_bits);
+    let (first, last) = (round_shift(observed.0, shift), round_shift(observed.1, shift));
+    let (s, z) = (out_q.scale[0], out_q.zero_point[0]);
     let n = shape.numel();
     // columns[e][i] = table entry of element e for shifted input first + i
-    let mut columns = vec![Vec::with_capacity(1 << cfg.table_bits); n];
+    let mut columns = vec![Vec::with_capacity(1 << table_bits); n];
     for index in first..=last {
         // Saturating: the top entry of a range near 2^63 stands for its end.
         let acc = ((index as i128) << shift).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         let x: Vec<f32> = (0..n).map(|e| src_q.dequantize(shape, e, acc) as f32).collect();
-        let x = Tensor::F32(ArrayD::from_shape_vec(IxDyn(&shape.0), x).expect("shape"));
-        // An empty chain is the identity: a requantization from per-channel scales to one.
-        let y = if nodes.is_empty() {
-            x
-        } else {
-            let bound: HashMap<ValueId, Tensor> = region.entries.iter().map(|&e| (e, x.clone())).collect();
-            secc_ir::interp::eval_nodes(old, &nodes, bound)
-        };
+        let y = f(Tensor::F32(ArrayD::from_shape_vec(IxDyn(&shape.0), x).expect("shape")));
         let y = y.as_f32().expect("float chain");
         for (col, &v) in columns.iter_mut().zip(y.iter()) {
             col.push(if v.is_nan() { z } else { quantize_value(v as f64, s, z, lo, hi) });
@@ -99,5 +115,5 @@ pub fn tabulate(
         })
         .collect();
     let table_of = if tables.len() == 1 { Vec::new() } else { table_of };
-    Ok(Lut { shift, base: first, tables, table_of, quant: Some(out_q) })
+    Lut { shift, base: first, tables, table_of, quant: Some(out_q) }
 }

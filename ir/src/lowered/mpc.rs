@@ -264,6 +264,45 @@ fn pairing_levels(mut alive: Vec<usize>) -> Vec<usize> {
     levels
 }
 
+/// An elementwise function of two shared registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PairOp {
+    /// `a + b`: local, at the operands' scale.
+    Add,
+    /// `a − b`: local, at the operands' scale.
+    Sub,
+    /// `a · b`: the cross terms and one resharing round, at the sum of the scales.
+    Mul,
+}
+
+/// NumPy broadcasting of two operands to one output, per sample. The three shapes
+/// have one rank (the lowering pads the shorter with leading 1s); an operand's axis
+/// is the output's or 1.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Broadcast {
+    /// The first operand's shape.
+    pub a: Vec<usize>,
+    /// The second operand's shape.
+    pub b: Vec<usize>,
+    /// The output's shape.
+    pub out: Vec<usize>,
+}
+
+impl Broadcast {
+    /// The flat index into an operand of `shape` that output element `e` reads.
+    pub fn index(&self, shape: &[usize], e: usize) -> usize {
+        let (mut rest, mut index, mut stride) = (e, 0, 1);
+        for (&o, &d) in self.out.iter().zip(shape).rev() {
+            if d != 1 {
+                index += (rest % o) * stride;
+            }
+            rest /= o;
+            stride *= d;
+        }
+        index
+    }
+}
+
 /// A protocol step. Lengths are per sample; a run on a batch of samples runs every
 /// step once on all of them, in the same rounds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -367,6 +406,40 @@ pub enum StepOp {
         /// Output register.
         out: Reg,
     },
+    /// An elementwise function of two shared registers, broadcast.
+    Pair {
+        /// First operand.
+        a: Reg,
+        /// Second operand.
+        b: Reg,
+        /// Which function.
+        op: PairOp,
+        /// The operands' and the output's shapes.
+        shapes: Broadcast,
+        /// Output register.
+        out: Reg,
+    },
+    /// `out[i] = a[i] · b[i]` for each of `batch` pairs of shared matrices `a[i]` (`m × k`)
+    /// and `b[i]` (`k × n`, or `n × k` when `transpose_b`), at the sum of their scales
+    /// (one resharing round).
+    MatMulShares {
+        /// Left operand register.
+        a: Reg,
+        /// Right operand register.
+        b: Reg,
+        /// Products per sample.
+        batch: usize,
+        /// Rows of each left matrix.
+        m: usize,
+        /// Inner dimension.
+        k: usize,
+        /// Columns of each right matrix.
+        n: usize,
+        /// Whether each right matrix is stored `n × k`.
+        transpose_b: bool,
+        /// Output register.
+        out: Reg,
+    },
     /// The output goes to the receiver only.
     Reveal {
         /// The register revealed.
@@ -403,6 +476,10 @@ impl StepOp {
             StepOp::Gather { .. } => "gather",
             StepOp::Piecewise { .. } => "piecewise",
             StepOp::Forest { .. } => "forest",
+            StepOp::Pair { op: PairOp::Add, .. } => "add",
+            StepOp::Pair { op: PairOp::Sub, .. } => "sub",
+            StepOp::Pair { op: PairOp::Mul, .. } => "mul",
+            StepOp::MatMulShares { .. } => "matmul_shares",
             StepOp::Reveal { .. } => "reveal",
         }
     }
@@ -443,6 +520,9 @@ impl StepOp {
                 let c = forest.and_levels().into_iter().fold(c, |c, ands| c.then(&Cost::rotate(ands)));
                 c.then(&Cost::mul_bit(forest.entries.len()))
             }
+            StepOp::Pair { op: PairOp::Add | PairOp::Sub, .. } => Cost::default(),
+            StepOp::Pair { op: PairOp::Mul, shapes, .. } => Cost::rotate(shapes.out.iter().product()),
+            StepOp::MatMulShares { batch, m, n, .. } => Cost::rotate(batch * m * n),
             StepOp::Reveal { len, .. } => Cost::reveal(r.receiver, *len),
         }
     }
@@ -543,6 +623,15 @@ mod tests {
     fn tournament_pairs_count_levels_of_odd_windows() {
         let taps = PoolTaps { input_len: 9, taps: vec![vec![0, 1, 2], vec![3, 4, 5, 6], vec![7]] };
         assert_eq!(taps.tournament_pairs(), vec![3, 2]);
+    }
+
+    #[test]
+    fn broadcast_reads_size_one_axes_once() {
+        let b = Broadcast { a: vec![2, 3], b: vec![2, 1], out: vec![2, 3] };
+        assert_eq!((0..6).map(|e| b.index(&b.a, e)).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5]);
+        assert_eq!((0..6).map(|e| b.index(&b.b, e)).collect::<Vec<_>>(), [0, 0, 0, 1, 1, 1]);
+        let row = Broadcast { a: vec![1, 3], b: vec![2, 3], out: vec![2, 3] };
+        assert_eq!((0..6).map(|e| row.index(&row.a, e)).collect::<Vec<_>>(), [0, 1, 2, 0, 1, 2]);
     }
 
     #[test]

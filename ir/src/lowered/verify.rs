@@ -6,7 +6,7 @@
 //! runtime return an error at worst, never panic or allocate without bound.
 
 use super::fhe::{catalog, client_values, Circuit};
-use super::mpc::{ConvGeometry, ForestPlan, Piecewise, Plan, PoolTaps, Reg, StepOp, PARTIES};
+use super::mpc::{Broadcast, ConvGeometry, ForestPlan, PairOp, Piecewise, Plan, PoolTaps, Reg, StepOp, PARTIES};
 use crate::graph::Graph;
 use crate::ops::{FheLowering, FheRule};
 use crate::OpSpec;
@@ -177,6 +177,16 @@ fn length(what: impl Into<String>, got: usize, expected: usize) -> Result<(), St
 }
 
 /// `a · b · ...` if it stays within [`MAX_LEN`].
+/// Checks that the operands of a [`Broadcast`] broadcast to its output; returns the
+/// output's length.
+fn broadcast(s: &Broadcast) -> Result<usize, StepProblem> {
+    let fits = |d: &[usize]| d.len() == s.out.len() && d.iter().zip(&s.out).all(|(&d, &o)| d == o || d == 1);
+    if !fits(&s.a) || !fits(&s.b) {
+        return Err(StepProblem::Invalid(format!("shapes {:?} and {:?} do not broadcast to {:?}", s.a, s.b, s.out)));
+    }
+    product("the output", &s.out)
+}
+
 fn product(what: &str, factors: &[usize]) -> Result<usize, StepProblem> {
     let p = factors.iter().try_fold(1u128, |p, &f| Some(p * f as u128).filter(|&p| p <= MAX_LEN as u128));
     p.map(|p| p as usize).ok_or_else(|| {
@@ -351,6 +361,27 @@ impl Checker<'_> {
                 let (elements, macs) = self.forest(f)?;
                 self.work(elements, macs)?;
                 self.write(*out, f.targets)
+            }
+            StepOp::Pair { a, b, op, shapes, out } => {
+                if *op == PairOp::Mul {
+                    self.products("a product of two shared tensors")?;
+                }
+                let len = broadcast(shapes)?;
+                length(format!("register {a}"), self.read(*a)?, product("the first operand", &shapes.a)?)?;
+                length(format!("register {b}"), self.read(*b)?, product("the second operand", &shapes.b)?)?;
+                self.work(len as u128, len as u128)?;
+                self.write(*out, len)
+            }
+            StepOp::MatMulShares { a, b, batch, m, k, n, out, .. } => {
+                self.products("a product of two shared matrices")?;
+                if [*batch, *m, *k, *n].contains(&0) {
+                    return Err(StepProblem::Invalid(format!("an empty product: batch={batch}, m={m}, k={k}, n={n}")));
+                }
+                length(format!("register {a}"), self.read(*a)?, product("batch·m·k", &[*batch, *m, *k])?)?;
+                length(format!("register {b}"), self.read(*b)?, product("batch·k·n", &[*batch, *k, *n])?)?;
+                let len = product("batch·m·n", &[*batch, *m, *n])?;
+                self.work(len as u128, len as u128 * *k as u128)?;
+                self.write(*out, len)
             }
             StepOp::Reveal { x, len } => {
                 length(format!("register {x}"), self.read(*x)?, *len)?;

@@ -7,13 +7,32 @@
 //! ([`super::Lut`]), the SMPC backend runs a lone ReLU as the exact comparison
 //! protocol and any other chain as a piecewise polynomial fitted on the value's
 //! calibrated range. So a new activation needs an entry here and no backend code.
+//!
+//! A binary op whose operands read two different computed values (a residual
+//! connection, a gate `x · g`) is not a chain:
+//!
+//! - `add`/`sub`: the quantizer brings both operands to one per-tensor quantization,
+//!   `bits` over the union of their calibrated ranges (`int_over`: each operand's chain
+//!   is tabulated onto it; an operand already computed at another is re-encoded by an
+//!   identity table, the one place a table is added), then adds them exactly
+//!   ([`super::AddInt`]).
+//!   SMPC: a local sum of shares ([`StepOp::Pair`]).
+//! - `mul`: the quantizer computes `a·b = ((a+b)² − (a−b)²) / 4`: the exact sum and
+//!   difference at one scale, a table of `x²/4` on each, and their exact difference.
+//!   The two tables read `bits` bits of their operand (not `table_bits`), and each
+//!   rounds to half a step of the product's scale: the product is off by about one
+//!   step plus `|a ± b|·δ/4` for an index step `δ` (and clamps beyond the calibrated
+//!   range). SMPC: one multiplication round and a truncation.
+//! - `div` (SMPC only): `a · (1/b)`, the reciprocal fitted on `b`'s calibrated range
+//!   plus 10% (refused when that range reaches 0); the quantizer refuses it.
+//! - any other op of two computed values is refused.
 
 use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
 use super::pwl::Pwl;
 use super::ConvGeometry;
-use super::{expect_arity, Op, OpSpec, Operand};
+use super::{expect_arity, output_quant, AddInt, Op, OpSpec, Operand};
 use crate::lowered::fixed::encode_fixed;
-use crate::lowered::mpc::{Reg, StepOp};
+use crate::lowered::mpc::{Broadcast, PairOp, Reg, StepOp};
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Shape, TensorType};
@@ -132,11 +151,16 @@ pub enum UnaryKind {
     Round,
     /// −1, 0 or 1 by the sign of x.
     Sign,
+    // Appended: a kind's serialized tag is its position, which graph digests hash.
+    /// x² (tract's expansion of LayerNormalization's variance)
+    Square,
+    /// 1 / √x (tract's expansion of LayerNormalization)
+    Rsqrt,
 }
 
 impl UnaryKind {
     /// Every kind, parameterised ones at their ONNX defaults: for parsing and tests.
-    pub const ALL: [UnaryKind; 39] = [
+    pub const ALL: [UnaryKind; 41] = [
         UnaryKind::Relu,
         UnaryKind::Sigmoid,
         UnaryKind::Tanh,
@@ -147,6 +171,8 @@ impl UnaryKind {
         UnaryKind::Abs,
         UnaryKind::Sqrt,
         UnaryKind::Reciprocal,
+        UnaryKind::Square,
+        UnaryKind::Rsqrt,
         UnaryKind::Softplus,
         UnaryKind::LeakyRelu { alpha: 0.01 },
         UnaryKind::Elu { alpha: 1.0 },
@@ -191,6 +217,8 @@ impl UnaryKind {
             UnaryKind::Abs => "abs",
             UnaryKind::Sqrt => "sqrt",
             UnaryKind::Reciprocal => "reciprocal",
+            UnaryKind::Square => "square",
+            UnaryKind::Rsqrt => "rsqrt",
             UnaryKind::Softplus => "softplus",
             UnaryKind::LeakyRelu { .. } => "leaky_relu",
             UnaryKind::Elu { .. } => "elu",
@@ -263,6 +291,8 @@ impl UnaryKind {
             UnaryKind::Abs => x.abs(),
             UnaryKind::Sqrt => x.sqrt(),
             UnaryKind::Reciprocal => 1.0 / x,
+            UnaryKind::Square => x * x,
+            UnaryKind::Rsqrt => 1.0 / x.sqrt(),
             UnaryKind::Softplus => softplus(x),
             UnaryKind::LeakyRelu { alpha } => {
                 if x >= 0.0 {
@@ -672,8 +702,114 @@ impl MpcRule for Unary {
     }
 }
 
+/// Whether the chains `operands` bring read two different computed values.
+fn two_sources(operands: &[Option<Region>]) -> bool {
+    let mut sources = operands.iter().flatten().map(|r| r.source);
+    let first = sources.next();
+    sources.any(|s| Some(s) != first)
+}
+
+/// The range float value `v` took on the calibration set.
+fn range<C: QuantizeCx>(cx: &C, v: ValueId) -> Result<(f64, f64), C::Error> {
+    cx.range(v).ok_or_else(|| cx.fail(v, "never calibrated"))
+}
+
+/// `(a − a_zp) + sign · (b − b_zp)` of two integer values of the new graph at one scale.
+fn push_add_int<C: QuantizeCx>(cx: &mut C, a: ValueId, b: ValueId, sign: i64, name: String) -> Result<ValueId, C::Error> {
+    let zp = |x: ValueId| cx.new_graph().ty(x).as_int().and_then(|t| t.quant.as_ref()).map_or(0, |q| q.zero_point[0]);
+    let op = AddInt { sign, a_zp: zp(a), b_zp: zp(b) };
+    cx.push(Op::AddInt(op), vec![a, b], name)
+}
+
+impl Binary {
+    /// The quantization of `a ± b` or `a · b` for two different computed values (see
+    /// the module doc).
+    fn quantize_two<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        let node = graph.node(v);
+        let (a, b) = (node.inputs[0], node.inputs[1]);
+        let sign = match self.kind {
+            BinaryKind::Add | BinaryKind::Mul => 1,
+            BinaryKind::Sub => -1,
+            k => {
+                let m = format!("`{}` of two different computed tensors is not supported under quantization", k.mnemonic());
+                return Err(cx.fail(v, m));
+            }
+        };
+        let (ra, rb) = (range(cx, a)?, range(cx, b)?);
+        let both = (ra.0.min(rb.0), ra.1.max(rb.1));
+        let (ia, ib) = (cx.int_over(a, both)?, cx.int_over(b, both)?);
+        let scale = cx.new_graph().ty(ia).as_int().and_then(|t| t.quant.as_ref()).map_or(1.0, |q| q.scale[0]);
+        if self.kind != BinaryKind::Mul {
+            return push_add_int(cx, ia, ib, sign, node.name.clone()).map(Lowered::Computed);
+        }
+        let sum = push_add_int(cx, ia, ib, 1, format!("{}.sum", node.name))?;
+        let diff = push_add_int(cx, ia, ib, -1, format!("{}.difference", node.name))?;
+        let peak = [sum, diff]
+            .map(|x| {
+                let (lo, hi) = cx.observed(x);
+                lo.unsigned_abs().max(hi.unsigned_abs()) as f64 * scale
+            })
+            .into_iter()
+            .fold(0.0, f64::max);
+        let out = output_quant(0.0, peak * peak / 4.0, cx.config().bits);
+        let quarter_square = |x: f32| x * x / 4.0;
+        let u = cx.push_table(sum, &quarter_square, out.clone(), format!("{}.sum²/4", node.name))?;
+        let w = cx.push_table(diff, &quarter_square, out, format!("{}.difference²/4", node.name))?;
+        push_add_int(cx, u, w, -1, node.name.clone()).map(Lowered::Computed)
+    }
+
+    /// The SMPC lowering of `a ± b` or `a · b` for two different computed values.
+    fn lower_two<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        let node = graph.node(v);
+        let op = match self.kind {
+            BinaryKind::Add => PairOp::Add,
+            BinaryKind::Sub => PairOp::Sub,
+            BinaryKind::Mul | BinaryKind::Div => PairOp::Mul,
+            k => {
+                let m = format!("`{}` of two different computed tensors is not supported by the mpc backend", k.mnemonic());
+                return Err(cx.fail(v, m));
+            }
+        };
+        let (a, b) = (node.inputs[0], node.inputs[1]);
+        let (ra, mut rb) = (cx.reg(a)?, cx.reg(b)?);
+        if self.kind == BinaryKind::Div {
+            // a / b = a · (1/b), the reciprocal fitted on b's calibrated range (a
+            // LayerNorm's `d / √(var + ε)` as opset 13 writes it).
+            let (lo, hi) = cx.range(b).ok_or_else(|| cx.fail(b, "never calibrated"))?;
+            if lo <= 0.0 && hi >= 0.0 {
+                return Err(cx.fail(v, format!("divides by a tensor whose calibrated range [{lo}, {hi}] reaches 0")));
+            }
+            let margin = (hi - lo) * 0.1;
+            let tol = 1e-4 / lo.abs().min(hi.abs());
+            let recip = cx.fit_fn(v, "1/x", &|x: f64| 1.0 / x, (lo - margin, hi + margin), tol)?;
+            let r = cx.new_reg();
+            cx.step(v, StepOp::Piecewise { x: rb, len: graph.ty(b).shape.numel(), function: recip, out: r });
+            rb = r;
+        }
+        let out = node.ty.shape.0.clone();
+        let padded = |x: ValueId| -> Vec<usize> {
+            let s = &graph.ty(x).shape.0;
+            std::iter::repeat_n(1, out.len() - s.len()).chain(s.iter().copied()).collect()
+        };
+        let len = node.ty.shape.numel();
+        let shapes = Broadcast { a: padded(a), b: padded(b), out };
+        let y = cx.new_reg();
+        cx.step(v, StepOp::Pair { a: ra, b: rb, op, shapes, out: y });
+        if op != PairOp::Mul {
+            return Ok(Lowered::Computed(y));
+        }
+        let (out, bits) = (cx.new_reg(), cx.frac_bits());
+        cx.step(v, StepOp::Trunc { x: y, len, bits, out });
+        Ok(Lowered::Computed(out))
+    }
+}
+
 impl QuantizeRule for Binary {
     fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        let operands = graph.node(v).inputs.iter().map(|&i| Region::of(i, cx.state(i), |&s| s)).collect::<Vec<_>>();
+        if two_sources(&operands) {
+            return self.quantize_two(graph, v, cx);
+        }
         quantize_chain(graph, v, cx)
     }
     fn table_noise(&self) -> TableNoise {
@@ -724,6 +860,10 @@ impl MpcRule for Binary {
     /// bias (a depthwise 1×1 convolution over the elements: one round) and one
     /// truncation; any other binary op joins its operands' chain.
     fn lower_mpc<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        let operands = graph.node(v).inputs.iter().map(|&i| Region::of(i, cx.state(i), |_| i)).collect::<Vec<_>>();
+        if two_sources(&operands) {
+            return self.lower_two(graph, v, cx);
+        }
         let Some((x, scale, bias)) = self.per_channel_affine(graph, v) else { return lower_chain(graph, v, cx) };
         let f = cx.frac_bits();
         let x = cx.reg(x)?;

@@ -46,6 +46,18 @@ pub trait QuantizeCx {
     /// interval `range` (so that several values share one quantization): `v`'s chain
     /// tabulated onto it, or an identity table after `v` unless it already has it.
     fn int_over(&mut self, v: ValueId, range: (f64, f64)) -> Result<ValueId, Self::Error>;
+    /// Appends a table of the elementwise float function `f` of the real values integer
+    /// `source` (new graph) stands for, quantized to `out` (`(quant, lo, hi)`), indexed
+    /// by `bits` bits of the source (not `table_bits`).
+    fn push_table(
+        &mut self,
+        source: ValueId,
+        f: &dyn Fn(f32) -> f32,
+        out: (Quant, i64, i64),
+        name: String,
+    ) -> Result<ValueId, Self::Error>;
+    /// The range integer value `v` (new graph) took on the calibration set.
+    fn observed(&self, v: ValueId) -> (i64, i64);
     /// The integer graph built so far.
     fn new_graph(&self) -> &Graph;
     /// The table computing `target` from `region`, its outputs on `grid` (quantization,
@@ -154,6 +166,19 @@ pub trait MpcCx {
     fn weight(&mut self, c: ValueId, bits: u32) -> Result<usize, Self::Error>;
     /// Already encoded words as a weight the model owner shares.
     fn raw_weight(&mut self, name: String, words: Vec<i64>) -> usize;
+    /// The range `v` took on the calibration set.
+    fn range(&self, v: ValueId) -> Option<(f64, f64)>;
+    /// `f` (named `name` in the plan) fitted as a piecewise polynomial on `[lo, hi]`
+    /// aiming at error `tol`; its stated error is checked on a dense grid (the lowering
+    /// of `v` is refused if it does not hold).
+    fn fit_fn(
+        &self,
+        v: ValueId,
+        name: &str,
+        f: &dyn Fn(f64) -> f64,
+        range: (f64, f64),
+        tol: f64,
+    ) -> Result<Piecewise, Self::Error>;
     /// The elementwise nodes `chain` (ending at `v`) as a function of `source`, fitted
     /// as a piecewise polynomial on the range `source` took on the calibration set.
     fn fit(&self, v: ValueId, source: ValueId, chain: &[ValueId]) -> Result<Piecewise, Self::Error>;

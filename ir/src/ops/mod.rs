@@ -13,6 +13,8 @@
 //! written once: `linear.rs` for multiply-accumulates (and [`LinearMap`], the levelled
 //! form of any integer op), [`Region`] for elementwise chains.
 
+mod add_int;
+mod batch_matmul;
 mod conv;
 mod elementwise;
 mod facets;
@@ -32,6 +34,8 @@ mod shape;
 mod softmax;
 mod tree;
 
+pub use add_int::AddInt;
+pub use batch_matmul::BatchMatMul;
 pub use conv::{conv_accumulate, Conv, ConvGeometry};
 pub use elementwise::{uniform_const, Binary, BinaryKind, Region, Unary, UnaryKind};
 pub use facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
@@ -122,6 +126,11 @@ pub enum Op {
     /// A quantize → dequantize pair on floats (ONNX QDQ), float IR only. Last, so the
     /// serialized form (and so the digests) of graphs without it is unchanged.
     FakeQuant(FakeQuant),
+    // Appended: a variant's serialized tag is its position, which graph digests hash.
+    /// Matrix product of two computed tensors, float IR only.
+    BatchMatMul(BatchMatMul),
+    /// Integer sum or difference of two tensors at one scale.
+    AddInt(AddInt),
 }
 
 macro_rules! dispatch {
@@ -131,6 +140,7 @@ macro_rules! dispatch {
             Op::Const($op) => $e,
             Op::Conv($op) => $e,
             Op::MatMul($op) => $e,
+            Op::BatchMatMul($op) => $e,
             Op::Unary($op) => $e,
             Op::Binary($op) => $e,
             Op::MaxPool($op) => $e,
@@ -140,6 +150,7 @@ macro_rules! dispatch {
             Op::Quantize($op) => $e,
             Op::Dequantize($op) => $e,
             Op::Lut($op) => $e,
+            Op::AddInt($op) => $e,
             Op::Softmax($op) => $e,
             Op::Normalize($op) => $e,
             Op::TreeEnsemble($op) => $e,
@@ -174,6 +185,7 @@ impl Op {
             "const" => Const::parse_attrs(p).map(Op::Const),
             "conv" => Conv::parse_attrs(p).map(Op::Conv),
             "matmul" => MatMul::parse_attrs(p).map(Op::MatMul),
+            "batch_matmul" => BatchMatMul::parse_attrs(p).map(Op::BatchMatMul),
             "max_pool" => MaxPool::parse_attrs(p).map(Op::MaxPool),
             "avg_pool" => AvgPool::parse_attrs(p).map(Op::AvgPool),
             "sum_pool" => SumPool::parse_attrs(p).map(Op::SumPool),
@@ -185,6 +197,7 @@ impl Op {
             "dequantize" => Dequantize::parse_attrs(p).map(Op::Dequantize),
             "fake_quant" => FakeQuant::parse_attrs(p).map(Op::FakeQuant),
             "lut" => Lut::parse_attrs(p).map(Op::Lut),
+            "add_int" => AddInt::parse_attrs(p).map(Op::AddInt),
             "softmax" => Softmax::parse_attrs(p, false).map(Op::Softmax),
             "log_softmax" => Softmax::parse_attrs(p, true).map(Op::Softmax),
             "normalize" => Normalize::parse_attrs(p).map(Op::Normalize),

@@ -8,11 +8,28 @@
 //! for the receiver, who computes the softmax in float after decryption, exactly, as
 //! it does for a final sigmoid (a classifier's probabilities are then the client's own
 //! computation; the logits it sees carry the same information, up to a constant per
-//! row). Anywhere else the quantizer refuses it, and so does TFHE. SMPC: none yet.
+//! row). Anywhere else the quantizer refuses it, and so does TFHE: the sum over a row
+//! and the division by it are no univariate table of one encrypted value.
+//!
+//! SMPC, anywhere in the graph, over each row of `n` elements:
+//!
+//! 1. `m = max(row)` by the max-pooling tournament of exact comparisons;
+//! 2. `d = x − m` (local), so `d ∈ [−(hi − lo), 0]` for `x` calibrated in `[lo, hi]`;
+//! 3. `e = exp(d)` fitted on `[−1.1·(hi − lo), 0]` (error `ε_e`);
+//! 4. `a = Σ e / n` (the average-pooling step: a local sum, one truncation);
+//!    `a ∈ [1/n, 1]` since the maximum's term is 1;
+//! 5. softmax: `r = 1/(n·a)` fitted on `[1/2n, 1 + 1/2n]` (error `ε_r`), then
+//!    `y = e · r` (one multiplication round); log-softmax: `y = d − ln(n·a)`, fitted
+//!    likewise.
+//!
+//! Error of an output, to first order: `|Δy| ≤ ε_e + n·ε_e + ε_r` (softmax: `r ≤ 1`,
+//! `e ≤ 1`, `a` is off by `ε_e` and `|∂r/∂a| = 1/(n·a²) ≤ n`; log-softmax likewise)
+//! plus a few `2^−f` of truncation (times `n` through `r`). Both fits are checked on a dense grid at compile time, and the plan
+//! states the bound in the last fit's name (`secc inspect` prints it).
 
 use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
 use super::{expect_arity, Dequantize, Op, OpSpec, Operand};
-use crate::lowered::mpc::Reg;
+use crate::lowered::mpc::{Broadcast, PairOp, PoolTaps, Reg, StepOp};
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
 use crate::types::TensorType;
@@ -124,9 +141,60 @@ impl FheRule for Softmax {
     }
 }
 
+impl Softmax {
+    /// The shape of the row maxima and sums: `shape` with the normalised axes set to 1.
+    fn reduced(&self, shape: &[usize]) -> Vec<usize> {
+        shape.iter().enumerate().map(|(a, &d)| if self.axes.contains(&a) { 1 } else { d }).collect()
+    }
+}
+
+/// Fit tolerance of the exponential and of the reciprocal (or logarithm).
+const SOFTMAX_FIT_TOL: f64 = 1e-4;
+
 impl MpcRule for Softmax {
-    fn lower_mpc<C: MpcCx>(&self, _: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
-        Err(cx.fail(v, format!("`{}` has no SMPC lowering yet", self.mnemonic())))
+    fn lower_mpc<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
+        let xv = graph.node(v).inputs[0];
+        let shape = graph.ty(xv).shape.0.clone();
+        let (len, reduced) = (graph.ty(xv).shape.numel(), self.reduced(&shape));
+        let n = len / reduced.iter().product::<usize>().max(1);
+        let spread = Broadcast { a: shape.clone(), b: reduced.clone(), out: shape.clone() };
+        let mut taps = vec![Vec::with_capacity(n); reduced.iter().product()];
+        (0..len).for_each(|e| taps[spread.index(&reduced, e)].push(e));
+        let taps = PoolTaps { input_len: len, taps };
+        let (lo, hi) = cx.range(xv).ok_or_else(|| cx.fail(xv, "never calibrated"))?;
+        let x = cx.reg(xv)?;
+        let m = cx.new_reg();
+        cx.step(v, StepOp::MaxPool { x, taps: taps.clone(), out: m });
+        let d = cx.new_reg();
+        cx.step(v, StepOp::Pair { a: x, b: m, op: PairOp::Sub, shapes: spread.clone(), out: d });
+        let exp = cx.fit_fn(v, "exp", &f64::exp, (-1.1 * (hi - lo).max(1e-3), 0.0), SOFTMAX_FIT_TOL)?;
+        let eps_e = exp.max_error;
+        let e = cx.new_reg();
+        cx.step(v, StepOp::Piecewise { x: d, len, function: exp, out: e });
+        let s = cx.new_reg();
+        let divisors = vec![n; taps.taps.len()];
+        cx.step(v, StepOp::AvgPool { x: e, taps, divisors, out: s });
+        let nf = n as f64;
+        let means = (0.5 / nf, 1.0 + 0.5 / nf);
+        let ulps = 4.0 * nf / (1u64 << cx.frac_bits()) as f64;
+        let log = self.log;
+        let inner = if log { "ln(n·x)" } else { "1/(n·x)" };
+        let g = |x: f64| if log { (nf * x).ln() } else { 1.0 / (nf * x) };
+        let mut g = cx.fit_fn(v, inner, &g, means, SOFTMAX_FIT_TOL)?;
+        let bound = eps_e * (n as f64 + 1.0) + g.max_error + ulps;
+        g.function = format!("{inner} of the row mean of {} (output error ≤ {bound:.1e})", self.mnemonic());
+        let r = cx.new_reg();
+        cx.step(v, StepOp::Piecewise { x: s, len: len / n.max(1), function: g, out: r });
+        let y = cx.new_reg();
+        let shapes = spread;
+        if self.log {
+            cx.step(v, StepOp::Pair { a: d, b: r, op: PairOp::Sub, shapes, out: y });
+            return Ok(Lowered::Computed(y));
+        }
+        cx.step(v, StepOp::Pair { a: e, b: r, op: PairOp::Mul, shapes, out: y });
+        let (out, bits) = (cx.new_reg(), cx.frac_bits());
+        cx.step(v, StepOp::Trunc { x: y, len, bits, out });
+        Ok(Lowered::Computed(out))
     }
     fn min_frac_bits(&self) -> u32 {
         0

@@ -22,7 +22,7 @@
 
 use super::{ParseError, Parser, Printer};
 use crate::lowered::mpc::{
-    ConvGeometry, ForestPlan, Piece, Piecewise, Plan, PoolTaps, Roles, Step, StepOp, WeightSpec,
+    Broadcast, ConvGeometry, ForestPlan, PairOp, Piece, Piecewise, Plan, PoolTaps, Roles, Step, StepOp, WeightSpec,
 };
 use std::fmt;
 
@@ -45,6 +45,9 @@ fn print_step(w: &mut Printer, op: &StepOp) {
         | StepOp::AvgPool { x, out, .. }
         | StepOp::Piecewise { x, out, .. }
         | StepOp::Forest { x, out, .. } => (Some(*out), vec![Arg::Reg(*x)]),
+        StepOp::Pair { a, b, out, .. } | StepOp::MatMulShares { a, b, out, .. } => {
+            (Some(*out), vec![Arg::Reg(*a), Arg::Reg(*b)])
+        }
         StepOp::Reveal { x, .. } => (None, vec![Arg::Reg(*x)]),
         StepOp::Gather { xs, w, out, .. } => {
             (Some(*out), xs.iter().map(|&x| Arg::Reg(x)).chain(w.map(Arg::Weight)).collect())
@@ -119,6 +122,18 @@ fn print_step_attrs(w: &mut Printer, op: &StepOp) {
                 })
             });
             w.attr("max_error", |w| w.f64(f.max_error));
+        }
+        StepOp::Pair { shapes, .. } => {
+            w.attr("a", |w| w.dims(&shapes.a));
+            w.attr("b", |w| w.dims(&shapes.b));
+            w.attr("out", |w| w.dims(&shapes.out));
+        }
+        StepOp::MatMulShares { batch, m, k, n, transpose_b, .. } => {
+            w.attr("batch", |w| w.display(batch));
+            w.attr("m", |w| w.display(m));
+            w.attr("k", |w| w.display(k));
+            w.attr("n", |w| w.display(n));
+            w.attr("transpose_b", |w| w.display(transpose_b));
         }
         StepOp::Forest { forest: f, .. } => {
             w.attr("features", |w| w.display(f.features));
@@ -297,6 +312,27 @@ fn parse_step_op(
             },
             out,
         },
+        (m @ ("add" | "sub" | "mul"), Some(out), &[Reg(a), Reg(b)], _) => StepOp::Pair {
+            a,
+            b,
+            op: match m {
+                "add" => PairOp::Add,
+                "sub" => PairOp::Sub,
+                _ => PairOp::Mul,
+            },
+            shapes: Broadcast { a: p.attr("a", Parser::dims)?, b: p.attr("b", Parser::dims)?, out: p.attr("out", Parser::dims)? },
+            out,
+        },
+        ("matmul_shares", Some(out), &[Reg(a), Reg(b)], _) => StepOp::MatMulShares {
+            a,
+            b,
+            batch: p.attr("batch", Parser::usize)?,
+            m: p.attr("m", Parser::usize)?,
+            k: p.attr("k", Parser::usize)?,
+            n: p.attr("n", Parser::usize)?,
+            transpose_b: p.attr("transpose_b", Parser::bool)?,
+            out,
+        },
         ("reveal", None, &[Reg(x)], _) => StepOp::Reveal { x, len: len(p)? },
         ("gather", Some(out), [regs @ .., last], _) => {
             let (regs, w) = match *last {
@@ -312,7 +348,8 @@ fn parse_step_op(
 }
 
 const FORMS: &str = "`%rO = share`, `%rO = matmul|conv %rX, wW[, wB]`, \
-    `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX`, `%rO = gather %rX, ...[, wW]` or `reveal %rX`";
+    `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX`, `%rO = gather %rX, ...[, wW]`, \
+    `%rO = add|sub|mul|matmul_shares %rA, %rB` or `reveal %rX`";
 
 fn parse_step(p: &mut Parser) -> Result<Step, ParseError> {
     let out = if p.at_value() {

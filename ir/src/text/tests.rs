@@ -4,7 +4,7 @@
 use super::*;
 use crate::lowered::fhe::{catalog, Circuit, CircuitStats, FheLut};
 use crate::lowered::mpc::{
-    ConvGeometry, ForestPlan, Piece, Piecewise, Plan, PoolTaps, Roles, Step, StepOp, WeightSpec,
+    Broadcast, ConvGeometry, ForestPlan, PairOp, Piece, Piecewise, Plan, PoolTaps, Roles, Step, StepOp, WeightSpec,
 };
 use crate::ops::*;
 use crate::{verify_graph, Graph, Op, Quant, Shape, Tensor, TensorType, ValueId};
@@ -91,12 +91,14 @@ fn float_graph() -> Graph {
     let w = g.push_const(f32s(&[18, 2], |i| 1.0 / (i as f32 + 1.0)), None, "fc.weight");
     let y = g.push(Op::MatMul(MatMul { x_zp: 0 }), vec![r, w], "fc").unwrap();
     let t = g.push(Op::TreeEnsemble(forest()), vec![y], "TreeEnsembleRegressor").unwrap();
+    let sq = g.push(Op::Reshape(Reshape { shape: Shape(vec![1, 3, 2, 3]) }), vec![s], "").unwrap();
+    let p = g.push(Op::BatchMatMul(BatchMatMul { transpose_b: true }), vec![sq, sq], "attn").unwrap();
     let sm = g.push(Op::Softmax(Softmax { axes: vec![1], log: false }), vec![t], "softmax").unwrap();
     let ls = g.push(Op::Softmax(Softmax { axes: vec![0, 1], log: true }), vec![y], "log_softmax").unwrap();
     let nm = g.push(Op::Normalize(Normalize { norm: Norm::L1 }), vec![sm], "Normalizer").unwrap();
     let grid = Quant { axis: Some(1), scale: vec![0.5, (1.0f32 / 255.0) as f64], zero_point: vec![0, -128] };
     let fq = g.push(Op::FakeQuant(FakeQuant { quant: grid, lo: -128, hi: 127 }), vec![y], "fc_QuantizeLinear").unwrap();
-    g.outputs = vec![nm, ls, y, fq];
+    g.outputs = vec![nm, ls, y, fq, p];
     g
 }
 
@@ -135,7 +137,8 @@ fn quantized_graph() -> Graph {
     let out = g.push(Op::Dequantize(Dequantize { quant: mq }), vec![mm], "out").unwrap();
     let plain = Lut { shift: 0, base: 0, tables: vec![vec![1, 2]], table_of: vec![], quant: None };
     let l2 = g.push(Op::Lut(plain), vec![xd], "").unwrap();
-    g.outputs = vec![out, mp, l2];
+    let sum = g.push(Op::AddInt(AddInt { sign: -1, a_zp: 3, b_zp: 0 }), vec![y, y], "residual").unwrap();
+    g.outputs = vec![out, mp, l2, sum];
     g
 }
 
@@ -162,6 +165,8 @@ fn variant(op: &Op) -> usize {
         Op::Gather(_) => 16,
         Op::Reduce(_) => 17,
         Op::FakeQuant(_) => 18,
+        Op::BatchMatMul(_) => 19,
+        Op::AddInt(_) => 20,
     }
 }
 
@@ -178,7 +183,7 @@ fn every_op_round_trips() {
     let (f, q) = (float_graph(), quantized_graph());
     verify_graph(&f).unwrap();
     verify_graph(&q).unwrap();
-    let mut seen = [false; 19];
+    let mut seen = [false; 21];
     for g in [&f, &q] {
         round_trip_graph(g);
         g.nodes.iter().for_each(|n| seen[variant(&n.op)] = true);
@@ -340,7 +345,7 @@ fn plan() -> Plan {
         output_shape: vec![1, 2],
         weights: (0..8).map(|k| WeightSpec { name: format!("%{k} \"w{k}\""), len: k + 1 }).collect(),
         weight_values: Some((0..8).map(|k| (0..k as i64 * 7).map(|v| v << 20).collect()).collect()),
-        regs: 11,
+        regs: 12,
         steps: vec![
             step("%0 \"input\"", StepOp::Share { out: 0, len: 9 }),
             step("", StepOp::MatMul { x: 0, w: 0, b: Some(1), m: 1, k: 9, n: 9, out: 1 }),
@@ -355,6 +360,8 @@ fn plan() -> Plan {
             step("", StepOp::Forest { x: 8, forest, out: 9 }),
             step("", StepOp::Gather { xs: vec![9, 8], w: Some(4), index: vec![0, -1, 2, -5], out: 10 }),
             step("", StepOp::Gather { xs: vec![10], w: None, index: vec![1, 0], out: 9 }),
+            step("", StepOp::Pair { a: 8, b: 7, op: PairOp::Mul, shapes: Broadcast { a: vec![1, 3], b: vec![1, 3], out: vec![1, 3] }, out: 10 }),
+            step("", StepOp::MatMulShares { a: 8, b: 7, batch: 1, m: 1, k: 3, n: 1, transpose_b: true, out: 11 }),
             step("out", StepOp::Reveal { x: 9, len: 2 }),
         ],
     }
@@ -496,9 +503,9 @@ fn circuit_and_plan_errors_give_line_column_and_reason() {
     assert_eq!(plan_error("kernel=[2,1,2,2]", "kernel=[2,1,2]"), "14:47 expected 4 numbers, found 3");
     assert_eq!(
         plan_error("%r2 = matmul %r1, w2", "%r2 = matmul %r1, %r2"),
-        "13:9 not a step: expected `%rO = share`, `%rO = matmul|conv %rX, wW[, wB]`, `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX`, `%rO = gather %rX, ...[, wW]` or `reveal %rX`"
+        "13:9 not a step: expected `%rO = share`, `%rO = matmul|conv %rX, wW[, wB]`, `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX`, `%rO = gather %rX, ...[, wW]`, `%rO = add|sub|mul|matmul_shares %rA, %rB` or `reveal %rX`"
     );
-    assert_eq!(plan_error("reveal %r9", "%r10 = reveal %r9"), "24:10 not a step: expected `%rO = share`, `%rO = matmul|conv %rX, wW[, wB]`, `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX`, `%rO = gather %rX, ...[, wW]` or `reveal %rX`");
+    assert_eq!(plan_error("reveal %r9", "%r10 = reveal %r9"), "26:10 not a step: expected `%rO = share`, `%rO = matmul|conv %rX, wW[, wB]`, `%rO = trunc|relu|max_pool|avg_pool|piecewise|forest %rX`, `%rO = gather %rX, ...[, wW]`, `%rO = add|sub|mul|matmul_shares %rA, %rB` or `reveal %rX`");
     assert_eq!(
         plan_error("paths=[[0, !1]", "paths=[[0, !!1]"),
         "21:113 expected an unsigned 32-bit integer, found `!`"

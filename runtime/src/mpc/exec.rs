@@ -1,7 +1,7 @@
 //! Runs a plan in one party: the steps in order, every step on the whole batch.
 
 use super::forest::forest;
-use super::linear::{conv, matmul};
+use super::linear::{conv, matmul, matmul_shares, mul};
 use super::party::Party;
 use super::piecewise::{encode, piecewise};
 use super::pool::{avg_pool, gather, max_pool};
@@ -10,7 +10,7 @@ use super::share::{reveal, share, Secret, Shares};
 use super::trunc::trunc;
 use super::MpcError;
 use secc_ir::lowered::fixed::decode_fixed;
-use secc_ir::lowered::mpc::{Plan, StepOp};
+use secc_ir::lowered::mpc::{PairOp, Plan, StepOp};
 
 /// Runs `plan` on `batch` samples. The data owner passes the samples (flattened, one
 /// after the other); the receiver gets the outputs back (flattened likewise).
@@ -77,6 +77,23 @@ pub fn run_plan(p: &mut Party, plan: &Plan, input: Option<&[f32]>, batch: usize)
             }
             StepOp::Piecewise { x, function, out, .. } => Some((*out, piecewise(p, &get(&regs, *x), function, f)?)),
             StepOp::Forest { x, forest: plan, out } => Some((*out, forest(p, &get(&regs, *x), &weights, plan, batch)?)),
+            StepOp::Pair { a, b, op, shapes, out } => {
+                let len: usize = shapes.out.iter().product();
+                let spread = |x: &Shares, shape: &[usize]| {
+                    let each: usize = shape.iter().product();
+                    x.broadcast(batch * len, |e| e / len * each + shapes.index(shape, e % len))
+                };
+                let (x, y) = (spread(&get(&regs, *a), &shapes.a), spread(&get(&regs, *b), &shapes.b));
+                Some((*out, match op {
+                    PairOp::Add => x.add(&y),
+                    PairOp::Sub => x.sub(&y),
+                    PairOp::Mul => mul(p, &x, &y)?,
+                }))
+            }
+            StepOp::MatMulShares { a, b, batch: pairs, m, k, n, transpose_b, out } => {
+                let (x, y) = (get(&regs, *a), get(&regs, *b));
+                Some((*out, matmul_shares(p, &x, &y, batch * pairs, (*m, *k, *n), *transpose_b)?))
+            }
             StepOp::Reveal { x, .. } => {
                 output = reveal(p, plan.roles.receiver, &get(&regs, *x))?
                     .map(|v| v.into_iter().map(|w| decode_fixed(w as i64, f)).collect());

@@ -28,6 +28,30 @@ pub fn matmul(p: &mut Party, x: &Shares, w: &Shares, rows: usize, k: usize, n: u
     reshare(p, z, false)
 }
 
+/// `[A_i · B_i]` for `pairs` pairs of shared matrices, `A_i` of `m × k` and `B_i` of
+/// `k × n`, laid out one pair after the other: every product's cross terms, then one
+/// resharing round for all.
+pub fn matmul_shares(
+    p: &mut Party,
+    a: &Shares,
+    b: &Shares,
+    pairs: usize,
+    (m, k, n): (usize, usize, usize),
+    transpose_b: bool,
+) -> Result<Shares, MpcError> {
+    // A right operand stored `n × k` is re-indexed to `k × n` locally.
+    let b = if transpose_b { b.broadcast(b.len(), |e| e / (k * n) * k * n + e % n * k + e % (k * n) / n) } else { b.clone() };
+    let mut z = Vec::with_capacity(pairs * m * n);
+    for i in 0..pairs {
+        let (ra, rb) = (i * m * k..(i + 1) * m * k, i * k * n..(i + 1) * k * n);
+        let b01: Vec<u64> = b.s0[rb.clone()].iter().zip(&b.s1[rb.clone()]).map(|(x, y)| x.wrapping_add(*y)).collect();
+        let mut y = gemm(&a.s0[ra.clone()], &b01, m, k, n);
+        gemm(&a.s1[ra], &b.s0[rb], m, k, n).iter().zip(&mut y).for_each(|(c, d)| *d = d.wrapping_add(*c));
+        z.extend(y);
+    }
+    reshare(p, z, false)
+}
+
 /// `[conv(X, W)]` for every sample `X` holds.
 pub fn conv(p: &mut Party, x: &Shares, w: &Shares, g: &ConvGeometry) -> Result<Shares, MpcError> {
     let w01: Vec<u64> = w.s0.iter().zip(&w.s1).map(|(a, b)| a.wrapping_add(*b)).collect();

@@ -6,7 +6,7 @@ use super::input_shape;
 use crate::error::{node_label, quoted};
 use crate::CompileError;
 use secc_ir::ops::{
-    AvgPool, Binary, BinaryKind, Conv, FakeQuant, Gather, MatMul, MaxPool, Reduce, ReduceKind, Reshape, Softmax, Unary,
+    AvgPool, BatchMatMul, Binary, BinaryKind, Conv, FakeQuant, Gather, MatMul, MaxPool, Reduce, ReduceKind, Reshape, Softmax, Unary,
     UnaryKind, Window,
 };
 use secc_ir::{Graph, Op, Quant, Shape, Tensor, ValueId};
@@ -427,11 +427,14 @@ fn movement(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
     ctx.push(Op::Gather(Gather { shape, index, values }), operands, node)
 }
 
-/// `x · W` with a constant `W`, from any einsum of the form `…k,kn->…n` (or `nk`).
+/// `x · W` with a constant `W`, from any einsum of the form `…k,kn->…n` (or `nk`); or
+/// the product of two computed tensors, `…mk,…kn->…mn` (or `…nk`).
 fn einsum(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
     let op = node.op_as::<EinSum>().expect("EinSum");
     let expr = op.axes.to_string();
-    let unsupported = || format!("einsum `{expr}` is not a product with constant weights on the right");
+    let unsupported = || {
+        format!("einsum `{expr}` is neither a product with constant weights on the right nor a batched matrix product")
+    };
     let (ins, out) = expr.split_once("->").ok_or_else(unsupported)?;
     let ins: Vec<Vec<char>> = ins.split(',').map(|s| s.chars().collect()).collect();
     let out: Vec<char> = out.chars().collect();
@@ -440,7 +443,7 @@ fn einsum(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
     }
     let (x, w) = (ctx.operand(node, 0), ctx.operand(node, 1));
     let Some(wv) = ctx.graph.const_value(w).and_then(Tensor::as_f32).cloned() else {
-        return Err(unsupported());
+        return batch_matmul(ctx, node, (&ins[0], &ins[1], &out)).ok_or_else(unsupported)?;
     };
     let (xa, wa) = (&ins[0], &ins[1]);
     // x's last axis is contracted with one of w's two axes; the other is the output's last.
@@ -455,6 +458,26 @@ fn einsum(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
     let wc =
         ctx.graph.push_const(Tensor::F32(wv.as_standard_layout().to_owned()), None, format!("{}.weight", node.name));
     ctx.push(Op::MatMul(MatMul { x_zp: 0 }), vec![x, wc], node)
+}
+
+/// `a[P, m, k] · b[P, k, n]` (or `b[P, n, k]`) for one batch prefix `P`, when the
+/// einsum axes `(a, b, out)` say so; `None` otherwise.
+fn batch_matmul(ctx: &mut Ctx, node: &TypedNode, (a, b, out): (&[char], &[char], &[char])) -> Option<Result<ValueId, String>> {
+    let r = a.len();
+    if r < 2 || b.len() != r || out.len() != r || a[..r - 2] != b[..r - 2] || a[..r - 2] != out[..r - 2] {
+        return None;
+    }
+    let (m, k) = (a[r - 2], a[r - 1]);
+    let transpose_b = match (b[r - 2], b[r - 1]) {
+        (bk, n) if bk == k && out[r - 2..] == [m, n] => false,
+        (n, bk) if bk == k && out[r - 2..] == [m, n] => true,
+        _ => return None,
+    };
+    if m == k || out[r - 1] == k {
+        return None;
+    }
+    let operands = vec![ctx.operand(node, 0), ctx.operand(node, 1)];
+    Some(ctx.push(Op::BatchMatMul(BatchMatMul { transpose_b }), operands, node))
 }
 
 fn binary(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
@@ -513,6 +536,8 @@ fn unary(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
         "Abs" => UnaryKind::Abs,
         "Sqrt" => UnaryKind::Sqrt,
         "Recip" => UnaryKind::Reciprocal,
+        "Square" => UnaryKind::Square,
+        "Rsqrt" => UnaryKind::Rsqrt,
         "Softplus" => UnaryKind::Softplus,
         other => return Err(format!("element-wise op {other} is not supported")),
     };

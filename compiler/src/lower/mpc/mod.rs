@@ -157,6 +157,23 @@ impl MpcCx for Lowering<'_> {
         self.plan.weights.len() - 1
     }
 
+    fn range(&self, v: ValueId) -> Option<(f64, f64)> {
+        self.ranges.get(v.index()).copied().flatten()
+    }
+
+    fn fit_fn(
+        &self,
+        v: ValueId,
+        name: &str,
+        f: &dyn Fn(f64) -> f64,
+        (lo, hi): (f64, f64),
+        tol: f64,
+    ) -> Result<Piecewise, CompileError> {
+        // The fit measures its error on a dense grid and refuses when it misses `tol`.
+        let batch = |xs: &[f64]| xs.iter().map(|&x| f(x)).collect::<Vec<f64>>();
+        fit::fit(&batch, name, lo, hi, self.cfg.frac_bits, tol).map_err(|m| self.fail(v, m))
+    }
+
     fn fit(&self, v: ValueId, source: ValueId, chain: &[ValueId]) -> Result<Piecewise, CompileError> {
         let f = self.chain_function(v, source, chain)?;
         let calibrated = self.range(source)?;
