@@ -21,6 +21,8 @@ const FHE_ROWS: usize = 2;
 struct Model {
     name: String,
     meta: Meta,
+    /// The float IR the model imports to, or the error (or panic) it gave.
+    float: Result<secc_ir::Graph, String>,
     /// The compilation with default settings, or the error (or panic) it gave.
     compiled: Result<Compiled, String>,
     test: Vec<Vec<Tensor>>,
@@ -31,6 +33,14 @@ impl Model {
         self.meta.backends.iter().any(|b| b == backend)
     }
 
+    /// The float IR: every model that lists a backend imports.
+    fn float(&self) -> &secc_ir::Graph {
+        match &self.float {
+            Ok(g) => g,
+            Err(e) => panic!("{} lists backends {:?} but does not import: {e}", self.name, self.meta.backends),
+        }
+    }
+
     fn compiled(&self) -> &Compiled {
         match &self.compiled {
             Ok(c) => c,
@@ -39,14 +49,17 @@ impl Model {
     }
 }
 
-fn compile_dir(name: &str) -> Result<(Compiled, Vec<Vec<Tensor>>), String> {
+/// The model's float IR, its compilation and its test rows.
+type Compilation = (secc_ir::Graph, Result<Compiled, String>, Vec<Vec<Tensor>>);
+
+fn compile_dir(name: &str) -> Result<Compilation, String> {
     let g = import_float(&model_dir(name).join("model.onnx")).map_err(|e| e.to_string())?;
     let calib = samples(&g, name, "calib.csv");
     let test = samples(&g, name, "test.csv");
     // As `secc compile` does by default: the widths the accuracy budget picks.
     let opts = Options { budget: Some(Budget::default()), ..Options::default() };
-    let c = compile_float(g, &calib, &opts).map_err(|e| e.to_string())?;
-    Ok((c, test))
+    let c = compile_float(g.clone(), &calib, &opts).map_err(|e| e.to_string());
+    Ok((g, c, test))
 }
 
 /// Every model directory with a meta.json, compiled once for all the tests (one
@@ -67,12 +80,12 @@ fn models() -> &'static [Model] {
                 .zip(jobs)
                 .map(|(name, job)| {
                     let meta = meta(name);
-                    let (compiled, test) = match job.join() {
-                        Ok(Ok((c, test))) => (Ok(c), test),
-                        Ok(Err(e)) => (Err(e), Vec::new()),
-                        Err(_) => (Err(PANICKED.into()), Vec::new()),
+                    let (float, compiled, test) = match job.join() {
+                        Ok(Ok((g, c, test))) => (Ok(g), c, test),
+                        Ok(Err(e)) => (Err(e.clone()), Err(e), Vec::new()),
+                        Err(_) => (Err(PANICKED.into()), Err(PANICKED.into()), Vec::new()),
                     };
-                    Model { name: name.clone(), meta, compiled, test }
+                    Model { name: name.clone(), meta, float, compiled, test }
                 })
                 .collect()
         })
@@ -114,8 +127,19 @@ fn every_model_is_listed_or_refused_with_an_error() {
         for b in &m.meta.backends {
             assert!(["float", "sim", "mpc", "fhe"].contains(&b.as_str()), "{}: unknown backend {b}", m.name);
         }
-        if !m.meta.backends.is_empty() {
+        // `float` needs the import; any other backend the whole pipeline. A model only
+        // the float IR runs says why the rest refuses it.
+        if m.meta.backends.iter().any(|b| b != "float") {
             m.compiled();
+            continue;
+        }
+        if !m.meta.backends.is_empty() {
+            m.float();
+            if let Err(e) = &m.compiled {
+                assert_ne!(e, PANICKED, "{}: compiling panicked instead of giving an error", m.name);
+                assert!(m.meta.blocked_by.is_some(), "{}: refused ({e}) but meta.json says by what", m.name);
+                refused.push(format!("{} (float only): {e}", m.name));
+            }
             continue;
         }
         match &m.compiled {
@@ -133,9 +157,9 @@ fn every_model_is_listed_or_refused_with_an_error() {
 #[test]
 fn float_matches_onnxruntime() {
     for m in listing("float") {
-        let c = m.compiled();
-        let ys = run(&c.float, &m.test);
-        let expected = rows(&m.name, "expected.csv", c.float.ty(c.float.outputs[0]).shape.numel());
+        let g = m.float();
+        let ys = run(g, &m.test);
+        let expected = rows(&m.name, "expected.csv", g.ty(g.outputs[0]).shape.numel());
         assert_eq!(ys.len(), expected.len(), "{}: test rows vs expected rows", m.name);
         for (row, (y, e)) in ys.iter().zip(&expected).enumerate() {
             for (a, b) in y.iter().zip(e) {
@@ -188,7 +212,10 @@ fn mpc_agrees_with_float_within_the_plan_bound() {
                 _ => None,
             })
             .collect();
-        let bound = if fitted.is_empty() { 1e-3 } else { MPC_FITTED_BOUND };
+        // A step that states a larger error (a QDQ model's fake-quantization, whose
+        // rounding SMPC skips: half a grid step) carries it through the next layers.
+        let largest = fitted.iter().copied().fold(0.0, f64::max);
+        let bound = if fitted.is_empty() { 1e-3 } else { MPC_FITTED_BOUND.max(4.0 * largest) };
         for (row, (y, want)) in got.iter().zip(run(&c.float, xs)).enumerate() {
             let y: Vec<f64> = y.iter().map(|&v| v as f64).collect();
             for (a, b) in y.iter().zip(&want) {

@@ -5,7 +5,8 @@
 //! GELU net, a deep CNN, small nets from torch). Labels are not part of a calibration
 //! set, so the budget is held against the float model itself: on the calibration
 //! samples, the outputs must keep within a fraction of relative mean squared error
-//! (which bounds the change in R²) and, for outputs of several elements (a classifier's
+//! (a quarter of it for a single number, a regressor's: that bounds the change in R²)
+//! and, for outputs of several elements (a classifier's
 //! scores), pick the float model's argmax on all but that fraction of samples. Argmax
 //! agreement alone is not enough: tables fitted to the calibration set can agree on
 //! every calibration sample and still flip 4% of test samples (a torch MLP at 5-bit
@@ -47,7 +48,14 @@ pub struct Fidelity {
 impl Fidelity {
     /// Whether it is within `budget`.
     pub fn within(&self, budget: Budget) -> bool {
-        self.relative_mse <= budget.fraction && self.agreement.is_none_or(|a| a >= 1.0 - budget.fraction)
+        match self.agreement {
+            Some(a) => a >= 1.0 - budget.fraction && self.relative_mse <= budget.fraction,
+            // R² moves by the squared error plus its covariance with the model's own
+            // error, which the calibration set does not measure: a quarter of the budget
+            // kept a forest within 0.01 on test rows where the whole budget let it drift
+            // by 0.014.
+            None => self.relative_mse <= budget.fraction / 4.0,
+        }
     }
 }
 
@@ -182,7 +190,8 @@ mod tests {
     fn the_budget_bounds_both_measures() {
         let b = Budget::default();
         assert!(Fidelity { agreement: Some(0.99), relative_mse: 0.01 }.within(b));
-        assert!(Fidelity { agreement: None, relative_mse: 0.01 }.within(b));
+        assert!(Fidelity { agreement: None, relative_mse: 0.0025 }.within(b));
+        assert!(!Fidelity { agreement: None, relative_mse: 0.01 }.within(b));
         assert!(!Fidelity { agreement: Some(0.98), relative_mse: 0.0 }.within(b));
         assert!(!Fidelity { agreement: None, relative_mse: 0.02 }.within(b));
         // Argmaxes that agree on the calibration samples are not enough: logits that

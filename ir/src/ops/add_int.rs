@@ -77,8 +77,7 @@ impl OpSpec for AddInt {
         let (a, b) = (inputs[0].as_i64().expect("integer"), inputs[1].as_i64().expect("integer"));
         let shape = broadcast_shapes(&Shape(a.shape().to_vec()), &Shape(b.shape().to_vec())).expect("verified");
         let (a, b) = (a.broadcast(IxDyn(&shape.0)).expect("verified"), b.broadcast(IxDyn(&shape.0)).expect("verified"));
-        let y: ArrayD<i64> =
-            Zip::from(&a).and(&b).map_collect(|&x, &y| (x - self.a_zp) + self.sign * (y - self.b_zp));
+        let y: ArrayD<i64> = Zip::from(&a).and(&b).map_collect(|&x, &y| (x - self.a_zp) + self.sign * (y - self.b_zp));
         Tensor::I64(y)
     }
     fn print_attrs(&self, w: &mut Printer) {

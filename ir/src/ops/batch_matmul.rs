@@ -68,7 +68,8 @@ impl OpSpec for BatchMatMul {
         let (batch, m, k, n) =
             self.dims(&Shape(a.shape().to_vec()), &Shape(b.shape().to_vec())).expect("verified operands");
         let a3 = a.to_shape((batch, m, k)).expect("contiguous");
-        let b3 = if self.transpose_b { b.to_shape((batch, n, k)) } else { b.to_shape((batch, k, n)) }.expect("contiguous");
+        let b3 =
+            if self.transpose_b { b.to_shape((batch, n, k)) } else { b.to_shape((batch, k, n)) }.expect("contiguous");
         let mut y = Vec::with_capacity(batch * m * n);
         for (x, w) in a3.axis_iter(Axis(0)).zip(b3.axis_iter(Axis(0))) {
             let w = w.into_dimensionality::<Ix2>().expect("rank 2");

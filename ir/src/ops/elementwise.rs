@@ -715,7 +715,13 @@ fn range<C: QuantizeCx>(cx: &C, v: ValueId) -> Result<(f64, f64), C::Error> {
 }
 
 /// `(a − a_zp) + sign · (b − b_zp)` of two integer values of the new graph at one scale.
-fn push_add_int<C: QuantizeCx>(cx: &mut C, a: ValueId, b: ValueId, sign: i64, name: String) -> Result<ValueId, C::Error> {
+fn push_add_int<C: QuantizeCx>(
+    cx: &mut C,
+    a: ValueId,
+    b: ValueId,
+    sign: i64,
+    name: String,
+) -> Result<ValueId, C::Error> {
     let zp = |x: ValueId| cx.new_graph().ty(x).as_int().and_then(|t| t.quant.as_ref()).map_or(0, |q| q.zero_point[0]);
     let op = AddInt { sign, a_zp: zp(a), b_zp: zp(b) };
     cx.push(Op::AddInt(op), vec![a, b], name)
@@ -731,7 +737,8 @@ impl Binary {
             BinaryKind::Add | BinaryKind::Mul => 1,
             BinaryKind::Sub => -1,
             k => {
-                let m = format!("`{}` of two different computed tensors is not supported under quantization", k.mnemonic());
+                let m =
+                    format!("`{}` of two different computed tensors is not supported under quantization", k.mnemonic());
                 return Err(cx.fail(v, m));
             }
         };
@@ -766,7 +773,8 @@ impl Binary {
             BinaryKind::Sub => PairOp::Sub,
             BinaryKind::Mul | BinaryKind::Div => PairOp::Mul,
             k => {
-                let m = format!("`{}` of two different computed tensors is not supported by the mpc backend", k.mnemonic());
+                let m =
+                    format!("`{}` of two different computed tensors is not supported by the mpc backend", k.mnemonic());
                 return Err(cx.fail(v, m));
             }
         };

@@ -320,7 +320,11 @@ fn parse_step_op(
                 "sub" => PairOp::Sub,
                 _ => PairOp::Mul,
             },
-            shapes: Broadcast { a: p.attr("a", Parser::dims)?, b: p.attr("b", Parser::dims)?, out: p.attr("out", Parser::dims)? },
+            shapes: Broadcast {
+                a: p.attr("a", Parser::dims)?,
+                b: p.attr("b", Parser::dims)?,
+                out: p.attr("out", Parser::dims)?,
+            },
             out,
         },
         ("matmul_shares", Some(out), &[Reg(a), Reg(b)], _) => StepOp::MatMulShares {

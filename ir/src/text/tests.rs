@@ -360,7 +360,16 @@ fn plan() -> Plan {
             step("", StepOp::Forest { x: 8, forest, out: 9 }),
             step("", StepOp::Gather { xs: vec![9, 8], w: Some(4), index: vec![0, -1, 2, -5], out: 10 }),
             step("", StepOp::Gather { xs: vec![10], w: None, index: vec![1, 0], out: 9 }),
-            step("", StepOp::Pair { a: 8, b: 7, op: PairOp::Mul, shapes: Broadcast { a: vec![1, 3], b: vec![1, 3], out: vec![1, 3] }, out: 10 }),
+            step(
+                "",
+                StepOp::Pair {
+                    a: 8,
+                    b: 7,
+                    op: PairOp::Mul,
+                    shapes: Broadcast { a: vec![1, 3], b: vec![1, 3], out: vec![1, 3] },
+                    out: 10,
+                },
+            ),
             step("", StepOp::MatMulShares { a: 8, b: 7, batch: 1, m: 1, k: 3, n: 1, transpose_b: true, out: 11 }),
             step("out", StepOp::Reveal { x: 9, len: 2 }),
         ],

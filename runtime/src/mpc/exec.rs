@@ -84,11 +84,14 @@ pub fn run_plan(p: &mut Party, plan: &Plan, input: Option<&[f32]>, batch: usize)
                     x.broadcast(batch * len, |e| e / len * each + shapes.index(shape, e % len))
                 };
                 let (x, y) = (spread(&get(&regs, *a), &shapes.a), spread(&get(&regs, *b), &shapes.b));
-                Some((*out, match op {
-                    PairOp::Add => x.add(&y),
-                    PairOp::Sub => x.sub(&y),
-                    PairOp::Mul => mul(p, &x, &y)?,
-                }))
+                Some((
+                    *out,
+                    match op {
+                        PairOp::Add => x.add(&y),
+                        PairOp::Sub => x.sub(&y),
+                        PairOp::Mul => mul(p, &x, &y)?,
+                    },
+                ))
             }
             StepOp::MatMulShares { a, b, batch: pairs, m, k, n, transpose_b, out } => {
                 let (x, y) = (get(&regs, *a), get(&regs, *b));

@@ -40,7 +40,11 @@ pub fn matmul_shares(
     transpose_b: bool,
 ) -> Result<Shares, MpcError> {
     // A right operand stored `n × k` is re-indexed to `k × n` locally.
-    let b = if transpose_b { b.broadcast(b.len(), |e| e / (k * n) * k * n + e % n * k + e % (k * n) / n) } else { b.clone() };
+    let b = if transpose_b {
+        b.broadcast(b.len(), |e| e / (k * n) * k * n + e % n * k + e % (k * n) / n)
+    } else {
+        b.clone()
+    };
     let mut z = Vec::with_capacity(pairs * m * n);
     for i in 0..pairs {
         let (ra, rb) = (i * m * k..(i + 1) * m * k, i * k * n..(i + 1) * k * n);

@@ -6,8 +6,8 @@ use super::input_shape;
 use crate::error::{node_label, quoted};
 use crate::CompileError;
 use secc_ir::ops::{
-    AvgPool, BatchMatMul, Binary, BinaryKind, Conv, FakeQuant, Gather, MatMul, MaxPool, Reduce, ReduceKind, Reshape, Softmax, Unary,
-    UnaryKind, Window,
+    AvgPool, BatchMatMul, Binary, BinaryKind, Conv, FakeQuant, Gather, MatMul, MaxPool, Reduce, ReduceKind, Reshape,
+    Softmax, Unary, UnaryKind, Window,
 };
 use secc_ir::{Graph, Op, Quant, Shape, Tensor, ValueId};
 use std::collections::HashMap;
@@ -462,7 +462,11 @@ fn einsum(ctx: &mut Ctx, node: &TypedNode) -> Result<ValueId, String> {
 
 /// `a[P, m, k] · b[P, k, n]` (or `b[P, n, k]`) for one batch prefix `P`, when the
 /// einsum axes `(a, b, out)` say so; `None` otherwise.
-fn batch_matmul(ctx: &mut Ctx, node: &TypedNode, (a, b, out): (&[char], &[char], &[char])) -> Option<Result<ValueId, String>> {
+fn batch_matmul(
+    ctx: &mut Ctx,
+    node: &TypedNode,
+    (a, b, out): (&[char], &[char], &[char]),
+) -> Option<Result<ValueId, String>> {
     let r = a.len();
     if r < 2 || b.len() != r || out.len() != r || a[..r - 2] != b[..r - 2] || a[..r - 2] != out[..r - 2] {
         return None;
