@@ -21,6 +21,7 @@ import onnx
 import onnxruntime as ort
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine, make_regression
 from sklearn.model_selection import train_test_split
+from modelfiles import read_csv, write_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "models")
@@ -31,18 +32,6 @@ SEED = 0
 # The backends each model must pass (tests/ml_models.rs reads meta.json's `backends`):
 # kept from the meta.json being replaced, "float" for a new model.
 ALL = None
-
-
-def write_csv(path, rows, fmt="%.9g"):
-    rows = np.asarray(rows).reshape(len(rows), -1)
-    with open(path, "w") as f:
-        for r in rows:
-            f.write(",".join(fmt % v for v in r) + "\n")
-
-
-def read_csv(path):
-    with open(path) as f:
-        return np.array([[float(v) for v in line.split(",")] for line in f if line.strip()], dtype=np.float32)
 
 
 def ort_outputs(model_path, X):

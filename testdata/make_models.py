@@ -48,6 +48,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch import nn
+from modelfiles import read_csv, write_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "models")
@@ -87,19 +88,6 @@ BLOCKED_BY = {}
 # ----------------------------------------------------------------------------
 # files
 # ----------------------------------------------------------------------------
-def write_csv(path, rows, fmt="%.9g"):
-    rows = np.asarray(rows).reshape(len(rows), -1)
-    with open(path, "w") as f:
-        for r in rows:
-            f.write(",".join(fmt % v for v in r) + "\n")
-
-
-def read_csv(path):
-    with open(path) as f:
-        return np.array([[float(v) for v in line.split(",")] for line in f if line.strip()],
-                        dtype=np.float32)
-
-
 def input_shape(model):
     """The model's input dims, a symbolic dim as -1."""
     dims = model.graph.input[0].type.tensor_type.shape.dim

@@ -30,23 +30,12 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
+from modelfiles import read_csv, write_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "models")
 N_TEST = 100
 N_CALIB = 150
-
-
-def write_csv(path, rows, fmt="%.9g"):
-    rows = np.asarray(rows).reshape(len(rows), -1)
-    with open(path, "w") as f:
-        for r in rows:
-            f.write(",".join(fmt % v for v in r) + "\n")
-
-
-def read_csv(path):
-    with open(path) as f:
-        return np.array([[float(v) for v in line.split(",")] for line in f if line.strip()], dtype=np.float32)
 
 
 def digits():

@@ -18,6 +18,7 @@ import torch
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
+from modelfiles import read_csv, write_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "models")
@@ -33,18 +34,6 @@ MODELS = {
     "torch_act_silu_op13": (lambda: [torch.nn.SiLU(), torch.nn.LeakyReLU(0.2)], 13, True),
     "torch_act_elu_hardsigmoid_op13": (lambda: [torch.nn.ELU(), torch.nn.Hardsigmoid()], 13, False),
 }
-
-
-def write_csv(path, rows, fmt="%.9g"):
-    rows = np.asarray(rows).reshape(len(rows), -1)
-    with open(path, "w") as f:
-        for r in rows:
-            f.write(",".join(fmt % v for v in r) + "\n")
-
-
-def read_csv(path):
-    with open(path) as f:
-        return np.array([[float(v) for v in line.split(",")] for line in f if line.strip()], dtype=np.float32)
 
 
 class Affine(torch.nn.Module):

@@ -86,10 +86,27 @@ fn wire_input(prefix: &str, model: &mut TypedModel, x: OutletId) -> TractResult<
     if model.outlet_fact(x)?.rank() == 1 {
         x = model.wire_node(format!("{prefix}.add_batch_axis"), AxisOp::Add(0), &[x])?[0];
     }
-    if model.outlet_fact(x)?.datum_type != f32::datum_type() {
-        x = model.wire_node(format!("{prefix}.to_f32"), tract_core::ops::cast::cast(f32::datum_type()), &[x])?[0];
+    to_f32(prefix, model, x)
+}
+
+/// `x` as f32: ONNX-ML ops also take integers.
+fn to_f32(prefix: &str, model: &mut TypedModel, x: OutletId) -> TractResult<OutletId> {
+    if model.outlet_fact(x)?.datum_type == f32::datum_type() {
+        return Ok(x);
     }
-    Ok(x)
+    Ok(model.wire_node(format!("{prefix}.to_f32"), tract_core::ops::cast::cast(f32::datum_type()), &[x])?[0])
+}
+
+/// One input, one f32 output of its shape (`Scaler`, `Normalizer`).
+fn same_shape_rules<'r, 'p: 'r>(
+    s: &mut Solver<'r>,
+    inputs: &'p [TensorProxy],
+    outputs: &'p [TensorProxy],
+) -> InferenceResult {
+    check_input_arity(inputs, 1)?;
+    check_output_arity(outputs, 1)?;
+    s.equals(&outputs[0].datum_type, DatumType::F32)?;
+    s.equals(&inputs[0].shape, &outputs[0].shape)
 }
 
 /// Wires the post transform and, for a classifier, the label (the scores' argmax,
@@ -559,16 +576,10 @@ impl Expansion for Scaler {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, 1)?;
-        s.equals(&outputs[0].datum_type, DatumType::F32)?;
-        s.equals(&inputs[0].shape, &outputs[0].shape)
+        same_shape_rules(s, inputs, outputs)
     }
     fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
-        let mut x = inputs[0];
-        if model.outlet_fact(x)?.datum_type != f32::datum_type() {
-            x = model.wire_node(format!("{prefix}.to_f32"), tract_core::ops::cast::cast(f32::datum_type()), &[x])?[0];
-        }
+        let x = to_f32(prefix, model, inputs[0])?;
         let offset = model.add_const(format!("{prefix}.offset"), self.offset.clone())?;
         let scale = model.add_const(format!("{prefix}.scale"), self.scale.clone())?;
         let y = wire_with_rank_broadcast(format!("{prefix}.sub"), model, tract_core::ops::math::sub(), &[x, offset])?;
@@ -596,16 +607,10 @@ impl Expansion for Normalizer {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, 1)?;
-        s.equals(&outputs[0].datum_type, DatumType::F32)?;
-        s.equals(&inputs[0].shape, &outputs[0].shape)
+        same_shape_rules(s, inputs, outputs)
     }
     fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
-        let mut x = inputs[0];
-        if model.outlet_fact(x)?.datum_type != f32::datum_type() {
-            x = model.wire_node(format!("{prefix}.to_f32"), tract_core::ops::cast::cast(f32::datum_type()), &[x])?[0];
-        }
+        let x = to_f32(prefix, model, inputs[0])?;
         model.wire_node(prefix, IrOp(secc_ir::Op::Normalize(Normalize { norm: self.0 })), &[x])
     }
 }
