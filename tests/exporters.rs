@@ -41,6 +41,12 @@ impl Model {
         }
     }
 
+    /// Whether each sample has several targets.
+    fn multi_target(&self) -> bool {
+        let labels = std::fs::read_to_string(model_dir(&self.name).join("labels.csv")).unwrap();
+        labels.lines().next().is_some_and(|l| l.contains(','))
+    }
+
     fn compiled(&self) -> &Compiled {
         match &self.compiled {
             Ok(c) => c,
@@ -166,6 +172,11 @@ fn float_matches_onnxruntime() {
                 assert!(close(*a, *b as f64, 1e-4), "{} row {row}: float IR {a}, onnxruntime {b}", m.name);
             }
         }
+        // Several targets (a labels.csv row per sample with a column per target): the
+        // per-target checks are tests/ml_models.rs's.
+        if m.multi_target() {
+            continue;
+        }
         let task = if m.meta.task == "regression" { "regression" } else { "classification" };
         let f = metric(task, &ys, &labels(&m.name));
         assert!(close(f, m.meta.float_metric, 1e-5), "{}: float metric {f}, meta.json {}", m.name, m.meta.float_metric);
@@ -179,7 +190,7 @@ fn float_matches_onnxruntime() {
 #[test]
 fn simulation_keeps_float_accuracy_within_one_point() {
     // Measured on every model that compiles (the README's table), checked where listed.
-    for m in models().iter().filter(|m| m.compiled.is_ok()) {
+    for m in models().iter().filter(|m| m.compiled.is_ok() && !m.multi_target()) {
         let c = m.compiled();
         let (f, q) = (score(m, &run(&c.float, &m.test)), score(m, &run(&c.quantized, &m.test)));
         let what = if m.meta.task == "regression" { "R²" } else { "accuracy" };

@@ -16,7 +16,7 @@ const LOGIT_BOUND: f64 = 0.05;
 
 #[test]
 fn every_model_agrees_with_the_float_ir_and_sends_what_the_plan_says() {
-    let models = MODELS.iter().chain(&["unseen_cnn", "unseen_gelu"]);
+    let models = MODELS.iter().chain(&["unseen_cnn", "unseen_gelu"]).filter(|n| runs_on(n, "mpc"));
     for name in models {
         let (g, plan) = mpc_plan(name);
         let xs = samples(&g, name, "test.csv");
@@ -49,7 +49,7 @@ fn every_model_agrees_with_the_float_ir_and_sends_what_the_plan_says() {
 
 #[test]
 fn forests_match_the_float_model_on_every_test_row() {
-    for name in MODELS.iter().filter(|n| is_tree(n)) {
+    for name in MODELS.iter().filter(|n| is_tree(n) && runs_on(n, "mpc")) {
         let (g, plan) = mpc_plan(name);
         let xs = samples(&g, name, "test.csv");
         let flat: Vec<Vec<f32>> = xs.iter().map(|s| s[0].as_f32().unwrap().iter().copied().collect()).collect();

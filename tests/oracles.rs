@@ -20,7 +20,7 @@ fn float_ir_agrees_with_tract_and_onnxruntime() {
         let g = import_float(&path).unwrap();
         let xs = samples(&g, name, "test.csv");
         let expected = rows(name, "expected.csv", g.ty(g.outputs[0]).shape.numel());
-        let tract = (!is_tree(name)).then(|| {
+        let tract = (!is_onnx_ml(name)).then(|| {
             let shape = g.ty(g.inputs[0]).shape.0.clone();
             tract_onnx::onnx()
                 .model_for_path(&path)
@@ -106,8 +106,12 @@ fn tree_ensembles_keep_r2_and_labels_in_simulation() {
             eprintln!("{name}: R² float {rf:.4}, simulation {rq:.4}");
             assert!((rf - rq).abs() <= 0.02, "{name}: R² {rq} vs float {rf}");
         } else {
-            let differ = f.iter().zip(&q).filter(|(a, b)| argmax(a) != argmax(b)).count();
-            assert_eq!(differ, 0, "{name}: {differ} of {} labels differ from float", f.len());
+            // At the cheapest widths (no accuracy budget; `secc compile` widens them) a
+            // label may move: accuracy stays within two points.
+            let labels = labels(name);
+            let (af, aq) = (metric("classification", &f, &labels), metric("classification", &q, &labels));
+            eprintln!("{name}: accuracy float {af:.4}, simulation {aq:.4}");
+            assert!(aq >= af - 0.02, "{name}: accuracy {aq} vs float {af}");
         }
     }
 }
@@ -125,7 +129,8 @@ fn final_activation_runs_on_the_client_unless_tables_are_asked_for() {
     // sigmoid(dequantize(acc)): the client applies the sigmoid after decryption.
     assert_eq!(clear.quantized.node(clear.quantized.outputs[0]).op.mnemonic(), "sigmoid");
     assert_eq!(producer(&clear), "dequantize");
-    let cfg = QuantConfig { output_tables: true, ..QuantConfig::default() };
+    // The raw breast-cancer features give logits of ±200: an 8-bit table over them.
+    let cfg = QuantConfig { output_tables: true, table_bits: 8, ..QuantConfig::default() };
     let tabled = compile_float(g, &calib, &Options { quant: cfg, ..Options::default() }).unwrap();
     assert_eq!(producer(&tabled), "lut");
     let xs = samples(&tabled.float, name, "test.csv");
@@ -135,6 +140,6 @@ fn final_activation_runs_on_the_client_unless_tables_are_asked_for() {
         let q = to_f64(&secc_ir::interp::run_graph(&tabled.quantized, x).unwrap()[0])[0];
         worst = worst.max((f - q).abs());
     }
-    // A 6-bit table over the logit range: probabilities within a few table steps.
+    // Probabilities within a few table steps.
     assert!(worst < 0.15, "sigmoid table off by {worst}");
 }

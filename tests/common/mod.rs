@@ -26,9 +26,15 @@ pub const MODELS: &[&str] = &[
     "gb_classifier",
 ];
 
-/// Whether a testdata model is a tree ensemble (tract does not load those).
+/// Whether a testdata model is a tree ensemble.
 pub fn is_tree(name: &str) -> bool {
     name.starts_with("rf_") || name.starts_with("gb_")
+}
+
+/// Whether a testdata model holds ONNX-ML ops (scikit-learn's exports), which plain
+/// tract does not load as skl2onnx writes them (ZipMap).
+pub fn is_onnx_ml(name: &str) -> bool {
+    is_tree(name) || name.starts_with("linreg_") || name == "logreg"
 }
 
 /// Coefficient of determination of single-output predictions.
@@ -49,6 +55,12 @@ pub struct Meta {
     pub backends: Vec<String>,
     /// What the model waits for, or why a backend is missing from `backends`.
     pub blocked_by: Option<String>,
+}
+
+/// Whether a testdata model's meta.json lists `backend` (a classifier whose forest
+/// needs 32 fractional bits before a fitted softmax has no SMPC plan, for one).
+pub fn runs_on(name: &str, backend: &str) -> bool {
+    meta(name).backends.iter().any(|b| b == backend)
 }
 
 pub fn meta(name: &str) -> Meta {
