@@ -6,6 +6,10 @@ dynamo_dynamic_batch/: a small conv net exported by torch's dynamo exporter (ops
 with a dynamic batch axis, flattened with `x.view(x.size(0), -1)`; the exporter writes
 the weights to `model.onnx.data` beside the model (external data). x.csv holds 4 samples
 (one per row, flattened), expected.csv onnxruntime's outputs for them.
+
+legacy_dynamic_batch/: the same net by the legacy exporter (dynamo=False, opset 13)
+with a dynamic batch axis: the flatten becomes Shape → Gather → Unsqueeze → Concat →
+Reshape on the symbolic batch dimension.
 """
 
 import os
@@ -30,18 +34,23 @@ class ConvNet(torch.nn.Module):
 
 def main():
     torch.manual_seed(0)
-    d = os.path.join(OUT, "dynamo_dynamic_batch")
-    os.makedirs(d, exist_ok=True)
     model = ConvNet().eval()
-    batch = torch.export.Dim("batch")
-    path = os.path.join(d, "model.onnx")
-    torch.onnx.export(model, (torch.randn(2, 1, 8, 8),), path, opset_version=18, dynamo=True,
-                      input_names=["x"], output_names=["y"], dynamic_shapes={"x": {0: batch}},
-                      external_data=True)
     x = np.random.RandomState(0).randn(4, 64).astype(np.float32)
-    y = ort.InferenceSession(path).run(None, {"x": x.reshape(4, 1, 8, 8)})[0]
-    np.savetxt(os.path.join(d, "x.csv"), x, delimiter=",", fmt="%.9g")
-    np.savetxt(os.path.join(d, "expected.csv"), y, delimiter=",", fmt="%.9g")
+    for name, dynamo in (("dynamo_dynamic_batch", True), ("legacy_dynamic_batch", False)):
+        d = os.path.join(OUT, name)
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, "model.onnx")
+        sample = (torch.randn(2, 1, 8, 8),)
+        if dynamo:
+            torch.onnx.export(model, sample, path, opset_version=18, dynamo=True, input_names=["x"],
+                              output_names=["y"], dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+                              external_data=True)
+        else:
+            torch.onnx.export(model, sample, path, opset_version=13, dynamo=False, input_names=["x"],
+                              output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+        y = ort.InferenceSession(path).run(None, {"x": x.reshape(4, 1, 8, 8)})[0]
+        np.savetxt(os.path.join(d, "x.csv"), x, delimiter=",", fmt="%.9g")
+        np.savetxt(os.path.join(d, "expected.csv"), y, delimiter=",", fmt="%.9g")
 
 
 if __name__ == "__main__":

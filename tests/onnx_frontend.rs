@@ -10,7 +10,18 @@ use std::path::PathBuf;
 /// (`x.view(x.size(0), -1)`). The batch axis is one sample; float matches onnxruntime.
 #[test]
 fn a_dynamo_export_with_external_weights_and_a_dynamic_batch_matches_onnxruntime() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/onnx-frontend/dynamo_dynamic_batch");
+    matches_onnxruntime("dynamo_dynamic_batch");
+}
+
+/// The legacy exporter computes the same flatten's shape from the symbolic batch
+/// dimension (Shape, Gather, Unsqueeze, Concat): fixed to one sample, it folds.
+#[test]
+fn a_legacy_export_with_a_dynamic_batch_matches_onnxruntime() {
+    matches_onnxruntime("legacy_dynamic_batch");
+}
+
+fn matches_onnxruntime(name: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/onnx-frontend").join(name);
     let g = secc_compiler::pipeline::import_float(&dir.join("model.onnx")).unwrap();
     let shape = g.ty(g.inputs[0]).shape.0.clone();
     assert_eq!(shape, [1, 1, 8, 8]);
