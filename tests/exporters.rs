@@ -12,7 +12,6 @@ use secc_compiler::pipeline::{compile_float, import_float, Compiled, Options};
 use secc_ir::lowered::mpc::StepOp;
 use secc_ir::Tensor;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 /// Test rows each model runs under SMPC (three parties over loopback) and TFHE.
 const MPC_ROWS: usize = 2;
@@ -208,9 +207,7 @@ fn mpc_agrees_with_float_within_the_plan_bound() {
         let c = m.compiled();
         let plan = c.mpc.as_ref().unwrap_or_else(|e| panic!("{}: no SMPC plan: {e}", m.name));
         let xs = &m.test[..MPC_ROWS];
-        let flat: Vec<Vec<f32>> = xs.iter().map(|s| s[0].as_f32().unwrap().iter().copied().collect()).collect();
-        let reports = secc_runtime::mpc::session::run_local(plan, &flat, Duration::from_secs(60), 1).unwrap();
-        let got = reports[plan.roles.receiver].outputs.as_ref().unwrap();
+        let got = run_plan(plan, xs);
         // The plan is exact up to its fixed point (2^-frac_bits per truncation) except
         // where it evaluates a fitted function; `secc inspect` states each one's error,
         // not the outputs': through the layers after it, that error reaches the logits

@@ -5,10 +5,9 @@
 
 mod common;
 
-use common::{argmax, model_dir, samples};
+use common::{argmax, model_dir, run_plan, samples};
 use secc_compiler::pipeline::{compile_float, import_float, Compiled, Options};
 use secc_ir::{Graph, Tensor};
-use std::time::Duration;
 
 #[derive(serde::Deserialize)]
 struct Meta {
@@ -123,9 +122,7 @@ fn mpc_agrees_with_the_float_ir() {
             }
         };
         let xs = &xs[..ROWS];
-        let flat: Vec<Vec<f32>> = xs.iter().map(|s| s[0].as_f32().unwrap().iter().copied().collect()).collect();
-        let reports = secc_runtime::mpc::session::run_local(plan, &flat, Duration::from_secs(60), 1).unwrap();
-        let got = reports[plan.roles.receiver].outputs.as_ref().unwrap();
+        let got = run_plan(plan, xs);
         for (y, want) in got.iter().zip(run(&c.float, xs)) {
             let y: Vec<f64> = y.iter().map(|&v| v as f64).collect();
             let worst = y.iter().zip(&want).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max);

@@ -52,15 +52,7 @@ fn forests_match_the_float_model_on_every_test_row() {
     for name in MODELS.iter().filter(|n| is_tree(n) && runs_on(n, "mpc")) {
         let (g, plan) = mpc_plan(name);
         let xs = samples(&g, name, "test.csv");
-        let flat: Vec<Vec<f32>> = xs.iter().map(|s| s[0].as_f32().unwrap().iter().copied().collect()).collect();
-        let reports = secc_runtime::mpc::session::run_local(&plan, &flat, Duration::from_secs(30), 1).unwrap();
-        let got: Vec<Vec<f64>> = reports[plan.roles.receiver]
-            .outputs
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|y| y.iter().map(|&v| v as f64).collect())
-            .collect();
+        let got: Vec<Vec<f64>> = run_plan(&plan, &xs).iter().map(|y| y.iter().map(|&v| v as f64).collect()).collect();
         let want: Vec<Vec<f64>> =
             xs.iter().map(|x| secc_ir::interp::run_graph(&g, x).unwrap()[0].to_f64_vec()).collect();
         // Every path is exact: each output equals the float model's up to fixed-point

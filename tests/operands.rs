@@ -113,9 +113,7 @@ fn a_softmax_runs_under_smpc_within_its_stated_bound() {
             .expect("the plan states the softmax's bound");
         let xs = samples(&g, name, "test.csv");
         let xs = &xs[..MPC_ROWS];
-        let flat: Vec<Vec<f32>> = xs.iter().map(|s| s[0].as_f32().unwrap().iter().copied().collect()).collect();
-        let reports = secc_runtime::mpc::session::run_local(&plan, &flat, Duration::from_secs(60), 1).unwrap();
-        let got = reports[plan.roles.receiver].outputs.as_ref().unwrap();
+        let got = run_plan(&plan, xs);
         let mut worst: f64 = 0.0;
         for (x, y) in xs.iter().zip(got) {
             let want = secc_ir::interp::run_graph(&g, x).unwrap()[0].to_f64_vec();

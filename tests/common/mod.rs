@@ -116,6 +116,14 @@ pub fn compile(
     (secc_compiler::pipeline::compile_float(g, &calib, &opts).unwrap(), calib)
 }
 
+/// The receiver's outputs of `plan` run by three parties over loopback TLS on `xs`
+/// (samples of the plan's single input).
+pub fn run_plan(plan: &secc_ir::lowered::mpc::Plan, xs: &[Vec<Tensor>]) -> Vec<Vec<f32>> {
+    let flat: Vec<Vec<f32>> = xs.iter().map(|s| s[0].as_f32().unwrap().iter().copied().collect()).collect();
+    let reports = secc_runtime::mpc::session::run_local(plan, &flat, std::time::Duration::from_secs(60), 1).unwrap();
+    reports[plan.roles.receiver].outputs.clone().unwrap()
+}
+
 /// A testdata model's float IR and the SMPC plan the pipeline compiled (default settings).
 pub fn mpc_plan(name: &str) -> (Graph, secc_ir::lowered::mpc::Plan) {
     let (c, _) = compile(name, &Default::default());
