@@ -24,7 +24,7 @@ struct Outcome {
 
 fn check_model(name: &str, rows: usize) -> Outcome {
     let (c, _) = compile(name, &QuantConfig::default());
-    let q = &c.quantized;
+    let q = c.quantized.as_ref().unwrap();
     let circuit = c.fhe.as_ref().unwrap();
     let (ck, sk) = generate_keys(&circuit.params.name).unwrap();
     let big = ck.big_key();
