@@ -8,3 +8,4 @@ pub mod inspect;
 pub mod ir;
 pub mod party;
 pub mod run;
+pub mod serve;

@@ -25,6 +25,7 @@ pub mod piecewise;
 pub mod pool;
 pub mod prg;
 pub mod relu;
+pub mod serve;
 pub mod session;
 pub mod share;
 #[cfg(test)]
