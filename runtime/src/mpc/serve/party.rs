@@ -95,8 +95,10 @@ pub fn serve_party(
         eprintln!("party {id}: session {sessions} up");
         let mut batch = Vec::new();
         let e = run_session(net, plan, &queue, config, &mut batch);
-        let why = format!("party {id} lost its session with the other parties while running this request: {e}");
-        for r in batch.drain(..) {
+        // The queued requests fail too: a restarted party does not hold them, so the
+        // next session could not run them.
+        let why = format!("party {id} lost its session with the other parties: {e}");
+        for r in batch.drain(..).chain(queue.drain()) {
             let _ = r.reply.send(Reply::Error(why.clone()));
         }
         eprintln!("party {id}: session {sessions} ended ({e}); reconnecting");
@@ -149,7 +151,7 @@ fn run_batch(
     }
     // Every party hears from both others each round, so an idle round still finds a lost peer.
     let got = p.net.round(others(vec![batch.len() as u64]), from_others(1))?;
-    let n = got[LEADER][0];
+    let n = if id == LEADER { batch.len() as u64 } else { got[LEADER][0] };
     if n > MAX_QUEUED as u64 {
         return Err(MpcError::Garbage { peer: LEADER, round: p.traffic().rounds, what: format!("a batch of {n}") });
     }
@@ -269,6 +271,11 @@ impl Queue {
         q.push_back(r);
         self.changed.notify_all();
         Ok(())
+    }
+
+    /// Takes every queued request.
+    fn drain(&self) -> Vec<Pending> {
+        self.lock().drain(..).collect()
     }
 
     /// Drops request `id` if it is still queued (its client stopped waiting).
