@@ -1,6 +1,6 @@
 //! The SMPC service end to end: three `secc party serve` processes on loopback, outside
 //! clients (the library's and `secc infer`) sharing inputs with them. Concurrent
-//! clients get the float IR's outputs; bad requests, clients that vanish, unpinned
+//! clients get the float IR's outputs, with the parties' memory flat; bad requests, clients that vanish, unpinned
 //! client keys and a killed party each give a clear error while the service serves on.
 
 mod common;
@@ -127,6 +127,16 @@ impl Service {
         }
     }
 
+    /// Each party's resident memory, in KiB.
+    fn rss_kib(&self) -> [u64; 3] {
+        [0, 1, 2].map(|id| {
+            let pid = self.parties[id].as_ref().unwrap().id();
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        })
+    }
+
     /// What the parties wrote to standard error.
     fn logs(&self) -> String {
         (0..3).map(|i| std::fs::read_to_string(self.dir.join(format!("p{i}.log"))).unwrap_or_default()).collect()
@@ -164,21 +174,16 @@ fn eight_concurrent_clients_get_the_float_outputs_and_unpinned_clients_are_refus
     let client_key = Identity::generate();
     let service = Service::start("load", &plan, true, &[client_key.pin()]);
     service.ready(&client_key, &xs[..1]);
-    // 200 requests from 8 clients at once; each client keeps its connections.
-    let per_client = 25;
-    std::thread::scope(|s| {
-        for t in 0..8 {
-            let (service, client_key, xs, want) = (&service, &client_key, &xs, &want);
-            s.spawn(move || {
-                let mut client = service.client(client_key).unwrap();
-                for i in 0..per_client {
-                    let row = (t * per_client + i) % xs.len();
-                    let y = client.infer(&xs[row..row + 1]).unwrap();
-                    assert_close(&y[0], &want[row], &format!("client {t}, request {i} (row {row})"));
-                }
-            });
-        }
-    });
+    // 200 requests from 8 clients at once, then 800 more: every output right, and the
+    // parties' memory flat over the 800.
+    load(&service, &client_key, &xs, &want, 25);
+    let early = service.rss_kib();
+    load(&service, &client_key, &xs, &want, 100);
+    let late = service.rss_kib();
+    eprintln!("parties' resident memory after 200 requests: {early:?} KiB; after 800 more: {late:?} KiB");
+    for id in 0..3 {
+        assert!(late[id] <= early[id] + 8192, "party {id}'s memory grew from {} KiB to {} KiB", early[id], late[id]);
+    }
     // Several rows in one request come back in order.
     let mut client = service.client(&client_key).unwrap();
     let y = client.infer(&xs[..5]).unwrap();
@@ -208,6 +213,23 @@ fn eight_concurrent_clients_get_the_float_outputs_and_unpinned_clients_are_refus
         assert_close(y, w, &format!("secc infer, row {r}"));
     }
     assert!(!service.logs().contains("panicked"), "{}", service.logs());
+}
+
+/// 8 clients at once, `per_client` one-sample requests each on its own connections;
+/// every output within the bound of the float IR's.
+fn load(service: &Service, key: &Identity, xs: &[Vec<f32>], want: &[Vec<f64>], per_client: usize) {
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            s.spawn(move || {
+                let mut client = service.client(key).unwrap();
+                for i in 0..per_client {
+                    let row = (t * per_client + i) % xs.len();
+                    let y = client.infer(&xs[row..row + 1]).unwrap();
+                    assert_close(&y[0], &want[row], &format!("client {t}, request {i} (row {row})"));
+                }
+            });
+        }
+    });
 }
 
 /// Opens a plain connection to a party's client port.
