@@ -46,7 +46,9 @@ fn main() {
     let shape = g.ty(g.inputs[0]).shape.0.clone();
     let tensors: Vec<Vec<secc_ir::Tensor>> = calib
         .iter()
-        .map(|r| vec![secc_ir::Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), r.clone()).unwrap())])
+        .map(|r| {
+            vec![secc_ir::Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), r.clone()).unwrap())]
+        })
         .collect();
     let compiled = secc_compiler::pipeline::compile_float(g, &tensors, &Default::default()).unwrap();
     let plan = compiled.mpc.unwrap();
@@ -84,7 +86,9 @@ fn main() {
     let link = ClientLink::Tls(ClientTls::new(&me, pins).unwrap());
     // Wait for the session.
     let start = Instant::now();
-    while ServiceClient::connect(client_addrs, &link, Duration::from_secs(10)).and_then(|mut c| c.infer(&xs[..1])).is_err()
+    while ServiceClient::connect(client_addrs, &link, Duration::from_secs(10))
+        .and_then(|mut c| c.infer(&xs[..1]))
+        .is_err()
     {
         assert!(start.elapsed() < Duration::from_secs(30), "the parties did not meet");
         std::thread::sleep(Duration::from_millis(50));

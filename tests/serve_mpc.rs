@@ -86,11 +86,8 @@ impl Service {
 
     fn spawn(&mut self, id: usize) {
         let plan = if id == self.model_owner { "owner.plan" } else { "other.plan" };
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("p{id}.log")))
-            .unwrap();
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(format!("p{id}.log"))).unwrap();
         let mut c = Command::new(env!("CARGO_BIN_EXE_secc"));
         c.current_dir(&self.dir)
             .args(["party", "serve", plan, "--id", &id.to_string(), "--parties", "parties.toml"])
@@ -253,7 +250,8 @@ fn bad_requests_and_vanishing_clients_get_clear_errors_while_others_are_served()
     let service = Service::start("bad", &plan, false, &[]);
     service.ready(&me, &xs[..1]);
     let len = xs[0].len();
-    let infer = |id: [u8; 16], rows: u32, words: usize| Request::Infer { id, rows, s0: vec![1; words], s1: vec![2; words] };
+    let infer =
+        |id: [u8; 16], rows: u32, words: usize| Request::Infer { id, rows, s0: vec![1; words], s1: vec![2; words] };
 
     // Garbage instead of a message.
     let mut s = raw(service.clients[0]);

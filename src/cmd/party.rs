@@ -233,14 +233,19 @@ pub fn keygen(a: KeygenArgs) -> Result<()> {
 fn security(a: &PartyArgs, pins: &[Pin], parties: &Path) -> Result<Security> {
     Ok(match identity(a.key.as_deref(), a.insecure, pins, parties)? {
         None => Security::Plain,
-        Some((identity, pins)) => {
-            Security::Tls(Tls::new(a.id, &identity, pins).with_context(|| a.key.as_ref().expect("a key").display().to_string())?)
-        }
+        Some((identity, pins)) => Security::Tls(
+            Tls::new(a.id, &identity, pins).with_context(|| a.key.as_ref().expect("a key").display().to_string())?,
+        ),
     })
 }
 
 /// The key at `key` and the three pins, or `None` (after the warning) with `--insecure`.
-pub fn identity(key: Option<&Path>, insecure: bool, pins: &[Pin], parties: &Path) -> Result<Option<(Identity, [Pin; 3])>> {
+pub fn identity(
+    key: Option<&Path>,
+    insecure: bool,
+    pins: &[Pin],
+    parties: &Path,
+) -> Result<Option<(Identity, [Pin; 3])>> {
     if insecure {
         eprintln!("{INSECURE}");
         return Ok(None);

@@ -97,11 +97,14 @@ fn run_steps(
             StepOp::Share { out, len } => match &mut inputs {
                 Inputs::Owned(input) => {
                     let x: Option<Vec<u64>> = match input {
-                        Some(v) if id == plan.roles.data_owner => Some(v.iter().map(|&x| encode(x as f64, f)).collect()),
+                        Some(v) if id == plan.roles.data_owner => {
+                            Some(v.iter().map(|&x| encode(x as f64, f)).collect())
+                        }
                         _ => None,
                     };
                     let w = weight_words(id, plan)?;
-                    let mut secrets = vec![Secret { owner: plan.roles.data_owner, words: x.as_deref(), len: batch * len }];
+                    let mut secrets =
+                        vec![Secret { owner: plan.roles.data_owner, words: x.as_deref(), len: batch * len }];
                     secrets.extend(weight_secrets(plan, w.as_deref()));
                     let mut shares = share(p, &secrets, false)?;
                     weights = Cow::Owned(shares.split_off(1));

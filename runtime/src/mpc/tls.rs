@@ -121,7 +121,8 @@ impl Tls {
                  (`secc party-keygen` printed its pin when it wrote the key)"
             )));
         }
-        let verifier = Arc::new(Pinned { own: Some(id), pins, algorithms: provider().signature_verification_algorithms });
+        let verifier =
+            Arc::new(Pinned { own: Some(id), pins, algorithms: provider().signature_verification_algorithms });
         let server = server_config(identity, verifier.clone())?;
         let client = client_config(identity, verifier)?;
         Ok(Tls { id, pins, client, server })
@@ -283,7 +284,8 @@ pub struct ClientGate {
 impl ClientGate {
     /// The gate of the party with `identity`; `client_pins` empty admits any client.
     pub fn new(identity: &Identity, client_pins: Vec<Pin>) -> Result<ClientGate, MpcError> {
-        let verifier = Arc::new(ClientPins { pins: client_pins, algorithms: provider().signature_verification_algorithms });
+        let verifier =
+            Arc::new(ClientPins { pins: client_pins, algorithms: provider().signature_verification_algorithms });
         Ok(ClientGate { server: server_config(identity, verifier)? })
     }
 

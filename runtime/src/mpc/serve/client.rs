@@ -60,8 +60,11 @@ impl ServiceClient {
         if plans[0] != plans[1] || plans[0] != plans[2] {
             return Err(ServeError::Disagree("the three parties serve different plans".into()));
         }
-        let plan = Plan::from_bytes(&plans[0])
-            .map_err(|e| ServeError::Link { party: 0, addr: addrs[0].to_string(), reason: format!("its plan: {e}") })?;
+        let plan = Plan::from_bytes(&plans[0]).map_err(|e| ServeError::Link {
+            party: 0,
+            addr: addrs[0].to_string(),
+            reason: format!("its plan: {e}"),
+        })?;
         let mut seed = [0u8; 32];
         rand_core::OsRng.fill_bytes(&mut seed);
         Ok(ServiceClient { links, plan, rng: ChaCha20Rng::from_seed(seed) })

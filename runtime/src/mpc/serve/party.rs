@@ -176,7 +176,8 @@ fn run_batch(
     let held: Vec<u64> =
         named.iter().map(|(rid, rows)| batch.iter().any(|r| r.id == *rid && r.rows == *rows) as u64).collect();
     let got = p.net.round(others(held.clone()), from_others(n))?;
-    let everywhere: Vec<bool> = (0..n).map(|k| (0..3).all(|q| if q == id { held[k] == 1 } else { got[q][k] == 1 })).collect();
+    let everywhere: Vec<bool> =
+        (0..n).map(|k| (0..3).all(|q| if q == id { held[k] == 1 } else { got[q][k] == 1 })).collect();
     let mut run = Vec::new();
     for r in batch.drain(..) {
         match named.iter().position(|(rid, rows)| r.id == *rid && r.rows == *rows) {

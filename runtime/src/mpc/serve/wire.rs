@@ -122,7 +122,10 @@ mod tests {
         let mut huge = buf[..HEADER].to_vec();
         huge[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(matches!(read_message::<Request>(&mut &huge[..], 1 << 20), Err(WireError::TooLong { .. })));
-        assert!(matches!(read_message::<Request>(&mut &b"GET / HTTP/1.1\r\n\r\n"[..], 1 << 20), Err(WireError::Header)));
+        assert!(matches!(
+            read_message::<Request>(&mut &b"GET / HTTP/1.1\r\n\r\n"[..], 1 << 20),
+            Err(WireError::Header)
+        ));
         let mut bad = buf.clone();
         bad[HEADER] = 9; // no such variant
         assert!(matches!(read_message::<Request>(&mut &bad[..], 1 << 20), Err(WireError::Body(_))));
