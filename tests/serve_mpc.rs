@@ -191,7 +191,7 @@ fn eight_concurrent_clients_get_the_float_outputs_and_unpinned_clients_are_refus
     assert_eq!(*client.plan(), plan.weightless());
     // A client key the parties do not pin is refused at the handshake, by name.
     let stranger = Identity::generate();
-    let err = service.client(&stranger).and_then(|mut c| c.infer(&xs[..1])).err().expect("an unpinned client");
+    let err = service.client(&stranger).and_then(|mut c| c.infer(&xs[..1])).expect_err("an unpinned client");
     assert!(err.to_string().contains("client_pins"), "{err}");
     // `secc infer` with a key file gives the same outputs, as CSV.
     write_key(&service.dir.join("client.key"), &client_key);

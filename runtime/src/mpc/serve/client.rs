@@ -184,8 +184,8 @@ fn reconstruct(shares: &[Vec<(Vec<u64>, Vec<u64>)>], rows: usize, f: u32) -> Res
         return Err(ServeError::Disagree("the parties sent different numbers of outputs".into()));
     }
     let mut per_output = Vec::new();
-    for k in 0..outputs {
-        let [a, b, c] = [0, 1, 2].map(|i| &shares[i][k]);
+    for (k, a) in shares[0].iter().enumerate() {
+        let (b, c) = (&shares[1][k], &shares[2][k]);
         let n = a.0.len();
         if [a.1.len(), b.0.len(), b.1.len(), c.0.len(), c.1.len()].iter().any(|&l| l != n) || n % rows != 0 {
             return Err(ServeError::Disagree(format!("output {k}: shares of different lengths")));

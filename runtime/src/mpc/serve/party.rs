@@ -176,25 +176,22 @@ fn run_batch(
     let held: Vec<u64> =
         named.iter().map(|(rid, rows)| batch.iter().any(|r| r.id == *rid && r.rows == *rows) as u64).collect();
     let got = p.net.round(others(held.clone()), from_others(n))?;
-    let everywhere: Vec<bool> =
-        (0..n).map(|k| (0..3).all(|q| if q == id { held[k] == 1 } else { got[q][k] == 1 })).collect();
+    let holders =
+        |k: usize| -> Vec<usize> { (0..3).filter(|&q| if q == id { held[k] == 1 } else { got[q][k] == 1 }).collect() };
     let mut run = Vec::new();
     for r in batch.drain(..) {
-        match named.iter().position(|(rid, rows)| r.id == *rid && r.rows == *rows) {
-            Some(k) if everywhere[k] => run.push((k, r)),
-            _ => {
-                let lacking: Vec<String> = (0..3)
-                    .filter(|&q| q != id)
-                    .filter(|&q| named.iter().position(|(rid, _)| *rid == r.id).is_none_or(|k| got[q][k] == 0))
-                    .map(|q| q.to_string())
-                    .collect();
-                let _ = r.reply.send(Reply::Error(format!(
-                    "party {} did not receive this request with the same number of rows (it may have restarted, \
-                     or the client did not reach it): nothing was run",
-                    lacking.join(" and party ")
-                )));
-            }
+        let k = named.iter().position(|(rid, _)| *rid == r.id).expect("a party takes only named requests");
+        let holders = holders(k);
+        if holders.len() == 3 {
+            run.push((k, r));
+            continue;
         }
+        let lacking: Vec<String> = (0..3).filter(|q| !holders.contains(q)).map(|q| q.to_string()).collect();
+        let _ = r.reply.send(Reply::Error(format!(
+            "party {} did not receive this request with the number of rows party 0 has (it may have restarted, \
+             or the client did not reach it): nothing was run",
+            lacking.join(" and party ")
+        )));
     }
     if run.is_empty() {
         return Ok(());
@@ -286,7 +283,7 @@ impl Queue {
 
     /// Party 0's next batch: once a request is queued, waits until `window` after it
     /// arrived or until `max_rows` samples are queued, then takes the oldest requests
-    /// that fit (at least one). Empty if nothing came within `idle`.
+    /// that fit (at least one). Empty if no batch is due within `idle`.
     fn next_batch(&self, window: Duration, max_rows: usize, idle: Duration) -> Vec<Pending> {
         let idle_until = Instant::now() + idle;
         let mut q = self.lock();
@@ -300,7 +297,11 @@ impl Queue {
                     if now >= due || q.iter().map(|r| r.rows).sum::<usize>() >= max_rows {
                         break;
                     }
-                    q = self.wait(q, due - now);
+                    // A window longer than `idle` still lets the idle round go out.
+                    if now >= idle_until {
+                        return Vec::new();
+                    }
+                    q = self.wait(q, due.min(idle_until) - now);
                 }
             }
         }
@@ -352,7 +353,11 @@ struct Gate {
 
 fn accept_clients(listener: TcpListener, gate: Arc<Gate>) {
     for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
+        let Ok(stream) = stream else {
+            // Out of file descriptors, say: wait for connections to close rather than spin.
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
         if gate.open.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
             gate.open.fetch_sub(1, Ordering::SeqCst);
             continue;
