@@ -308,6 +308,20 @@ fn bad_requests_and_vanishing_clients_get_clear_errors_while_others_are_served()
     // The client's own mistake is its error, before anything is sent.
     let e = client.infer(&[vec![0.0; 3]]).err().unwrap().to_string();
     assert!(e.contains("has 3 values; the model takes 64"), "{e}");
+    // The commands say what is wrong with a parties file or an absent service.
+    let secc = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_secc")).current_dir(&service.dir).args(args).output();
+    let dead = [free_port(), free_port(), free_port()].map(|p| format!("\"127.0.0.1:{p}\""));
+    std::fs::write(service.dir.join("no-clients.toml"), format!("parties = [{}]\n", dead.join(", "))).unwrap();
+    let out =
+        secc(&["party", "serve", "other.plan", "--id", "0", "--parties", "no-clients.toml", "--insecure"]).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no client addresses"), "{err}");
+    let toml = format!("parties = [{0}]\nclients = [{0}]\n", dead.join(", "));
+    std::fs::write(service.dir.join("dead.toml"), toml).unwrap();
+    std::fs::write(service.dir.join("x.csv"), "0\n").unwrap();
+    let out = secc(&["infer", "--parties", "dead.toml", "--input", "x.csv", "--insecure"]).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("cannot reach party 0"), "{err}");
     assert!(!service.logs().contains("panicked"), "{}", service.logs());
 }
 

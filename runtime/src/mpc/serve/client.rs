@@ -28,6 +28,9 @@ struct Links {
     conns: Vec<Box<dyn Stream>>,
     addrs: [SocketAddr; 3],
     timeout: Duration,
+    /// A connection failed: the replies still due on the others would be read as the
+    /// next request's, so none is sent.
+    broken: bool,
 }
 
 impl ServiceClient {
@@ -48,7 +51,7 @@ impl ServiceClient {
                 }
             });
         }
-        let mut links = Links { conns, addrs, timeout };
+        let mut links = Links { conns, addrs, timeout, broken: false };
         let mut plans = Vec::new();
         for party in 0..3 {
             links.send(party, &Request::Plan)?;
@@ -76,8 +79,12 @@ impl ServiceClient {
     }
 
     /// The outputs of the plan on `samples` (one row each), computed by the parties
-    /// on shares; large inputs go as several requests.
+    /// on shares; large inputs go as several requests. After an error that names a
+    /// connection ([`ServeError::Link`]), connect again.
     pub fn infer(&mut self, samples: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, ServeError> {
+        if self.links.broken {
+            return Err(ServeError::Broken);
+        }
         let len: usize = self.plan.input_shape.iter().product();
         if let Some(bad) = samples.iter().position(|r| r.len() != len) {
             return Err(ServeError::Input(format!(
@@ -104,7 +111,9 @@ impl ServiceClient {
         let mut id: RequestId = [0; 16];
         self.rng.fill_bytes(&mut id);
         let rows = samples.len();
-        for party in 0..3 {
+        // Party 0 schedules the request once it holds it: send it there last, so the
+        // other two rarely wait for it.
+        for party in (0..3).rev() {
             let request =
                 Request::Infer { id, rows: rows as u32, s0: slots[party].clone(), s1: slots[(party + 1) % 3].clone() };
             self.links.send(party, &request)?;
@@ -141,6 +150,11 @@ impl Links {
         read_message(&mut self.conns[party], limit).map_err(|e| self.link(party, e))
     }
 
+    fn link(&mut self, party: usize, e: WireError) -> ServeError {
+        self.broken = true;
+        ServeError::Link { party, addr: self.addrs[party].to_string(), reason: self.reason(e) }
+    }
+
     fn unexpected(&self, party: usize, reply: Reply) -> ServeError {
         match reply {
             Reply::Error(reason) => ServeError::Refused { party, reason },
@@ -148,16 +162,15 @@ impl Links {
         }
     }
 
-    fn link(&self, party: usize, e: WireError) -> ServeError {
-        let reason = match &e {
+    fn reason(&self, e: WireError) -> String {
+        match &e {
             WireError::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 format!("no reply within {:.1} s", self.timeout.as_secs_f64())
             }
             WireError::Io(io) if io.kind() == ErrorKind::UnexpectedEof => "it closed the connection".into(),
             WireError::Io(io) => tls_reason(io).unwrap_or_else(|| io.to_string()),
             e => e.to_string(),
-        };
-        ServeError::Link { party, addr: self.addrs[party].to_string(), reason }
+        }
     }
 }
 

@@ -77,6 +77,9 @@ pub enum ServeError {
     /// The parties serve different plans, or their output shares do not fit together.
     #[error("the parties disagree: {0}")]
     Disagree(String),
+    /// An earlier request broke this client's connections.
+    #[error("an earlier request failed on this client's connections; connect again")]
+    Broken,
     /// The client's own input does not fit the plan.
     #[error("{0}")]
     Input(String),
