@@ -117,10 +117,11 @@ fn run_session(mut net: Net, plan: &Plan, queue: &Queue, config: &ServeConfig, b
         Ok(w) => w,
         Err(e) => return abort(&mut p.net, e),
     };
-    let heartbeat = (config.timeout / 4).min(Duration::from_secs(1));
-    let arrival = (config.timeout / 4).min(Duration::from_secs(1));
+    // How often an idle party 0 starts a round, and how long the others wait for a
+    // named request to reach them: both well within the peers' timeout.
+    let beat = (config.timeout / 4).min(Duration::from_secs(1));
     loop {
-        if let Err(e) = run_batch(&mut p, plan, &weights, queue, config, heartbeat, arrival, batch) {
+        if let Err(e) = run_batch(&mut p, plan, &weights, queue, config, beat, batch) {
             return abort(&mut p.net, e);
         }
     }
@@ -128,15 +129,13 @@ fn run_session(mut net: Net, plan: &Plan, queue: &Queue, config: &ServeConfig, b
 
 /// One batch: party 0 names it, all agree on the requests all three hold, the plan
 /// runs on them, and each client gets this party's shares of its outputs.
-#[allow(clippy::too_many_arguments)]
 fn run_batch(
     p: &mut Party,
     plan: &Plan,
     weights: &[Shares],
     queue: &Queue,
     config: &ServeConfig,
-    heartbeat: Duration,
-    arrival: Duration,
+    beat: Duration,
     batch: &mut Vec<Pending>,
 ) -> Result<(), MpcError> {
     let id = p.id();
@@ -147,7 +146,7 @@ fn run_batch(
     };
     let from_others = |n: usize| -> [usize; 3] { [0, 1, 2].map(|q| if q == id { 0 } else { n }) };
     if id == LEADER {
-        *batch = queue.next_batch(config.batch_window, config.max_batch, heartbeat);
+        *batch = queue.next_batch(config.batch_window, config.max_batch, beat);
     }
     // Every party hears from both others each round, so an idle round still finds a lost peer.
     let got = p.net.round(others(vec![batch.len() as u64]), from_others(1))?;
@@ -169,7 +168,7 @@ fn run_batch(
         let got = p.net.round(Default::default(), expect)?;
         let named: Vec<(RequestId, usize)> =
             got[LEADER].chunks_exact(3).map(|c| (words_id([c[0], c[1]]), c[2] as usize)).collect();
-        *batch = queue.take(&named, arrival);
+        *batch = queue.take(&named, beat);
         named
     };
     // Which requests each party holds, with the rows party 0 named.
