@@ -12,7 +12,7 @@ use super::super::exec::{run_plan_on_shares, share_weights};
 use super::super::net::{configure, Net, Security};
 use super::super::party::{Party, MAX_BATCH};
 use super::super::session::abort;
-use super::super::share::Shares;
+use super::super::share::{reshare, Shares};
 use super::super::MpcError;
 use super::wire::{read_message, write_message, Reply, Request, RequestId, WireError};
 use super::{ClientAccess, Stream, MAX_REQUEST_ROWS};
@@ -201,6 +201,7 @@ fn run_batch(
     let rows: usize = batch.iter().map(|r| r.rows).sum();
     let input = Shares::concat(&batch.iter().map(|r| &r.input).collect::<Vec<_>>());
     let outputs = run_plan_on_shares(p, plan, input, weights, rows)?;
+    let outputs = fresh(p, outputs)?;
     let mut at = 0;
     for r in batch.drain(..) {
         let slices = outputs
@@ -214,6 +215,22 @@ fn run_batch(
         let _ = r.reply.send(Reply::Outputs(slices));
     }
     Ok(())
+}
+
+/// The same values, shared afresh (one resharing round for all of them): the client
+/// gets all three slots of each output, which must then say nothing but the output,
+/// whatever local steps produced them.
+fn fresh(p: &mut Party, outputs: Vec<Shares>) -> Result<Vec<Shares>, MpcError> {
+    let z: Vec<u64> = outputs.iter().flat_map(|y| y.s0.iter().copied()).collect();
+    let all = reshare(p, z, false)?;
+    let mut at = 0;
+    Ok(outputs
+        .iter()
+        .map(|y| {
+            at += y.len();
+            all.slice(at - y.len()..at)
+        })
+        .collect())
 }
 
 fn id_words(id: &RequestId) -> [u64; 2] {
