@@ -10,17 +10,21 @@ pub fn read_samples(path: &Path, graph: &Graph) -> Result<Vec<Vec<Tensor>>> {
         bail!("models with {} inputs are not supported by sample files yet", graph.inputs.len());
     }
     let shape = graph.ty(graph.inputs[0]).shape.clone();
-    let rows = if path.extension().is_some_and(|e| e == "npy") {
-        secc_runtime::npy::read_npy(path, shape.numel())?
-    } else {
-        secc_runtime::csv::read_csv(path, shape.numel())?
-    };
-    Ok(rows
+    Ok(read_rows(path, shape.numel())?
         .into_iter()
         .map(|r| {
             vec![Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape.0), r).expect("row length checked"))]
         })
         .collect())
+}
+
+/// Reads samples of `len` values each from a CSV or `.npy` file.
+pub fn read_rows(path: &Path, len: usize) -> Result<Vec<Vec<f32>>> {
+    Ok(if path.extension().is_some_and(|e| e == "npy") {
+        secc_runtime::npy::read_npy(path, len)?
+    } else {
+        secc_runtime::csv::read_csv(path, len)?
+    })
 }
 
 /// Writes `bytes` to `path`, refusing to replace an existing file unless `force`.

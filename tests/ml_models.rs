@@ -7,6 +7,7 @@ mod common;
 
 use common::{argmax, model_dir, run_plan, samples};
 use secc_compiler::pipeline::{compile_float, import_float, Compiled, Options};
+use secc_compiler::passes::precision::Budget;
 use secc_ir::{Graph, Tensor};
 
 #[derive(serde::Deserialize)]
@@ -69,7 +70,9 @@ fn compiled(name: &str) -> (Compiled, Vec<Vec<Tensor>>) {
     let g = import_float(&model_dir(name).join("model.onnx")).unwrap();
     let calib = samples(&g, name, "calib.csv");
     let test = samples(&g, name, "test.csv");
-    (compile_float(g, &calib, &Options::default()).unwrap(), test)
+    // As `secc compile` does by default: the widths the accuracy budget picks.
+    let opts = Options { budget: Some(Budget::default()), ..Options::default() };
+    (compile_float(g, &calib, &opts).unwrap(), test)
 }
 
 #[test]

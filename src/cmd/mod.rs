@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod ir;
 pub mod party;
 pub mod run;
+pub mod serve;
 
 use anyhow::{anyhow, Result};
 use secc_ir::artifact::Artifact;

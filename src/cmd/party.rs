@@ -54,7 +54,7 @@ pub struct KeygenArgs {
     pub force: bool,
 }
 
-/// Run one party of an SMPC session.
+/// Run one party of an SMPC session, or (`secc party serve`) serve outside clients.
 ///
 /// PARTIES.toml lists the three parties' addresses and the pins of their certificates
 /// (from `secc party-keygen`), in party order:
@@ -64,6 +64,21 @@ pub struct KeygenArgs {
 /// Party 0 shares the input (--input) and receives the output (-o, or standard output);
 /// party 1 shares the weights (its plan must hold them). Bytes and rounds sent go to
 /// standard error.
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct PartyCommand {
+    #[command(subcommand)]
+    pub serve: Option<PartySubcommand>,
+    #[command(flatten)]
+    pub run: Option<PartyArgs>,
+}
+
+#[derive(clap::Subcommand)]
+pub enum PartySubcommand {
+    Serve(crate::cmd::serve::ServeArgs),
+}
+
+/// One party of a single session.
 #[derive(clap::Args)]
 pub struct PartyArgs {
     /// The plan (from `secc mpc-plan`)
@@ -103,9 +118,27 @@ struct Parties {
     parties: Vec<String>,
     #[serde(default)]
     pins: Vec<String>,
+    /// Where each party accepts outside clients (`secc party serve`).
+    #[serde(default)]
+    clients: Vec<String>,
+    /// The client certificates the serving parties admit (any, when empty).
+    #[serde(default)]
+    client_pins: Vec<String>,
 }
 
-fn party_id(s: &str) -> Result<usize, String> {
+/// A parties file, read and checked.
+pub struct PartiesFile {
+    /// Where the parties meet each other, in party order.
+    pub addrs: [SocketAddr; 3],
+    /// Their certificates' pins (none, or three).
+    pub pins: Vec<Pin>,
+    /// Where they accept clients, if the file says.
+    pub clients: Option<[SocketAddr; 3]>,
+    /// The clients they admit (any, when empty).
+    pub client_pins: Vec<Pin>,
+}
+
+pub fn party_id(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(id) if id < 3 => Ok(id),
         _ => Err(format!("`{s}`: the party id is 0, 1 or 2")),
@@ -121,7 +154,7 @@ fn repeat_count(s: &str) -> Result<usize, String> {
 
 /// A timeout in seconds: finite and positive, from a millisecond (finer rounds to no
 /// timeout at all for the sockets) to a day.
-fn timeout_seconds(s: &str) -> Result<f64, String> {
+pub fn timeout_seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(t) if (0.001..=86_400.0).contains(&t) => Ok(t),
         _ => Err(format!("`{s}`: a timeout is a number of seconds from 0.001 to 86400")),
@@ -129,7 +162,7 @@ fn timeout_seconds(s: &str) -> Result<f64, String> {
 }
 
 /// The warning `--insecure` prints.
-const INSECURE: &str = "warning: --insecure: the links are plain TCP; anyone who can read the traffic \
+pub const INSECURE: &str = "warning: --insecure: the links are plain TCP; anyone who can read the traffic \
 reads the PRG seeds and so every secret value. Use it on a trusted test network only.";
 
 /// The SMPC plan the artifact holds.
@@ -150,7 +183,7 @@ pub fn write_plan(a: PlanArgs) -> Result<()> {
     write_new(&a.output, &plan.to_bytes(), a.force)
 }
 
-fn read_parties(path: &Path) -> Result<([SocketAddr; 3], Vec<Pin>)> {
+pub fn read_parties(path: &Path) -> Result<PartiesFile> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let p: Parties = toml::from_str(&text).with_context(|| {
         format!("{}: expected parties = [\"host:port\", ...] and pins = [\"sha256:...\", ...]", path.display())
@@ -161,18 +194,31 @@ fn read_parties(path: &Path) -> Result<([SocketAddr; 3], Vec<Pin>)> {
     if !p.pins.is_empty() && p.pins.len() != 3 {
         bail!("{}: lists {} pins, expected 3", path.display(), p.pins.len());
     }
-    let mut addrs = Vec::new();
-    for a in &p.parties {
-        addrs.push(
-            a.to_socket_addrs()
-                .ok()
-                .and_then(|mut i| i.next())
-                .with_context(|| format!("{}: bad address {a}", path.display()))?,
-        );
+    if !p.clients.is_empty() && p.clients.len() != 3 {
+        bail!("{}: lists {} client addresses, expected 3 (one per party)", path.display(), p.clients.len());
     }
-    let pins = p.pins.iter().map(|s| s.parse::<Pin>()).collect::<Result<Vec<_>, _>>();
-    let pins = pins.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok((addrs.try_into().expect("three"), pins))
+    let resolve = |list: &[String]| -> Result<[SocketAddr; 3]> {
+        let mut addrs = Vec::new();
+        for a in list {
+            addrs.push(
+                a.to_socket_addrs()
+                    .ok()
+                    .and_then(|mut i| i.next())
+                    .with_context(|| format!("{}: bad address {a}", path.display()))?,
+            );
+        }
+        Ok(addrs.try_into().expect("three"))
+    };
+    let pins = |list: &[String]| -> Result<Vec<Pin>> {
+        let pins = list.iter().map(|s| s.parse::<Pin>()).collect::<Result<Vec<_>, _>>();
+        pins.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    };
+    Ok(PartiesFile {
+        addrs: resolve(&p.parties)?,
+        pins: pins(&p.pins)?,
+        clients: if p.clients.is_empty() { None } else { Some(resolve(&p.clients)?) },
+        client_pins: pins(&p.client_pins)?,
+    })
 }
 
 pub fn keygen(a: KeygenArgs) -> Result<()> {
@@ -185,9 +231,24 @@ pub fn keygen(a: KeygenArgs) -> Result<()> {
 
 /// The links' security: TLS with this party's key and the pins, or plain TCP.
 fn security(a: &PartyArgs, pins: &[Pin], parties: &Path) -> Result<Security> {
-    if a.insecure {
+    Ok(match identity(a.key.as_deref(), a.insecure, pins, parties)? {
+        None => Security::Plain,
+        Some((identity, pins)) => Security::Tls(
+            Tls::new(a.id, &identity, pins).with_context(|| a.key.as_ref().expect("a key").display().to_string())?,
+        ),
+    })
+}
+
+/// The key at `key` and the three pins, or `None` (after the warning) with `--insecure`.
+pub fn identity(
+    key: Option<&Path>,
+    insecure: bool,
+    pins: &[Pin],
+    parties: &Path,
+) -> Result<Option<(Identity, [Pin; 3])>> {
+    if insecure {
         eprintln!("{INSECURE}");
-        return Ok(Security::Plain);
+        return Ok(None);
     }
     let Ok(pins) = <[Pin; 3]>::try_from(pins) else {
         bail!(
@@ -196,15 +257,22 @@ fn security(a: &PartyArgs, pins: &[Pin], parties: &Path) -> Result<Security> {
             parties.display()
         );
     };
-    let key = a.key.as_ref().expect("clap requires --key without --insecure");
-    let identity = Identity::from_pem(&read_secret(key)?, &key.display().to_string())?;
-    Ok(Security::Tls(Tls::new(a.id, &identity, pins).with_context(|| key.display().to_string())?))
+    let key = key.expect("clap requires --key without --insecure");
+    Ok(Some((Identity::from_pem(&read_secret(key)?, &key.display().to_string())?, pins)))
 }
 
-pub fn party(a: PartyArgs) -> Result<()> {
+pub fn party(c: PartyCommand) -> Result<()> {
+    match (c.serve, c.run) {
+        (Some(PartySubcommand::Serve(a)), _) => crate::cmd::serve::serve(a),
+        (None, Some(a)) => run_one(a),
+        (None, None) => bail!("give a plan and --id, --parties (see `secc party --help`), or `secc party serve`"),
+    }
+}
+
+fn run_one(a: PartyArgs) -> Result<()> {
     let bytes = std::fs::read(&a.plan).with_context(|| format!("cannot read {}", a.plan.display()))?;
     let plan = Plan::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", a.plan.display()))?;
-    let (addrs, pins) = read_parties(&a.parties)?;
+    let PartiesFile { addrs, pins, .. } = read_parties(&a.parties)?;
     let security = security(&a, &pins, &a.parties)?;
     let samples = match &a.input {
         Some(p) => Some(secc_runtime::csv::read_csv(p, plan.input_shape.iter().product())?),

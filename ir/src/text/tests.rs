@@ -401,12 +401,14 @@ fn plans_round_trip_with_and_without_weights() {
     println!("{text}");
     assert!(text.contains("  %r1 = matmul %r0, w0, w1 {m=1, k=9, n=9}\n"), "{text}");
     assert!(text.contains("  weight_values = @weight_values\n"), "{text}");
+    assert!(text.contains("  finish = \"graph \\\"every step.finish\\\" {\\n  %0 = input"), "{text}");
     let weightless = round_trip_plan(&p.weightless());
     assert!(!weightless.contains("weight_values"), "{weightless}");
     let mut empty = p.weightless();
     empty.weight_values = Some(vec![]);
     empty.steps.clear();
     empty.weights.clear();
+    empty.finish = None;
     assert!(round_trip_plan(&empty).contains("  weight_values = []\n}"));
 }
 

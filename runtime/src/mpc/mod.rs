@@ -10,7 +10,8 @@
 //!   injection; [`relu`], [`pool`], [`piecewise`]: the non-linear layers; [`forest`]:
 //!   tree ensembles.
 //! - [`exec`]: runs a plan in one party; [`session`]: a whole party process, and
-//!   three of them over loopback.
+//!   three of them over loopback; [`serve`]: three long-lived parties serving outside
+//!   clients.
 
 pub mod bit;
 pub mod boolean;
@@ -25,6 +26,7 @@ pub mod piecewise;
 pub mod pool;
 pub mod prg;
 pub mod relu;
+pub mod serve;
 pub mod session;
 pub mod share;
 #[cfg(test)]

@@ -331,7 +331,7 @@ impl Drop for Net {
 }
 
 /// Sets the timeouts every link socket has, so no read or write blocks for longer.
-fn configure(s: &TcpStream, timeout: Duration) -> std::io::Result<()> {
+pub(crate) fn configure(s: &TcpStream, timeout: Duration) -> std::io::Result<()> {
     s.set_nonblocking(false)?;
     s.set_nodelay(true)?;
     s.set_read_timeout(Some(timeout))?;

@@ -87,7 +87,7 @@ pub fn run_party(
 }
 
 /// Tells the remaining peer which party was lost before returning `e`.
-fn abort(net: &mut Net, e: MpcError) -> MpcError {
+pub(crate) fn abort(net: &mut Net, e: MpcError) -> MpcError {
     if let Some(lost) = e.lost_party() {
         net.abort(lost);
     }

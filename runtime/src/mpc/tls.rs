@@ -121,31 +121,16 @@ impl Tls {
                  (`secc party-keygen` printed its pin when it wrote the key)"
             )));
         }
-        let tls = |e: rustls::Error| MpcError::Setup(format!("TLS set-up failed: {e}"));
-        let verifier = Arc::new(Pinned { id, pins, algorithms: provider().signature_verification_algorithms });
-        let mut server = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(tls)?
-            .with_client_cert_verifier(verifier.clone())
-            .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())
-            .map_err(tls)?;
-        // Each link carries one session; nothing is ever resumed.
-        server.send_tls13_tickets = 0;
-        let mut client = ClientConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(tls)?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_client_auth_cert(vec![identity.cert.clone()], identity.key.clone_key())
-            .map_err(tls)?;
-        client.resumption = rustls::client::Resumption::disabled();
-        Ok(Tls { id, pins, client: Arc::new(client), server: Arc::new(server) })
+        let verifier =
+            Arc::new(Pinned { own: Some(id), pins, algorithms: provider().signature_verification_algorithms });
+        let server = server_config(identity, verifier.clone())?;
+        let client = client_config(identity, verifier)?;
+        Ok(Tls { id, pins, client, server })
     }
 
     /// A client connection to party `peer`; the name tells the verifier which pin to expect.
     pub fn client(&self, peer: usize) -> Result<ClientConnection, rustls::Error> {
-        let name = ServerName::try_from(format!("party{peer}.secc")).expect("a valid DNS name");
-        ClientConnection::new(self.client.clone(), name)
+        ClientConnection::new(self.client.clone(), server_name(peer))
     }
 
     /// A server connection for a peer's incoming link.
@@ -160,11 +145,46 @@ impl Tls {
     }
 }
 
+/// TLS 1.3 only, presenting `identity`, checking clients with `verifier`.
+fn server_config(identity: &Identity, verifier: Arc<dyn ClientCertVerifier>) -> Result<Arc<ServerConfig>, MpcError> {
+    let mut server = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_setup)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())
+        .map_err(tls_setup)?;
+    // Each link carries one session; nothing is ever resumed.
+    server.send_tls13_tickets = 0;
+    Ok(Arc::new(server))
+}
+
+/// TLS 1.3 only, presenting `identity`, checking servers with `verifier`.
+fn client_config(identity: &Identity, verifier: Arc<dyn ServerCertVerifier>) -> Result<Arc<ClientConfig>, MpcError> {
+    let mut client = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_setup)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(vec![identity.cert.clone()], identity.key.clone_key())
+        .map_err(tls_setup)?;
+    client.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(client))
+}
+
+fn tls_setup(e: rustls::Error) -> MpcError {
+    MpcError::Setup(format!("TLS set-up failed: {e}"))
+}
+
+fn server_name(party: usize) -> ServerName<'static> {
+    ServerName::try_from(format!("party{party}.secc")).expect("a valid DNS name")
+}
+
 /// Accepts exactly the pinned certificates: a server must present the pin of the party
 /// dialled, a client that of some other party.
 #[derive(Debug)]
 struct Pinned {
-    id: usize,
+    /// This party, or `None` in an outside client (which checks servers only).
+    own: Option<usize>,
     pins: [Pin; 3],
     algorithms: WebPkiSupportedAlgorithms,
 }
@@ -244,8 +264,78 @@ impl ClientCertVerifier for Pinned {
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         let found = Pin::of(end_entity);
-        if !(0..3).any(|p| p != self.id && self.pins[p] == found) {
+        if !(0..3).any(|p| Some(p) != self.own && self.pins[p] == found) {
             return Err(unpinned(found, "any other party".into()));
+        }
+        Ok(ClientCertVerified::assertion())
+    }
+
+    signature_checks!();
+}
+
+/// A serving party's TLS towards outside clients: it presents its party certificate
+/// and accepts the client certificates pinned in the parties file, or any client
+/// certificate (whose key the client still proves it holds) when none are pinned.
+#[derive(Clone)]
+pub struct ClientGate {
+    server: Arc<ServerConfig>,
+}
+
+impl ClientGate {
+    /// The gate of the party with `identity`; `client_pins` empty admits any client.
+    pub fn new(identity: &Identity, client_pins: Vec<Pin>) -> Result<ClientGate, MpcError> {
+        let verifier =
+            Arc::new(ClientPins { pins: client_pins, algorithms: provider().signature_verification_algorithms });
+        Ok(ClientGate { server: server_config(identity, verifier)? })
+    }
+
+    /// A server connection for a client.
+    pub fn server(&self) -> Result<rustls::ServerConnection, rustls::Error> {
+        rustls::ServerConnection::new(self.server.clone())
+    }
+}
+
+/// An outside client's TLS towards the three serving parties: its own identity, and
+/// the parties' pins.
+#[derive(Clone)]
+pub struct ClientTls {
+    client: Arc<ClientConfig>,
+}
+
+impl ClientTls {
+    /// Settings for a client with `identity` that trusts the parties pinned by `pins`.
+    pub fn new(identity: &Identity, pins: [Pin; 3]) -> Result<ClientTls, MpcError> {
+        let verifier = Arc::new(Pinned { own: None, pins, algorithms: provider().signature_verification_algorithms });
+        Ok(ClientTls { client: client_config(identity, verifier)? })
+    }
+
+    /// A client connection to party `party`.
+    pub fn client(&self, party: usize) -> Result<ClientConnection, rustls::Error> {
+        ClientConnection::new(self.client.clone(), server_name(party))
+    }
+}
+
+/// Accepts the pinned client certificates, or any when none are pinned.
+#[derive(Debug)]
+struct ClientPins {
+    pins: Vec<Pin>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for ClientPins {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let found = Pin::of(end_entity);
+        if !self.pins.is_empty() && !self.pins.contains(&found) {
+            return Err(unpinned(found, "a client (client_pins)".into()));
         }
         Ok(ClientCertVerified::assertion())
     }

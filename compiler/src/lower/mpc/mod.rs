@@ -11,16 +11,16 @@
 //! the value took on the calibration set. A tree ensemble is one forest step
 //! (batched comparisons, boolean path selection, one bit injection per leaf).
 //!
-//! The model's tail of elementwise functions, softmaxes and normalizers (a
-//! classifier's head) is left to the receiver, as TFHE leaves it to the client: the
-//! plan reveals the value before it and carries the tail as its `finish` graph.
+//! The model's classifier head (softmaxes, sigmoids, a normalizer after a softmax) is
+//! left to the receiver, as TFHE leaves a final activation to the client: the plan
+//! reveals the value before it and carries the head as its `finish` graph.
 
 mod fit;
 
 use crate::CompileError;
 use secc_ir::lowered::fixed::encode_fixed as fixed;
 use secc_ir::lowered::mpc::{Piecewise, Plan, Reg, Roles, Step, StepOp, WeightSpec};
-use secc_ir::ops::{uniform_const, Lowered, MpcCx, MpcRule, Pwl};
+use secc_ir::ops::{uniform_const, Lowered, MpcCx, MpcRule, Pwl, UnaryKind};
 use secc_ir::{Graph, Op, OpSpec, Tensor, ValueId};
 use std::collections::HashMap;
 
@@ -117,19 +117,26 @@ pub fn lower_mpc(graph: &Graph, ranges: &[Option<(f64, f64)>], mut cfg: MpcConfi
     Ok(l.plan)
 }
 
-/// The model's tail the receiver runs ([`Plan::finish`]): walking back from a single
-/// output, the elementwise functions, softmaxes and normalizers that each read one
-/// computed value of their own shape and feed only the next. The value before them
-/// (the one the plan reveals) and the tail in order; `None` without a tail, or when it
-/// would reveal a model input (the receiver need not be the data owner).
+/// The model's head the receiver runs ([`Plan::finish`]): walking back from a single
+/// output, the softmaxes, sigmoids and normalizers of a softmax's output that each read
+/// one computed value of their own shape and feed only the next. Each moves no output
+/// by more than it moves its input, so the plan's bounds on the revealed values bound
+/// the outputs. The value before them (the one the plan reveals) and the head in order;
+/// `None` without one, or when it would reveal a model input (the receiver need not be
+/// the data owner).
 fn receiver_tail(graph: &Graph) -> Option<(ValueId, Vec<ValueId>)> {
     let [mut v] = graph.outputs[..] else { return None };
     let users = |v: ValueId| graph.nodes.iter().filter(|n| n.inputs.contains(&v)).count();
     let mut tail = Vec::new();
     loop {
         let node = graph.node(v);
-        let head = matches!(node.op, Op::Unary(_) | Op::Softmax(_) | Op::Normalize(_));
         let [x] = node.inputs[..] else { break };
+        let head = match &node.op {
+            Op::Softmax(_) => true,
+            Op::Unary(u) => matches!(u.kind, UnaryKind::Sigmoid),
+            Op::Normalize(_) => matches!(graph.node(x).op, Op::Softmax(_)),
+            _ => false,
+        };
         let feeds_only_the_tail = tail.is_empty() || users(v) == 1;
         if !head || !feeds_only_the_tail || graph.ty(x).shape != node.ty.shape || matches!(graph.node(x).op, Op::Input(_)) {
             break;
