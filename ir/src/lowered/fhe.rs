@@ -156,6 +156,18 @@ pub struct Circuit {
     pub stats: CircuitStats,
 }
 
+/// The encrypted operands a levelled value's [`LinearMap`] reads, laid end to end in
+/// that order: the value's distinct operands that have an encoding in `log_delta`.
+pub fn map_operands(graph: &crate::Graph, v: crate::ValueId, log_delta: &[Option<u32>]) -> Vec<crate::ValueId> {
+    let mut operands = Vec::new();
+    for &x in &graph.node(v).inputs {
+        if log_delta.get(x.index()).copied().flatten().is_some() && !operands.contains(&x) {
+            operands.push(x);
+        }
+    }
+    operands
+}
+
 /// The client's side of a circuit whose encodings are `log_delta`: the values it
 /// encrypts (encrypted outputs of ops the client computes, `quantize`) and those it
 /// decrypts (the encrypted operands of ops it finishes, `dequantize`), each once, in
