@@ -288,3 +288,26 @@ fn max_pooling_cnn_under_encryption() {
     assert!(o.off_by_one * 20 <= o.lookups, "more than 5% of lookups off by one: {}/{}", o.off_by_one, o.lookups);
     assert_eq!(o.argmax_agree, o.rows);
 }
+
+#[test]
+fn matrix_product_of_two_encrypted_tensors_under_encryption() {
+    // Attention's `Q·Kᵀ` on 2x2 matrices: 8 terms, each a product of squares (two
+    // bootstraps), the terms of each output summed levelled.
+    let text = r#"graph "t" {
+  %0 = input {index=0} : f32[1,4]  ; "x"
+  %1 = const {value=f32[4,4] [1.0, -0.5, 0.25, 0.5, 1.0, -1.0, -0.25, 0.75, 0.5, 0.25, 0.5, -0.5, 0.75, 1.0, -1.0, 0.25]} : f32[4,4]  ; "w1"
+  %2 = matmul %0, %1 : f32[1,4]  ; "fc1"
+  %3 = relu %2 : f32[1,4]  ; "q"
+  %4 = reshape %3 {shape=[1,2,2]} : f32[1,2,2]  ; "q2"
+  %5 = tanh %0 : f32[1,4]  ; "k"
+  %6 = reshape %5 {shape=[1,2,2]} : f32[1,2,2]  ; "k2"
+  %7 = batch_matmul %4, %6 {transpose_b=true} : f32[1,2,2]  ; "scores"
+  %8 = sigmoid %7 : f32[1,2,2]  ; "out"
+  return %8
+}"#;
+    let quant = QuantConfig { bits: 4, table_bits: 4, output_tables: true, ..QuantConfig::default() };
+    let (c, xs) = compile_text(text, &[1, 4], quant);
+    assert_eq!(c.fhe.as_ref().unwrap().stats.pbs, 4 + 4 + 2 * 8 + 4);
+    let o = check_compiled("matrix product", &c, &xs);
+    assert!(o.off_by_one * 5 <= o.lookups, "{}/{} lookups off by one", o.off_by_one, o.lookups);
+}

@@ -20,7 +20,7 @@ const QUANTIZED: &[&str] = &["torch_res_block", "torch_res_block_o17", "torch_mu
 /// err 0.67 and 0.17 on 5-bit indices, and the product multiplies the errors; 0.97 at
 /// 6 bits), short of the issue's 1 point. A broken product or alignment loses tens.
 const SIM_POINTS: f64 = 0.03;
-/// Attention: float and SMPC (no quantized form; `batch_matmul`'s refusal is a filetest).
+/// Attention: float and SMPC (the quantizer refuses the softmax inside).
 const ATTENTION: &[&str] = &["torch_attn_nonorm", "torch_attn_block", "torch_attn_block_o13"];
 /// Test rows the three parties run per model.
 const MPC_ROWS: usize = 4;
