@@ -787,7 +787,9 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
                 }
                 let plain = node.inputs.iter().filter(|x| !operands.contains(x));
                 if plain.clone().any(|&c| graph.const_value(c).is_none()) {
-                    return Err(fail(format!("an encrypted `{mnemonic}` reads operands that are neither encrypted nor constant")));
+                    return Err(fail(format!(
+                        "an encrypted `{mnemonic}` reads operands that are neither encrypted nor constant"
+                    )));
                 }
             }
             (FheLowering::Cleartext | FheLowering::FloatOnly | FheLowering::Refused(_), None) => {

@@ -11,8 +11,8 @@
 //! per term), the terms of each output summed exactly (`reduce_sum`): under TFHE,
 //! `2·M·K·N` bootstraps per batch, the rest levelled.
 
-use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
 use super::elementwise::{at_one_scale, push_product};
+use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
 use super::{expect_arity, Gather, Op, OpSpec, Operand, Reduce, ReduceKind, Reshape};
 use crate::lowered::mpc::{Reg, StepOp};
 use crate::tensor::Tensor;

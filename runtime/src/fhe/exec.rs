@@ -179,7 +179,8 @@ impl<'a> ServerProgram<'a> {
         }
         for (i, node) in self.graph.nodes.iter().enumerate() {
             let Some(step) = self.steps.get(&(i as u32)) else { continue };
-            let read = |x: ValueId| values.get(&x.0).ok_or_else(|| FheError::Mismatch(format!("missing input for %{i}")));
+            let read =
+                |x: ValueId| values.get(&x.0).ok_or_else(|| FheError::Mismatch(format!("missing input for %{i}")));
             let out = match step {
                 Step::Linear(map, operands) => {
                     let xs = operands.iter().map(|&x| read(x)).collect::<Result<Vec<_>, _>>()?;
