@@ -13,8 +13,7 @@
 //! - **Elementwise chains** stay chains until an integer is needed; then the driver
 //!   tabulates them ([`super::fuse_lut`]), requantized to `bits` over the calibrated
 //!   range of the chain's result.
-//! - **Average pooling** becomes an exact integer sum; max pooling and maxima become
-//!   tournaments of comparison tables (`secc_ir::ops::pool`); reshapes carry
+//! - **Average pooling** becomes an exact integer sum; max pooling and reshapes carry
 //!   quantization through; tree ensembles become comparison and leaf tables with
 //!   levelled sums.
 //! - **Outputs** are dequantized (the client does it after decryption). An

@@ -14,17 +14,14 @@
 //! Windows follow ONNX (and tract): `ceil_mode=1` rounds the output size up, but a
 //! last window must start inside the input or its leading padding.
 //!
-//! Quantization: `max_pool` becomes a tournament of comparison tables
-//! ([`quantize_max`]: exact differences, a ReLU table on each, exact sums), at its
-//! input's scale; `avg_pool` becomes `sum_pool`. An integer `max_pool` (exact) is
-//! still an op of the integer IR, which the simulation runs and TFHE refuses. TFHE:
-//! `sum_pool` is levelled, the tournament's tables are bootstraps. SMPC: both float
+//! Quantization: `max_pool` keeps its input's quantization; `avg_pool` becomes
+//! `sum_pool`. TFHE: `sum_pool` is levelled; `max_pool` is refused. SMPC: both float
 //! poolings are steps of their own (comparisons for the max, a public division for the
 //! mean).
 
 use super::facets::{
     Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise, ALREADY_QUANTIZED,
-    MPC_FLOAT_ONLY,
+    FHE_NOT_YET, MPC_FLOAT_ONLY,
 };
 use super::{expect_arity, Op, OpSpec, Operand};
 use crate::lowered::mpc::{PoolTaps, Reg, StepOp};
@@ -319,75 +316,12 @@ impl SumPool {
     }
 }
 
-/// The quantized maximum of each output element's `taps` (elements of integer `x`,
-/// new graph) as a tournament, shaped `shape`: each level compares the surviving
-/// candidates of every window two by two, `max(a, b) = (b − zp) + relu(a − b)`, the
-/// difference exact (`add_int`), the ReLU one table over it onto `x`'s scale with zero
-/// point 0, so the sum is exact again. The table reads one bit more of the difference
-/// than `table_bits` (it spans twice the values' range; at most `bits`): with
-/// `table_bits` alone the LeNets' two poolings cost 2 points of test accuracy. It
-/// rounds the difference's low bits away: a maximum is off by at most half its step. A
-/// window's odd candidate out is compared with its first one (a maximum is
-/// idempotent), so every level reads only the one before: under TFHE a level is one
-/// parallel batch of bootstraps, one per comparison. The last level also passes `b`
-/// through an identity table (`table_bits`), one bootstrap per output element.
-pub(crate) fn quantize_max<C: QuantizeCx>(
-    cx: &mut C,
-    x: ValueId,
-    taps: &[Vec<usize>],
-    shape: &Shape,
-    name: &str,
-) -> Result<ValueId, C::Error> {
-    let scale = cx.new_graph().ty(x).as_int().and_then(|t| t.quant.as_ref()).map_or(1.0, |q| q.scale[0]);
-    let grid = Quant::per_tensor(scale, 0);
-    let mut candidates: Vec<Vec<usize>> = taps.to_vec();
-    let mut current = x;
-    let mut level = 0;
-    loop {
-        let last = candidates.iter().all(|c| c.len() <= 2);
-        let (mut a, mut b, mut next) = (Vec::new(), Vec::new(), Vec::new());
-        for c in &candidates {
-            next.push((0..c.len().div_ceil(2)).map(|k| a.len() + k).collect::<Vec<usize>>());
-            for pair in c.chunks(2) {
-                a.push(pair[0] as i64);
-                b.push(*pair.get(1).unwrap_or(&c[0]) as i64);
-            }
-        }
-        let at = if last { shape.clone() } else { Shape(vec![a.len()]) };
-        let pick = |index| Op::Gather(super::Gather { shape: at.clone(), index, values: Vec::new() });
-        let ga = cx.push(pick(a), vec![current], format!("{name}.max{level}.a"))?;
-        let gb = cx.push(pick(b), vec![current], format!("{name}.max{level}.b"))?;
-        let zp = cx.new_graph().ty(current).as_int().and_then(|t| t.quant.as_ref()).map_or(0, |q| q.zero_point[0]);
-        let difference = Op::AddInt(super::AddInt { sign: -1, a_zp: zp, b_zp: zp });
-        let d = cx.push(difference, vec![ga, gb], format!("{name}.max{level}.difference"))?;
-        let hi = cx.new_graph().ty(d).as_int().expect("integer").hi.max(0);
-        let bits = (cx.config().table_bits + 1).min(cx.config().bits);
-        let relu =
-            cx.push_table(d, &|v: f32| v.max(0.0), (grid.clone(), 0, hi), bits, format!("{name}.max{level}.relu"))?;
-        if last {
-            // The maximum's readers may need it at an encoding the comparisons cannot
-            // give (a matrix product needs headroom): its terms are both table
-            // outputs, which a bootstrap encodes as its reader needs.
-            let t = cx.new_graph().ty(gb).as_int().expect("integer").clone();
-            let out = (grid.clone(), t.lo - zp, t.hi - zp);
-            let b =
-                cx.push_table(gb, &|v: f32| v, out, cx.config().table_bits, format!("{name}.max{level}.b.table"))?;
-            let sum = Op::AddInt(super::AddInt { sign: 1, a_zp: 0, b_zp: 0 });
-            return cx.push(sum, vec![b, relu], name.to_owned());
-        }
-        let sum = Op::AddInt(super::AddInt { sign: 1, a_zp: zp, b_zp: 0 });
-        current = cx.push(sum, vec![gb, relu], format!("{name}.max{level}"))?;
-        candidates = next;
-        level += 1;
-    }
-}
-
 impl QuantizeRule for MaxPool {
     fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
         let node = graph.node(v);
-        let x = cx.int_per_tensor(node.inputs[0])?;
-        let taps = self.window.taps(&graph.ty(node.inputs[0]).shape).taps;
-        Ok(Lowered::Computed(quantize_max(cx, x, &taps, &node.ty.shape, &node.name)?))
+        let x = cx.int(node.inputs[0])?;
+        let op = Op::MaxPool(MaxPool { window: self.window.clone() });
+        Ok(Lowered::Computed(cx.push(op, vec![x], node.name.clone())?))
     }
     fn table_noise(&self) -> TableNoise {
         TableNoise::Forwarded
@@ -399,13 +333,10 @@ impl QuantizeRule for MaxPool {
 
 impl FheRule for MaxPool {
     fn fhe_lowering(&self) -> FheLowering<'_> {
-        FheLowering::Refused(INTEGER_MAX)
+        // A max of ciphertexts needs comparisons: a bootstrap per pair of taps.
+        FheLowering::Refused(FHE_NOT_YET)
     }
 }
-
-/// Why the TFHE backend refuses an integer maximum (`max_pool`, `reduce_max`).
-pub(crate) const INTEGER_MAX: &str = "(an exact integer maximum) has no TFHE lowering: the quantizer writes a \
-     maximum as a tournament of comparison tables (`add_int`, `lut`), which TFHE runs";
 
 impl MpcRule for MaxPool {
     fn lower_mpc<C: MpcCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {

@@ -8,17 +8,15 @@
 //! input's quantization and range.
 //!
 //! Quantization: the input per tensor (a maximum across channels of different scales
-//! compares different units); `reduce_max` becomes a tournament of comparison tables
-//! as max pooling does ([`super::pool::quantize_max`]), so an integer `reduce_max`
-//! (exact) only comes from hand-written IR, which the simulation runs and TFHE
-//! refuses. TFHE: `reduce_sum` is levelled. SMPC: the pooling steps over arbitrary
-//! taps: a max tournament, and window sums (divisor 1).
+//! compares different units). TFHE: `reduce_sum` is levelled; `reduce_max` is refused:
+//! a maximum of ciphertexts needs a comparison table per pair, which the TFHE backend
+//! does not have yet (max pooling is refused for the same reason). SMPC: the pooling
+//! steps over arbitrary taps: a max tournament, and window sums (divisor 1).
 
 use super::facets::{
     Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise, ALREADY_QUANTIZED,
 };
 use super::linear::minus_zero_point;
-use super::pool::{quantize_max, INTEGER_MAX};
 use super::{common_is_float, expect_arity, Op, OpSpec, Operand};
 use crate::lowered::mpc::{PoolTaps, Reg, StepOp};
 use crate::tensor::Tensor;
@@ -141,11 +139,8 @@ impl QuantizeRule for Reduce {
             return Err(cx.fail(v, ALREADY_QUANTIZED));
         }
         let x = cx.int_per_tensor(node.inputs[0])?;
-        if self.kind == ReduceKind::Max {
-            let taps = self.taps(&graph.ty(node.inputs[0]).shape).taps;
-            return Ok(Lowered::Computed(quantize_max(cx, x, &taps, &node.ty.shape, &node.name)?));
-        }
-        let x_zp = cx.new_graph().ty(x).as_int().and_then(|t| t.quant.as_ref()).map_or(0, |q| q.zero_point[0]);
+        let zp = cx.new_graph().ty(x).as_int().and_then(|t| t.quant.as_ref()).map_or(0, |q| q.zero_point[0]);
+        let x_zp = if self.kind == ReduceKind::Sum { zp } else { 0 };
         let op = Op::Reduce(Reduce { kind: self.kind, axes: self.axes.clone(), x_zp });
         Ok(Lowered::Computed(cx.push(op, vec![x], node.name.clone())?))
     }
@@ -161,7 +156,9 @@ impl FheRule for Reduce {
     fn fhe_lowering(&self) -> FheLowering<'_> {
         match self.kind {
             ReduceKind::Sum => FheLowering::Levelled,
-            ReduceKind::Max => FheLowering::Refused(INTEGER_MAX),
+            ReduceKind::Max => FheLowering::Refused(
+                "has no TFHE lowering yet: a maximum of ciphertexts needs a comparison table per pair (as max pooling)",
+            ),
         }
     }
 }
