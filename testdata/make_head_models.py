@@ -52,7 +52,7 @@ def main():
             "input_shape": [1, 64], "output_shape": [1, 10],
             "description": f"Dense 64-16-10 with a final {head.__class__.__name__} on sklearn digits (pixels/16).",
             "exporter": f"torch {torch.__version__} dynamo=False opset {opset}, dynamic batch",
-            "opset": opset, "n_test": 100, "n_calib": 150, "backends": ["float", "sim"],
+            "opset": opset, "n_test": 100, "n_calib": 150, "backends": ["float", "sim", "mpc"],
         }
         json.dump(meta, open(os.path.join(d, "meta.json"), "w"), indent=2)
         print(name, acc)

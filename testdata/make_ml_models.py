@@ -30,7 +30,7 @@ N_CALIB = 200
 SEED = 0
 
 # The backends each model must pass (tests/ml_models.rs reads meta.json's `backends`):
-# kept from the meta.json being replaced, "float" for a new model.
+# kept from the meta.json being replaced (with its `blocked_by`), "float" for a new model.
 ALL = None
 
 
@@ -81,8 +81,9 @@ def save(name, model, Xcalib, Xtest, ytest, task, desc, exporter, backends, n_ou
     else:
         metric, val = "rmse", float(np.sqrt(((out - y.reshape(len(y), -1)) ** 2).mean()))
     meta_path = os.path.join(d, "meta.json")
+    old = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
     if backends is None:
-        backends = json.load(open(meta_path))["backends"] if os.path.exists(meta_path) else ["float"]
+        backends = old.get("backends", ["float"])
     meta = {
         "task": task,
         "metric": metric,
@@ -97,6 +98,8 @@ def save(name, model, Xcalib, Xtest, ytest, task, desc, exporter, backends, n_ou
         "outputs": [o.name for o in model.graph.output],
         "ops": sorted({(n.domain + "." if n.domain else "") + n.op_type for n in model.graph.node}),
     }
+    if "blocked_by" in old:
+        meta["blocked_by"] = old["blocked_by"]
     with open(os.path.join(d, "meta.json"), "w") as f:
         json.dump(meta, f, indent=2)
         f.write("\n")

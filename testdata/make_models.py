@@ -69,7 +69,7 @@ BACKENDS = {
     "linreg_8": ["float", "sim", "mpc", "fhe"],
     "linreg_32": ["float", "sim", "mpc"],
     "logreg": ["float", "sim", "mpc"],
-    "gb_classifier": ["float", "sim"],
+    "gb_classifier": ["float", "sim", "mpc"],
     "dense_relu": ["float", "sim", "mpc"],
     "dense_sigmoid": ["float", "sim", "mpc"],
     "dense_gelu": ["float", "sim", "mpc"],

@@ -111,7 +111,7 @@ fn fixtures() -> PathBuf {
     });
     crafted("huge.plan", &|p| p.regs = 1 << 40);
     let mut art = secc_ir::artifact::Artifact::read(&dir.join("m.secc")).unwrap();
-    let weights = art.quantized.nodes.iter_mut().find_map(|n| match &mut n.op {
+    let weights = art.quantized.as_mut().unwrap().nodes.iter_mut().find_map(|n| match &mut n.op {
         secc_ir::Op::Const(c) => Some(c),
         _ => None,
     });

@@ -108,8 +108,19 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * a.abs().max(b.abs()).max(1.0)
 }
 
+/// Every output of `g` on each sample, flattened and laid end to end (as `secc run`
+/// writes a row).
 fn run(g: &secc_ir::Graph, xs: &[Vec<Tensor>]) -> Vec<Vec<f64>> {
-    xs.iter().map(|x| secc_ir::interp::run_graph(g, x).unwrap()[0].to_f64_vec()).collect()
+    xs.iter().map(|x| secc_ir::interp::run_graph(g, x).unwrap().iter().flat_map(Tensor::to_f64_vec).collect()).collect()
+}
+
+/// The first output's part of each row of [`run`]: what the metric reads.
+fn first(g: &secc_ir::Graph, rows: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
+    let n = g.ty(g.outputs[0]).shape.numel();
+    rows.into_iter().map(|mut r| {
+        r.truncate(n);
+        r
+    }).collect()
 }
 
 /// Accuracy for classifiers, R² for regressors.
@@ -132,10 +143,17 @@ fn every_model_is_listed_or_refused_with_an_error() {
         for b in &m.meta.backends {
             assert!(["float", "sim", "mpc", "fhe"].contains(&b.as_str()), "{}: unknown backend {b}", m.name);
         }
-        // `float` needs the import; any other backend the whole pipeline. A model only
-        // the float IR runs says why the rest refuses it.
+        // `float` needs the import; any other backend the whole pipeline, and its own
+        // product (`sim` the quantized IR, `mpc` the plan). A model says in its
+        // meta.json why a product it lacks is refused.
         if m.meta.backends.iter().any(|b| b != "float") {
-            m.compiled();
+            let c = m.compiled();
+            let missing = [("sim", c.quantized.as_ref().err()), ("mpc", c.mpc.as_ref().err())];
+            for (backend, e) in missing.into_iter().filter_map(|(b, e)| Some((b, e?))) {
+                assert!(!m.has(backend), "{} lists {backend} but has none: {e}", m.name);
+                assert!(m.meta.blocked_by.is_some(), "{}: no {backend} ({e}) but meta.json says by what", m.name);
+                refused.push(format!("{} (no {backend}): {e}", m.name));
+            }
             continue;
         }
         if !m.meta.backends.is_empty() {
@@ -164,7 +182,8 @@ fn float_matches_onnxruntime() {
     for m in listing("float") {
         let g = m.float();
         let ys = run(g, &m.test);
-        let expected = rows(&m.name, "expected.csv", g.ty(g.outputs[0]).shape.numel());
+        let width = g.outputs.iter().map(|&o| g.ty(o).shape.numel()).sum();
+        let expected = rows(&m.name, "expected.csv", width);
         assert_eq!(ys.len(), expected.len(), "{}: test rows vs expected rows", m.name);
         for (row, (y, e)) in ys.iter().zip(&expected).enumerate() {
             for (a, b) in y.iter().zip(e) {
@@ -177,6 +196,7 @@ fn float_matches_onnxruntime() {
             continue;
         }
         let task = if m.meta.task == "regression" { "regression" } else { "classification" };
+        let ys = first(g, ys);
         let f = metric(task, &ys, &labels(&m.name));
         assert!(close(f, m.meta.float_metric, 1e-5), "{}: float metric {f}, meta.json {}", m.name, m.meta.float_metric);
         if let Some(r) = m.meta.r2_float {
@@ -189,9 +209,11 @@ fn float_matches_onnxruntime() {
 #[test]
 fn simulation_keeps_float_accuracy_within_one_point() {
     // Measured on every model that compiles (the README's table), checked where listed.
-    for m in models().iter().filter(|m| m.compiled.is_ok() && !m.multi_target()) {
+    let quantized = |m: &&Model| m.compiled.as_ref().is_ok_and(|c| c.quantized.is_ok());
+    for m in models().iter().filter(quantized).filter(|m| !m.multi_target()) {
         let c = m.compiled();
-        let (f, q) = (score(m, &run(&c.float, &m.test)), score(m, &run(&c.quantized, &m.test)));
+        let q = c.quantized.as_ref().unwrap();
+        let (f, q) = (score(m, &first(&c.float, run(&c.float, &m.test))), score(m, &first(q, run(q, &m.test))));
         let what = if m.meta.task == "regression" { "R²" } else { "accuracy" };
         eprintln!("{}: {what} float {f:.4}, simulation {q:.4}", m.name);
         // Quantization may lose at most one point (a luckier simulation is no failure).
@@ -234,7 +256,8 @@ fn mpc_agrees_with_float_within_the_plan_bound() {
                 );
             }
             if m.meta.task == "classification" {
-                assert_eq!(argmax(&y), argmax(&want), "{} row {row}: SMPC argmax differs", m.name);
+                let n = c.float.ty(c.float.outputs[0]).shape.numel();
+                assert_eq!(argmax(&y[..n]), argmax(&want[..n]), "{} row {row}: SMPC argmax differs", m.name);
             }
         }
     }
@@ -252,12 +275,12 @@ fn fhe_agrees_with_the_simulation() {
         let c = m.compiled();
         let circuit = c.fhe.as_ref().unwrap_or_else(|e| panic!("{}: no TFHE circuit: {e}", m.name));
         let (ck, sk) = secc_runtime::fhe::keys::generate_keys(&circuit.params.name).unwrap();
-        let program = ServerProgram::new(&c.quantized, circuit, &sk).unwrap();
+        let program = ServerProgram::new(c.quantized.as_ref().unwrap(), circuit, &sk).unwrap();
         for (row, x) in m.test.iter().take(FHE_ROWS).enumerate() {
-            let cts = encrypt_sample(&c.quantized, circuit, &ck, x).unwrap();
+            let cts = encrypt_sample(c.quantized.as_ref().unwrap(), circuit, &ck, x).unwrap();
             let out = program.evaluate(cts, &|| {}).unwrap();
-            let fhe = decrypt_sample(&c.quantized, circuit, &ck, &out).unwrap()[0].to_f64_vec();
-            let sim = secc_ir::interp::run_graph(&c.quantized, x).unwrap()[0].to_f64_vec();
+            let fhe = decrypt_sample(c.quantized.as_ref().unwrap(), circuit, &ck, &out).unwrap()[0].to_f64_vec();
+            let sim = secc_ir::interp::run_graph(c.quantized.as_ref().unwrap(), x).unwrap()[0].to_f64_vec();
             if m.meta.task == "classification" {
                 // A bootstrap may read the neighbouring table entry (tests/fhe.rs bounds how
                 // often), which moves the logits a little but must not change the class.

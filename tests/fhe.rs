@@ -31,7 +31,7 @@ fn check_model(name: &str, rows: usize) -> Outcome {
 /// Encrypts each of `xs`, runs the circuit with real keys, and checks what the server
 /// computed against the simulation (see the module doc).
 fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<secc_ir::Tensor>]) -> Outcome {
-    let q = &c.quantized;
+    let q = c.quantized.as_ref().unwrap();
     let circuit = c.fhe.as_ref().unwrap();
     let (ck, sk) = generate_keys(&circuit.params.name).unwrap();
     let big = ck.big_key();
@@ -231,7 +231,7 @@ fn residual_add_and_sub_under_encryption() {
     // The final sigmoid as a table whose outputs the client decrypts: each compared
     // with the simulation's entry (or a rounding neighbour).
     let (c, xs) = compile_text(text, &[1, 3], QuantConfig { output_tables: true, ..small_tables() });
-    let q = &c.quantized;
+    let q = c.quantized.as_ref().unwrap();
     assert_eq!(q.nodes.iter().filter(|n| matches!(n.op, Op::AddInt(_))).count(), 2);
     let o = check_compiled("residual", &c, &xs);
     assert!(o.lookups > 0);

@@ -99,7 +99,7 @@ fn simulation_keeps_accuracy_within_a_point_and_r2_within_a_hundredth() {
         let (c, xs) = compiled(&name);
         let labels = csv(&name, "labels.csv");
         let (f, q) =
-            (score(&meta.task, &run(&c.float, &xs), &labels), score(&meta.task, &run(&c.quantized, &xs), &labels));
+            (score(&meta.task, &run(&c.float, &xs), &labels), score(&meta.task, &run(c.quantized.as_ref().unwrap(), &xs), &labels));
         eprintln!("{name}: float {f:.4}, simulation {q:.4}");
         if q < f - 0.01 {
             failed.push(format!("{name}: simulation scores {q}, float {f}"));

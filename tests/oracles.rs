@@ -63,9 +63,9 @@ fn quantized_simulation_keeps_accuracy_and_stays_in_range() {
         let mut outs = Vec::new();
         let mut float_outs = Vec::new();
         for x in &xs {
-            let values = secc_ir::interp::eval_all(&c.quantized, x).unwrap();
+            let values = secc_ir::interp::eval_all(c.quantized.as_ref().unwrap(), x).unwrap();
             // Range analysis is exact: every integer value lies in its type's range.
-            for (node, v) in c.quantized.nodes.iter().zip(&values) {
+            for (node, v) in c.quantized.as_ref().unwrap().nodes.iter().zip(&values) {
                 if let (Some(t), Some(a)) = (node.ty.as_int(), v.as_i64()) {
                     let (lo, hi) = (a.iter().min().unwrap(), a.iter().max().unwrap());
                     assert!(
@@ -76,7 +76,7 @@ fn quantized_simulation_keeps_accuracy_and_stays_in_range() {
                     );
                 }
             }
-            outs.push(to_f64(&values[c.quantized.outputs[0].index()]));
+            outs.push(to_f64(&values[c.quantized.as_ref().unwrap().outputs[0].index()]));
             float_outs.push(to_f64(&secc_ir::interp::run_graph(&c.float, x).unwrap()[0]));
         }
         let q = metric(&m.task, &outs, &labels);
@@ -99,7 +99,7 @@ fn tree_ensembles_keep_r2_and_labels_in_simulation() {
         let run = |g: &secc_ir::Graph| -> Vec<Vec<f64>> {
             xs.iter().map(|x| to_f64(&secc_ir::interp::run_graph(g, x).unwrap()[0])).collect()
         };
-        let (f, q) = (run(&c.float), run(&c.quantized));
+        let (f, q) = (run(&c.float), run(c.quantized.as_ref().unwrap()));
         if meta(name).task == "regression" {
             let labels = labels(name);
             let (rf, rq) = (r2(&f, &labels), r2(&q, &labels));
@@ -122,12 +122,12 @@ fn final_activation_runs_on_the_client_unless_tables_are_asked_for() {
     let g = import_float(&model_dir(name).join("model.onnx")).unwrap();
     let calib = samples(&g, name, "calib.csv");
     let producer = |c: &secc_compiler::pipeline::Compiled| {
-        let out = c.quantized.node(c.quantized.outputs[0]);
-        c.quantized.node(out.inputs[0]).op.mnemonic()
+        let out = c.quantized.as_ref().unwrap().node(c.quantized.as_ref().unwrap().outputs[0]);
+        c.quantized.as_ref().unwrap().node(out.inputs[0]).op.mnemonic()
     };
     let clear = compile_float(g.clone(), &calib, &Options::default()).unwrap();
     // sigmoid(dequantize(acc)): the client applies the sigmoid after decryption.
-    assert_eq!(clear.quantized.node(clear.quantized.outputs[0]).op.mnemonic(), "sigmoid");
+    assert_eq!(clear.quantized.as_ref().unwrap().node(clear.quantized.as_ref().unwrap().outputs[0]).op.mnemonic(), "sigmoid");
     assert_eq!(producer(&clear), "dequantize");
     // The raw breast-cancer features give logits of ±200: an 8-bit table over them.
     let cfg = QuantConfig { output_tables: true, table_bits: 8, ..QuantConfig::default() };
@@ -137,7 +137,7 @@ fn final_activation_runs_on_the_client_unless_tables_are_asked_for() {
     let mut worst = 0f64;
     for x in &xs {
         let f = to_f64(&secc_ir::interp::run_graph(&tabled.float, x).unwrap()[0])[0];
-        let q = to_f64(&secc_ir::interp::run_graph(&tabled.quantized, x).unwrap()[0])[0];
+        let q = to_f64(&secc_ir::interp::run_graph(tabled.quantized.as_ref().unwrap(), x).unwrap()[0])[0];
         worst = worst.max((f - q).abs());
     }
     // Probabilities within a few table steps.

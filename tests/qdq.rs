@@ -55,7 +55,7 @@ fn quantized_ir_takes_the_models_grids_and_keeps_accuracy() {
         let (c, _) = compile(name, &QuantConfig { table_bits: TABLE_BITS, ..QuantConfig::default() });
         let xs = samples(&c.float, name, "test.csv");
         let labels = labels(name);
-        let (f, q) = (outputs(&c.float, &xs), outputs(&c.quantized, &xs));
+        let (f, q) = (outputs(&c.float, &xs), outputs(c.quantized.as_ref().unwrap(), &xs));
         let (fa, qa) = (metric("classification", &f, &labels), metric("classification", &q, &labels));
         eprintln!("{name}: accuracy float {fa:.4}, simulation {qa:.4}");
         assert!(qa >= fa - 0.01, "{name}: simulated accuracy {qa} more than 1 point below float {fa}");
@@ -70,9 +70,9 @@ fn quantized_ir_takes_the_models_grids_and_keeps_accuracy() {
                 _ => None,
             })
             .collect();
-        let input_q = c.quantized.nodes.iter().find(|n| matches!(n.op, Op::Quantize(_))).unwrap();
+        let input_q = c.quantized.as_ref().unwrap().nodes.iter().find(|n| matches!(n.op, Op::Quantize(_))).unwrap();
         assert_eq!(input_q.ty.as_int().unwrap().quant.as_ref(), Some(&grids[0]), "{name}: input grid");
-        for n in c.quantized.nodes.iter().filter(|n| matches!(n.op, Op::Lut(_))) {
+        for n in c.quantized.as_ref().unwrap().nodes.iter().filter(|n| matches!(n.op, Op::Lut(_))) {
             let quant = n.ty.as_int().unwrap().quant.as_ref().unwrap();
             assert!(grids.contains(quant), "{name}: table {} writes onto {quant}, not a model grid", n.name);
         }
@@ -93,7 +93,7 @@ fn compiles_without_calibration_on_its_own_grids() {
         let labels = labels(name);
         let (fa, qa) = (
             metric("classification", &outputs(&c.float, &xs), &labels),
-            metric("classification", &outputs(&c.quantized, &xs), &labels),
+            metric("classification", &outputs(c.quantized.as_ref().unwrap(), &xs), &labels),
         );
         eprintln!("{name} without calibration: accuracy float {fa:.4}, simulation {qa:.4}");
         assert!(qa >= fa - 0.01, "{name}: simulated accuracy {qa} more than 1 point below float {fa}");
@@ -123,7 +123,7 @@ fn smpc_runs_the_float_meaning() {
 fn tfhe_equals_the_simulation() {
     let name = "qdq_dense_s8";
     let (c, _) = compile(name, &QuantConfig::default());
-    let (q, circuit) = (&c.quantized, c.fhe.as_ref().unwrap());
+    let (q, circuit) = (c.quantized.as_ref().unwrap(), c.fhe.as_ref().unwrap());
     let (ck, sk) = generate_keys(&circuit.params.name).unwrap();
     let program = ServerProgram::new(q, circuit, &sk).unwrap();
     let (mut lookups, mut neighbours) = (0, 0);

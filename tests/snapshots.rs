@@ -10,6 +10,6 @@ use secc_compiler::passes::quantize::QuantConfig;
 fn ir_dumps() {
     for name in MODELS {
         let (c, _) = compile(name, &QuantConfig::default());
-        insta::assert_snapshot!(format!("ir_{name}"), format!("{}\n\n{}", c.float, c.quantized));
+        insta::assert_snapshot!(format!("ir_{name}"), format!("{}\n\n{}", c.float, c.quantized.as_ref().unwrap()));
     }
 }

@@ -57,14 +57,14 @@ fn simulation_keeps_accuracy_and_stays_in_range() {
         let labels = labels(&name);
         let (mut sim, mut float) = (Vec::new(), Vec::new());
         for x in &xs {
-            let values = secc_ir::interp::eval_all(&c.quantized, x).unwrap();
-            for (node, v) in c.quantized.nodes.iter().zip(&values) {
+            let values = secc_ir::interp::eval_all(c.quantized.as_ref().unwrap(), x).unwrap();
+            for (node, v) in c.quantized.as_ref().unwrap().nodes.iter().zip(&values) {
                 if let (Some(t), Some(a)) = (node.ty.as_int(), v.as_i64()) {
                     let (lo, hi) = (*a.iter().min().unwrap(), *a.iter().max().unwrap());
                     assert!(t.lo <= lo && hi <= t.hi, "{name}: [{lo}, {hi}] outside {}", node.ty);
                 }
             }
-            sim.push(values[c.quantized.outputs[0].index()].to_f64_vec());
+            sim.push(values[c.quantized.as_ref().unwrap().outputs[0].index()].to_f64_vec());
             float.push(secc_ir::interp::run_graph(&c.float, x).unwrap()[0].to_f64_vec());
         }
         let (q, f) = (metric("classification", &sim, &labels), metric("classification", &float, &labels));
@@ -172,7 +172,7 @@ fn structural_ops_under_encryption() {
     };
     let calib: Vec<_> = (0..16).map(sample).collect();
     let c = secc_compiler::pipeline::compile_float(g, &calib, &Default::default()).unwrap();
-    let (q, circuit) = (&c.quantized, c.fhe.as_ref().unwrap());
+    let (q, circuit) = (c.quantized.as_ref().unwrap(), c.fhe.as_ref().unwrap());
     assert_eq!(circuit.stats.pbs, 4, "one bootstrap per pooled element");
     let (ck, sk) = secc_runtime::fhe::keys::generate_keys(&circuit.params.name).unwrap();
     let program = ServerProgram::new(q, circuit, &sk).unwrap();

@@ -48,7 +48,7 @@ fn torch_activation_models_match_onnxruntime_and_run_on_sim_and_mpc() {
                     "{name}: float {g} vs onnxruntime {w}"
                 );
             }
-            sim_out.push(secc_ir::interp::run_graph(&c.quantized, x).unwrap()[0].to_f64_vec());
+            sim_out.push(secc_ir::interp::run_graph(c.quantized.as_ref().unwrap(), x).unwrap()[0].to_f64_vec());
         }
         let float_acc = meta(&name).float_metric;
         let sim_acc = metric("classification", &sim_out, &labels(&name));
@@ -230,7 +230,7 @@ fn onnx_backend_cases_run_on_float_sim_and_mpc() {
         }
         let c = secc_compiler::pipeline::compile_float(g, std::slice::from_ref(&sample), &Default::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let sim = secc_ir::interp::run_graph(&c.quantized, &sample).unwrap()[0].to_f64_vec();
+        let sim = secc_ir::interp::run_graph(c.quantized.as_ref().unwrap(), &sample).unwrap()[0].to_f64_vec();
         let (lo, hi) = got.iter().fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
         let sim_err = sim.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         assert!(sim_err <= 0.1 * (hi - lo).max(1e-3), "{name}: sim off by {sim_err} on a range of {}", hi - lo);

@@ -134,11 +134,11 @@ fn content_error(art: &Artifact) -> ContentError {
 fn tampered_artifacts_are_named_errors_despite_a_valid_checksum() {
     let art = compiled("dense_relu");
     let circuit = art.fhe.as_ref().expect("dense_relu has a TFHE circuit");
-    let lut = art.quantized.nodes.iter().position(|n| matches!(n.op, Op::Lut(_))).expect("a table");
+    let lut = art.quantized.as_ref().unwrap().nodes.iter().position(|n| matches!(n.op, Op::Lut(_))).expect("a table");
 
     // New weights without new types: the range analysis no longer matches.
     let mut t = art.clone();
-    let Op::Const(c) = &mut t.quantized.nodes.iter_mut().find(|n| matches!(n.op, Op::Const(_))).unwrap().op else {
+    let Op::Const(c) = &mut t.quantized.as_mut().unwrap().nodes.iter_mut().find(|n| matches!(n.op, Op::Const(_))).unwrap().op else {
         unreachable!()
     };
     let secc_ir::Tensor::I64(w) = &mut c.value else { panic!("quantized weights are integers") };

@@ -149,15 +149,17 @@ pub struct Compiled {
     pub float: Graph,
     /// The range of every float value on the calibration set.
     pub calibration: Calibration,
-    /// The integer IR (the simulation oracle; the TFHE circuit's source).
-    pub quantized: Graph,
+    /// The integer IR (the simulation oracle; the TFHE circuit's source), or why the
+    /// model has none (attention's product of two computed matrices): the float IR
+    /// and the SMPC plan do not need it.
+    pub quantized: Result<Graph, CompileError>,
     /// The quantizer's settings that made it (the asked ones, or those the budget chose).
     pub quant: QuantConfig,
     /// With a budget: how closely the simulation follows float on the calibration
     /// samples, and whether that is within the budget.
     pub fidelity: Option<(Fidelity, bool)>,
-    /// What the range analysis found.
-    pub bit_widths: BitWidthReport,
+    /// What the range analysis of the integer IR found.
+    pub bit_widths: Option<BitWidthReport>,
     /// The TFHE circuit, or why the model has none.
     pub fhe: Result<Circuit, CompileError>,
     /// The SMPC plan, or why the model has none.
@@ -256,10 +258,19 @@ pub fn compile_float_observed(
             (quant, fidelity) = (chosen.config, Some((chosen.fidelity, chosen.within)));
             Ok(chosen.quantized)
         }
-    })?;
-    let bit_widths = d.analysis(Stage::BitWidth, &quantized, || Ok(analyze_bit_widths(&quantized)))?;
+    });
+    let bit_widths = match &quantized {
+        Ok(q) => Some(d.analysis(Stage::BitWidth, q, || Ok(analyze_bit_widths(q)))?),
+        Err(_) => {
+            d.enter(Stage::BitWidth);
+            None
+        }
+    };
     d.enter(Stage::LowerFhe);
-    let fhe = lower_circuit(&quantized, samples, opts.fhe);
+    let fhe = match &quantized {
+        Ok(q) => lower_circuit(q, samples, opts.fhe),
+        Err(e) => Err(CompileError::Stage { stage: Stage::LowerFhe.name(), message: format!("no integer IR: {e}") }),
+    };
     if let Ok(c) = &fhe {
         (d.observe)(Stage::LowerFhe, Program::Circuit(c));
     }

@@ -16,8 +16,9 @@ use std::path::Path;
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"SECCMODL";
 /// The format version this build writes and the newest it reads (2 added tree
-/// ensembles, 3 [`Settings::backend`], 4 the SMPC plan and the programs' graph digests).
-pub const FORMAT_VERSION: u32 = 4;
+/// ensembles, 3 [`Settings::backend`], 4 the SMPC plan and the programs' graph digests,
+/// 5 an artifact without a quantized IR).
+pub const FORMAT_VERSION: u32 = 5;
 /// Largest payload accepted (1 GiB): a corrupt length cannot make us allocate more.
 pub const MAX_PAYLOAD: u64 = 1 << 30;
 const HEADER: usize = 8 + 4 + 8 + 32;
@@ -27,8 +28,9 @@ const HEADER: usize = 8 + 4 + 8 + 32;
 pub struct Artifact {
     /// The float IR (the float backend runs it).
     pub float: Graph,
-    /// The quantized IR (the simulation runs it; the backends lower it).
-    pub quantized: Graph,
+    /// The quantized IR (the simulation runs it; the TFHE circuit is lowered from it),
+    /// or why the model has none.
+    pub quantized: Result<Graph, String>,
     /// The range each float-IR value took on the calibration set, by value number
     /// (`None` for values that are not floats); fixed-point backends fit their
     /// approximations on it.
@@ -260,12 +262,15 @@ impl Artifact {
     /// against the quantized graph and the plan on its own.
     pub fn verify(&self) -> Result<(), ContentError> {
         verify_graph(&self.float).map_err(ContentError::Float)?;
-        verify_graph(&self.quantized).map_err(ContentError::Quantized)?;
+        if let Ok(quantized) = &self.quantized {
+            verify_graph(quantized).map_err(ContentError::Quantized)?;
+        }
         if let Ok(circuit) = &self.fhe {
-            if circuit.graph_digest != self.quantized.digest() {
+            let quantized = self.quantized.as_ref().ok();
+            if quantized.map(Graph::digest) != Some(circuit.graph_digest) {
                 return Err(ContentError::Unbound { program: "TFHE circuit", graph: "quantized" });
             }
-            verify_circuit(circuit, &self.quantized)?;
+            verify_circuit(circuit, quantized.expect("bound to it"))?;
         }
         if let Ok(plan) = &self.mpc {
             if plan.graph_digest != self.float.digest() {
@@ -301,7 +306,7 @@ mod tests {
         };
         Artifact {
             float: graph("f"),
-            quantized: graph("q"),
+            quantized: Ok(graph("q")),
             float_ranges: vec![Some((-1.0, 2.5)), None],
             fhe: Err("none".into()),
             mpc: Err("none".into()),
@@ -336,7 +341,7 @@ mod tests {
         assert!(err(&huge).contains("exceeds"));
         // A re-checksummed file whose graph no longer verifies.
         let mut tampered = sample();
-        tampered.quantized.outputs.clear();
+        tampered.quantized.as_mut().unwrap().outputs.clear();
         let e = Artifact::from_bytes(&tampered.to_bytes(), "m.secc").unwrap_err();
         assert!(matches!(e, ArtifactError::Invalid { source: ContentError::Quantized(_), .. }), "{e}");
         assert_eq!(e.to_string(), "m.secc is invalid: the quantized IR: %0: graph has no outputs");
@@ -357,8 +362,9 @@ mod tests {
             weight_values: None,
             regs: 0,
             steps: vec![],
+            finish: None,
         };
-        a.mpc = Ok(plan(&a.quantized));
+        a.mpc = Ok(plan(a.quantized.as_ref().unwrap()));
         let err = Artifact::from_bytes(&a.to_bytes(), "m.secc").unwrap_err().to_string();
         assert_eq!(err, "m.secc is invalid: its SMPC plan was not lowered from its float graph (digests differ); recompile the model");
     }

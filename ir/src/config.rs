@@ -22,8 +22,8 @@ pub struct QuantConfig {
     /// models) the client applies it in float after decryption: exact, and one
     /// table fewer per output; the client then sees the pre-activation values.
     pub output_tables: bool,
-    /// Bits of each feature a tree ensemble reads, on a grid spanning that feature's
-    /// thresholds: the width of every comparison table.
+    /// Bits of each feature a tree ensemble reads, bucketized on that feature's
+    /// thresholds (at most `2^tree_bits − 1` of them): the width of every comparison table.
     pub tree_bits: u32,
     /// Largest 2-norm of a quantized weight channel applied to table outputs. In TFHE
     /// it multiplies the bootstrap noise, so it decides which parameter set serves.

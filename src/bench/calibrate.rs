@@ -35,7 +35,7 @@ fn probe_circuit(w: &Workload, set: &ParamSet) -> Result<(Graph, Circuit)> {
     let c = compile_workload(w)?;
     let mut circuit = c.fhe?;
     circuit.params = set.clone();
-    Ok((c.quantized, circuit))
+    Ok((c.quantized?, circuit))
 }
 
 /// Measures one parameter set's costs.

@@ -77,8 +77,8 @@ fn bench_fhe(
     keys: &mut KeyCache,
     reps: &Repeats,
 ) -> Result<FheResult, String> {
-    let q = &c.quantized;
     let circuit = c.fhe.as_ref().map_err(|e| e.to_string())?;
+    let q = c.quantized.as_ref().expect("a circuit is lowered from the quantized IR");
     let predicted = predict_fhe(q, circuit, costs, Network::LOOPBACK);
     let (n, warmup) = reps.fhe(predicted.total_ms);
     let samples = &w.samples[..n.min(w.samples.len())];

@@ -2,7 +2,7 @@
 //! IR → TFHE circuit and SMPC plan → `model.secc`.
 
 use crate::io::{read_samples, write_new};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use secc_compiler::cost::machine::MachineCosts;
 use secc_compiler::cost::{choose_backend, Network};
 use secc_compiler::passes::calibrate::grid_samples;
@@ -48,8 +48,9 @@ pub struct Args {
     /// top bits (what a TFHE bootstrap costs is set by this), 2 to 16 [default: min(5, bits)]
     #[arg(long, value_name = "N", value_parser = bits(16))]
     pub table_bits: Option<u32>,
-    /// Bits of each feature a tree ensemble reads, on a grid spanning that feature's
-    /// thresholds: every comparison is a table of this width, 2 to 16 [default: min(4, bits)]
+    /// Bits of each feature a tree ensemble reads, bucketized on that feature's thresholds
+    /// (exact up to 2^N − 1 of them): every comparison is a table of this width, 2 to 16
+    /// [default: min(4, bits)]
     #[arg(long, value_name = "N", value_parser = bits(16))]
     pub tree_bits: Option<u32>,
     /// Accuracy the quantized model may lose, in points (percent) of argmax agreement
@@ -269,18 +270,30 @@ pub fn run(a: Args) -> Result<()> {
         (Ok(c), _) => Ok(c),
         (Err(e), Some(_)) => return Err(anyhow::Error::new(e).context("no TFHE circuit")),
         (Err(e), None) => {
-            eprintln!("note: no TFHE circuit for this model: {e}");
+            // Without a quantized IR the note below says why.
+            if compiled.quantized.is_ok() {
+                eprintln!("note: no TFHE circuit for this model: {e}");
+            }
             Err(e.to_string())
         }
     };
-    let mpc = compiled.mpc.map_err(|e| {
+    let (quantized, mpc) = match (compiled.quantized, compiled.mpc) {
+        (Err(q), Err(m)) => {
+            bail!("cannot compile {}: no private backend can run it\n  simulation and TFHE: {q}\n  SMPC: {m}", a.model.display())
+        }
+        (quantized, mpc) => (quantized, mpc),
+    };
+    let quantized = quantized.map_err(|e| {
+        eprintln!("note: no quantized IR for this model (float and SMPC only): {e}");
+        e.to_string()
+    });
+    let mpc = mpc.map_err(|e| {
         eprintln!("note: no SMPC plan for this model: {e}");
         e.to_string()
     });
-    let bw = &compiled.bit_widths;
     let mut artifact = Artifact {
         float: compiled.float,
-        quantized: compiled.quantized,
+        quantized,
         float_ranges: compiled.calibration.ranges,
         fhe,
         mpc,
@@ -308,13 +321,14 @@ pub fn run(a: Args) -> Result<()> {
             c.stats.pbs, c.params.name, c.params.log2_p_fail, c.params.security_bits
         );
     }
-    let widest = bw.widest_table_input.map_or("none".into(), |(v, bits, _)| format!("{bits} bits at {v}"));
+    let tables = compiled.bit_widths.map_or("no quantized IR".into(), |bw| {
+        let widest = bw.widest_table_input.map_or("none".into(), |(v, bits, _)| format!("{bits} bits at {v}"));
+        format!("{} table lookups ({} distinct tables), widest table input {widest}", bw.table_lookups, bw.distinct_tables)
+    });
     eprintln!(
-        "compiled {} ({} calibration samples): {} table lookups ({} distinct tables), widest table input {widest}; wrote {} ({} bytes)",
-        artifact.quantized.name,
+        "compiled {} ({} calibration samples): {tables}; wrote {} ({} bytes)",
+        artifact.float.name,
         samples.len(),
-        bw.table_lookups,
-        bw.distinct_tables,
         out.display(),
         bytes.len()
     );

@@ -10,7 +10,7 @@ use crate::io::{check_private, flatten_outputs, read_samples, write_new, write_s
 use anyhow::{anyhow, bail, Context, Result};
 use secc_ir::artifact::Artifact;
 use secc_ir::lowered::fhe::Circuit;
-use secc_ir::Tensor;
+use secc_ir::{Graph, Tensor};
 use secc_runtime::fhe::exec::{decrypt_sample, encrypt_sample, CtValues, ServerProgram};
 use secc_runtime::fhe::file::{decode_file, encode_file, read_limited, sniff, Kind};
 use secc_runtime::fhe::keys::{generate_keys, ClientKey, ServerKey};
@@ -85,8 +85,10 @@ pub struct DecryptArgs {
     pub force: bool,
 }
 
-fn circuit(art: &Artifact) -> Result<&Circuit> {
-    art.fhe.as_ref().map_err(|e| anyhow!("this model has no TFHE circuit: {e}"))
+/// The artifact's circuit and the quantized IR it was lowered from.
+fn circuit(art: &Artifact) -> Result<(&Graph, &Circuit)> {
+    let c = art.fhe.as_ref().map_err(|e| anyhow!("this model has no TFHE circuit: {e}"))?;
+    Ok((crate::cmd::quantized(art)?, c))
 }
 
 /// Reads a key or ciphertext file made for the model with digest `digest`.
@@ -103,20 +105,20 @@ fn load<T: serde::de::DeserializeOwned>(
     Ok(decode_file(&bytes, &path.display().to_string(), kind, digest, key_id)?)
 }
 
-fn encrypt_all(art: &Artifact, c: &Circuit, ck: &ClientKey, samples: &[Vec<Tensor>]) -> Result<Vec<CtValues>> {
-    Ok(samples.iter().map(|s| encrypt_sample(&art.quantized, c, ck, s)).collect::<Result<Vec<_>, _>>()?)
+fn encrypt_all(g: &Graph, c: &Circuit, ck: &ClientKey, samples: &[Vec<Tensor>]) -> Result<Vec<CtValues>> {
+    Ok(samples.iter().map(|s| encrypt_sample(g, c, ck, s)).collect::<Result<Vec<_>, _>>()?)
 }
 
-fn decrypt_all(art: &Artifact, c: &Circuit, ck: &ClientKey, values: &[CtValues]) -> Result<Vec<Vec<f32>>> {
+fn decrypt_all(g: &Graph, c: &Circuit, ck: &ClientKey, values: &[CtValues]) -> Result<Vec<Vec<f32>>> {
     Ok(values
         .iter()
-        .map(|v| decrypt_sample(&art.quantized, c, ck, v).map(|o| flatten_outputs(&o)))
+        .map(|v| decrypt_sample(g, c, ck, v).map(|o| flatten_outputs(&o)))
         .collect::<Result<Vec<_>, _>>()?)
 }
 
 pub fn keygen(a: KeygenArgs) -> Result<()> {
     let art = Artifact::read(&a.artifact)?;
-    let c = circuit(&art)?;
+    let (_, c) = circuit(&art)?;
     std::fs::create_dir_all(&a.keys).with_context(|| format!("cannot create {}", a.keys.display()))?;
     for f in ["client.key", "server.key"] {
         if a.keys.join(f).exists() && !a.force {
@@ -143,14 +145,14 @@ pub fn keygen(a: KeygenArgs) -> Result<()> {
 
 pub fn encrypt(a: EncryptArgs) -> Result<()> {
     let art = Artifact::read(&a.artifact)?;
-    let c = circuit(&art)?;
+    let (g, c) = circuit(&art)?;
     let digest = art.digest();
     let (ck, id): (ClientKey, _) = load(&a.keys.join("client.key"), Kind::ClientKey, &digest, None)?;
     ck.check()?;
     let samples =
-        read_samples(&a.input, &art.quantized).with_context(|| format!("cannot read {}", a.input.display()))?;
-    warn_clipped(&art, &samples);
-    let cts = encrypt_all(&art, c, &ck, &samples)?;
+        read_samples(&a.input, g).with_context(|| format!("cannot read {}", a.input.display()))?;
+    warn_clipped(g, &samples);
+    let cts = encrypt_all(g, c, &ck, &samples)?;
     write_new(&a.output, &encode_file(Kind::Ciphertexts, &digest, &id, &cts), a.force)
 }
 
@@ -175,12 +177,12 @@ fn refuse_client_keys(paths: &[&Path]) -> Result<()> {
 pub fn eval(a: EvalArgs) -> Result<()> {
     refuse_client_keys(&[&a.server_key, &a.input, &a.output])?;
     let art = Artifact::read(&a.artifact)?;
-    let c = circuit(&art)?;
+    let (g, c) = circuit(&art)?;
     let digest = art.digest();
     let (sk, id): (ServerKey, _) = load(&a.server_key, Kind::ServerKey, &digest, None)?;
     sk.check()?;
     let (inputs, _) = load(&a.input, Kind::Ciphertexts, &digest, Some(&id))?;
-    let program = ServerProgram::new(&art.quantized, c, &sk)?;
+    let program = ServerProgram::new(g, c, &sk)?;
     let t = Instant::now();
     let outputs = evaluate_all(&program, inputs)?;
     eprintln!("evaluated {} samples in {:.2} s", outputs.len(), t.elapsed().as_secs_f64());
@@ -189,16 +191,16 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 
 pub fn decrypt(a: DecryptArgs) -> Result<()> {
     let art = Artifact::read(&a.artifact)?;
-    let c = circuit(&art)?;
+    let (g, c) = circuit(&art)?;
     let digest = art.digest();
     let (ck, id): (ClientKey, _) = load(&a.keys.join("client.key"), Kind::ClientKey, &digest, None)?;
     ck.check()?;
     let (values, _): (Vec<CtValues>, _) = load(&a.input, Kind::Ciphertexts, &digest, Some(&id))?;
-    crate::io::write_rows(&decrypt_all(&art, c, &ck, &values)?, a.output.as_deref(), a.force)
+    crate::io::write_rows(&decrypt_all(g, c, &ck, &values)?, a.output.as_deref(), a.force)
 }
 
-fn warn_clipped(art: &Artifact, samples: &[Vec<Tensor>]) {
-    let clipped = crate::cmd::run::count_clipped(&art.quantized, samples);
+fn warn_clipped(g: &Graph, samples: &[Vec<Tensor>]) {
+    let clipped = crate::cmd::run::count_clipped(g, samples);
     if clipped > 0 {
         eprintln!("warning: {clipped} input values lie outside the calibrated range and were clipped");
     }
@@ -221,20 +223,20 @@ fn evaluate_all(program: &ServerProgram, inputs: Vec<CtValues>) -> Result<Vec<Ct
 
 /// `secc run --backend fhe`: keygen, encrypt, evaluate, decrypt in one process.
 pub fn run_local(art: &Artifact, samples: &[Vec<Tensor>]) -> Result<Vec<Vec<f32>>> {
-    let c = circuit(art)?;
-    warn_clipped(art, samples);
+    let (g, c) = circuit(art)?;
+    warn_clipped(g, samples);
     let t = Instant::now();
     let (ck, sk) = generate_keys(&c.params.name)?;
     let keygen = t.elapsed();
     let t = Instant::now();
-    let cts = encrypt_all(art, c, &ck, samples)?;
+    let cts = encrypt_all(g, c, &ck, samples)?;
     let encrypt = t.elapsed();
-    let program = ServerProgram::new(&art.quantized, c, &sk)?;
+    let program = ServerProgram::new(g, c, &sk)?;
     let t = Instant::now();
     let outs = evaluate_all(&program, cts)?;
     let eval = t.elapsed();
     let t = Instant::now();
-    let rows = decrypt_all(art, c, &ck, &outs)?;
+    let rows = decrypt_all(g, c, &ck, &outs)?;
     let decrypt = t.elapsed();
     let n = samples.len().max(1) as u32;
     let per = |d: Duration| format!("{:.1} ms", (d / n).as_secs_f64() * 1e3);

@@ -7,7 +7,7 @@ use secc_compiler::cost::mpc::predict_mpc;
 use secc_compiler::cost::{Network, Prediction};
 use secc_compiler::passes::bit_width::analyze_bit_widths;
 use secc_ir::artifact::Artifact;
-use secc_ir::Op;
+use secc_ir::{Graph, Op};
 use std::path::{Path, PathBuf};
 
 /// Show a compiled model: its quantized IR, the bit width of every integer value,
@@ -35,21 +35,32 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let art = Artifact::read(&a.artifact)?;
     let s = &art.settings;
-    let g = &art.quantized;
-    println!("model: {} (from {}, secc {})", g.name, s.source, s.secc_version);
+    let f = &art.float;
+    println!("model: {} (from {}, secc {})", f.name, s.source, s.secc_version);
     println!(
         "quantization: {}-bit activations, {}-bit inputs, {}-bit weights (per output channel), tables read ≤ {} bits, {}-bit tree features; {} calibration samples",
         s.quant.bits, s.quant.input_bits, s.quant.weight_bits, s.quant.table_bits, s.quant.tree_bits, s.calibration_samples
     );
-    for (i, v) in g.inputs.iter().enumerate() {
-        println!("input {i}: f32{}", g.ty(*v).shape);
+    for (i, v) in f.inputs.iter().enumerate() {
+        println!("input {i}: f32{}", f.ty(*v).shape);
     }
-    for (i, v) in g.outputs.iter().enumerate() {
-        println!("output {i}: f32{}", g.ty(*v).shape);
+    for (i, v) in f.outputs.iter().enumerate() {
+        println!("output {i}: f32{}", f.ty(*v).shape);
     }
     if a.float {
-        println!("\n{}", art.float);
+        println!("\n{f}");
     }
+    match &art.quantized {
+        Ok(g) => print_quantized(g),
+        Err(e) => println!("\nquantized IR: none ({e})"),
+    }
+    print_mpc_plan(&art);
+    print_circuit(&art);
+    print_predictions(&art, a.costs.as_deref())
+}
+
+/// The quantized IR and the bit width of every integer value.
+fn print_quantized(g: &Graph) {
     println!("\n{g}\n");
     let r = analyze_bit_widths(g);
     println!("bit widths:");
@@ -78,7 +89,10 @@ pub fn run(a: Args) -> Result<()> {
     if let Some((v, bw)) = r.widest_value {
         println!("widest integer value: {v}, {bw}");
     }
-    print_mpc_plan(&art);
+}
+
+/// The TFHE circuit's parameters and counts, or why there is none.
+fn print_circuit(art: &Artifact) {
     println!();
     match &art.fhe {
         Ok(c) => {
@@ -105,7 +119,6 @@ pub fn run(a: Args) -> Result<()> {
         }
         Err(e) => println!("TFHE circuit: none ({e})"),
     }
-    print_predictions(&art, a.costs.as_deref())
 }
 
 /// The predicted time per inference of each backend on `network`, or why it has none.
@@ -114,7 +127,10 @@ pub fn predict_both(
     costs: &MachineCosts,
     network: Network,
 ) -> (Result<Prediction, String>, Result<Prediction, String>) {
-    let fhe = art.fhe.as_ref().map(|c| predict_fhe(&art.quantized, c, costs, network)).map_err(String::clone);
+    let fhe = match (&art.fhe, &art.quantized) {
+        (Ok(c), Ok(g)) => Ok(predict_fhe(g, c, costs, network)),
+        (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+    };
     let mpc = art.mpc.as_ref().map(|p| predict_mpc(p, 1, costs, network)).map_err(String::clone);
     (fhe, mpc)
 }
@@ -158,6 +174,10 @@ fn print_mpc_plan(art: &Artifact) {
             _ => String::new(),
         };
         println!("  {:<10} {:<28} {}{extra}", step.op.mnemonic(), step.label, step.cost(plan));
+    }
+    if let Some(g) = &plan.finish {
+        let ops: Vec<&str> = g.nodes.iter().skip(1).map(|n| node_label(&n.op)).collect();
+        println!("  then P{}, in the clear on the revealed values: {}", plan.roles.receiver, ops.join(" → "));
     }
     println!("  total (1 sample)                        {}", plan.total(1));
     println!("  (plus one set-up round: each party sends its PRG seed, 48 bytes)");

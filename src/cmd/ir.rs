@@ -124,7 +124,7 @@ fn print_artifact(a: &PrintArgs) -> Result<String> {
             a.model.display()
         ),
         Stage::FoldAffine | Stage::Calibrate => art.float.to_string(),
-        Stage::Quantize | Stage::BitWidth => art.quantized.to_string(),
+        Stage::Quantize | Stage::BitWidth => crate::cmd::quantized(&art)?.to_string(),
         Stage::LowerFhe => art.fhe.as_ref().map_err(|e| anyhow!("this model has no TFHE circuit: {e}"))?.to_string(),
         Stage::LowerMpc => art.mpc.as_ref().map_err(|e| anyhow!("this model has no SMPC plan: {e}"))?.to_string(),
     } + "\n")

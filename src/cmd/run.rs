@@ -45,7 +45,7 @@ pub fn run(a: Args) -> Result<()> {
     let art = Artifact::read(&a.artifact)?;
     let graph = match a.backend {
         Backend::Float | Backend::Mpc => &art.float,
-        Backend::Sim | Backend::Fhe => &art.quantized,
+        Backend::Sim | Backend::Fhe => crate::cmd::quantized(&art)?,
     };
     let samples = read_samples(&a.input, graph).with_context(|| format!("cannot read {}", a.input.display()))?;
     if let Backend::Fhe = a.backend {

@@ -65,6 +65,7 @@ mod tests {
                 step(StepOp::Trunc { x: 1, len: 3, bits: 18, out: 2 }),
                 step(StepOp::Reveal { x: 2, len: 3 }),
             ],
+            finish: None,
         }
     }
 

@@ -6,7 +6,8 @@
 //!
 //! - **Inputs** are quantized per tensor to `input_bits` unsigned bits over their
 //!   calibrated range (widened to include 0, so zero padding is exact); the client
-//!   does this in the clear.
+//!   does this in the clear. A `matmul` reading a model input quantizes it per
+//!   feature instead, folding the scales into its weights.
 //! - **Weights** are quantized symmetrically per output channel to `weight_bits`;
 //!   biases to the accumulator scale. Linear ops then compute exact integer
 //!   accumulators whose range the op's type rule derives from the clear weights.
@@ -226,6 +227,10 @@ impl QuantizeCx for Quantizer<'_> {
     fn observed(&self, v: ValueId) -> (i64, i64) {
         let seen = self.observed[v.index()].iter().flat_map(|t| t.as_i64().expect("integer").iter().copied());
         (seen.clone().min().expect("samples"), seen.max().expect("samples"))
+    }
+
+    fn samples(&self, v: ValueId) -> &[Tensor] {
+        &self.observed[v.index()]
     }
 
     fn new_graph(&self) -> &Graph {

@@ -21,7 +21,7 @@ pub const PARTIES: usize = 3;
 /// Bytes of one ring element on the wire.
 pub const WORD: u64 = 8;
 /// File magic of a serialized plan.
-pub const PLAN_MAGIC: &[u8; 8] = b"SECCMPC1";
+pub const PLAN_MAGIC: &[u8; 8] = b"SECCMPC2";
 
 /// A register: one secret-shared vector.
 pub type Reg = usize;
@@ -78,12 +78,35 @@ pub struct Plan {
     pub regs: usize,
     /// The steps, in execution order.
     pub steps: Vec<Step>,
+    /// The receiver's part: a float graph of the revealed output (of
+    /// [`Plan::output_shape`]) to the model's, run in the clear after the reveal. The
+    /// model's final softmax, sigmoid or normalizer: it takes no weights, and what it is
+    /// given says no more than what it returns (a softmax determines its logits up to a
+    /// shift), as the TFHE client's final activation. `None`: the revealed output is the
+    /// model's.
+    pub finish: Option<crate::Graph>,
 }
 
 impl Plan {
     /// The same plan without the weights: what the other parties run.
     pub fn weightless(&self) -> Plan {
         Plan { weight_values: None, ..self.clone() }
+    }
+
+    /// The model's outputs from the revealed ones, `batch` samples laid end to end:
+    /// [`Plan::finish`] run on each sample.
+    pub fn finish_outputs(&self, revealed: Vec<f64>, batch: usize) -> Vec<f64> {
+        let Some(g) = &self.finish else { return revealed };
+        let shape = ndarray::IxDyn(&self.output_shape);
+        revealed
+            .chunks(revealed.len() / batch.max(1))
+            .flat_map(|x| {
+                let x = ndarray::ArrayD::from_shape_vec(shape.clone(), x.iter().map(|&v| v as f32).collect())
+                    .expect("verified: the output shape");
+                let y = crate::interp::run_graph(g, &[crate::Tensor::F32(x)]).expect("verified finish graph");
+                y.iter().flat_map(crate::Tensor::to_f64_vec).collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Costs of one run on `batch` samples, all steps together.
@@ -117,7 +140,7 @@ impl Plan {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanFileError {
     /// Not a plan at all.
-    #[error("not a secc MPC plan (no SECCMPC1 header)")]
+    #[error("not a secc MPC plan (no SECCMPC2 header)")]
     Foreign,
     /// Undecodable, or over [`MAX_PLAN_BYTES`].
     #[error("corrupt MPC plan: {0}")]

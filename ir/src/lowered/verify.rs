@@ -106,6 +106,9 @@ pub enum PlanProblem {
     /// The reveal is not the last step.
     #[error("the `reveal` step is not the last one")]
     RevealNotLast,
+    /// The receiver's finish graph is not a weightless map of the revealed output.
+    #[error("the finish graph: {0}")]
+    Finish(String),
 }
 
 /// A problem of one step.
@@ -606,6 +609,9 @@ pub fn verify_plan(plan: &Plan) -> Result<(), PlanError> {
     if !matches!(plan.steps.last().map(|s| &s.op), Some(StepOp::Reveal { .. })) {
         return whole(PlanProblem::RevealNotLast);
     }
+    if let Some(g) = &plan.finish {
+        check_finish(g, &plan.output_shape).map_err(|m| PlanError::Plan(PlanProblem::Finish(m)))?;
+    }
     let mut checker = Checker { plan, written: HashMap::new(), shared: false, elements: 0, macs: 0 };
     for (index, step) in plan.steps.iter().enumerate() {
         checker.step(&step.op, lens[0]).map_err(|problem| PlanError::Step {
@@ -615,6 +621,27 @@ pub fn verify_plan(plan: &Plan) -> Result<(), PlanError> {
         })?;
     }
     Ok(())
+}
+
+/// A plan's finish graph: it verifies, reads one float input of the revealed shape,
+/// returns one output of that shape, and holds nothing but elementwise functions,
+/// softmaxes and normalizers: no weights, which every party's plan would show.
+fn check_finish(g: &Graph, shape: &[usize]) -> Result<(), String> {
+    use crate::ops::Op;
+    crate::verify_graph(g).map_err(|e| e.to_string())?;
+    let revealed = crate::TensorType::f32(crate::Shape(shape.to_vec()));
+    if g.inputs.len() != 1 || g.outputs.len() != 1 {
+        return Err(format!("{} inputs and {} outputs, expected one of each", g.inputs.len(), g.outputs.len()));
+    }
+    for &v in [g.inputs[0], g.outputs[0]].iter() {
+        if g.ty(v) != &revealed {
+            return Err(format!("{v} is {}, the revealed output {revealed}", g.ty(v)));
+        }
+    }
+    match g.nodes.iter().position(|n| !matches!(n.op, Op::Input(_) | Op::Unary(_) | Op::Softmax(_) | Op::Normalize(_))) {
+        Some(i) => Err(format!("%{i} is a `{}`; it may hold only elementwise functions, softmaxes and normalizers", g.nodes[i].op.mnemonic())),
+        None => Ok(()),
+    }
 }
 
 /// Why a TFHE circuit is refused; `%N` names the value of the quantized graph.
@@ -863,7 +890,32 @@ mod tests {
                 step("%4 \"/Sigmoid\"", StepOp::Piecewise { x: 2, len: 2, function, out: 3 }),
                 step("%4 \"/Sigmoid\"", StepOp::Reveal { x: 3, len: 2 }),
             ],
+            finish: None,
         }
+    }
+
+    #[test]
+    fn a_finish_graph_is_a_weightless_map_of_the_revealed_output() {
+        use crate::ops::{Input, Op, Softmax};
+        let finish = |with_const: bool| {
+            let mut g = Graph::new("t.finish");
+            let ty = crate::TensorType::f32(crate::Shape(vec![1, 2]));
+            let x = g.push(Op::Input(Input { index: 0, ty }), vec![], "x").unwrap();
+            let y = g.push(Op::Softmax(Softmax { axes: vec![1], log: false }), vec![x], "softmax").unwrap();
+            if with_const {
+                g.push_const(crate::Tensor::F32(ndarray::arr1(&[1.0f32]).into_dyn()), None, "k");
+            }
+            g.outputs.push(y);
+            g
+        };
+        let mut p = plan();
+        p.finish = Some(finish(false));
+        verify_plan(&p).unwrap();
+        p.finish = Some(finish(true));
+        assert!(error(&p).contains("the finish graph: %2 is a `const`"), "{}", error(&p));
+        p.output_shape = vec![2];
+        p.finish = Some(finish(false));
+        assert!(error(&p).contains("the finish graph: %0 is f32[1,2], the revealed output f32[2]"), "{}", error(&p));
     }
 
     fn error(plan: &Plan) -> String {

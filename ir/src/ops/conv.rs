@@ -186,7 +186,7 @@ impl OpSpec for Conv {
         // A padded tap contributes 0, whatever the input range.
         let x_range = if self.has_padding() { (xlo.min(0), xhi.max(0)) } else { (xlo, xhi) };
         let (lo, hi) = linear_range(inputs, 0, x_range)?;
-        Ok(TensorType::int(out_shape, lo, hi, linear_quant(x, w, 1)))
+        Ok(TensorType::int(out_shape, lo, hi, linear_quant(x, w, 1, None)))
     }
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         eval_linear(self, inputs)
@@ -217,7 +217,7 @@ impl Conv {
 
 impl QuantizeRule for Conv {
     fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
-        quantize_linear(graph, v, cx, |x_zp| Op::Conv(Conv { x_zp, ..self.clone() }))
+        quantize_linear(graph, v, cx, false, |x_zp| Op::Conv(Conv { x_zp, ..self.clone() }))
     }
     fn table_noise(&self) -> TableNoise {
         TableNoise::Untracked

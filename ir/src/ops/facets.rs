@@ -61,6 +61,8 @@ pub trait QuantizeCx {
     ) -> Result<ValueId, Self::Error>;
     /// The range integer value `v` (new graph) took on the calibration set.
     fn observed(&self, v: ValueId) -> (i64, i64);
+    /// The values of `v` (new graph) on each calibration sample.
+    fn samples(&self, v: ValueId) -> &[Tensor];
     /// The integer graph built so far.
     fn new_graph(&self) -> &Graph;
     /// The table computing `target` from `region`, its outputs on `grid` (quantization,

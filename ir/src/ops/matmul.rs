@@ -76,7 +76,7 @@ impl OpSpec for MatMul {
         let xi = x.as_int().expect("integer operand");
         let (lo, hi) = linear_range(inputs, 1, minus_zero_point(xi.lo, xi.hi, self.x_zp)?)?;
         let axis = out_shape.rank() - 1;
-        Ok(TensorType::int(out_shape, lo, hi, linear_quant(x, w, axis)))
+        Ok(TensorType::int(out_shape, lo, hi, linear_quant(x, w, axis, Some(x.shape.rank() - 1))))
     }
     fn eval(&self, inputs: &[&Tensor]) -> Tensor {
         eval_linear(self, inputs)
@@ -97,7 +97,7 @@ impl MatMul {
 
 impl QuantizeRule for MatMul {
     fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
-        quantize_linear(graph, v, cx, |x_zp| Op::MatMul(MatMul { x_zp }))
+        quantize_linear(graph, v, cx, true, |x_zp| Op::MatMul(MatMul { x_zp }))
     }
     fn table_noise(&self) -> TableNoise {
         TableNoise::Untracked

@@ -15,6 +15,7 @@
 
 mod add_int;
 mod batch_matmul;
+mod bucketize;
 mod conv;
 mod elementwise;
 mod facets;
@@ -36,6 +37,7 @@ mod tree;
 
 pub use add_int::AddInt;
 pub use batch_matmul::BatchMatMul;
+pub use bucketize::{Bucketize, Cut};
 pub use conv::{conv_accumulate, Conv, ConvGeometry};
 pub use elementwise::{uniform_const, Binary, BinaryKind, Region, Unary, UnaryKind};
 pub use facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
@@ -49,7 +51,7 @@ pub use matmul::MatMul;
 pub use normalize::{Norm, Normalize};
 pub use pool::{AvgPool, MaxPool, SumPool, Window};
 pub use pwl::Pwl;
-pub use quant::{output_quant, quantize_value, Dequantize, Quantize};
+pub use quant::{interval_quant, output_quant, quantize_value, Dequantize, Quantize};
 pub use reduce::{Reduce, ReduceKind};
 pub use shape::Reshape;
 pub use softmax::Softmax;
@@ -131,6 +133,8 @@ pub enum Op {
     BatchMatMul(BatchMatMul),
     /// Integer sum or difference of two tensors at one scale.
     AddInt(AddInt),
+    /// Float features to the count of cuts each passes (a tree ensemble's input).
+    Bucketize(Bucketize),
 }
 
 macro_rules! dispatch {
@@ -157,6 +161,7 @@ macro_rules! dispatch {
             Op::Gather($op) => $e,
             Op::Reduce($op) => $e,
             Op::FakeQuant($op) => $e,
+            Op::Bucketize($op) => $e,
         }
     };
 }
@@ -194,6 +199,7 @@ impl Op {
             "reduce_sum" => Reduce::parse_attrs(ReduceKind::Sum, p).map(Op::Reduce),
             "reduce_max" => Reduce::parse_attrs(ReduceKind::Max, p).map(Op::Reduce),
             "quantize" => Quantize::parse_attrs(p).map(Op::Quantize),
+            "bucketize" => Bucketize::parse_attrs(p).map(Op::Bucketize),
             "dequantize" => Dequantize::parse_attrs(p).map(Op::Dequantize),
             "fake_quant" => FakeQuant::parse_attrs(p).map(Op::FakeQuant),
             "lut" => Lut::parse_attrs(p).map(Op::Lut),

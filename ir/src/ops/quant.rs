@@ -9,16 +9,10 @@
 //! their own) and the SMPC backend, which lowers the float IR, never sees them. Under
 //! TFHE the client encrypts what `quantize` makes and decrypts what `dequantize` reads.
 
-use super::facets::{
-    Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise, ALREADY_QUANTIZED,
-    MPC_FLOAT_ONLY,
-};
 use super::{expect_arity, OpSpec, Operand};
-use crate::lowered::mpc::Reg;
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
 use crate::types::{Quant, Shape, TensorType};
-use crate::{Graph, ValueId};
 use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +41,18 @@ pub fn output_quant(lo: f64, hi: f64, bits: u32) -> (Quant, i64, i64) {
     let scale = if hi > lo { (hi - lo) / qmax as f64 } else { 1.0 };
     let zp = ((-lo / scale).round() as i64).clamp(0, qmax);
     (Quant::per_tensor(scale, zp), 0, qmax)
+}
+
+/// The most a zero point may exceed the integer range by: beyond it an interval far
+/// from 0 next to its width is quantized as [`output_quant`] does.
+const ZERO_POINT_REACH: f64 = (1u64 << 40) as f64;
+
+/// Unsigned `bits`-bit quantization of exactly `[lo, hi]` (0 need not be on the grid):
+/// `(scale, zero point)`, or `None` when the interval is empty or too far from 0.
+pub fn interval_quant(lo: f64, hi: f64, bits: u32) -> Option<(f64, i64)> {
+    let scale = (hi - lo) / ((1i64 << bits) - 1) as f64;
+    let zp = (-lo / scale).round();
+    (hi > lo && scale.is_normal() && zp.abs() < ZERO_POINT_REACH).then_some((scale, zp as i64))
 }
 
 impl OpSpec for Quantize {
@@ -152,56 +158,50 @@ impl Dequantize {
     }
 }
 
-impl QuantizeRule for Quantize {
-    fn quantize<C: QuantizeCx>(&self, _: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
-        Err(cx.fail(v, ALREADY_QUANTIZED))
-    }
-    fn table_noise(&self) -> TableNoise {
-        TableNoise::Untracked
-    }
-    fn weight_channels(&self, _: usize) -> Option<Channels> {
-        None
-    }
-}
+/// The rules of an op of the integer IR that the client runs in the clear at the
+/// boundary (`$fhe`: it encrypts the op's output, or decrypts its input): the
+/// quantizer never meets it and SMPC, which lowers the float IR, never sees it.
+macro_rules! client_boundary {
+    ($op:ty, $fhe:ident) => {
+        impl $crate::ops::QuantizeRule for $op {
+            fn quantize<C: $crate::ops::QuantizeCx>(
+                &self,
+                _: &$crate::Graph,
+                v: $crate::ValueId,
+                cx: &mut C,
+            ) -> Result<$crate::ops::Lowered<$crate::ValueId>, C::Error> {
+                Err(cx.fail(v, $crate::ops::facets::ALREADY_QUANTIZED))
+            }
+            fn table_noise(&self) -> $crate::ops::TableNoise {
+                $crate::ops::TableNoise::Untracked
+            }
+            fn weight_channels(&self, _: usize) -> Option<$crate::ops::Channels> {
+                None
+            }
+        }
 
-impl FheRule for Quantize {
-    fn fhe_lowering(&self) -> FheLowering<'_> {
-        FheLowering::ClientEncrypts
-    }
-}
+        impl $crate::ops::FheRule for $op {
+            fn fhe_lowering(&self) -> $crate::ops::FheLowering<'_> {
+                $crate::ops::FheLowering::$fhe
+            }
+        }
 
-impl MpcRule for Quantize {
-    fn lower_mpc<C: MpcCx>(&self, _: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
-        Err(cx.fail(v, MPC_FLOAT_ONLY))
-    }
-    fn min_frac_bits(&self) -> u32 {
-        0
-    }
+        impl $crate::ops::MpcRule for $op {
+            fn lower_mpc<C: $crate::ops::MpcCx>(
+                &self,
+                _: &$crate::Graph,
+                v: $crate::ValueId,
+                cx: &mut C,
+            ) -> Result<$crate::ops::Lowered<$crate::lowered::mpc::Reg>, C::Error> {
+                Err(cx.fail(v, $crate::ops::facets::MPC_FLOAT_ONLY))
+            }
+            fn min_frac_bits(&self) -> u32 {
+                0
+            }
+        }
+    };
 }
+pub(crate) use client_boundary;
 
-impl QuantizeRule for Dequantize {
-    fn quantize<C: QuantizeCx>(&self, _: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
-        Err(cx.fail(v, ALREADY_QUANTIZED))
-    }
-    fn table_noise(&self) -> TableNoise {
-        TableNoise::Untracked
-    }
-    fn weight_channels(&self, _: usize) -> Option<Channels> {
-        None
-    }
-}
-
-impl FheRule for Dequantize {
-    fn fhe_lowering(&self) -> FheLowering<'_> {
-        FheLowering::ClientDecrypts
-    }
-}
-
-impl MpcRule for Dequantize {
-    fn lower_mpc<C: MpcCx>(&self, _: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<Reg>, C::Error> {
-        Err(cx.fail(v, MPC_FLOAT_ONLY))
-    }
-    fn min_frac_bits(&self) -> u32 {
-        0
-    }
-}
+client_boundary!(Quantize, ClientEncrypts);
+client_boundary!(Dequantize, ClientDecrypts);

@@ -8,8 +8,8 @@
 //! raw class scores: the ONNX frontend writes its `post_transform` as the ops after it
 //! (`sigmoid`, `softmax`), and a binary classifier's one score column as two.
 //!
-//! The op exists in the float IR only. The quantizer rewrites it into a per-feature
-//! quantization of the model input, a levelled gather, comparison tables, a levelled
+//! The op exists in the float IR only. The quantizer rewrites it into a bucketization
+//! of the model input on the trees' thresholds, a levelled gather, comparison tables, a levelled
 //! path sum, leaf tables and a levelled sum over trees ([`tables`]). The SMPC backend
 //! runs it as one forest step: batched comparisons, boolean path selection, one bit
 //! injection per leaf.
@@ -17,7 +17,7 @@
 mod tables;
 
 use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
-use super::{expect_arity, Lut, MatMul, Op, OpSpec, Operand, Quantize};
+use super::{expect_arity, Bucketize, Lut, MatMul, Op, OpSpec, Operand};
 use crate::lowered::fixed::encode_fixed as fixed;
 use crate::lowered::mpc::{ForestPlan, Reg, StepOp};
 use crate::tensor::Tensor;
@@ -299,8 +299,8 @@ impl OpSpec for TreeEnsemble {
 }
 
 impl QuantizeRule for TreeEnsemble {
-    /// The ensemble as `tree_tables` builds it: per-feature quantization of the model
-    /// input, gather, comparison tables, path sums, leaf tables, sum over trees.
+    /// The ensemble as `tree_tables` builds it: the model input bucketized on the
+    /// thresholds, gather, comparison tables, path sums, leaf tables, sum over trees.
     fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
         let node = graph.node(v);
         let name = node.name.clone();
@@ -311,12 +311,12 @@ impl QuantizeRule for TreeEnsemble {
         let n_features = *graph.ty(x).shape.0.last().expect("[N, F] input");
         let cfg = *cx.config();
         let f = tree_tables(self, n_features, cfg.tree_bits, cfg.bits).map_err(|m| cx.fail(v, m))?;
-        // The float input, quantized on the trees' own grids instead of the per-tensor
+        // The float input, bucketized on the trees' thresholds instead of the per-tensor
         // quantization pushed for it (which `compact` then drops).
         let &Lowered::Computed(q) = cx.state(x) else { unreachable!("inputs are computed") };
         let float_in = cx.new_graph().node(q).inputs[0];
-        let quantize = Quantize { quant: f.features.clone(), lo: 0, hi: f.levels - 1 };
-        let xq = cx.push(Op::Quantize(quantize), vec![float_in], graph.node(x).name.clone())?;
+        let buckets = Bucketize { cuts: f.cuts.clone() };
+        let xq = cx.push(Op::Bucketize(buckets), vec![float_in], graph.node(x).name.clone())?;
         let int = |a: ndarray::Array2<i64>| Tensor::I64(a.into_dyn());
         let vector = |b: Vec<i64>| Tensor::I64(ndarray::Array1::from(b).into_dyn());
         let one = Some(Quant::per_tensor(1.0, 0));

@@ -188,6 +188,12 @@ impl fmt::Display for Plan {
             w.name(&step.label);
             w.text("\n");
         }
+        if let Some(g) = &self.finish {
+            w.set_context("finish");
+            w.text("  finish = ");
+            w.string(&g.to_string());
+            w.text("\n");
+        }
         w.text("}");
         f.write_str(&w.finish())
     }
@@ -388,6 +394,7 @@ fn parse_step(p: &mut Parser) -> Result<Step, ParseError> {
 ///   weight_values = [[...], ...]              (the model owner's plan only)
 ///   %rO = protocol %rX, wW, ... {attributes}  ; "label"
 ///   reveal %rX {len=N}
+///   finish = "graph ..."                      (the receiver's part, when there is one)
 /// }
 /// ```
 pub fn parse_plan(text: &str) -> Result<Plan, ParseError> {
@@ -431,10 +438,19 @@ pub fn parse_plan(text: &str) -> Result<Plan, ParseError> {
         None
     };
     let mut steps = Vec::new();
-    while !p.at("}") {
+    while !p.at("}") && !p.is_keyword("finish") {
         steps.push(parse_step(&mut p)?);
     }
+    let finish = if p.is_keyword("finish") {
+        p.keyword("finish")?;
+        p.expect("=")?;
+        let here = p.error("");
+        let text = p.string()?;
+        Some(super::parse_graph(&text).map_err(|e| ParseError { message: format!("the finish graph: {e}"), ..here })?)
+    } else {
+        None
+    };
     p.expect("}")?;
     p.finish()?;
-    Ok(Plan { name, graph_digest, frac_bits, roles, input_shape, output_shape, weights, weight_values, regs, steps })
+    Ok(Plan { name, graph_digest, frac_bits, roles, input_shape, output_shape, weights, weight_values, regs, steps, finish })
 }

@@ -138,7 +138,10 @@ fn quantized_graph() -> Graph {
     let plain = Lut { shift: 0, base: 0, tables: vec![vec![1, 2]], table_of: vec![], quant: None };
     let l2 = g.push(Op::Lut(plain), vec![xd], "").unwrap();
     let sum = g.push(Op::AddInt(AddInt { sign: -1, a_zp: 3, b_zp: 0 }), vec![y, y], "residual").unwrap();
-    g.outputs = vec![out, mp, l2, sum];
+    let x3 = g.push(Op::Input(Input { index: 2, ty: TensorType::f32(Shape(vec![3, 2])) }), vec![], "x3").unwrap();
+    let cuts = vec![vec![Cut { at: -0.5, closed: true }, Cut { at: -0.5, closed: false }], vec![Cut { at: 1e-3, closed: false }]];
+    let buckets = g.push(Op::Bucketize(Bucketize { cuts }), vec![x3], "x3").unwrap();
+    g.outputs = vec![out, mp, l2, sum, buckets];
     g
 }
 
@@ -167,6 +170,7 @@ fn variant(op: &Op) -> usize {
         Op::FakeQuant(_) => 18,
         Op::BatchMatMul(_) => 19,
         Op::AddInt(_) => 20,
+        Op::Bucketize(_) => 21,
     }
 }
 
@@ -183,7 +187,7 @@ fn every_op_round_trips() {
     let (f, q) = (float_graph(), quantized_graph());
     verify_graph(&f).unwrap();
     verify_graph(&q).unwrap();
-    let mut seen = [false; 21];
+    let mut seen = [false; 22];
     for g in [&f, &q] {
         round_trip_graph(g);
         g.nodes.iter().for_each(|n| seen[variant(&n.op)] = true);
@@ -336,6 +340,11 @@ fn plan() -> Plan {
         group: 1,
     };
     let step = |label: &str, op| Step { label: label.into(), op };
+    let mut finish = Graph::new("every step.finish");
+    let ty = TensorType::f32(Shape(vec![1, 2]));
+    let x = finish.push(Op::Input(Input { index: 0, ty }), vec![], "logits").unwrap();
+    let y = finish.push(Op::Softmax(Softmax { axes: vec![1], log: false }), vec![x], "head \"softmax\"").unwrap();
+    finish.outputs.push(y);
     Plan {
         name: "every step".into(),
         graph_digest: [7; 32],
@@ -373,6 +382,7 @@ fn plan() -> Plan {
             step("", StepOp::MatMulShares { a: 8, b: 7, batch: 1, m: 1, k: 3, n: 1, transpose_b: true, out: 11 }),
             step("out", StepOp::Reveal { x: 9, len: 2 }),
         ],
+        finish: Some(finish),
     }
 }
 

@@ -98,8 +98,9 @@ pub fn run_plan(p: &mut Party, plan: &Plan, input: Option<&[f32]>, batch: usize)
                 Some((*out, matmul_shares(p, &x, &y, batch * pairs, (*m, *k, *n), *transpose_b)?))
             }
             StepOp::Reveal { x, .. } => {
-                output = reveal(p, plan.roles.receiver, &get(&regs, *x))?
-                    .map(|v| v.into_iter().map(|w| decode_fixed(w as i64, f)).collect());
+                output = reveal(p, plan.roles.receiver, &get(&regs, *x))?.map(|v| {
+                    plan.finish_outputs(v.into_iter().map(|w| decode_fixed(w as i64, f)).collect(), batch)
+                });
                 None
             }
         };

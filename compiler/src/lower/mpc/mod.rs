@@ -10,6 +10,10 @@
 //! protocol, anything else a piecewise polynomial fitted here ([`fit`]) on the range
 //! the value took on the calibration set. A tree ensemble is one forest step
 //! (batched comparisons, boolean path selection, one bit injection per leaf).
+//!
+//! The model's tail of elementwise functions, softmaxes and normalizers (a
+//! classifier's head) is left to the receiver, as TFHE leaves it to the client: the
+//! plan reveals the value before it and carries the tail as its `finish` graph.
 
 mod fit;
 
@@ -17,7 +21,7 @@ use crate::CompileError;
 use secc_ir::lowered::fixed::encode_fixed as fixed;
 use secc_ir::lowered::mpc::{Piecewise, Plan, Reg, Roles, Step, StepOp, WeightSpec};
 use secc_ir::ops::{uniform_const, Lowered, MpcCx, MpcRule, Pwl};
-use secc_ir::{Graph, OpSpec, Tensor, ValueId};
+use secc_ir::{Graph, Op, OpSpec, Tensor, ValueId};
 use std::collections::HashMap;
 
 /// The fixed-point precision a plan with a tree ensemble keeps at least.
@@ -52,16 +56,27 @@ struct Lowering<'a> {
 /// calibration set, to a plan. The plan holds the weights (the model owner's plan);
 /// [`Plan::weightless`] strips them for the other parties.
 pub fn lower_mpc(graph: &Graph, ranges: &[Option<(f64, f64)>], mut cfg: MpcConfig) -> Result<Plan, CompileError> {
+    let (outputs, tail) = match receiver_tail(graph) {
+        Some((cut, tail)) => (vec![cut], tail),
+        None => (graph.outputs.clone(), Vec::new()),
+    };
+    let in_tail = |i: usize| tail.contains(&ValueId(i as u32));
     // Some ops resolve less than others need (a forest's thresholds): the most wins.
-    cfg.frac_bits = graph.nodes.iter().map(|n| n.op.min_frac_bits()).fold(cfg.frac_bits, u32::max);
-    if graph.inputs.len() != 1 || graph.outputs.len() != 1 {
+    let needs = graph.nodes.iter().enumerate().filter(|&(i, _)| !in_tail(i)).map(|(_, n)| n.op.min_frac_bits());
+    cfg.frac_bits = needs.fold(cfg.frac_bits, u32::max);
+    if graph.inputs.len() != 1 || graph.outputs.is_empty() {
         return Err(CompileError::Pass {
             pass: "lower_mpc",
             value: ValueId(0),
             node: graph.name.clone(),
-            message: "the mpc backend takes models with one input and one output".into(),
+            message: "the mpc backend takes models with one input and at least one output".into(),
         });
     }
+    // Several outputs are revealed as one, laid end to end as `run` writes them.
+    let output_shape = match outputs.as_slice() {
+        [out] => graph.ty(*out).shape.0.clone(),
+        outs => vec![outs.iter().map(|&o| graph.ty(o).shape.numel()).sum()],
+    };
     let mut l = Lowering {
         graph,
         ranges,
@@ -73,23 +88,70 @@ pub fn lower_mpc(graph: &Graph, ranges: &[Option<(f64, f64)>], mut cfg: MpcConfi
             frac_bits: cfg.frac_bits,
             roles: cfg.roles,
             input_shape: graph.ty(graph.inputs[0]).shape.0.clone(),
-            output_shape: graph.ty(graph.outputs[0]).shape.0.clone(),
+            output_shape,
             weights: vec![],
             weight_values: Some(vec![]),
             regs: 0,
             steps: vec![],
+            finish: (!tail.is_empty()).then(|| finish_graph(graph, outputs[0], &tail)),
         },
         weight_of: HashMap::new(),
     };
     for (i, node) in graph.nodes.iter().enumerate() {
-        let state = node.op.lower_mpc(graph, ValueId(i as u32), &mut l)?;
+        // The receiver's: nothing reads it in the plan.
+        let state = if in_tail(i) { Lowered::Const } else { node.op.lower_mpc(graph, ValueId(i as u32), &mut l)? };
         l.state.push(state);
     }
-    let out = graph.outputs[0];
-    let x = l.reg(out)?;
-    let len = graph.ty(out).shape.numel();
-    l.step(out, StepOp::Reveal { x, len });
+    let last = *outputs.last().expect("checked above");
+    let xs = outputs.iter().map(|&o| l.reg(o)).collect::<Result<Vec<_>, _>>()?;
+    let len = l.plan.output_shape.iter().product();
+    let x = match xs.as_slice() {
+        [x] => *x,
+        _ => {
+            let out = l.new_reg();
+            l.step(last, StepOp::Gather { xs, w: None, index: (0..len as i64).collect(), out });
+            out
+        }
+    };
+    l.step(last, StepOp::Reveal { x, len });
     Ok(l.plan)
+}
+
+/// The model's tail the receiver runs ([`Plan::finish`]): walking back from a single
+/// output, the elementwise functions, softmaxes and normalizers that each read one
+/// computed value of their own shape and feed only the next. The value before them
+/// (the one the plan reveals) and the tail in order; `None` without a tail, or when it
+/// would reveal a model input (the receiver need not be the data owner).
+fn receiver_tail(graph: &Graph) -> Option<(ValueId, Vec<ValueId>)> {
+    let [mut v] = graph.outputs[..] else { return None };
+    let users = |v: ValueId| graph.nodes.iter().filter(|n| n.inputs.contains(&v)).count();
+    let mut tail = Vec::new();
+    loop {
+        let node = graph.node(v);
+        let head = matches!(node.op, Op::Unary(_) | Op::Softmax(_) | Op::Normalize(_));
+        let [x] = node.inputs[..] else { break };
+        let feeds_only_the_tail = tail.is_empty() || users(v) == 1;
+        if !head || !feeds_only_the_tail || graph.ty(x).shape != node.ty.shape || matches!(graph.node(x).op, Op::Input(_)) {
+            break;
+        }
+        tail.push(v);
+        v = x;
+    }
+    tail.reverse();
+    (!tail.is_empty()).then_some((v, tail))
+}
+
+/// The tail as a graph of its own, reading the revealed value.
+fn finish_graph(graph: &Graph, cut: ValueId, tail: &[ValueId]) -> Graph {
+    let mut g = Graph::new(format!("{}.finish", graph.name));
+    let input = secc_ir::ops::Input { index: 0, ty: graph.ty(cut).clone() };
+    let mut x = g.push(Op::Input(input), vec![], graph.node(cut).name.clone()).expect("an input");
+    for &v in tail {
+        let node = graph.node(v);
+        x = g.push(node.op.clone(), vec![x], node.name.clone()).expect("the op took this operand in the model");
+    }
+    g.outputs.push(x);
+    g
 }
 
 impl MpcCx for Lowering<'_> {

@@ -2,13 +2,15 @@
 //! levelled sums, so that under TFHE it costs one bootstrap per distinct comparison
 //! and one per parent of leaves, and everything else is levelled.
 //!
-//! 1. **Features** are quantized one by one, each to `tree_bits` bits on a grid spanning
-//!    its own thresholds, so a feature's bits are spent where its trees split it.
-//!    Values beyond the grid clip, which never changes a comparison; a sample more
-//!    than one step from every threshold takes exactly the float path.
-//! 2. **Comparisons** `x_f <mode> t` become `q_f ≤ k` with an integer `k` (negated for
-//!    `>`/`≥`); equal `(f, k)` pairs across the forest are computed once, and bounds
-//!    outside the grid are constants resolved at compile time. A levelled gather
+//! 1. **Features** are bucketized one by one on the thresholds their trees compare them
+//!    with (`bucketize`: `q_f` counts the cuts `x_f` passes, a cut `>=t` for `x < t`
+//!    and `x >= t`, `>t` for `x <= t` and `x > t`), at most `2^tree_bits − 1` cuts per
+//!    feature. A feature with no more distinct cuts than that is compared exactly, a
+//!    sample equal to a threshold included; one with more keeps cuts evenly spaced
+//!    in rank, and each comparison reads the kept cut nearest its threshold.
+//! 2. **Comparisons** `x_f <mode> t` become `q_f ≤ k`, `k` the index of the cut they
+//!    read (negated for `>`/`≥`); equal `(f, k)` pairs across the forest are computed
+//!    once. A levelled gather
 //!    (`matmul` with a 0/1 matrix) lines the features up, one table per comparison
 //!    gives `c_j = [q_f ≤ k_j]`.
 //! 3. **Paths**: every branch node with a leaf child is a *group*. With `m` the number
@@ -23,19 +25,17 @@
 //! maps to `2^(bits−1) − 1`.
 
 use super::{BranchMode, Literal, Split, TreeEnsemble};
-use crate::Quant;
+use crate::ops::Cut;
 use ndarray::Array2;
 
 /// The integer form of an ensemble: what the quantization rule pushes as IR nodes.
 #[derive(Clone, Debug)]
 pub(crate) struct ForestTables {
-    /// Per-feature quantization (axis 1 of the `[N, F]` input) to `[0, levels − 1]`.
-    pub features: Quant,
-    /// `2^tree_bits`.
-    pub levels: i64,
+    /// Each feature's cuts (axis 1 of the `[N, F]` input), at most `2^tree_bits − 1`.
+    pub cuts: Vec<Vec<Cut>>,
     /// `[F, J]`: column `j` picks comparison `j`'s feature.
     pub select: Array2<i64>,
-    /// Comparison `j`'s table over `q ∈ [0, levels)`: `[q ≤ k_j]`.
+    /// Comparison `j`'s table over every bucket: `[q ≤ k_j]`.
     pub compare: Vec<Vec<i64>>,
     /// `[J, G]` and `[G]`: each group column's `idx` from the comparison bits.
     pub path: Array2<i64>,
@@ -76,27 +76,23 @@ pub(crate) fn tree_tables(
     bits: u32,
     leaf_bits: u32,
 ) -> Result<ForestTables, String> {
-    let levels = 1i64 << bits;
-    let (scale, zero_point) = feature_grids(t, n_features, levels);
+    let cuts = feature_cuts(t, n_features, (1usize << bits) - 1)?;
+    // Every bucket of the feature with the most cuts.
+    let levels = cuts.iter().map(Vec::len).max().unwrap_or(0) as i64 + 1;
     let (comparisons, paths) = t.leaf_paths(|feature, threshold, mode| {
-        let u = zero_point[feature] as f64 + threshold / scale[feature];
-        let (k, negate) = match mode {
-            BranchMode::Leq => (u.floor(), false),
-            BranchMode::Lt => (u.ceil() - 1.0, false),
-            BranchMode::Gte => (u.ceil() - 1.0, true),
-            BranchMode::Gt => (u.floor(), true),
+        // `x <= t` is "`>t` not passed", `x < t` is "`>=t` not passed".
+        let (closed, negate) = match mode {
+            BranchMode::Leq => (false, false),
+            BranchMode::Lt => (true, false),
+            BranchMode::Gte => (true, true),
+            BranchMode::Gt => (false, true),
             BranchMode::Eq | BranchMode::Neq => return Err("equality branches have no quantized form".into()),
         };
-        Ok(if k < 0.0 {
-            Split::Constant(negate)
-        } else if k >= (levels - 1) as f64 {
-            Split::Constant(!negate)
-        } else {
-            Split::Compare { key: (feature, k as i64), negate }
-        })
+        let k = nearest_cut(&cuts[feature], Cut { at: threshold, closed });
+        Ok(Split::Compare { key: (feature, k as i64), negate })
     })?;
     if comparisons.is_empty() {
-        return Err(format!("every comparison is constant on the {bits}-bit feature grids; the ensemble is constant"));
+        return Err("the ensemble compares nothing: it is a constant".into());
     }
 
     // Siblings are adjacent in `paths`: pair them.
@@ -186,38 +182,40 @@ pub(crate) fn tree_tables(
         sum[[col, target]] = 1;
     }
     let base = always.iter().map(|&b| q(b)).collect();
-    let features = Quant { axis: Some(1), scale, zero_point };
-    Ok(ForestTables { features, levels, select, compare, path, path_bias, leaf, sum, base, leaf_scale })
+    Ok(ForestTables { cuts, select, compare, path, path_bias, leaf, sum, base, leaf_scale })
 }
 
-/// Each feature's grid: `levels − 2` steps from its smallest to its largest threshold,
-/// the smallest within half a step of the boundary between `q = 0` and `1`; a feature
-/// with one threshold `t` gets steps of `|t| / (levels − 2)`, one without any scale 1
-/// (it is never read).
-fn feature_grids(t: &TreeEnsemble, n_features: usize, levels: i64) -> (Vec<f64>, Vec<i64>) {
-    let mut span: Vec<Option<(f64, f64)>> = vec![None; n_features];
-    for (feature, threshold, _) in t.branches() {
-        let s = span[feature].get_or_insert((threshold, threshold));
-        *s = (s.0.min(threshold), s.1.max(threshold));
+/// Each feature's cuts: those its comparisons make, sorted, or `cap` of them evenly
+/// spaced in rank when there are more.
+fn feature_cuts(t: &TreeEnsemble, n_features: usize, cap: usize) -> Result<Vec<Vec<Cut>>, String> {
+    let mut cuts: Vec<Vec<Cut>> = vec![Vec::new(); n_features];
+    for (feature, at, mode) in t.branches() {
+        if !at.is_finite() {
+            return Err(format!("feature {feature} is compared with {at}"));
+        }
+        cuts[feature].push(Cut { at, closed: matches!(mode, BranchMode::Lt | BranchMode::Gte) });
     }
-    span.iter()
-        .map(|s| match *s {
-            None => (1.0, 0),
-            Some((lo, hi)) => {
-                let width = if hi > lo { hi - lo } else { lo.abs().max(f64::MIN_POSITIVE) };
-                let scale = width / (levels - 2) as f64;
-                // The boundary between q = 0 and q = 1 is at s·(0.5 − z), z an integer.
-                (scale, (0.5 - lo / scale).round() as i64)
-            }
-        })
-        .unzip()
+    for c in &mut cuts {
+        c.sort_by(Cut::order);
+        c.dedup();
+        if c.len() > cap {
+            let n = c.len();
+            *c = (0..cap).map(|i| c[(2 * i + 1) * n / (2 * cap)]).collect();
+        }
+    }
+    Ok(cuts)
+}
+
+/// The index of the cut in `cuts` nearest to `want` (`want` itself when kept).
+fn nearest_cut(cuts: &[Cut], want: Cut) -> usize {
+    let distance = |c: &Cut| ((c.at - want.at).abs(), c.closed != want.closed);
+    (0..cuts.len()).min_by(|&a, &b| distance(&cuts[a]).partial_cmp(&distance(&cuts[b])).expect("finite cuts")).expect("the feature has cuts")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::quantize_value;
-    use crate::ops::{Aggregate, Tree, TreeNode};
+    use crate::ops::{Aggregate, Bucketize, Tree, TreeNode};
 
     /// Evaluates the tables the way the IR does: gather, compare, path, leaf, sum.
     fn run(f: &ForestTables, q: &[i64]) -> Vec<i64> {
@@ -230,9 +228,12 @@ mod tests {
         (0..f.sum.ncols()).map(|t| f.base[t] + (0..v.len()).map(|col| v[col] * f.sum[[col, t]]).sum::<i64>()).collect()
     }
 
-    fn quantized(f: &ForestTables, x: &[f64]) -> Vec<i64> {
-        let z = &f.features.zero_point;
-        x.iter().enumerate().map(|(i, &v)| quantize_value(v, f.features.scale[i], z[i], 0, f.levels - 1)).collect()
+    /// The forest's output through its tables, and the float forest's.
+    fn both(t: &TreeEnsemble, f: &ForestTables, x: &[f64]) -> (f64, f64) {
+        let b = Bucketize { cuts: f.cuts.clone() };
+        let q: Vec<i64> = x.iter().enumerate().map(|(i, &v)| b.bucket(i, v)).collect();
+        let input = crate::Tensor::F32(ndarray::Array2::from_shape_fn((1, x.len()), |(_, i)| x[i] as f32).into_dyn());
+        (run(f, &q)[0] as f64 * f.leaf_scale, crate::OpSpec::eval(t, &[&input]).to_f64_vec()[0])
     }
 
     fn leaf(w: f64) -> TreeNode {
@@ -264,7 +265,7 @@ mod tests {
     }
 
     #[test]
-    fn tables_compute_the_trees_on_the_grid() {
+    fn tables_compute_the_trees_exactly_thresholds_included() {
         let t = forest();
         let f = tree_tables(&t, 2, 4, 8).unwrap();
         // Five branches; (0, 0.3) is shared by both roots.
@@ -273,40 +274,41 @@ mod tests {
         // a's leaf 2 with tree b's leaf 1, which hang off the shared root comparison
         // with opposite outcomes (exactly one is reached).
         assert_eq!(f.leaf.len(), 4);
-        for x0 in (-20..=20).map(|i| i as f64 * 0.07) {
-            for x1 in (-20..=20).map(|i| i as f64 * 0.17) {
-                let q = quantized(&f, &[x0, x1]);
-                // The same trees walked on the dequantized features.
-                let deq: Vec<f64> =
-                    (0..2).map(|i| f.features.scale[i] * (q[i] - f.features.zero_point[i]) as f64).collect();
-                let x = crate::Tensor::F32(ndarray::arr2(&[[deq[0] as f32, deq[1] as f32]]).into_dyn());
-                let want = crate::OpSpec::eval(&t, &[&x]).to_f64_vec()[0];
-                let got = run(&f, &q)[0] as f64 * f.leaf_scale;
-                assert!((got - want).abs() <= 3.0 * f.leaf_scale, "x=({x0}, {x1}): {got} vs {want}");
+        let thresholds = [0.3, -0.5, -1.0, 2.0];
+        let grid = (-30..=30).map(|i| i as f64 * 0.1).chain(thresholds);
+        for x0 in grid.clone() {
+            for x1 in grid.clone() {
+                let (got, want) = both(&t, &f, &[x0, x1]);
+                assert!((got - want).abs() <= 2.0 * f.leaf_scale, "x=({x0}, {x1}): {got} vs {want}");
             }
         }
     }
 
     #[test]
-    fn samples_a_step_away_from_every_threshold_take_the_float_path() {
-        let t = forest();
-        let f = tree_tables(&t, 2, 4, 8).unwrap();
-        let thresholds: Vec<(usize, f64)> = t.branches().map(|(feature, th, _)| (feature, th)).collect();
-        let mut checked = 0;
-        for x0 in (-30..=30).map(|i| i as f64 * 0.031) {
-            for x1 in (-30..=30).map(|i| i as f64 * 0.13) {
-                let x = [x0, x1];
-                if thresholds.iter().any(|&(i, th)| (x[i] - th).abs() <= f.features.scale[i]) {
-                    continue;
-                }
-                let input = crate::Tensor::F32(ndarray::arr2(&[[x0 as f32, x1 as f32]]).into_dyn());
-                let want = crate::OpSpec::eval(&t, &[&input]).to_f64_vec()[0];
-                let got = run(&f, &quantized(&f, &x))[0] as f64 * f.leaf_scale;
-                assert!((got - want).abs() <= 3.0 * f.leaf_scale, "x=({x0}, {x1}): {got} vs {want}");
-                checked += 1;
-            }
+    fn with_fewer_levels_than_thresholds_samples_beyond_them_take_the_float_path() {
+        // One chain of 12 `<` comparisons on one feature, read through 2 bits (3 cuts).
+        let n = 12;
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            nodes.push(branch(0, i as f64, BranchMode::Lt, 2 * i + 1, 2 * i + 2));
+            nodes.push(leaf(i as f64));
         }
-        assert!(checked > 1000, "{checked}");
+        nodes.push(leaf(n as f64));
+        // Children of branch i are at 2i+1 (leaf) and 2i+2 (next branch).
+        let t = TreeEnsemble {
+            trees: vec![Tree { nodes }],
+            n_targets: 1,
+            base_values: vec![0.0],
+            aggregate: Aggregate::Sum,
+        };
+        let f = tree_tables(&t, 1, 2, 8).unwrap();
+        assert_eq!(f.cuts[0].len(), 3);
+        // Each kept cut is exact, so are samples below every threshold or past every one.
+        let kept: Vec<f64> = f.cuts[0].iter().map(|c| c.at).collect();
+        for x in kept.iter().copied().chain([-5.0, -0.5, 11.0, 11.5, 40.0]) {
+            let (got, want) = both(&t, &f, &[x]);
+            assert!((got - want).abs() <= f.leaf_scale, "x={x}: {got} vs {want} (kept {kept:?})");
+        }
     }
 
     #[test]
