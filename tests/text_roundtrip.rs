@@ -65,7 +65,7 @@ fn every_stage_of_every_model_round_trips() {
         let claims = backends(name);
         let compiled = compile_float_observed(g, &calib, &Options::default(), &mut round_trip);
         // A model no quantized backend runs (a Normalizer ahead of the model, attention's
-        // product of two computed tensors) stops at quantization; its import stages
+        // softmax inside the model) stops at quantization; its import stages
         // still count.
         if claims.as_ref().is_some_and(|b| b.iter().all(|c| c == "float" || c == "mpc")) && compiled.is_err() {
             continue;
