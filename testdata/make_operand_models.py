@@ -109,8 +109,8 @@ def save(model, name, shape, opset, dynamic, desc, backends, data, dynamo=False,
             "n_test": int(len(Xt)), "n_calib": int(min(N_CALIB, len(Xtr))), "exporter": exporter,
             "backends": backends}
     if "sim" not in backends:
-        meta["blocked_by"] = ("sim and fhe: a matrix product of two computed tensors has no quantized form yet, so "
-                              "the artifact has no quantized IR; float and SMPC run it")
+        meta["blocked_by"] = ("sim and fhe: the softmax inside the model has no quantized form (each output reads "
+                              "its whole row), so the artifact has no quantized IR; float and SMPC run it")
     with open(os.path.join(d, "meta.json"), "w") as f:
         json.dump(meta, f, indent=2)
         f.write("\n")

@@ -24,14 +24,20 @@ struct Outcome {
 
 fn check_model(name: &str, rows: usize) -> Outcome {
     let (c, _) = compile(name, &QuantConfig::default());
+    let xs = samples(&c.float, name, "test.csv");
+    check_compiled(name, &c, &xs[..rows])
+}
+
+/// Encrypts each of `xs`, runs the circuit with real keys, and checks what the server
+/// computed against the simulation (see the module doc).
+fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<secc_ir::Tensor>]) -> Outcome {
     let q = c.quantized.as_ref().unwrap();
     let circuit = c.fhe.as_ref().unwrap();
     let (ck, sk) = generate_keys(&circuit.params.name).unwrap();
     let big = ck.big_key();
     let program = ServerProgram::new(q, circuit, &sk).unwrap();
-    let xs = samples(&c.float, name, "test.csv");
     let mut o = Outcome { lookups: 0, off_by_one: 0, argmax_agree: 0, rows: 0, worst: 0.0 };
-    for x in xs.iter().take(rows) {
+    for x in xs {
         let sim = secc_ir::interp::eval_all(q, x).unwrap();
         let cts = encrypt_sample(q, circuit, &ck, x).unwrap();
         let values = program.evaluate_values(cts, &|| {}).unwrap();
@@ -48,10 +54,12 @@ fn check_model(name: &str, rows: usize) -> Outcome {
                 Op::Lut(lut) => {
                     let fhe = decrypt_tensor(&big, &values[&(i as u32)], circuit.log_delta[i].unwrap(), &node.ty.shape);
                     let acc = env[node.inputs[0].index()].as_i64().unwrap();
-                    // Outputs the client decrypts (through levelled sums) are encoded finer
+                    // Outputs the client decrypts through levelled sums are encoded finer
                     // than a bootstrap reads, so they carry visible noise; the final check
-                    // below bounds it. Outputs read by another table must be exact.
-                    let bootstrapped_again = feeds_table(q, secc_ir::ValueId(i as u32));
+                    // below bounds it. Outputs read by another table, or decrypted as
+                    // they are, must be exact.
+                    let v = secc_ir::ValueId(i as u32);
+                    let bootstrapped_again = feeds_table(q, v) || decrypted_as_is(q, v);
                     for (e, ((&got, &want), &a)) in fhe.iter().zip(expected.as_i64().unwrap()).zip(acc).enumerate() {
                         o.lookups += 1;
                         if got != want && bootstrapped_again {
@@ -102,6 +110,12 @@ fn feeds_table(q: &secc_ir::Graph, v: secc_ir::ValueId) -> bool {
         Op::Dequantize(_) => false,
         _ => feeds_table(q, secc_ir::ValueId(u as u32)),
     })
+}
+
+/// Whether the client decrypts `v` itself and nothing else reads it.
+fn decrypted_as_is(q: &secc_ir::Graph, v: secc_ir::ValueId) -> bool {
+    let mut users = q.nodes.iter().filter(|n| n.inputs.contains(&v)).peekable();
+    users.peek().is_some() && users.all(|n| matches!(n.op, Op::Dequantize(_)))
 }
 
 fn neighbour(lut: &Lut, e: usize, acc: i64, got: i64) -> bool {
@@ -171,4 +185,101 @@ fn activation_nets_under_encryption() {
         assert!(o.off_by_one * 20 <= o.lookups, "{name}: {}/{} lookups off by one", o.off_by_one, o.lookups);
         assert_eq!(o.argmax_agree, o.rows, "{name}");
     }
+}
+
+/// Compiles the float IR `text` (one input of `shape`) calibrated on `calib` samples of
+/// a fixed pseudo-random grid in [-1, 1], with quantizer settings `quant`.
+fn compile_text(
+    text: &str,
+    shape: &[usize],
+    quant: QuantConfig,
+) -> (secc_compiler::pipeline::Compiled, Vec<Vec<secc_ir::Tensor>>) {
+    let g = secc_ir::parse_graph(text).unwrap();
+    let n: usize = shape.iter().product();
+    let sample = |k: usize| {
+        let x: Vec<f32> = (0..n).map(|i| ((i * 7 + k * 5 + i * k) % 17) as f32 / 8.0 - 1.0).collect();
+        vec![secc_ir::Tensor::F32(ndarray::ArrayD::from_shape_vec(shape.to_vec(), x).unwrap())]
+    };
+    let calib: Vec<_> = (0..40).map(sample).collect();
+    let opts = secc_compiler::pipeline::Options { quant, ..Default::default() };
+    let c = secc_compiler::pipeline::compile_float(g, &calib, &opts).unwrap();
+    let tests = (40..43).map(sample).collect();
+    (c, tests)
+}
+
+/// Settings that keep these graphs on a cheap parameter set: 4-bit tables.
+fn small_tables() -> QuantConfig {
+    QuantConfig { bits: 5, table_bits: 4, ..QuantConfig::default() }
+}
+
+#[test]
+fn residual_add_and_sub_under_encryption() {
+    // Two computed tensors brought to one scale, added and subtracted levelled, then
+    // a table on each result (so the sums' encodings feed bootstraps).
+    let text = r#"graph "t" {
+  %0 = input {index=0} : f32[1,3]  ; "x"
+  %1 = const {value=f32[3,3] [1.0, -0.5, 0.25, 0.5, 1.0, -1.0, -0.25, 0.75, 0.5]} : f32[3,3]  ; "w1"
+  %2 = matmul %0, %1 : f32[1,3]  ; "fc1"
+  %3 = relu %2 : f32[1,3]  ; "a"
+  %4 = tanh %0 : f32[1,3]  ; "b"
+  %5 = add %3, %4 : f32[1,3]  ; "sum"
+  %6 = sub %3, %4 : f32[1,3]  ; "difference"
+  %7 = gather %5, %6 {shape=[1,6], index=[0, 1, 2, 3, 4, 5]} : f32[1,6]  ; "cat"
+  %8 = sigmoid %7 : f32[1,6]  ; "out"
+  return %8
+}"#;
+    // The final sigmoid as a table whose outputs the client decrypts: each compared
+    // with the simulation's entry (or a rounding neighbour).
+    let (c, xs) = compile_text(text, &[1, 3], QuantConfig { output_tables: true, ..small_tables() });
+    let q = c.quantized.as_ref().unwrap();
+    assert_eq!(q.nodes.iter().filter(|n| matches!(n.op, Op::AddInt(_))).count(), 2);
+    let o = check_compiled("residual", &c, &xs);
+    assert!(o.lookups > 0);
+    assert!(o.off_by_one * 5 <= o.lookups, "{}/{} lookups off by one", o.off_by_one, o.lookups);
+}
+
+#[test]
+fn product_of_two_encrypted_tensors_under_encryption() {
+    // `a · b = ((a+b)² − (a−b)²) / 4`: the sum and difference levelled, two tables,
+    // their difference levelled: two bootstraps per product.
+    let text = r#"graph "t" {
+  %0 = input {index=0} : f32[1,3]  ; "x"
+  %1 = const {value=f32[3,3] [1.0, -0.5, 0.25, 0.5, 1.0, -1.0, -0.25, 0.75, 0.5]} : f32[3,3]  ; "w1"
+  %2 = matmul %0, %1 : f32[1,3]  ; "fc1"
+  %3 = relu %2 : f32[1,3]  ; "a"
+  %4 = sigmoid %0 : f32[1,3]  ; "b"
+  %5 = mul %3, %4 : f32[1,3]  ; "gate"
+  %6 = sigmoid %5 : f32[1,3]  ; "out"
+  return %6
+}"#;
+    let quant = QuantConfig { bits: 4, table_bits: 4, output_tables: true, ..QuantConfig::default() };
+    let (c, xs) = compile_text(text, &[1, 3], quant);
+    assert_eq!(c.fhe.as_ref().unwrap().stats.pbs, 3 + 3 + 2 * 3 + 3);
+    let o = check_compiled("product", &c, &xs);
+    assert!(o.off_by_one * 5 <= o.lookups, "{}/{} lookups off by one", o.off_by_one, o.lookups);
+}
+
+#[test]
+fn matrix_product_of_two_encrypted_tensors_under_encryption() {
+    // Attention's `Q·Kᵀ` on 2x2 matrices: 8 terms, each a product of squares (two
+    // bootstraps), the terms of each output summed levelled.
+    let text = r#"graph "t" {
+  %0 = input {index=0} : f32[1,4]  ; "x"
+  %1 = const {value=f32[4,4] [1.0, -0.5, 0.25, 0.5, 1.0, -1.0, -0.25, 0.75, 0.5, 0.25, 0.5, -0.5, 0.75, 1.0, -1.0, 0.25]} : f32[4,4]  ; "w1"
+  %2 = matmul %0, %1 : f32[1,4]  ; "fc1"
+  %3 = relu %2 : f32[1,4]  ; "q"
+  %4 = reshape %3 {shape=[1,2,2]} : f32[1,2,2]  ; "q2"
+  %5 = tanh %0 : f32[1,4]  ; "k"
+  %6 = reshape %5 {shape=[1,2,2]} : f32[1,2,2]  ; "k2"
+  %7 = batch_matmul %4, %6 {transpose_b=true} : f32[1,2,2]  ; "scores"
+  %8 = sigmoid %7 : f32[1,2,2]  ; "out"
+  return %8
+}"#;
+    let quant = QuantConfig { bits: 4, table_bits: 4, output_tables: true, ..QuantConfig::default() };
+    let (c, xs) = compile_text(text, &[1, 4], quant);
+    // The two operands' tables, their re-encodings onto one scale (each is a reshape of
+    // a table), two per term, the final sigmoid.
+    assert_eq!(c.fhe.as_ref().unwrap().stats.pbs, 4 + 4 + 4 + 4 + 2 * 8 + 4);
+    let o = check_compiled("matrix product", &c, &xs);
+    assert!(o.off_by_one * 5 <= o.lookups, "{}/{} lookups off by one", o.off_by_one, o.lookups);
 }

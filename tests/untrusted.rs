@@ -157,6 +157,13 @@ fn tampered_artifacts_are_named_errors_despite_a_valid_checksum() {
     t.fhe.as_mut().unwrap().log_delta[lut] = Some(64);
     assert!(content_error(&t).to_string().contains("encoding 2^64"));
 
+    // A table's input encoded coarser than its bootstrap reads (finer is multiplied up).
+    let mut t = art.clone();
+    let input = t.quantized.as_ref().unwrap().nodes[lut].inputs[0].index();
+    let delta = &mut t.fhe.as_mut().unwrap().log_delta[input];
+    *delta = delta.map(|d| d + 1);
+    assert!(content_error(&t).to_string().contains("reads its input at"), "{}", content_error(&t));
+
     let mut t = art.clone();
     t.fhe.as_mut().unwrap().luts[lut].as_mut().unwrap().precision = circuit.params.bits() + 1;
     assert!(content_error(&t).to_string().contains("is beyond"));

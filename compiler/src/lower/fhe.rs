@@ -11,17 +11,20 @@
 //! 2. Encodings are fixed backwards from the readers: a table needs its input at
 //!    `2^(63 − precision − shift)`; levelled ops pass their requirement to their
 //!    inputs; values the client decrypts get the widest encoding that holds their
-//!    range.
+//!    range. A value read at several encodings gets the finest; a reader that needs
+//!    a coarser one multiplies it by the power of 2 between them (levelled: folded
+//!    into a linear map's weights, or applied before a bootstrap).
 //! 3. Noise is propagated forwards as a variance multiplier of a bootstrap output:
-//!    fresh encryptions ~0, table outputs 1, a linear output `Σ w²·var(x)`.
+//!    fresh encryptions ~0, table outputs 1, a linear output `Σ w²·var(x)` over the
+//!    terms of all its encrypted operands, a rescaled read `4^k·var(x)`.
 //! 4. The cheapest catalog set that serves every table at the asked failure
 //!    probability is chosen; none is a compile error naming the hardest table.
 
 use crate::passes::calibrate::Calibration;
 use crate::CompileError;
-use secc_ir::lowered::fhe::{catalog, client_values, Circuit, CircuitStats, FheLut};
-use secc_ir::ops::{round_shift, FheLowering, FheRule, LinearMap};
-use secc_ir::{Graph, OpSpec, Tensor, ValueId};
+use secc_ir::lowered::fhe::{catalog, client_values, map_operands, Circuit, CircuitStats, FheLut};
+use secc_ir::ops::{round_shift, FheLowering, FheRule, LinearMap, MapOperand};
+use secc_ir::{Graph, OpSpec, ValueId};
 
 /// Variance of a fresh encryption relative to a bootstrap output's: fresh noise is
 /// the GLWE noise alone, bootstrap noise sums thousands of key-noise terms.
@@ -48,11 +51,21 @@ fn fail(graph: &Graph, v: ValueId, message: String) -> CompileError {
     CompileError::Pass { pass: "lower_fhe", value: v, node: graph.node(v).name.clone(), message }
 }
 
-/// The affine map of encrypted linear node `v` (its non-first operands are constants).
-pub fn node_linear_map(graph: &Graph, v: ValueId) -> Option<LinearMap> {
-    let node = graph.node(v);
-    let consts: Option<Vec<&Tensor>> = node.inputs[1..].iter().map(|&c| graph.const_value(c)).collect();
-    LinearMap::of(&node.op, &graph.ty(node.inputs[0]).shape, &consts?)
+/// The affine map of encrypted levelled node `v` of a circuit with encodings
+/// `log_delta`, over the encrypted operands [`map_operands`] lists; `None` when an
+/// operand is neither encrypted nor a constant.
+pub fn node_linear_map(graph: &Graph, v: ValueId, log_delta: &[Option<u32>]) -> Option<LinearMap> {
+    let encrypted = map_operands(graph, v, log_delta);
+    let operands: Option<Vec<MapOperand>> = graph
+        .node(v)
+        .inputs
+        .iter()
+        .map(|x| match encrypted.iter().position(|e| e == x) {
+            Some(k) => Some(MapOperand::Encrypted(k, &graph.ty(*x).shape)),
+            None => graph.const_value(*x).map(MapOperand::Const),
+        })
+        .collect();
+    LinearMap::of(&graph.node(v).op, &operands?)
 }
 
 /// What the bootstrap of a table must cover.
@@ -119,17 +132,16 @@ pub fn lower_fhe(
         }
     }
 
-    // Encodings, backwards from the readers.
+    // Encodings, backwards from the readers: the finest any reader needs.
     let mut log_delta: Vec<Option<u32>> = vec![None; n];
     for i in (0..n).rev() {
         let v = ValueId(i as u32);
         if !is_encrypted(graph, v) {
             continue;
         }
-        let mut need: Option<(u32, ValueId)> = None;
+        let mut need: Option<u32> = None;
         for &u in &users[i] {
-            let reader = graph.node(u);
-            let d = match reader.op.fhe_lowering() {
+            let d = match graph.node(u).op.fhe_lowering() {
                 FheLowering::Bootstrap(l) => 63 - luts[u.index()].as_ref().expect("planned").precision - l.shift,
                 FheLowering::ClientDecrypts => 63 - decrypted_bits(graph, v, coverage, observed),
                 FheLowering::Levelled
@@ -143,18 +155,9 @@ pub fn lower_fhe(
                     log_delta[u.index()].expect("readers come later")
                 }
             };
-            match need {
-                Some((d0, u0)) if d0 != d => {
-                    return Err(fail(
-                        graph,
-                        v,
-                        format!("read with two encodings (2^{d0} by {u0}, 2^{d} by {u}); values read by several tables or layers of different precision are not supported yet"),
-                    ))
-                }
-                _ => need = Some((d, u)),
-            }
+            need = Some(need.map_or(d, |n| n.min(d)));
         }
-        log_delta[i] = need.map(|(d, _)| d);
+        log_delta[i] = need;
     }
 
     // Noise, forwards; the levelled ops' maps are kept for the server.
@@ -168,10 +171,11 @@ pub fn lower_fhe(
         }
         variance[i] = match node.op.fhe_lowering() {
             FheLowering::ClientEncrypts => FRESH_VARIANCE,
-            FheLowering::Bootstrap(_) => {
+            FheLowering::Bootstrap(l) => {
                 let input = node.inputs[0].index();
-                let norm = variance[input].sqrt();
                 let plan = luts[i].as_mut().expect("planned");
+                let rescale = 63 - plan.precision - l.shift - log_delta[input].expect("encrypted");
+                let norm = variance[input].sqrt() * 2f64.powi(rescale as i32);
                 plan.norm = norm;
                 stats.pbs += node.ty.shape.numel();
                 if stats.widest_table.is_none_or(|(b, _)| plan.precision > b) {
@@ -183,18 +187,32 @@ pub fn lower_fhe(
                 1.0
             }
             FheLowering::Levelled => {
-                let map = node_linear_map(graph, v).ok_or_else(|| {
-                    let why =
-                        "reads several encrypted tensors; a levelled map reads one, its other operands are constants";
+                let mut map = node_linear_map(graph, v, &log_delta).ok_or_else(|| {
+                    let why = "reads an operand that is neither encrypted nor a constant";
                     fail(graph, v, format!("`{}` {why}", node.op.mnemonic()))
                 })?;
-                let input = variance[node.inputs[0].index()];
+                // Each term's operand: its variance, and the power of 2 that brings it
+                // from its own encoding to this value's.
+                let Some(d) = log_delta[i] else { continue };
+                let mut of_term: Vec<(f64, u32)> = Vec::new();
+                for x in map_operands(graph, v, &log_delta) {
+                    let k = d - log_delta[x.index()].expect("encrypted");
+                    of_term.extend(std::iter::repeat_n((variance[x.index()], k), graph.ty(x).shape.numel()));
+                }
+                let mut out = 0f64;
+                for terms in &mut map.terms {
+                    let mut sum = 0.0;
+                    for (e, w) in terms.iter_mut() {
+                        let (var, k) = of_term[*e as usize];
+                        let scaled = 2i64.checked_pow(k).and_then(|f| w.checked_mul(f));
+                        *w = scaled.ok_or_else(|| {
+                            fail(graph, v, format!("a weight {w} rescaled by 2^{k} overflows 64 bits"))
+                        })?;
+                        sum += (*w as f64).powi(2) * var;
+                    }
+                    out = out.max(sum);
+                }
                 stats.levelled_macs += map.terms.iter().map(Vec::len).sum::<usize>();
-                let out = map
-                    .terms
-                    .iter()
-                    .map(|t| t.iter().map(|&(_, w)| (w * w) as f64).sum::<f64>() * input)
-                    .fold(0.0, f64::max);
                 linear[i] = Some(map);
                 out
             }

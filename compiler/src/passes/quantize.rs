@@ -37,6 +37,8 @@ struct Quantizer<'a> {
     new: Graph,
     /// What each old value became, in order.
     state: Vec<Lowered<ValueId>>,
+    /// The chain each tabulated old value was computed from.
+    chains: std::collections::HashMap<ValueId, Region>,
     /// The value of each new node on each calibration sample: tables cover what
     /// their accumulators really reach.
     observed: Vec<Vec<Tensor>>,
@@ -58,6 +60,7 @@ pub fn quantize(
         cfg: *cfg,
         new: Graph::new(graph.name.clone()),
         state: Vec::new(),
+        chains: Default::default(),
         observed: Vec::new(),
     };
     for (i, node) in graph.nodes.iter().enumerate() {
@@ -163,6 +166,7 @@ impl QuantizeCx for Quantizer<'_> {
                 let r = r.clone();
                 let lut = self.push_lut(&r, v, None, None)?;
                 self.state[v.index()] = Lowered::Computed(lut);
+                self.chains.insert(v, r);
                 Ok(lut)
             }
         }
@@ -187,6 +191,9 @@ impl QuantizeCx for Quantizer<'_> {
             Lowered::Computed(i) if self.new.ty(*i).as_int().and_then(|t| t.quant.as_ref()) == Some(&want) => {
                 return Ok(*i)
             }
+            // Tabulated already for another reader: tabulate the chain again from its
+            // source rather than an identity table on the first table's output.
+            Lowered::Computed(_) if self.chains.contains_key(&v) => self.chains[&v].clone(),
             // An identity chain: the table maps the value's scale onto the wanted one.
             Lowered::Computed(i) => Region { source: *i, entries: vec![v], nodes: vec![] },
         };
@@ -207,15 +214,12 @@ impl QuantizeCx for Quantizer<'_> {
         source: ValueId,
         f: &dyn Fn(f32) -> f32,
         out: (Quant, i64, i64),
+        index_bits: u32,
         name: String,
     ) -> Result<ValueId, CompileError> {
         let ty = self.new.ty(source).clone();
         let src_q = ty.as_int().and_then(|t| t.quant.clone()).expect("tables read quantized values");
         let apply = |x: Tensor| Tensor::F32(x.as_f32().expect("float").mapv(f));
-        // These tables (a product's x²/4) read `bits` bits, not `table_bits`: through
-        // 5-bit indices a product of two activations is off by ~5% of its range, which
-        // cost the gate model 2 points of accuracy. (TFHE refuses their `add_int` today.)
-        let index_bits = self.cfg.bits.max(self.cfg.table_bits);
         let lut = tabulate_fn(&ty.shape, &src_q, self.observed(source), index_bits, out, &apply);
         self.push(Op::Lut(lut), vec![source], name)
     }

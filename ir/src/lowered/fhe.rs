@@ -2,12 +2,15 @@
 //!
 //! Every integer value between the client's `quantize` and `dequantize` is a tensor of
 //! LWE ciphertexts, one per element, encoding the integer `m` as `m · 2^log_delta`
-//! (mod 2^64). Linear ops are levelled (cleartext multiplies and plaintext adds keep
-//! the encoding); each `lut` element is one keyswitch + programmable bootstrap whose
-//! input encoding is chosen so the bootstrap reads exactly the table's index bits:
-//! `Δ_acc = 2^(63 − precision − shift)`, so the low `shift` bits are rounded away by
-//! the modulus switch for free (approximate rounding) and the output is re-encoded at
-//! whatever `Δ` its consumer needs.
+//! (mod 2^64). Linear ops are levelled (cleartext multiplies and plaintext adds over
+//! the ciphertexts of all their encrypted operands); each `lut` element is one
+//! keyswitch + programmable bootstrap whose input is read at
+//! `Δ_acc = 2^(63 − precision − shift)`, so the bootstrap reads exactly the table's
+//! index bits and the low `shift` bits are rounded away by the modulus switch for free
+//! (approximate rounding); the output is re-encoded at whatever `Δ` its consumers need.
+//! A value read at several encodings has the finest; a reader needing a coarser one
+//! multiplies it by the power of 2 between them (a linear map's weights include the
+//! factor; a bootstrap multiplies its input first).
 
 use crate::ops::LinearMap;
 use serde::{Deserialize, Serialize};
@@ -154,6 +157,18 @@ pub struct Circuit {
     pub outputs: Vec<u32>,
     /// Summary figures.
     pub stats: CircuitStats,
+}
+
+/// The encrypted operands a levelled value's [`LinearMap`] reads, laid end to end in
+/// that order: the value's distinct operands that have an encoding in `log_delta`.
+pub fn map_operands(graph: &crate::Graph, v: crate::ValueId, log_delta: &[Option<u32>]) -> Vec<crate::ValueId> {
+    let mut operands = Vec::new();
+    for &x in &graph.node(v).inputs {
+        if log_delta.get(x.index()).copied().flatten().is_some() && !operands.contains(&x) {
+            operands.push(x);
+        }
+    }
+    operands
 }
 
 /// The client's side of a circuit whose encodings are `log_delta`: the values it

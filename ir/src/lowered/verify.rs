@@ -5,7 +5,7 @@
 //! 64 bits, sizes under named limits), so that a program that passes can make the
 //! runtime return an error at worst, never panic or allocate without bound.
 
-use super::fhe::{catalog, client_values, Circuit};
+use super::fhe::{catalog, client_values, map_operands, Circuit};
 use super::mpc::{Broadcast, ConvGeometry, ForestPlan, PairOp, Piecewise, Plan, PoolTaps, Reg, StepOp, PARTIES};
 use crate::graph::Graph;
 use crate::ops::{FheLowering, FheRule};
@@ -749,11 +749,12 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
                 if delta.is_none() {
                     continue;
                 }
-                // The bootstrap reads the top p bits above `shift` of an input at 2^(63 − p − shift).
+                // The bootstrap reads the top p bits above `shift` of an input at
+                // 2^(63 − p − shift), or finer (the server multiplies it up).
                 let want = 63u32.checked_sub(p).and_then(|r| r.checked_sub(lut.shift));
-                if want.is_none() || input_delta(0) != want {
+                if want.is_none() || input_delta(0).is_none() || input_delta(0) > want {
                     return Err(fail(format!(
-                        "reads its input at 2^{:?}; a {p}-bit table on a {}-bit shift needs 2^(63 − {p} − {})",
+                        "reads its input at 2^{:?}; a {p}-bit table on a {}-bit shift needs at most 2^(63 − {p} − {})",
                         input_delta(0),
                         lut.shift,
                         lut.shift
@@ -793,7 +794,8 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
                 let Some(map) = &circuit.linear[i] else {
                     return Err(fail(format!("an encrypted `{mnemonic}` without its linear map")));
                 };
-                let input_len = graph.ty(node.inputs[0]).shape.numel();
+                let operands = map_operands(graph, ValueId(i as u32), &circuit.log_delta);
+                let input_len: usize = operands.iter().map(|x| graph.ty(*x).shape.numel()).sum();
                 if map.terms.len() != numel || map.constant.len() != numel {
                     return Err(fail(format!(
                         "its linear map has {} rows and {} constants for {numel} elements",
@@ -802,16 +804,19 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
                     )));
                 }
                 if let Some(&(j, _)) = map.terms.iter().flatten().find(|(j, _)| *j as usize >= input_len) {
-                    return Err(fail(format!("its linear map reads element {j} of an input of {input_len}")));
+                    return Err(fail(format!("its linear map reads element {j} of encrypted operands of {input_len}")));
                 }
-                if input_delta(0) != Some(d) {
+                if let Some(x) = operands.iter().find(|x| circuit.log_delta[x.index()] > Some(d)) {
                     return Err(fail(format!(
-                        "encoded at 2^{d}, its input at 2^{:?}: a levelled op keeps the encoding",
-                        input_delta(0)
+                        "encoded at 2^{d}, its operand {x} at 2^{:?}: a levelled op keeps or refines the encoding",
+                        circuit.log_delta[x.index()]
                     )));
                 }
-                if node.inputs[1..].iter().any(|&c| graph.const_value(c).is_none()) {
-                    return Err(fail(format!("an encrypted `{mnemonic}` needs constant weights")));
+                let plain = node.inputs.iter().filter(|x| !operands.contains(x));
+                if plain.clone().any(|&c| graph.const_value(c).is_none()) {
+                    return Err(fail(format!(
+                        "an encrypted `{mnemonic}` reads operands that are neither encrypted nor constant"
+                    )));
                 }
             }
             (FheLowering::Cleartext | FheLowering::FloatOnly | FheLowering::Refused(_), None) => {

@@ -8,9 +8,9 @@
 //! stands for `s · y` with zero point 0. Range analysis: the interval sum of
 //! `[a.lo − a_zp, a.hi − a_zp]` and `sign · [b.lo − b_zp, b.hi − b_zp]`.
 //!
-//! It exists in the integer IR only. TFHE: refused, a levelled sum of two ciphertext
-//! tensors needs circuit maps that read two encrypted operands, and the circuit's
-//! levelled maps read one (issue 13). SMPC lowers the float `add`/`sub` instead.
+//! It exists in the integer IR only. TFHE: levelled, a sum of the two operands'
+//! ciphertexts with weights ±1 (its map reads both operands; the noise is the sum of
+//! theirs). SMPC lowers the float `add`/`sub` instead.
 
 use super::elementwise::broadcast_shapes;
 use super::facets::{
@@ -26,10 +26,6 @@ use crate::types::{Quant, Shape, TensorType};
 use crate::{Graph, ValueId};
 use ndarray::{ArrayD, IxDyn, Zip};
 use serde::{Deserialize, Serialize};
-
-/// Why the TFHE backend refuses `add_int`.
-const FHE_TWO_CIPHERTEXTS: &str = "adds two encrypted tensors: the circuit's levelled maps read one encrypted \
-     operand, a two-operand map is not implemented yet (issue 13)";
 
 /// Sum or difference of two integer tensors at one scale.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
@@ -114,7 +110,7 @@ impl QuantizeRule for AddInt {
 
 impl FheRule for AddInt {
     fn fhe_lowering(&self) -> FheLowering<'_> {
-        FheLowering::Refused(FHE_TWO_CIPHERTEXTS)
+        FheLowering::Levelled
     }
 }
 

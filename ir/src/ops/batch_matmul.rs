@@ -5,12 +5,15 @@
 //!
 //! Float IR only. SMPC: every batch's product of shares (the cross terms of each
 //! party's two slots, aby3.md §3) and one resharing round for all of them, at
-//! `2^2f`, then one truncation. Quantization: refused, an integer product of two
-//! encrypted tensors has no exact levelled form and no table of one input computes it;
-//! so the TFHE backend and the simulation cannot run it.
+//! `2^2f`, then one truncation. Quantization: both operands at one scale (as a `mul`
+//! of two computed tensors), every term `a[.., i, l] · b[.., l, j]` gathered side by
+//! side and multiplied as a product of squares (`((a+b)² − (a−b)²) / 4`, two tables
+//! per term), the terms of each output summed exactly (`reduce_sum`): under TFHE,
+//! `2·M·K·N` bootstraps per batch, the rest levelled.
 
+use super::elementwise::{at_one_scale, push_product};
 use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};
-use super::{expect_arity, OpSpec, Operand};
+use super::{expect_arity, Gather, Op, OpSpec, Operand, Reduce, ReduceKind, Reshape};
 use crate::lowered::mpc::{Reg, StepOp};
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
@@ -18,11 +21,6 @@ use crate::types::{Shape, TensorType};
 use crate::{Graph, ValueId};
 use ndarray::{ArrayD, Axis, Ix2, IxDyn};
 use serde::{Deserialize, Serialize};
-
-/// Why the quantizer refuses `batch_matmul`.
-const NO_INTEGER_FORM: &str = "a matrix product of two computed tensors has no quantized form (no levelled \
-     map or univariate table computes products of two encrypted values): the sim and fhe backends cannot run it; \
-     the float and mpc backends do";
 
 /// Matrix product of two computed tensors, batched over leading axes.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
@@ -54,7 +52,7 @@ impl OpSpec for BatchMatMul {
     fn infer(&self, inputs: &[Operand]) -> Result<TensorType, String> {
         expect_arity(inputs, 2..=2)?;
         if !(inputs[0].ty.is_float() && inputs[1].ty.is_float()) {
-            return Err("is a float op; it has no quantized form".into());
+            return Err("is a float op; its integer form is a sum of products of squares".into());
         }
         let (a, b) = (&inputs[0].ty.shape, &inputs[1].ty.shape);
         let (_, m, _, n) = self.dims(a, b)?;
@@ -96,8 +94,33 @@ impl BatchMatMul {
 }
 
 impl QuantizeRule for BatchMatMul {
-    fn quantize<C: QuantizeCx>(&self, _: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
-        Err(cx.fail(v, NO_INTEGER_FORM))
+    fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
+        let node = graph.node(v);
+        let (a, b) = (node.inputs[0], node.inputs[1]);
+        let (batch, m, k, n) = self.dims(&graph.ty(a).shape, &graph.ty(b).shape).map_err(|e| cx.fail(v, e))?;
+        let (ia, ib) = at_one_scale(cx, a, b)?;
+        // Row o = (t, i, j) of the terms holds a[t, i, l] and b[t, l, j] for every l.
+        let (mut left, mut right) = (Vec::new(), Vec::new());
+        for t in 0..batch {
+            for i in 0..m {
+                for j in 0..n {
+                    for l in 0..k {
+                        left.push((t * m * k + i * k + l) as i64);
+                        let r = if self.transpose_b { t * n * k + j * k + l } else { t * k * n + l * n + j };
+                        right.push(r as i64);
+                    }
+                }
+            }
+        }
+        let terms = Shape(vec![batch * m * n, k]);
+        let pick = |index| Op::Gather(Gather { shape: terms.clone(), index, values: Vec::new() });
+        let xa = cx.push(pick(left), vec![ia], format!("{}.a", node.name))?;
+        let xb = cx.push(pick(right), vec![ib], format!("{}.b", node.name))?;
+        let products = push_product(cx, xa, xb, &format!("{}.terms", node.name))?;
+        let sum = Op::Reduce(Reduce { kind: ReduceKind::Sum, axes: vec![1], x_zp: 0 });
+        let sums = cx.push(sum, vec![products], format!("{}.sum", node.name))?;
+        let shape = Op::Reshape(Reshape { shape: node.ty.shape.clone() });
+        Ok(Lowered::Computed(cx.push(shape, vec![sums], node.name.clone())?))
     }
     fn table_noise(&self) -> TableNoise {
         TableNoise::Untracked

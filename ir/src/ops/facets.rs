@@ -44,16 +44,19 @@ pub trait QuantizeCx {
     fn int_per_tensor(&mut self, v: ValueId) -> Result<ValueId, Self::Error>;
     /// The integer value standing for `v`, quantized per tensor to `bits` over the real
     /// interval `range` (so that several values share one quantization): `v`'s chain
-    /// tabulated onto it, or an identity table after `v` unless it already has it.
+    /// tabulated onto it (also when that chain is already tabulated elsewhere: the new
+    /// table reads the same accumulator, so a TFHE circuit reads it at one encoding),
+    /// or an identity table after `v` unless it already has it.
     fn int_over(&mut self, v: ValueId, range: (f64, f64)) -> Result<ValueId, Self::Error>;
     /// Appends a table of the elementwise float function `f` of the real values integer
     /// `source` (new graph) stands for, quantized to `out` (`(quant, lo, hi)`), indexed
-    /// by `bits` bits of the source (not `table_bits`).
+    /// by `index_bits` bits of the source.
     fn push_table(
         &mut self,
         source: ValueId,
         f: &dyn Fn(f32) -> f32,
         out: (Quant, i64, i64),
+        index_bits: u32,
         name: String,
     ) -> Result<ValueId, Self::Error>;
     /// The range integer value `v` (new graph) took on the calibration set.

@@ -23,9 +23,8 @@
 //! range: an elementwise chain is tabulated straight onto it, an already computed
 //! operand of another quantization gets an identity table. Constant values are
 //! quantized with it (rounded; padding with 0 is exact, the zero point).
-//! TFHE: levelled (a selection of ciphertexts, constants as trivial ones); a gather of
-//! several computed tensors is refused by the TFHE lowering, whose levelled maps read
-//! one ciphertext tensor. SMPC: the `gather` step, local (no rounds): a selection of
+//! TFHE: levelled (a selection of the operands' ciphertexts, constants as trivial
+//! ones). SMPC: the `gather` step, local (no rounds): a selection of
 //! shares, constant values shared by the model owner as one weight.
 
 use super::facets::{Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise};

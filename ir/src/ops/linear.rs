@@ -82,9 +82,10 @@ pub(crate) fn linear_range(inputs: &[Operand], w_axis: usize, x_range: (i64, i64
 }
 
 /// An integer linear op as an explicit affine map: `y[j] = c[j] + Σ w·x[i]` over
-/// `terms[j] = [(i, w), ...]` (zero weights omitted). Encrypted executors apply it to
+/// `terms[j] = [(i, w), ...]` (zero weights omitted), `x` being the op's encrypted
+/// operands laid end to end (each in C order). Encrypted executors apply it to
 /// ciphertexts; it is read off the op's own `eval`, so the index arithmetic of a
-/// convolution or a pooling window is written once, in its op file.
+/// convolution, a pooling window or a concatenation is written once, in its op file.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LinearMap {
     /// Non-zero terms of each output element.
@@ -93,30 +94,60 @@ pub struct LinearMap {
     pub constant: Vec<i64>,
 }
 
+/// An operand of a levelled op, as its [`LinearMap`] reads it.
+#[derive(Clone, Copy, Debug)]
+pub enum MapOperand<'a> {
+    /// The `k`-th of the map's encrypted inputs, of this shape (an operand read twice
+    /// names the same `k`, so its terms add up).
+    Encrypted(usize, &'a crate::Shape),
+    /// A constant.
+    Const(&'a Tensor),
+}
+
 impl LinearMap {
-    /// The affine map of integer op `op` on an input of `shape`, its other operands
-    /// being the constants `consts`. `None` when `op` is not levelled.
-    pub fn of(op: &Op, shape: &crate::Shape, consts: &[&Tensor]) -> Option<LinearMap> {
+    /// The affine map of integer op `op` on `operands`. `None` when `op` is not
+    /// levelled or the encrypted inputs are not numbered `0..k` in order of first use.
+    pub fn of(op: &Op, operands: &[MapOperand]) -> Option<LinearMap> {
         if !matches!(op.fhe_lowering(), FheLowering::Levelled) {
             return None;
         }
-        let n = shape.numel();
-        let run = |x: ndarray::ArrayD<i64>| {
-            let x = Tensor::I64(x);
-            let args: Vec<&Tensor> = std::iter::once(&x).chain(consts.iter().copied()).collect();
+        let mut shapes: Vec<&crate::Shape> = Vec::new();
+        for o in operands {
+            match *o {
+                MapOperand::Encrypted(k, shape) if k == shapes.len() => shapes.push(shape),
+                MapOperand::Encrypted(k, _) if k > shapes.len() => return None,
+                _ => {}
+            }
+        }
+        let zeros: Vec<ndarray::ArrayD<i64>> =
+            shapes.iter().map(|s| ndarray::ArrayD::zeros(ndarray::IxDyn(&s.0))).collect();
+        let run = |xs: &[Tensor]| {
+            let args: Vec<&Tensor> = operands
+                .iter()
+                .map(|o| match *o {
+                    MapOperand::Encrypted(k, _) => &xs[k],
+                    MapOperand::Const(c) => c,
+                })
+                .collect();
             op.eval(&args).as_i64().expect("integer op").iter().copied().collect::<Vec<i64>>()
         };
-        let zero = ndarray::ArrayD::<i64>::zeros(ndarray::IxDyn(&shape.0));
-        let constant = run(zero.clone());
+        let mut xs: Vec<Tensor> = zeros.iter().cloned().map(Tensor::I64).collect();
+        let constant = run(&xs);
         let mut terms = vec![Vec::new(); constant.len()];
-        for i in 0..n {
-            let mut e = zero.clone();
-            e.as_slice_mut().expect("standard layout")[i] = 1;
-            for (j, (y, c)) in run(e).into_iter().zip(&constant).enumerate() {
-                if y != *c {
-                    terms[j].push((i as u32, y - c));
+        let mut first = 0u32;
+        for (k, zero) in zeros.iter().enumerate() {
+            for i in 0..zero.len() {
+                let mut e = zero.clone();
+                e.as_slice_mut().expect("standard layout")[i] = 1;
+                xs[k] = Tensor::I64(e);
+                for (j, (y, c)) in run(&xs).into_iter().zip(&constant).enumerate() {
+                    if y != *c {
+                        terms[j].push((first + i as u32, y - c));
+                    }
                 }
             }
+            xs[k] = Tensor::I64(zero.clone());
+            first += zero.len() as u32;
         }
         Some(LinearMap { terms, constant })
     }

@@ -45,7 +45,7 @@ pub use fake_quant::{quantize_linear, FakeQuant};
 pub use gather::Gather;
 pub use input::Input;
 pub use konst::Const;
-pub use linear::LinearMap;
+pub use linear::{LinearMap, MapOperand};
 pub use lut::{round_shift, Lut};
 pub use matmul::MatMul;
 pub use normalize::{Norm, Normalize};

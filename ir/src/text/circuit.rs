@@ -22,7 +22,8 @@
 //! it has `M` bootstrap plans and `L` linear maps for `N` encodings); `inputs` are the
 //! values the client encrypts, `outputs` those it decrypts; values with no encoding,
 //! bootstrap plan or linear map have no line. A linear map lists, per output element,
-//! its `input element: weight` terms, then the constants.
+//! its `input element: weight` terms (the elements of the value's distinct encrypted
+//! operands laid end to end), then the constants.
 
 use super::{ParseError, Parser, Printer};
 use crate::lowered::fhe::{Circuit, CircuitStats, FheLut, ParamSet};

@@ -2,9 +2,10 @@
 //!
 //! - [`encrypt_sample`] (client): quantize the inputs in the clear, encrypt each
 //!   integer `q` as `q · Δ` under the big LWE key.
-//! - [`ServerProgram::evaluate`] (server): linear ops as cleartext multiply-adds on
-//!   ciphertexts, each `lut` element as keyswitch + centred modulus switch + blind
-//!   rotation + sample extraction, a layer's bootstraps in parallel.
+//! - [`ServerProgram::evaluate`] (server): levelled ops as cleartext multiply-adds on
+//!   the ciphertexts of their encrypted operands, each `lut` element as keyswitch +
+//!   centred modulus switch + blind rotation + sample extraction, a layer's bootstraps
+//!   in parallel.
 //! - [`decrypt_sample`] (client): decrypt what `dequantize` reads, round away the
 //!   noise, and finish the model in the clear.
 
@@ -13,7 +14,7 @@ use super::params::resolve_params;
 use super::FheError;
 use rayon::prelude::*;
 use secc_ir::interp::{check_inputs, eval_nodes};
-use secc_ir::lowered::fhe::Circuit;
+use secc_ir::lowered::fhe::{map_operands, Circuit};
 use secc_ir::ops::{FheLowering, FheRule, LinearMap};
 use secc_ir::{Graph, Op, OpSpec, Tensor, ValueId};
 use std::collections::HashMap;
@@ -72,8 +73,10 @@ pub fn encrypt_sample(
 }
 
 enum Step<'a> {
-    Linear(&'a LinearMap),
-    Lut { accumulators: Vec<GlweCiphertextOwned<u64>>, table_of: Vec<u32>, offset_plaintext: u64 },
+    /// The map, over these operands laid end to end.
+    Linear(&'a LinearMap, Vec<ValueId>),
+    /// `rescale` brings the input to the encoding the bootstrap reads.
+    Lut { accumulators: Vec<GlweCiphertextOwned<u64>>, table_of: Vec<u32>, offset_plaintext: u64, rescale: u64 },
 }
 
 /// The server's precomputed program: linear maps and bootstrap accumulators.
@@ -99,7 +102,7 @@ impl<'a> ServerProgram<'a> {
         for (i, node) in graph.nodes.iter().enumerate() {
             let v = ValueId(i as u32);
             let step = match (&circuit.linear[i], &circuit.luts[i]) {
-                (Some(map), _) => Step::Linear(map),
+                (Some(map), _) => Step::Linear(map, map_operands(graph, v, &circuit.log_delta)),
                 (None, None) => continue,
                 (None, Some(plan)) => {
                     let FheLowering::Bootstrap(lut) = node.op.fhe_lowering() else {
@@ -125,10 +128,16 @@ impl<'a> ServerProgram<'a> {
                         })
                         .collect();
                     let delta_in = 1u64 << (63 - plan.precision);
+                    let read_at = 63 - plan.precision - lut.shift;
+                    let encoded_at = circuit.log_delta[node.inputs[0].index()].filter(|&d| d <= read_at);
+                    let Some(encoded_at) = encoded_at else {
+                        return Err(FheError::Mismatch(format!("{v} reads its input above 2^{read_at}")));
+                    };
                     Step::Lut {
                         accumulators,
                         table_of: lut.table_of.clone(),
                         offset_plaintext: (plan.offset as u64).wrapping_neg().wrapping_mul(delta_in),
+                        rescale: 1 << (read_at - encoded_at),
                     }
                 }
             };
@@ -170,12 +179,15 @@ impl<'a> ServerProgram<'a> {
         }
         for (i, node) in self.graph.nodes.iter().enumerate() {
             let Some(step) = self.steps.get(&(i as u32)) else { continue };
-            let x =
-                values.get(&node.inputs[0].0).ok_or_else(|| FheError::Mismatch(format!("missing input for %{i}")))?;
+            let read =
+                |x: ValueId| values.get(&x.0).ok_or_else(|| FheError::Mismatch(format!("missing input for %{i}")));
             let out = match step {
-                Step::Linear(map) => self.linear(map, x, delta(self.circuit, ValueId(i as u32))),
-                Step::Lut { accumulators, table_of, offset_plaintext } => {
-                    self.bootstrap(x, accumulators, table_of, *offset_plaintext, on_pbs)
+                Step::Linear(map, operands) => {
+                    let xs = operands.iter().map(|&x| read(x)).collect::<Result<Vec<_>, _>>()?;
+                    self.linear(map, &xs, delta(self.circuit, ValueId(i as u32)))
+                }
+                Step::Lut { accumulators, table_of, offset_plaintext, rescale } => {
+                    self.bootstrap(read(node.inputs[0])?, accumulators, table_of, *offset_plaintext, *rescale, on_pbs)
                 }
             };
             values.insert(i as u32, out);
@@ -183,8 +195,9 @@ impl<'a> ServerProgram<'a> {
         Ok(values)
     }
 
-    fn linear(&self, map: &LinearMap, x: &CtTensor, d: u64) -> CtTensor {
-        let size = x[0].lwe_size();
+    fn linear(&self, map: &LinearMap, xs: &[&CtTensor], d: u64) -> CtTensor {
+        let x: Vec<&LweCiphertextOwned<u64>> = xs.iter().flat_map(|x| x.iter()).collect();
+        let size = self.sk.ksk.input_key_lwe_dimension().to_lwe_size();
         let cm = self.params.ciphertext_modulus;
         map.terms
             .par_iter()
@@ -209,6 +222,7 @@ impl<'a> ServerProgram<'a> {
         accumulators: &[GlweCiphertextOwned<u64>],
         table_of: &[u32],
         offset: u64,
+        rescale: u64,
         on_pbs: &(dyn Fn() + Sync),
     ) -> CtTensor {
         let p = &self.params;
@@ -230,6 +244,7 @@ impl<'a> ServerProgram<'a> {
                 },
                 |buffers, (e, ct)| {
                     let mut input = ct.clone();
+                    lwe_ciphertext_cleartext_mul_assign(&mut input, Cleartext(rescale));
                     lwe_ciphertext_plaintext_add_assign(&mut input, Plaintext(offset));
                     let mut ks = LweCiphertext::new(0u64, small, p.ciphertext_modulus);
                     keyswitch_lwe_ciphertext(&self.sk.ksk, &input, &mut ks);
