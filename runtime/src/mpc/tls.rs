@@ -121,10 +121,11 @@ impl Tls {
                  (`secc party-keygen` printed its pin when it wrote the key)"
             )));
         }
-        let verifier =
-            Arc::new(Pinned { own: Some(id), pins, algorithms: provider().signature_verification_algorithms });
-        let server = server_config(identity, verifier.clone())?;
-        let client = client_config(identity, verifier)?;
+        let algorithms = provider().signature_verification_algorithms;
+        let others = (0..3).filter(|&p| p != id).map(|p| pins[p]).collect();
+        let peers = Arc::new(ClientPins { pins: others, whom: "any other party", algorithms });
+        let server = server_config(identity, peers)?;
+        let client = client_config(identity, Arc::new(Pinned { pins, algorithms }))?;
         Ok(Tls { id, pins, client, server })
     }
 
@@ -180,11 +181,9 @@ fn server_name(party: usize) -> ServerName<'static> {
 }
 
 /// Accepts exactly the pinned certificates: a server must present the pin of the party
-/// dialled, a client that of some other party.
+/// dialled.
 #[derive(Debug)]
 struct Pinned {
-    /// This party, or `None` in an outside client (which checks servers only).
-    own: Option<usize>,
     pins: [Pin; 3],
     algorithms: WebPkiSupportedAlgorithms,
 }
@@ -252,27 +251,6 @@ impl ServerCertVerifier for Pinned {
     signature_checks!();
 }
 
-impl ClientCertVerifier for Pinned {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        let found = Pin::of(end_entity);
-        if !(0..3).any(|p| Some(p) != self.own && self.pins[p] == found) {
-            return Err(unpinned(found, "any other party".into()));
-        }
-        Ok(ClientCertVerified::assertion())
-    }
-
-    signature_checks!();
-}
-
 /// A serving party's TLS towards outside clients: it presents its party certificate
 /// and accepts the client certificates pinned in the parties file, or any client
 /// certificate (whose key the client still proves it holds) when none are pinned.
@@ -284,8 +262,8 @@ pub struct ClientGate {
 impl ClientGate {
     /// The gate of the party with `identity`; `client_pins` empty admits any client.
     pub fn new(identity: &Identity, client_pins: Vec<Pin>) -> Result<ClientGate, MpcError> {
-        let verifier =
-            Arc::new(ClientPins { pins: client_pins, algorithms: provider().signature_verification_algorithms });
+        let algorithms = provider().signature_verification_algorithms;
+        let verifier = Arc::new(ClientPins { pins: client_pins, whom: "a client (client_pins)", algorithms });
         Ok(ClientGate { server: server_config(identity, verifier)? })
     }
 
@@ -305,7 +283,7 @@ pub struct ClientTls {
 impl ClientTls {
     /// Settings for a client with `identity` that trusts the parties pinned by `pins`.
     pub fn new(identity: &Identity, pins: [Pin; 3]) -> Result<ClientTls, MpcError> {
-        let verifier = Arc::new(Pinned { own: None, pins, algorithms: provider().signature_verification_algorithms });
+        let verifier = Arc::new(Pinned { pins, algorithms: provider().signature_verification_algorithms });
         Ok(ClientTls { client: client_config(identity, verifier)? })
     }
 
@@ -315,10 +293,13 @@ impl ClientTls {
     }
 }
 
-/// Accepts the pinned client certificates, or any when none are pinned.
+/// Accepts the pinned client certificates (the other parties', or outside clients'),
+/// or any when none are pinned.
 #[derive(Debug)]
 struct ClientPins {
     pins: Vec<Pin>,
+    /// Who the pins are, for the error.
+    whom: &'static str,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -335,7 +316,7 @@ impl ClientCertVerifier for ClientPins {
     ) -> Result<ClientCertVerified, rustls::Error> {
         let found = Pin::of(end_entity);
         if !self.pins.is_empty() && !self.pins.contains(&found) {
-            return Err(unpinned(found, "a client (client_pins)".into()));
+            return Err(unpinned(found, self.whom.into()));
         }
         Ok(ClientCertVerified::assertion())
     }
