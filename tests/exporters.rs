@@ -117,10 +117,12 @@ fn run(g: &secc_ir::Graph, xs: &[Vec<Tensor>]) -> Vec<Vec<f64>> {
 /// The first output's part of each row of [`run`]: what the metric reads.
 fn first(g: &secc_ir::Graph, rows: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
     let n = g.ty(g.outputs[0]).shape.numel();
-    rows.into_iter().map(|mut r| {
-        r.truncate(n);
-        r
-    }).collect()
+    rows.into_iter()
+        .map(|mut r| {
+            r.truncate(n);
+            r
+        })
+        .collect()
 }
 
 /// Accuracy for classifiers, R² for regressors.

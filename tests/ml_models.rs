@@ -6,8 +6,8 @@
 mod common;
 
 use common::{argmax, model_dir, run_plan, samples};
-use secc_compiler::pipeline::{compile_float, import_float, Compiled, Options};
 use secc_compiler::passes::precision::Budget;
+use secc_compiler::pipeline::{compile_float, import_float, Compiled, Options};
 use secc_ir::{Graph, Tensor};
 
 #[derive(serde::Deserialize)]
@@ -101,8 +101,10 @@ fn simulation_keeps_accuracy_within_a_point_and_r2_within_a_hundredth() {
     for (name, meta) in models().into_iter().filter(|(_, m)| m.backends.iter().any(|b| b == "sim")) {
         let (c, xs) = compiled(&name);
         let labels = csv(&name, "labels.csv");
-        let (f, q) =
-            (score(&meta.task, &run(&c.float, &xs), &labels), score(&meta.task, &run(c.quantized.as_ref().unwrap(), &xs), &labels));
+        let (f, q) = (
+            score(&meta.task, &run(&c.float, &xs), &labels),
+            score(&meta.task, &run(c.quantized.as_ref().unwrap(), &xs), &labels),
+        );
         eprintln!("{name}: float {f:.4}, simulation {q:.4}");
         if q < f - 0.01 {
             failed.push(format!("{name}: simulation scores {q}, float {f}"));

@@ -53,8 +53,10 @@ fn the_simulation_keeps_the_float_accuracy() {
     for name in QUANTIZED {
         let (c, _) = compile(name, &Default::default());
         let xs = samples(&c.float, name, "test.csv");
-        let sim: Vec<Vec<f64>> =
-            xs.iter().map(|x| secc_ir::interp::run_graph(c.quantized.as_ref().unwrap(), x).unwrap()[0].to_f64_vec()).collect();
+        let sim: Vec<Vec<f64>> = xs
+            .iter()
+            .map(|x| secc_ir::interp::run_graph(c.quantized.as_ref().unwrap(), x).unwrap()[0].to_f64_vec())
+            .collect();
         let (acc, float) = (metric("classification", &sim, &labels(name)), meta(name).float_metric);
         println!("{name}: sim accuracy {acc:.3}, float {float:.3}");
         assert!(acc >= float - SIM_POINTS, "{name}: sim accuracy {acc} vs float {float}");

@@ -127,7 +127,10 @@ fn final_activation_runs_on_the_client_unless_tables_are_asked_for() {
     };
     let clear = compile_float(g.clone(), &calib, &Options::default()).unwrap();
     // sigmoid(dequantize(acc)): the client applies the sigmoid after decryption.
-    assert_eq!(clear.quantized.as_ref().unwrap().node(clear.quantized.as_ref().unwrap().outputs[0]).op.mnemonic(), "sigmoid");
+    assert_eq!(
+        clear.quantized.as_ref().unwrap().node(clear.quantized.as_ref().unwrap().outputs[0]).op.mnemonic(),
+        "sigmoid"
+    );
     assert_eq!(producer(&clear), "dequantize");
     // The raw breast-cancer features give logits of ±200: an 8-bit table over them.
     let cfg = QuantConfig { output_tables: true, table_bits: 8, ..QuantConfig::default() };

@@ -138,7 +138,9 @@ fn tampered_artifacts_are_named_errors_despite_a_valid_checksum() {
 
     // New weights without new types: the range analysis no longer matches.
     let mut t = art.clone();
-    let Op::Const(c) = &mut t.quantized.as_mut().unwrap().nodes.iter_mut().find(|n| matches!(n.op, Op::Const(_))).unwrap().op else {
+    let Op::Const(c) =
+        &mut t.quantized.as_mut().unwrap().nodes.iter_mut().find(|n| matches!(n.op, Op::Const(_))).unwrap().op
+    else {
         unreachable!()
     };
     let secc_ir::Tensor::I64(w) = &mut c.value else { panic!("quantized weights are integers") };

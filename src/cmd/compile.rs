@@ -279,7 +279,10 @@ pub fn run(a: Args) -> Result<()> {
     };
     let (quantized, mpc) = match (compiled.quantized, compiled.mpc) {
         (Err(q), Err(m)) => {
-            bail!("cannot compile {}: no private backend can run it\n  simulation and TFHE: {q}\n  SMPC: {m}", a.model.display())
+            bail!(
+                "cannot compile {}: no private backend can run it\n  simulation and TFHE: {q}\n  SMPC: {m}",
+                a.model.display()
+            )
         }
         (quantized, mpc) => (quantized, mpc),
     };
@@ -291,14 +294,8 @@ pub fn run(a: Args) -> Result<()> {
         eprintln!("note: no SMPC plan for this model: {e}");
         e.to_string()
     });
-    let mut artifact = Artifact {
-        float: compiled.float,
-        quantized,
-        float_ranges: compiled.calibration.ranges,
-        fhe,
-        mpc,
-        settings,
-    };
+    let mut artifact =
+        Artifact { float: compiled.float, quantized, float_ranges: compiled.calibration.ranges, fhe, mpc, settings };
     if a.backend.is_some() {
         let (costs, source) = MachineCosts::resolve(a.costs.as_deref())?;
         let network = Network::from(a.network);
@@ -323,7 +320,10 @@ pub fn run(a: Args) -> Result<()> {
     }
     let tables = compiled.bit_widths.map_or("no quantized IR".into(), |bw| {
         let widest = bw.widest_table_input.map_or("none".into(), |(v, bits, _)| format!("{bits} bits at {v}"));
-        format!("{} table lookups ({} distinct tables), widest table input {widest}", bw.table_lookups, bw.distinct_tables)
+        format!(
+            "{} table lookups ({} distinct tables), widest table input {widest}",
+            bw.table_lookups, bw.distinct_tables
+        )
     });
     eprintln!(
         "compiled {} ({} calibration samples): {tables}; wrote {} ({} bytes)",

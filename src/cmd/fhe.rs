@@ -149,8 +149,7 @@ pub fn encrypt(a: EncryptArgs) -> Result<()> {
     let digest = art.digest();
     let (ck, id): (ClientKey, _) = load(&a.keys.join("client.key"), Kind::ClientKey, &digest, None)?;
     ck.check()?;
-    let samples =
-        read_samples(&a.input, g).with_context(|| format!("cannot read {}", a.input.display()))?;
+    let samples = read_samples(&a.input, g).with_context(|| format!("cannot read {}", a.input.display()))?;
     warn_clipped(g, &samples);
     let cts = encrypt_all(g, c, &ck, &samples)?;
     write_new(&a.output, &encode_file(Kind::Ciphertexts, &digest, &id, &cts), a.force)

@@ -638,8 +638,12 @@ fn check_finish(g: &Graph, shape: &[usize]) -> Result<(), String> {
             return Err(format!("{v} is {}, the revealed output {revealed}", g.ty(v)));
         }
     }
-    match g.nodes.iter().position(|n| !matches!(n.op, Op::Input(_) | Op::Unary(_) | Op::Softmax(_) | Op::Normalize(_))) {
-        Some(i) => Err(format!("%{i} is a `{}`; it may hold only elementwise functions, softmaxes and normalizers", g.nodes[i].op.mnemonic())),
+    match g.nodes.iter().position(|n| !matches!(n.op, Op::Input(_) | Op::Unary(_) | Op::Softmax(_) | Op::Normalize(_)))
+    {
+        Some(i) => Err(format!(
+            "%{i} is a `{}`; it may hold only elementwise functions, softmaxes and normalizers",
+            g.nodes[i].op.mnemonic()
+        )),
         None => Ok(()),
     }
 }

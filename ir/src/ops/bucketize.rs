@@ -130,7 +130,8 @@ mod tests {
     fn counts_the_cuts_passed_with_closed_and_open_ends() {
         let c = |at, closed| Cut { at, closed };
         let b = Bucketize { cuts: vec![vec![c(0.5, true), c(0.5, false), c(2.0, false)], vec![]] };
-        let x = Tensor::F32(ndarray::arr2(&[[0.4f32, 7.0], [0.5, -1.0], [0.6, 0.0], [2.0, 1.0], [2.5, 3.0]]).into_dyn());
+        let x =
+            Tensor::F32(ndarray::arr2(&[[0.4f32, 7.0], [0.5, -1.0], [0.6, 0.0], [2.0, 1.0], [2.5, 3.0]]).into_dyn());
         assert_eq!(b.eval(&[&x]).as_i64().unwrap().iter().copied().collect::<Vec<_>>(), [0, 0, 1, 0, 2, 0, 2, 0, 3, 0]);
         let ty = TensorType::f32(crate::Shape(vec![5, 2]));
         let out = b.infer(&[Operand { ty: &ty, value: None }]).unwrap();

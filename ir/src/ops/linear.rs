@@ -193,7 +193,11 @@ const NEGLIGIBLE: f64 = 256.0 * 256.0;
 /// digit's pixel that the calibration images leave dark: per-pixel grids cost the
 /// dense digits nets 2 points). The quantized input, its scales and zero points;
 /// `None` when `x` is not a model input or no feature needs a grid of its own.
-fn quantize_features<C: QuantizeCx>(graph: &Graph, x: ValueId, cx: &mut C) -> Result<Option<(ValueId, Vec<f64>, Vec<i64>)>, C::Error> {
+fn quantize_features<C: QuantizeCx>(
+    graph: &Graph,
+    x: ValueId,
+    cx: &mut C,
+) -> Result<Option<(ValueId, Vec<f64>, Vec<i64>)>, C::Error> {
     let (Op::Input(_), &Lowered::Computed(per_tensor)) = (&graph.node(x).op, cx.state(x)) else {
         return Ok(None);
     };

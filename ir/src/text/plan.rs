@@ -452,5 +452,17 @@ pub fn parse_plan(text: &str) -> Result<Plan, ParseError> {
     };
     p.expect("}")?;
     p.finish()?;
-    Ok(Plan { name, graph_digest, frac_bits, roles, input_shape, output_shape, weights, weight_values, regs, steps, finish })
+    Ok(Plan {
+        name,
+        graph_digest,
+        frac_bits,
+        roles,
+        input_shape,
+        output_shape,
+        weights,
+        weight_values,
+        regs,
+        steps,
+        finish,
+    })
 }

@@ -139,7 +139,10 @@ fn quantized_graph() -> Graph {
     let l2 = g.push(Op::Lut(plain), vec![xd], "").unwrap();
     let sum = g.push(Op::AddInt(AddInt { sign: -1, a_zp: 3, b_zp: 0 }), vec![y, y], "residual").unwrap();
     let x3 = g.push(Op::Input(Input { index: 2, ty: TensorType::f32(Shape(vec![3, 2])) }), vec![], "x3").unwrap();
-    let cuts = vec![vec![Cut { at: -0.5, closed: true }, Cut { at: -0.5, closed: false }], vec![Cut { at: 1e-3, closed: false }]];
+    let cuts = vec![
+        vec![Cut { at: -0.5, closed: true }, Cut { at: -0.5, closed: false }],
+        vec![Cut { at: 1e-3, closed: false }],
+    ];
     let buckets = g.push(Op::Bucketize(Bucketize { cuts }), vec![x3], "x3").unwrap();
     g.outputs = vec![out, mp, l2, sum, buckets];
     g

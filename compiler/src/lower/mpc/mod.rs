@@ -138,7 +138,11 @@ fn receiver_tail(graph: &Graph) -> Option<(ValueId, Vec<ValueId>)> {
             _ => false,
         };
         let feeds_only_the_tail = tail.is_empty() || users(v) == 1;
-        if !head || !feeds_only_the_tail || graph.ty(x).shape != node.ty.shape || matches!(graph.node(x).op, Op::Input(_)) {
+        if !head
+            || !feeds_only_the_tail
+            || graph.ty(x).shape != node.ty.shape
+            || matches!(graph.node(x).op, Op::Input(_))
+        {
             break;
         }
         tail.push(v);

@@ -209,7 +209,9 @@ fn feature_cuts(t: &TreeEnsemble, n_features: usize, cap: usize) -> Result<Vec<V
 /// The index of the cut in `cuts` nearest to `want` (`want` itself when kept).
 fn nearest_cut(cuts: &[Cut], want: Cut) -> usize {
     let distance = |c: &Cut| ((c.at - want.at).abs(), c.closed != want.closed);
-    (0..cuts.len()).min_by(|&a, &b| distance(&cuts[a]).partial_cmp(&distance(&cuts[b])).expect("finite cuts")).expect("the feature has cuts")
+    (0..cuts.len())
+        .min_by(|&a, &b| distance(&cuts[a]).partial_cmp(&distance(&cuts[b])).expect("finite cuts"))
+        .expect("the feature has cuts")
 }
 
 #[cfg(test)]
