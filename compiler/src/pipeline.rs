@@ -150,8 +150,8 @@ pub struct Compiled {
     /// The range of every float value on the calibration set.
     pub calibration: Calibration,
     /// The integer IR (the simulation oracle; the TFHE circuit's source), or why the
-    /// model has none (attention's product of two computed matrices): the float IR
-    /// and the SMPC plan do not need it.
+    /// model has none (attention's softmax inside the model): the float IR and the
+    /// SMPC plan do not need it.
     pub quantized: Result<Graph, CompileError>,
     /// The quantizer's settings that made it (the asked ones, or those the budget chose).
     pub quant: QuantConfig,

@@ -60,6 +60,13 @@ impl QuantConfig {
         }
     }
 
+    /// The span an input quantizes over: its calibrated `[lo, hi]` widened by
+    /// `input_margin` of its width on each side.
+    pub fn input_span(&self, lo: f64, hi: f64) -> (f64, f64) {
+        let margin = (hi - lo) * self.input_margin;
+        (lo - margin, hi + margin)
+    }
+
     /// Checks the widths are usable.
     pub fn check(&self) -> Result<(), String> {
         for (name, v, max) in [

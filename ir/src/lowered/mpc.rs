@@ -93,13 +93,13 @@ impl Plan {
         Plan { weight_values: None, ..self.clone() }
     }
 
-    /// The model's outputs from the revealed ones, `batch` samples laid end to end:
-    /// [`Plan::finish`] run on each sample.
-    pub fn finish_outputs(&self, revealed: Vec<f64>, batch: usize) -> Vec<f64> {
+    /// The model's outputs from the revealed ones (samples laid end to end, each of
+    /// [`Plan::output_shape`]): [`Plan::finish`] run on each sample.
+    pub fn finish_outputs(&self, revealed: Vec<f64>) -> Vec<f64> {
         let Some(g) = &self.finish else { return revealed };
         let shape = ndarray::IxDyn(&self.output_shape);
         revealed
-            .chunks(revealed.len() / batch.max(1))
+            .chunks(self.output_shape.iter().product())
             .flat_map(|x| {
                 let x = ndarray::ArrayD::from_shape_vec(shape.clone(), x.iter().map(|&v| v as f32).collect())
                     .expect("verified: the output shape");

@@ -62,8 +62,7 @@ impl QuantizeRule for Input {
         let name = graph.node(v).name.clone();
         let x = cx.push(Op::Input(self.clone()), vec![], name.clone())?;
         let (lo, hi) = cx.range(v).ok_or_else(|| cx.fail(v, "input never calibrated"))?;
-        let margin = (hi - lo) * cx.config().input_margin;
-        let (lo, hi) = (lo - margin, hi + margin);
+        let (lo, hi) = cx.config().input_span(lo, hi);
         let (quant, qlo, qhi) = output_quant(lo, hi, cx.config().input_bits);
         Ok(Lowered::Computed(cx.push(Op::Quantize(Quantize { quant, lo: qlo, hi: qhi }), vec![x], name)?))
     }

@@ -191,13 +191,13 @@ const NEGLIGIBLE: f64 = 256.0 * 256.0;
 /// `2^(input_bits/2)` steps gets a grid over its own calibrated range; the others keep
 /// the tensor's, which tolerates test values beyond a feature's calibrated range (a
 /// digit's pixel that the calibration images leave dark: per-pixel grids cost the
-/// dense digits nets 2 points). The quantized input, its scales and zero points;
-/// `None` when `x` is not a model input or no feature needs a grid of its own.
+/// dense digits nets 2 points). The quantized input and its quantization; `None` when
+/// `x` is not a model input or no feature needs a grid of its own.
 fn quantize_features<C: QuantizeCx>(
     graph: &Graph,
     x: ValueId,
     cx: &mut C,
-) -> Result<Option<(ValueId, Vec<f64>, Vec<i64>)>, C::Error> {
+) -> Result<Option<(ValueId, Quant)>, C::Error> {
     let (Op::Input(_), &Lowered::Computed(per_tensor)) = (&graph.node(x).op, cx.state(x)) else {
         return Ok(None);
     };
@@ -219,18 +219,18 @@ fn quantize_features<C: QuantizeCx>(
     let (scale, zero_point): (Vec<f64>, Vec<i64>) = ranges
         .iter()
         .map(|&(lo, hi)| {
-            let margin = (hi - lo) * cfg.input_margin;
-            let own = interval_quant(lo - margin, hi + margin, cfg.input_bits);
+            let (l, h) = cfg.input_span(lo, hi);
+            let own = interval_quant(l, h, cfg.input_bits);
             own.filter(|_| (hi - lo) / shared.0 < min_steps).unwrap_or(shared)
         })
         .unzip();
     if scale.iter().all(|&s| s == shared.0) {
         return Ok(None);
     }
-    let quant = Quant { axis: Some(rank - 1), scale: scale.clone(), zero_point: zero_point.clone() };
+    let quant = Quant { axis: Some(rank - 1), scale, zero_point };
     let hi = (1i64 << cfg.input_bits) - 1;
-    let q = cx.push(Op::Quantize(Quantize { quant, lo: 0, hi }), vec![float_in], graph.node(x).name.clone())?;
-    Ok(Some((q, scale, zero_point)))
+    let q = Quantize { quant: quant.clone(), lo: 0, hi };
+    Ok(Some((cx.push(Op::Quantize(q), vec![float_in], graph.node(x).name.clone())?, quant)))
 }
 
 /// The quantization rule of a multiply-accumulate op (node `v` of `graph`): its input
@@ -252,10 +252,12 @@ pub(crate) fn quantize_linear<C: QuantizeCx>(
     let w = graph.const_value(node.inputs[1]).and_then(Tensor::as_f32).expect("constant weights");
     let features = if per_feature { quantize_features(graph, node.inputs[0], cx)? } else { None };
     let (x, sx, zx, w, feature_zps) = match features {
-        Some((x, scales, zps)) => {
+        Some((x, xq)) => {
             let mut w = w.clone();
-            w.axis_iter_mut(Axis(0)).zip(&scales).for_each(|(mut row, &s)| row.mapv_inplace(|v| (v as f64 * s) as f32));
-            (x, 1.0, 0, w, Some(zps))
+            w.axis_iter_mut(Axis(0))
+                .zip(&xq.scale)
+                .for_each(|(mut row, &s)| row.mapv_inplace(|v| (v as f64 * s) as f32));
+            (x, 1.0, 0, w, Some(xq.zero_point))
         }
         None => {
             let x = cx.int_per_tensor(node.inputs[0])?;

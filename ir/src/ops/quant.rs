@@ -43,8 +43,8 @@ pub fn output_quant(lo: f64, hi: f64, bits: u32) -> (Quant, i64, i64) {
     (Quant::per_tensor(scale, zp), 0, qmax)
 }
 
-/// The most a zero point may exceed the integer range by: beyond it an interval far
-/// from 0 next to its width is quantized as [`output_quant`] does.
+/// The largest zero point [`interval_quant`] gives: an interval farther from 0, next to
+/// its width, gets none (its caller keeps a grid that holds 0).
 const ZERO_POINT_REACH: f64 = (1u64 << 40) as f64;
 
 /// Unsigned `bits`-bit quantization of exactly `[lo, hi]` (0 need not be on the grid):

@@ -18,9 +18,8 @@ use std::borrow::Cow;
 pub fn run_plan(p: &mut Party, plan: &Plan, input: Option<&[f32]>, batch: usize) -> Result<Option<Vec<f64>>, MpcError> {
     let mut output = None;
     run_steps(p, plan, Inputs::Owned(input), batch, |p, x| {
-        output = reveal(p, plan.roles.receiver, x)?.map(|v| {
-            plan.finish_outputs(v.into_iter().map(|w| decode_fixed(w as i64, plan.frac_bits)).collect(), batch)
-        });
+        output = reveal(p, plan.roles.receiver, x)?
+            .map(|v| plan.finish_outputs(v.into_iter().map(|w| decode_fixed(w as i64, plan.frac_bits)).collect()));
         Ok(())
     })?;
     Ok(output)

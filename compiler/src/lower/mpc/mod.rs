@@ -56,14 +56,6 @@ struct Lowering<'a> {
 /// calibration set, to a plan. The plan holds the weights (the model owner's plan);
 /// [`Plan::weightless`] strips them for the other parties.
 pub fn lower_mpc(graph: &Graph, ranges: &[Option<(f64, f64)>], mut cfg: MpcConfig) -> Result<Plan, CompileError> {
-    let (outputs, tail) = match receiver_tail(graph) {
-        Some((cut, tail)) => (vec![cut], tail),
-        None => (graph.outputs.clone(), Vec::new()),
-    };
-    let in_tail = |i: usize| tail.contains(&ValueId(i as u32));
-    // Some ops resolve less than others need (a forest's thresholds): the most wins.
-    let needs = graph.nodes.iter().enumerate().filter(|&(i, _)| !in_tail(i)).map(|(_, n)| n.op.min_frac_bits());
-    cfg.frac_bits = needs.fold(cfg.frac_bits, u32::max);
     if graph.inputs.len() != 1 || graph.outputs.is_empty() {
         return Err(CompileError::Pass {
             pass: "lower_mpc",
@@ -72,6 +64,14 @@ pub fn lower_mpc(graph: &Graph, ranges: &[Option<(f64, f64)>], mut cfg: MpcConfi
             message: "the mpc backend takes models with one input and at least one output".into(),
         });
     }
+    let (outputs, tail) = match receiver_tail(graph) {
+        Some((cut, tail)) => (vec![cut], tail),
+        None => (graph.outputs.clone(), Vec::new()),
+    };
+    let in_tail = |i: usize| tail.contains(&ValueId(i as u32));
+    // Some ops resolve less than others need (a forest's thresholds): the most wins.
+    let needs = graph.nodes.iter().enumerate().filter(|&(i, _)| !in_tail(i)).map(|(_, n)| n.op.min_frac_bits());
+    cfg.frac_bits = needs.fold(cfg.frac_bits, u32::max);
     // Several outputs are revealed as one, laid end to end as `run` writes them.
     let output_shape = match outputs.as_slice() {
         [out] => graph.ty(*out).shape.0.clone(),

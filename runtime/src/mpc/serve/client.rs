@@ -142,7 +142,7 @@ impl ServiceClient {
         Ok(revealed
             .into_iter()
             .map(|y| {
-                let y = self.plan.finish_outputs(y.into_iter().map(f64::from).collect(), 1);
+                let y = self.plan.finish_outputs(y.into_iter().map(f64::from).collect());
                 y.into_iter().map(|v| v as f32).collect()
             })
             .collect())
