@@ -12,7 +12,7 @@ use secc_compiler::passes::quantize::QuantConfig;
 use secc_compiler::pipeline::import_float;
 use secc_ir::{Op, OpSpec};
 use secc_runtime::fhe::exec::{decrypt_sample, decrypt_tensor, encrypt_sample, ServerProgram};
-use secc_runtime::fhe::keys::generate_keys;
+use secc_runtime::fhe::keys::generate_local_keys;
 use std::time::Duration;
 
 const QDQ: &[&str] = &["qdq_dense_s8", "qdq_dense_s8_pc", "qdq_dense_u8", "qdq_cnn_s8_pc"];
@@ -124,7 +124,7 @@ fn tfhe_equals_the_simulation() {
     let name = "qdq_dense_s8";
     let (c, _) = compile(name, &QuantConfig::default());
     let (q, circuit) = (c.quantized.as_ref().unwrap(), c.fhe.as_ref().unwrap());
-    let (ck, sk) = generate_keys(&circuit.params.name).unwrap();
+    let (ck, sk) = generate_local_keys(&circuit.params.name).unwrap();
     let program = ServerProgram::new(q, circuit, &sk).unwrap();
     let (mut lookups, mut neighbours) = (0, 0);
     for x in samples(&c.float, name, "test.csv").iter().take(2) {

@@ -7,7 +7,7 @@ use secc_ir::lowered::fhe::Circuit;
 use secc_ir::lowered::mpc::Plan;
 use secc_ir::{Graph, Tensor};
 use secc_runtime::fhe::exec::{decrypt_sample, encrypt_sample, ServerProgram};
-use secc_runtime::fhe::keys::{generate_keys, ClientKey, ServerKey};
+use secc_runtime::fhe::keys::{generate_local_keys, ClientKey, ServerKey};
 use secc_runtime::mpc::session::run_local;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -31,7 +31,7 @@ impl KeyCache {
     pub fn get(&mut self, set: &str) -> Result<&Keys> {
         if !self.0.contains_key(set) {
             let t = Instant::now();
-            let (client, server) = generate_keys(set).with_context(|| format!("key generation for {set}"))?;
+            let (client, server) = generate_local_keys(set).with_context(|| format!("key generation for {set}"))?;
             self.0.insert(set.to_string(), Keys { client, server, keygen_s: t.elapsed().as_secs_f64() });
         }
         Ok(&self.0[set])

@@ -13,7 +13,7 @@ use secc_ir::lowered::fhe::Circuit;
 use secc_ir::{Graph, Tensor};
 use secc_runtime::fhe::exec::{decrypt_sample, encrypt_sample, CtValues, ServerProgram};
 use secc_runtime::fhe::file::{decode_file, encode_file, read_limited, sniff, Kind};
-use secc_runtime::fhe::keys::{generate_keys, ClientKey, ServerKey};
+use secc_runtime::fhe::keys::{generate_keys, generate_local_keys, ClientKey, CompressedServerKey};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -178,8 +178,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let art = Artifact::read(&a.artifact)?;
     let (g, c) = circuit(&art)?;
     let digest = art.digest();
-    let (sk, id): (ServerKey, _) = load(&a.server_key, Kind::ServerKey, &digest, None)?;
-    sk.check()?;
+    let (sk, id): (CompressedServerKey, _) = load(&a.server_key, Kind::ServerKey, &digest, None)?;
+    let t = Instant::now();
+    let sk = sk.decompress()?;
+    eprintln!("server key expanded in {:.2} s", t.elapsed().as_secs_f64());
     let (inputs, _) = load(&a.input, Kind::Ciphertexts, &digest, Some(&id))?;
     let program = ServerProgram::new(g, c, &sk)?;
     let t = Instant::now();
@@ -225,7 +227,7 @@ pub fn run_local(art: &Artifact, samples: &[Vec<Tensor>]) -> Result<Vec<Vec<f32>
     let (g, c) = circuit(art)?;
     warn_clipped(g, samples);
     let t = Instant::now();
-    let (ck, sk) = generate_keys(&c.params.name)?;
+    let (ck, sk) = generate_local_keys(&c.params.name)?;
     let keygen = t.elapsed();
     let t = Instant::now();
     let cts = encrypt_all(g, c, &ck, samples)?;

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// File format version written and read.
-pub const VERSION: u32 = 1;
+/// File format version written. Version 2 holds server keys compressed (seeded).
+pub const VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 32 + 16 + 8 + 32;
 
 /// What a file holds.
@@ -41,6 +41,14 @@ impl Kind {
         }
     }
 
+    /// Oldest version whose payload this secc still decodes.
+    fn oldest(self) -> u32 {
+        match self {
+            Kind::ServerKey => 2,
+            Kind::ClientKey | Kind::Ciphertexts => 1,
+        }
+    }
+
     fn what(self) -> &'static str {
         match self {
             Kind::ClientKey => "a secc client key",
@@ -68,6 +76,16 @@ pub enum FileError {
         path: String,
         /// Its version.
         found: u32,
+    },
+    /// A layout this secc no longer decodes.
+    #[error("{path} has format version {found}, older than this secc reads for {what}; run `secc keygen` again")]
+    OlderVersion {
+        /// The file.
+        path: String,
+        /// Its version.
+        found: u32,
+        /// What the file is.
+        what: &'static str,
     },
     /// Made for another model.
     #[error("{path} was made for another compiled model (artifact digest differs); regenerate it for this model")]
@@ -143,6 +161,9 @@ pub fn decode_file<T: DeserializeOwned>(
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if version > VERSION {
         return Err(FileError::NewerVersion { path, found: version });
+    }
+    if version < kind.oldest() {
+        return Err(FileError::OlderVersion { path, found: version, what: kind.what() });
     }
     if &bytes[12..44] != artifact {
         return Err(FileError::OtherModel { path });

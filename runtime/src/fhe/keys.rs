@@ -4,7 +4,10 @@
 use super::params::resolve_params;
 use super::FheError;
 use serde::{Deserialize, Serialize};
+use tfhe::core_crypto::commons::math::random::CompressionSeed;
 use tfhe::core_crypto::prelude::*;
+use tfhe_csprng::generators::aes_ctr::TableIndex;
+use tfhe_csprng::seeders::SeedKind;
 
 /// The client's secret keys. Never leaves the client.
 #[derive(Serialize, Deserialize)]
@@ -17,8 +20,22 @@ pub struct ClientKey {
     pub glwe: GlweSecretKeyOwned<u64>,
 }
 
-/// The server's evaluation keys: they let it compute, not decrypt.
+/// The server's evaluation keys as they travel and rest on disk: seeded, so each key
+/// ciphertext keeps its body and the masks are regenerated from a public seed. The
+/// keyswitching key shrinks by its output dimension (~800×), the bootstrapping key by
+/// its GLWE size; [`CompressedServerKey::decompress`] expands it for evaluation.
 #[derive(Serialize, Deserialize)]
+pub struct CompressedServerKey {
+    /// The parameter set's name.
+    pub params: String,
+    /// Big key → small key, seeded.
+    pub ksk: SeededLweKeyswitchKeyOwned<u64>,
+    /// Small key → GLWE, seeded, in the standard domain.
+    pub bsk: SeededLweBootstrapKeyOwned<u64>,
+}
+
+/// The server's evaluation keys, expanded: they let it compute, not decrypt. Held in
+/// memory only; files hold the [`CompressedServerKey`].
 pub struct ServerKey {
     /// The parameter set's name.
     pub params: String,
@@ -35,45 +52,44 @@ impl ClientKey {
     }
 }
 
-/// Generates fresh keys for the named parameter set from the OS's entropy.
-pub fn generate_keys(params_name: &str) -> Result<(ClientKey, ServerKey), FheError> {
+/// Generates fresh keys for the named parameter set from the OS's entropy; the server's
+/// come seeded, as they are written and sent.
+pub fn generate_keys(params_name: &str) -> Result<(ClientKey, CompressedServerKey), FheError> {
     let p = resolve_params(params_name)?;
     let cm = p.ciphertext_modulus;
     let mut seeder = new_seeder();
     let seeder = seeder.as_mut();
     let mut secret = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
-    let mut enc = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
     let lwe = allocate_and_generate_new_binary_lwe_secret_key(p.lwe_dimension, &mut secret);
     let glwe = allocate_and_generate_new_binary_glwe_secret_key(p.glwe_dimension, p.polynomial_size, &mut secret);
     let big = glwe.clone().into_lwe_secret_key();
-    let ksk = allocate_and_generate_new_lwe_keyswitch_key(
+    let ksk = allocate_and_generate_new_seeded_lwe_keyswitch_key(
         &big,
         &lwe,
         p.ks_base_log,
         p.ks_level,
         p.lwe_noise_distribution,
         cm,
-        &mut enc,
+        seeder,
     );
-    let std_bsk = par_allocate_and_generate_new_lwe_bootstrap_key(
+    let bsk = par_allocate_and_generate_new_seeded_lwe_bootstrap_key(
         &lwe,
         &glwe,
         p.pbs_base_log,
         p.pbs_level,
         p.glwe_noise_distribution,
         cm,
-        &mut enc,
+        seeder,
     );
-    let mut bsk = FourierLweBootstrapKey::new(
-        std_bsk.input_lwe_dimension(),
-        std_bsk.glwe_size(),
-        std_bsk.polynomial_size(),
-        std_bsk.decomposition_base_log(),
-        std_bsk.decomposition_level_count(),
-    );
-    par_convert_standard_lwe_bootstrap_key_to_fourier(&std_bsk, &mut bsk);
     let name = params_name.to_string();
-    Ok((ClientKey { params: name.clone(), lwe, glwe }, ServerKey { params: name, ksk, bsk }))
+    Ok((ClientKey { params: name.clone(), lwe, glwe }, CompressedServerKey { params: name, ksk, bsk }))
+}
+
+/// Fresh keys for evaluation in this process (`secc run`, benchmarks, tests): the
+/// server's expanded as a server expands the key it loads.
+pub fn generate_local_keys(params_name: &str) -> Result<(ClientKey, ServerKey), FheError> {
+    let (ck, sk) = generate_keys(params_name)?;
+    Ok((ck, sk.decompress()?))
 }
 
 /// A key whose sizes disagree with its parameter set: checksums catch accidents, not a
@@ -97,18 +113,24 @@ impl ClientKey {
     }
 }
 
-impl ServerKey {
-    /// Checks every size against the parameter set from the raw fields (tfhe-rs derives
-    /// some sizes by division), before anything uses the key.
+impl CompressedServerKey {
+    /// Checks every size and both seeds against the parameter set from the raw fields
+    /// (tfhe-rs derives some sizes by division and asserts on the rest).
     pub fn check(&self) -> Result<(), FheError> {
         let p = resolve_params(&self.params)?;
         let big = p.glwe_dimension.0 * p.polynomial_size.0;
+        // Only what `generate_keys` writes: a seed that starts the generator late in its
+        // table would run it dry mid-expansion, and tfhe-rs panics then.
+        let fresh = |seed: CompressionSeed| {
+            matches!(seed.inner.seed, SeedKind::Ctr(_)) && seed.inner.first_index == TableIndex::FIRST
+        };
         let ksk = &self.ksk;
         if ksk.decomposition_base_log() != p.ks_base_log
             || ksk.decomposition_level_count() != p.ks_level
             || ksk.output_lwe_size() != p.lwe_dimension.to_lwe_size()
             || ksk.ciphertext_modulus() != p.ciphertext_modulus
-            || ksk.as_ref().len() != big * p.ks_level.0 * p.lwe_dimension.to_lwe_size().0
+            || ksk.as_ref().len() != big * p.ks_level.0
+            || !fresh(ksk.compression_seed())
         {
             return Err(inconsistent("server key's keyswitching key"));
         }
@@ -119,12 +141,30 @@ impl ServerKey {
             || bsk.polynomial_size() != p.polynomial_size
             || bsk.decomposition_base_log() != p.pbs_base_log
             || bsk.decomposition_level_count() != p.pbs_level
-            || bsk.as_view().data().len()
-                != p.lwe_dimension.0 * p.pbs_level.0 * glwe_size * glwe_size * p.polynomial_size.0 / 2
+            || bsk.ciphertext_modulus() != p.ciphertext_modulus
+            || bsk.as_ref().len() != p.lwe_dimension.0 * p.pbs_level.0 * glwe_size * p.polynomial_size.0
+            || !fresh(bsk.compression_seed())
         {
             return Err(inconsistent("server key's bootstrapping key"));
         }
         Ok(())
+    }
+
+    /// Checks the key, regenerates its masks and moves the bootstrapping key to the
+    /// Fourier domain: what loading a server key costs.
+    pub fn decompress(self) -> Result<ServerKey, FheError> {
+        self.check()?;
+        let ksk = self.ksk.par_decompress_into_lwe_keyswitch_key();
+        let std_bsk = self.bsk.par_decompress_into_lwe_bootstrap_key();
+        let mut bsk = FourierLweBootstrapKey::new(
+            std_bsk.input_lwe_dimension(),
+            std_bsk.glwe_size(),
+            std_bsk.polynomial_size(),
+            std_bsk.decomposition_base_log(),
+            std_bsk.decomposition_level_count(),
+        );
+        par_convert_standard_lwe_bootstrap_key_to_fourier(&std_bsk, &mut bsk);
+        Ok(ServerKey { params: self.params, ksk, bsk })
     }
 }
 
@@ -140,27 +180,43 @@ mod tests {
         ck.check().unwrap();
         sk.check().unwrap();
         // What a crafted file with a valid checksum could hold: a key that claims another
-        // decomposition, or a keyswitching key for a smaller input key.
+        // decomposition, a keyswitching key for a smaller input key, a seed that starts
+        // the mask generator near the end of its table.
         let bsk = &sk.bsk;
-        sk.bsk = FourierLweBootstrapKey::new(
-            bsk.input_lwe_dimension(),
+        let deeper = SeededLweBootstrapKey::new(
+            0u64,
             bsk.glwe_size(),
             bsk.polynomial_size(),
             bsk.decomposition_base_log(),
             DecompositionLevelCount(bsk.decomposition_level_count().0 + 1),
+            bsk.input_lwe_dimension(),
+            bsk.compression_seed(),
+            bsk.ciphertext_modulus(),
         );
+        let fine = std::mem::replace(&mut sk.bsk, deeper);
         assert!(sk.check().unwrap_err().to_string().contains("bootstrapping key"));
+        sk.bsk = fine;
         let ksk = &sk.ksk;
-        let one_input = ksk.decomposition_level_count().0 * ksk.output_lwe_size().0;
+        let one_input = ksk.decomposition_level_count().0;
         let short = ksk.as_ref()[..ksk.as_ref().len() - one_input].to_vec();
-        sk.ksk = LweKeyswitchKey::from_container(
-            short,
-            ksk.decomposition_base_log(),
-            ksk.decomposition_level_count(),
-            ksk.output_lwe_size(),
-            ksk.ciphertext_modulus(),
-        );
-        assert!(sk.check().unwrap_err().to_string().contains("keyswitching key"));
+        let seed = ksk.compression_seed();
+        let mut late = seed.clone();
+        late.inner.first_index = TableIndex::LAST;
+        let with = |data: Vec<u64>, seed| {
+            SeededLweKeyswitchKey::from_container(
+                data,
+                ksk.decomposition_base_log(),
+                ksk.decomposition_level_count(),
+                ksk.output_lwe_size(),
+                seed,
+                ksk.ciphertext_modulus(),
+            )
+        };
+        let (short, late) = (with(short, seed), with(ksk.as_ref().to_vec(), late));
+        for bad in [short, late] {
+            sk.ksk = bad;
+            assert!(sk.check().unwrap_err().to_string().contains("keyswitching key"));
+        }
         ck.lwe = LweSecretKey::new_empty_key(0u64, LweDimension(ck.lwe.lwe_dimension().0 - 1));
         assert!(ck.check().is_err());
     }
@@ -193,8 +249,10 @@ mod tests {
             if let Ok((ck, _)) = decode_file::<ClientKey>(&frame(Kind::ClientKey), "k", Kind::ClientKey, &a, None) {
                 let _ = ck.check();
             }
-            if let Ok((sk, _)) = decode_file::<ServerKey>(&frame(Kind::ServerKey), "k", Kind::ServerKey, &a, None) {
-                let _ = sk.check();
+            if let Ok((sk, _)) =
+                decode_file::<CompressedServerKey>(&frame(Kind::ServerKey), "k", Kind::ServerKey, &a, None)
+            {
+                let _ = sk.decompress();
             }
             let _ = decode_file::<CtValues>(&frame(Kind::Ciphertexts), "c", Kind::Ciphertexts, &a, None);
         }
