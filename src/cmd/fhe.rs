@@ -184,9 +184,16 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     eprintln!("server key expanded in {:.2} s", t.elapsed().as_secs_f64());
     let (inputs, _) = load(&a.input, Kind::Ciphertexts, &digest, Some(&id))?;
     let program = ServerProgram::new(g, c, &sk)?;
-    let t = Instant::now();
-    let outputs = evaluate_all(&program, inputs)?;
-    eprintln!("evaluated {} samples in {:.2} s", outputs.len(), t.elapsed().as_secs_f64());
+    let (outputs, each) = evaluate_all(&program, inputs)?;
+    if !each.is_empty() {
+        let total: f64 = each.iter().sum();
+        let (lo, hi) = each.iter().fold((f64::INFINITY, 0f64), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+        eprintln!(
+            "evaluated {} samples in {total:.2} s; per sample: median {:.3} s, min {lo:.3} s, max {hi:.3} s",
+            outputs.len(),
+            crate::bench::measure::median(&each)
+        );
+    }
     write_new(&a.output, &encode_file(Kind::Ciphertexts, &digest, &id, &outputs), a.force)
 }
 
@@ -207,8 +214,9 @@ fn warn_clipped(g: &Graph, samples: &[Vec<Tensor>]) {
     }
 }
 
-/// Evaluates every sample with a progress bar over bootstraps.
-fn evaluate_all(program: &ServerProgram, inputs: Vec<CtValues>) -> Result<Vec<CtValues>> {
+/// Evaluates every sample with a progress bar over bootstraps; also returns each
+/// sample's seconds.
+fn evaluate_all(program: &ServerProgram, inputs: Vec<CtValues>) -> Result<(Vec<CtValues>, Vec<f64>)> {
     let bar = indicatif::ProgressBar::new((program.pbs_count() * inputs.len()) as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -217,9 +225,18 @@ fn evaluate_all(program: &ServerProgram, inputs: Vec<CtValues>) -> Result<Vec<Ct
         .expect("valid template"),
     );
     let tick = || bar.inc(1);
-    let out = inputs.into_iter().map(|s| program.evaluate(s, &tick)).collect::<Result<Vec<_>, _>>();
+    let mut each = Vec::with_capacity(inputs.len());
+    let out = inputs
+        .into_iter()
+        .map(|s| {
+            let t = Instant::now();
+            let out = program.evaluate(s, &tick);
+            each.push(t.elapsed().as_secs_f64());
+            out
+        })
+        .collect::<Result<Vec<_>, _>>();
     bar.finish_and_clear();
-    Ok(out?)
+    Ok((out?, each))
 }
 
 /// `secc run --backend fhe`: keygen, encrypt, evaluate, decrypt in one process.
@@ -234,7 +251,7 @@ pub fn run_local(art: &Artifact, samples: &[Vec<Tensor>]) -> Result<Vec<Vec<f32>
     let encrypt = t.elapsed();
     let program = ServerProgram::new(g, c, &sk)?;
     let t = Instant::now();
-    let outs = evaluate_all(&program, cts)?;
+    let (outs, _) = evaluate_all(&program, cts)?;
     let eval = t.elapsed();
     let t = Instant::now();
     let rows = decrypt_all(g, c, &ck, &outs)?;
