@@ -25,13 +25,11 @@ mod search;
 
 use crate::passes::calibrate::Calibration;
 use crate::CompileError;
-use secc_ir::lowered::fhe::{catalog, client_values, map_operands, noise, Circuit, CircuitStats, FheLut, ParamSet};
+use secc_ir::lowered::fhe::{
+    catalog_choice, client_values, map_operands, noise, output_noise_bound, Circuit, CircuitStats, FheLut, ParamSet,
+};
 use secc_ir::ops::{round_shift, FheLowering, FheRule, LinearMap, MapOperand};
 use secc_ir::{Graph, OpSpec, ValueId};
-
-/// Variance of a fresh encryption relative to a bootstrap output's: fresh noise is
-/// the GLWE noise alone, bootstrap noise sums thousands of key-noise terms.
-const FRESH_VARIANCE: f64 = 1.0 / (1 << 20) as f64;
 
 /// Bits the client's decryption of `v` must hold.
 fn decrypted_bits(graph: &Graph, v: ValueId, coverage: Coverage, observed: &Calibration) -> u32 {
@@ -184,7 +182,7 @@ pub fn lower_fhe(
             continue;
         }
         variance[i] = match node.op.fhe_lowering() {
-            FheLowering::ClientEncrypts => FRESH_VARIANCE,
+            FheLowering::ClientEncrypts => noise::FRESH_VARIANCE,
             FheLowering::Bootstrap(l) => {
                 let input = node.inputs[0].index();
                 let plan = luts[i].as_mut().expect("planned");
@@ -238,18 +236,11 @@ pub fn lower_fhe(
 
     let planned: Vec<(ValueId, &FheLut)> =
         luts.iter().enumerate().filter_map(|(i, l)| l.as_ref().map(|l| (ValueId(i as u32), l))).collect();
-    let candidates = catalog(log2_p_fail);
-    let from_catalog = candidates
-        .iter()
-        .filter(|s| planned.iter().all(|(_, l)| s.serves(l.precision, l.norm)))
-        .min_by_key(|s| s.cost)
-        .cloned();
+    let demands: Vec<(u32, f64)> = planned.iter().map(|(_, l)| (l.precision, l.norm)).collect();
+    let from_catalog = catalog_choice(&demands, log2_p_fail);
     let searched = match choice {
         ParamChoice::Catalog => None,
-        ParamChoice::Search => {
-            let demands: Vec<(u32, f64)> = planned.iter().map(|(_, l)| (l.precision, l.norm)).collect();
-            search::search(&demands, log2_p_fail)
-        }
+        ParamChoice::Search => search::search(&demands, output_noise_bound(&demands, log2_p_fail), log2_p_fail),
     };
     let cost = |s: &ParamSet| noise::cost(&s.lattice);
     let params = match (from_catalog, searched) {

@@ -124,7 +124,8 @@ impl ParamSet {
 
     /// The searched set of `lattice` (its dimensions and decompositions; the noise is the
     /// 128-bit curve's floor) for tables of up to `bits` bits at failure probability
-    /// `2^log2_p_fail`. `None` when the dimensions are off the curve or out of range.
+    /// `2^log2_p_fail`. `None` when the dimensions are off the curve or out of range, or
+    /// a fresh encryption is noisier than the lowering assumes.
     pub fn searched(lattice: Lattice, bits: u32, log2_p_fail: i32) -> Option<ParamSet> {
         let lattice = Lattice {
             lwe_std: noise::secure_std(lattice.lwe_dimension)?,
@@ -132,6 +133,9 @@ impl ParamSet {
             ..lattice
         };
         lattice.check().ok()?;
+        if !noise::fresh_within_bound(&lattice) {
+            return None;
+        }
         let l = &lattice;
         let name = format!(
             "SECC_KS_PBS_{bits}B_N{}_K{}_n{}_PBS{}X{}_KS{}X{}_2M{}",
@@ -261,6 +265,24 @@ pub fn catalog(log2_p_fail: i32) -> Vec<ParamSet> {
             },
         )
         .collect()
+}
+
+/// The cheapest catalog set at `2^log2_p_fail` that serves every `(precision, norm)`
+/// table demand.
+pub fn catalog_choice(demands: &[(u32, f64)], log2_p_fail: i32) -> Option<ParamSet> {
+    catalog(log2_p_fail).into_iter().filter(|s| demands.iter().all(|&(p, n)| s.serves(p, n))).min_by_key(|s| s.cost)
+}
+
+/// The bootstrap output noise a searched set may leave for these table demands: the
+/// catalog's choice's, or the widest catalog set's when none serves them. Decrypted
+/// values carry a bootstrap's noise times their weights into their low bits (the
+/// lowering encodes them as wide as their range allows), and a set searched for its
+/// tables' inputs alone could leave far more there; this keeps outputs as accurate as
+/// the catalog made them.
+pub fn output_noise_bound(demands: &[(u32, f64)], log2_p_fail: i32) -> f64 {
+    let reference =
+        catalog_choice(demands, log2_p_fail).or_else(|| catalog(log2_p_fail).into_iter().max_by_key(|s| s.bits()));
+    reference.map_or(0.0, |s| noise::bootstrap_variance(&s.lattice))
 }
 
 /// How one table is bootstrapped.

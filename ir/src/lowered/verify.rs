@@ -5,7 +5,7 @@
 //! 64 bits, sizes under named limits), so that a program that passes can make the
 //! runtime return an error at worst, never panic or allocate without bound.
 
-use super::fhe::{catalog, client_values, map_operands, Circuit, ParamSet};
+use super::fhe::{catalog, client_values, map_operands, noise, output_noise_bound, Circuit, ParamSet};
 use super::mpc::{Broadcast, ConvGeometry, ForestPlan, PairOp, Piecewise, Plan, PoolTaps, Reg, StepOp, PARTIES};
 use crate::graph::Graph;
 use crate::ops::{FheLowering, FheRule};
@@ -747,6 +747,16 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
         }
     }
     verify_params(&circuit.params)?;
+    if circuit.params.searched {
+        let demands: Vec<(u32, f64)> = circuit.luts.iter().flatten().map(|l| (l.precision, l.norm)).collect();
+        let bound = output_noise_bound(&demands, circuit.params.log2_p_fail);
+        if noise::bootstrap_variance(&circuit.params.lattice) > bound {
+            return Err(CircuitError::Searched {
+                name: circuit.params.name.clone(),
+                message: format!("its bootstrap outputs are noisier than the catalog's choice's (variance {bound:e})"),
+            });
+        }
+    }
     let mut pbs = 0usize;
     for (i, node) in graph.nodes.iter().enumerate() {
         let fail = |message: String| CircuitError::Value { value: ValueId(i as u32), name: node.name.clone(), message };

@@ -24,9 +24,10 @@ fn best_base(level: u32, variance: impl Fn(u32) -> f64) -> (u32, f64) {
     (1..=64 / level).map(|b| (b, variance(b))).min_by(|a, b| a.1.total_cmp(&b.1)).expect("64 / level ≥ 1")
 }
 
-/// The cheapest set serving every `(precision, norm)` demand within `2^log2_p_fail`
-/// (see [`ParamSet::serves`]); `None` when no candidate does.
-pub fn search(demands: &[(u32, f64)], log2_p_fail: i32) -> Option<ParamSet> {
+/// The cheapest set serving every `(precision, norm)` demand of a table within
+/// `2^log2_p_fail` (see [`ParamSet::serves`]) whose bootstrap output noise is at most
+/// `max_output` ([`secc_ir::lowered::fhe::output_noise_bound`]); `None` when no candidate does.
+pub fn search(demands: &[(u32, f64)], max_output: f64, log2_p_fail: i32) -> Option<ParamSet> {
     let bits = demands.iter().map(|d| d.0).max()?;
     // Per precision, only the noisiest table binds; each bounds the input variance.
     let mut bounds: Vec<(f64, f64)> = Vec::new();
@@ -75,6 +76,9 @@ pub fn search(demands: &[(u32, f64)], log2_p_fail: i32) -> Option<ParamSet> {
                     });
                     for &(pbs_level, pbs_base_log, per_n) in &pbs {
                         let pbs_var = per_n * lwe_dimension as f64;
+                        if glwe_std * glwe_std > noise::FRESH_VARIANCE * pbs_var || pbs_var > max_output {
+                            continue;
+                        }
                         if !bounds.iter().all(|&(norm2, max)| norm2 * pbs_var + ks + ms <= max) {
                             continue;
                         }
@@ -89,13 +93,14 @@ pub fn search(demands: &[(u32, f64)], log2_p_fail: i32) -> Option<ParamSet> {
         }
     }
     let set = ParamSet::searched(best?.1, bits, log2_p_fail)?;
-    demands.iter().all(|&(p, norm)| set.serves(p, norm)).then_some(set)
+    let quiet = noise::bootstrap_variance(&set.lattice) <= max_output;
+    (quiet && demands.iter().all(|&(p, norm)| set.serves(p, norm))).then_some(set)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secc_ir::lowered::fhe::catalog;
+    use secc_ir::lowered::fhe::{catalog, output_noise_bound};
 
     /// For the demand each catalog set is tuned for, the search finds a set at most as
     /// costly by the same model (the catalog is a point of its space, up to its noise
@@ -104,7 +109,7 @@ mod tests {
     fn search_matches_or_beats_the_catalog_on_its_own_demands() {
         for s in catalog(-128).into_iter().filter(|s| (3..=7).contains(&s.bits())) {
             let demand = [(s.bits(), s.norm_budget)];
-            let found = search(&demand, -128).unwrap_or_else(|| panic!("nothing serves {}", s.name));
+            let found = search(&demand, f64::INFINITY, -128).unwrap_or_else(|| panic!("nothing serves {}", s.name));
             assert!(found.serves(s.bits(), s.norm_budget) && found.lattice.secure());
             assert!(
                 noise::cost(&found.lattice) <= noise::cost(&s.lattice),
@@ -120,14 +125,21 @@ mod tests {
     /// for large norms: the search's saving grows with the room left unused.
     #[test]
     fn low_noise_tables_get_cheaper_sets() {
-        for (demand, saving) in [([(6, 4.0), (3, 20.0)], 1.0), ([(7, 2.0), (4, 8.0)], 1.0), ([(5, 1.0), (2, 4.0)], 1.0)] {
-            let found = search(&demand, -128).unwrap();
+        for (demand, saving) in [([(6, 4.0), (3, 20.0)], 1.0), ([(7, 2.0), (4, 8.0)], 1.0), ([(5, 1.0), (2, 4.0)], 1.0)]
+        {
+            let bound = output_noise_bound(&demand, -128);
+            let found = search(&demand, bound, -128).unwrap();
             assert!(demand.iter().all(|&(p, n)| found.serves(p, n)) && !found.serves(demand[0].0 + 1, demand[0].1));
+            assert!(noise::bootstrap_variance(&found.lattice) <= bound);
             let serving = catalog(-128).into_iter().filter(|s| demand.iter().all(|&(p, n)| s.serves(p, n)));
             let cheapest = serving.map(|s| noise::cost(&s.lattice)).fold(f64::INFINITY, f64::min);
             println!("{demand:?}: {} at {} vs {cheapest}", found.name, noise::cost(&found.lattice));
             assert!(noise::cost(&found.lattice) * saving < cheapest, "{} vs {cheapest}", found.name);
         }
-        assert!(search(&[(14, 1.0)], -128).is_none());
+        assert!(search(&[(14, 1.0)], f64::INFINITY, -128).is_none());
+        // Bounding the outputs' noise buys a quieter set.
+        let loud = noise::bootstrap_variance(&search(&[(4, 1.0)], f64::INFINITY, -128).unwrap().lattice);
+        let quiet = search(&[(4, 1.0)], loud / 16.0, -128).unwrap();
+        assert!(noise::bootstrap_variance(&quiet.lattice) <= loud / 16.0);
     }
 }

@@ -75,6 +75,17 @@ pub fn modulus_switch_variance(l: &Lattice) -> f64 {
     l.lwe_dimension as f64 * (q2() / 24.0 + two_n.powi(-2) / 48.0)
 }
 
+/// Variance of a fresh encryption relative to a bootstrap output's, as the lowering
+/// counts it: fresh noise is the GLWE noise alone, a bootstrap's sums thousands of
+/// key-noise terms. A set serves the lowering's noise figures only where this bounds
+/// the real ratio ([`fresh_within_bound`]).
+pub const FRESH_VARIANCE: f64 = 1.0 / (1 << 20) as f64;
+
+/// Whether a fresh encryption's noise on `l` is at most [`FRESH_VARIANCE`] of a bootstrap's.
+pub fn fresh_within_bound(l: &Lattice) -> bool {
+    l.glwe_std.powi(2) <= FRESH_VARIANCE * bootstrap_variance(l)
+}
+
 /// The noise the blind rotation reads for an input whose noise is `norm` times a
 /// bootstrap output's (the 2-norm of the weights over bootstrap outputs).
 pub fn input_variance(l: &Lattice, norm: f64) -> f64 {
@@ -164,6 +175,7 @@ mod tests {
             assert!(l.secure(), "{}", s.name);
             let margin = l.lwe_std.log2() - secure_std(l.lwe_dimension).unwrap().log2();
             assert!((0.0..2.0).contains(&margin), "{}: {margin} bits above the floor", s.name);
+            assert!(fresh_within_bound(l), "{}", s.name);
         }
         assert!(secure_std(449).is_none());
         // Large dimensions bottom out at 4 units of the 2^64 modulus.
