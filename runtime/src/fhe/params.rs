@@ -183,4 +183,109 @@ mod tests {
         off.lattice.ks_level += 1;
         assert!(resolve_params(&off).unwrap_err().to_string().contains("not tfhe-rs's"));
     }
+
+    /// The noise model against real keys of a searched set, over 300 bootstraps of an
+    /// identity table: the bootstrap output's noise, and what a bootstrap reads from
+    /// those outputs scaled by ν = 128 (a cleartext multiply) after the keyswitch and
+    /// after the modulus switch, each within 0.5×–2× of the model's variance.
+    #[test]
+    fn measured_noise_matches_the_model() {
+        use crate::fhe::keys::generate_local_keys;
+        use secc_ir::lowered::fhe::{Lattice, ParamSet};
+        use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
+
+        let dims = Lattice {
+            lwe_dimension: 704,
+            glwe_dimension: 1,
+            polynomial_size: 2048,
+            pbs_level: 1,
+            pbs_base_log: 23,
+            ks_level: 4,
+            ks_base_log: 3,
+            lwe_std: 0.0,
+            glwe_std: 0.0,
+        };
+        let set = ParamSet::searched(dims, 2, -40).unwrap();
+        let l = &set.lattice;
+        let p = resolve_params(&set).unwrap();
+        let (ck, sk) = generate_local_keys(&set).unwrap();
+        let big = ck.big_key();
+        let small: Vec<u64> = ck.lwe.as_ref().to_vec();
+        let (bits, nu) = (2u32, 128u64);
+        let delta = 1u64 << (63 - bits);
+        let cm = p.ciphertext_modulus;
+        let acc = generate_programmable_bootstrap_glwe_lut(
+            p.polynomial_size,
+            p.glwe_dimension.to_glwe_size(),
+            1 << bits,
+            cm,
+            delta,
+            |m: u64| m,
+        );
+        let fft = Fft::new(p.polynomial_size);
+        let fft = fft.as_view();
+        let mut buffers = ComputationBuffers::new();
+        buffers.resize(
+            blind_rotate_assign_mem_optimized_requirement::<u64>(
+                p.glwe_dimension.to_glwe_size(),
+                p.polynomial_size,
+                fft,
+            )
+            .unaligned_bytes_required(),
+        );
+        let log_2n = p.polynomial_size.to_blind_rotation_input_modulus_log();
+        let two_n = 1u64 << log_2n.0;
+        let mut seeder = new_seeder();
+        let seeder = seeder.as_mut();
+        let mut enc = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
+        let torus = |e: u64| e as i64 as f64 / 2f64.powi(64);
+        let keyswitch = |ct: &LweCiphertextOwned<u64>| {
+            let mut out = LweCiphertext::new(0u64, p.lwe_dimension.to_lwe_size(), cm);
+            keyswitch_lwe_ciphertext(&sk.ksk, ct, &mut out);
+            out
+        };
+        let (mut out_var, mut ks_var, mut ms_var) = (0.0, 0.0, 0.0);
+        let samples = 300;
+        for i in 0..samples {
+            let m = (i % 4) as u64;
+            let ct = allocate_and_encrypt_new_lwe_ciphertext(
+                &big,
+                Plaintext(m * delta),
+                p.glwe_noise_distribution,
+                cm,
+                &mut enc,
+            );
+            let input = keyswitch(&ct);
+            let msed = lwe_ciphertext_centered_binary_modulus_switch::<u64, usize, _>(input.as_view(), log_2n);
+            let mut rotated = acc.clone();
+            blind_rotate_assign_mem_optimized(&msed, &mut rotated, &sk.bsk, fft, buffers.stack());
+            let mut out = LweCiphertext::new(0u64, big.lwe_dimension().to_lwe_size(), cm);
+            extract_lwe_sample_from_glwe_ciphertext(&rotated, &mut out, MonomialDegree(0));
+            out_var += torus(decrypt_lwe_ciphertext(&big, &out).0.wrapping_sub(m * delta)).powi(2);
+
+            lwe_ciphertext_cleartext_mul_assign(&mut out, Cleartext(nu));
+            let expected = (m * delta).wrapping_mul(nu);
+            let switched = keyswitch(&out);
+            ks_var += torus(decrypt_lwe_ciphertext(&ck.lwe, &switched).0.wrapping_sub(expected)).powi(2);
+            let msed = lwe_ciphertext_centered_binary_modulus_switch::<u64, usize, _>(switched.as_view(), log_2n);
+            let dot = msed.mask().zip(&small).fold(0u64, |a, (x, &s)| a.wrapping_add(x as u64 * s));
+            let phase = (msed.body() as u64).wrapping_sub(dot) % two_n;
+            let error = (phase + two_n - (expected >> (64 - log_2n.0))) % two_n;
+            let centred = if error >= two_n / 2 { error as f64 - two_n as f64 } else { error as f64 };
+            ms_var += (centred / two_n as f64).powi(2);
+        }
+        let nu = nu as f64;
+        let pbs = noise::bootstrap_variance(l);
+        let after_ks = nu * nu * pbs + noise::keyswitch_variance(l);
+        let after_ms = noise::input_variance(l, nu);
+        for (what, measured, model) in [
+            ("bootstrap output", out_var, pbs),
+            ("after keyswitch", ks_var, after_ks),
+            ("after modulus switch", ms_var, after_ms),
+        ] {
+            let ratio = measured / samples as f64 / model;
+            println!("{what}: measured/model variance {ratio:.3} (model 2^{:.2})", model.log2());
+            assert!((0.5..2.0).contains(&ratio), "{what}: measured/model {ratio}");
+        }
+    }
 }
