@@ -747,16 +747,6 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
         }
     }
     verify_params(&circuit.params)?;
-    if circuit.params.searched {
-        let demands: Vec<(u32, f64)> = circuit.luts.iter().flatten().map(|l| (l.precision, l.norm)).collect();
-        let bound = output_noise_bound(&demands, circuit.params.log2_p_fail);
-        if noise::bootstrap_variance(&circuit.params.lattice) > bound {
-            return Err(CircuitError::Searched {
-                name: circuit.params.name.clone(),
-                message: format!("its bootstrap outputs are noisier than the catalog's choice's (variance {bound:e})"),
-            });
-        }
-    }
     let mut pbs = 0usize;
     for (i, node) in graph.nodes.iter().enumerate() {
         let fail = |message: String| CircuitError::Value { value: ValueId(i as u32), name: node.name.clone(), message };
@@ -871,6 +861,16 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
     }
     if pbs != circuit.stats.pbs {
         return Err(CircuitError::Stats { claimed: circuit.stats.pbs, counted: pbs });
+    }
+    if circuit.params.searched {
+        let demands: Vec<(u32, f64)> = circuit.luts.iter().flatten().map(|l| (l.precision, l.norm)).collect();
+        let bound = output_noise_bound(&demands, circuit.params.log2_p_fail);
+        if noise::bootstrap_variance(&circuit.params.lattice) > bound {
+            return Err(CircuitError::Searched {
+                name: circuit.params.name.clone(),
+                message: format!("its bootstrap outputs are noisier than the catalog's choice's (variance {bound:e})"),
+            });
+        }
     }
     verify_client_values(circuit, graph)
 }
