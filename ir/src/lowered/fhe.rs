@@ -138,7 +138,7 @@ impl ParamSet {
         }
         let l = &lattice;
         let name = format!(
-            "SECC_KS_PBS_{bits}B_N{}_K{}_n{}_PBS{}X{}_KS{}X{}_2M{}",
+            "SECC_{bits}B_N{}_K{}_n{}_PBS{}X{}_KS{}X{}_2M{}",
             l.polynomial_size,
             l.glwe_dimension,
             l.lwe_dimension,
