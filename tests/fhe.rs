@@ -33,7 +33,7 @@ fn check_model(name: &str, rows: usize) -> Outcome {
 fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<secc_ir::Tensor>]) -> Outcome {
     let q = c.quantized.as_ref().unwrap();
     let circuit = c.fhe.as_ref().unwrap();
-    let (ck, sk) = generate_local_keys(&circuit.params.name).unwrap();
+    let (ck, sk) = generate_local_keys(&circuit.params).unwrap();
     let big = ck.big_key();
     let program = ServerProgram::new(q, circuit, &sk).unwrap();
     let mut o = Outcome { lookups: 0, off_by_one: 0, argmax_agree: 0, rows: 0, worst: 0.0 };

@@ -124,7 +124,7 @@ fn tfhe_equals_the_simulation() {
     let name = "qdq_dense_s8";
     let (c, _) = compile(name, &QuantConfig::default());
     let (q, circuit) = (c.quantized.as_ref().unwrap(), c.fhe.as_ref().unwrap());
-    let (ck, sk) = generate_local_keys(&circuit.params.name).unwrap();
+    let (ck, sk) = generate_local_keys(&circuit.params).unwrap();
     let program = ServerProgram::new(q, circuit, &sk).unwrap();
     let (mut lookups, mut neighbours) = (0, 0);
     for x in samples(&c.float, name, "test.csv").iter().take(2) {

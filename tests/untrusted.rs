@@ -179,6 +179,45 @@ fn tampered_artifacts_are_named_errors_despite_a_valid_checksum() {
     assert!(matches!(content_error(&t), ContentError::Circuit(CircuitError::Length { .. })));
 }
 
+/// A searched parameter set is checked from its numbers before the runtime (or tfhe-rs,
+/// which asserts) sees them: out of range, below the security curve, or not what its
+/// dimensions make, it is a named error, from the artifact reader and the runtime alike.
+#[test]
+fn crafted_parameter_sets_are_named_errors() {
+    use secc_ir::lowered::fhe::ParamSet;
+    use secc_runtime::fhe::params::resolve_params;
+    // Not dense_relu: `compiled` gives each model one directory, which another test uses.
+    let art = compiled("dense_sigmoid");
+    let own = art.fhe.as_ref().unwrap().params.clone();
+    let searched = ParamSet::searched(own.lattice, own.bits(), own.log2_p_fail).unwrap();
+    let crafted: [(fn(&mut ParamSet), &str); 6] = [
+        (|s| s.lattice.polynomial_size = 3000, "polynomial size"),
+        (|s| s.lattice.pbs_level = 64, "PBS decomposition"),
+        (|s| s.lattice.ks_base_log = 0, "KS decomposition"),
+        (|s| s.lattice.lwe_std = f64::NAN, "noise not a positive"),
+        (|s| s.lattice.lwe_std /= 2.0, "below the 128-bit security curve"),
+        (|s| s.name = "V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_GAUSSIAN_2M128".into(), "not what its numbers make"),
+    ];
+    for (craft, why) in crafted {
+        let mut t = art.clone();
+        let params = &mut t.fhe.as_mut().unwrap().params;
+        *params = searched.clone();
+        craft(params);
+        let e = content_error(&t);
+        assert!(matches!(e, ContentError::Circuit(CircuitError::Searched { .. })), "{e}");
+        assert!(e.to_string().contains(why), "{e}");
+        if why.contains("decomposition") || why.contains("size") || why.contains("noise not") {
+            assert!(resolve_params(&t.fhe.unwrap().params).unwrap_err().to_string().contains(why));
+        }
+    }
+    // A catalog name with another set's numbers.
+    let mut t = art;
+    let params = &mut t.fhe.as_mut().unwrap().params;
+    *params = secc_ir::lowered::fhe::catalog(-128).remove(4);
+    params.lattice.lwe_dimension += 16;
+    assert!(matches!(content_error(&t), ContentError::Circuit(CircuitError::Params(_))));
+}
+
 /// Every plan of the fuzz corpus that a party accepts runs to its end in three parties
 /// without a panic (the verifier's promise, on the plans the fuzzer kept): over plain
 /// loopback TCP, zero weights where the plan has none, one sample of halves. Small

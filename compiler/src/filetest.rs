@@ -21,7 +21,7 @@
 //!
 //! A file without any expectation is an error, unless blessing writes its `; output:`.
 
-use crate::pipeline::{run_stage, Coverage, Options, Output, Stage};
+use crate::pipeline::{run_stage, Coverage, Options, Output, ParamChoice, Stage};
 use crate::CompileError;
 use secc_ir::text::parse_graph;
 use secc_ir::{verify_graph, IrError, Tensor, ValueId};
@@ -299,6 +299,13 @@ fn apply_setting(o: &mut Options, setting: &str) -> Result<(), String> {
                 "calibrated" => Coverage::Calibrated,
                 "exact" => Coverage::Exact,
                 v => return Err(format!("coverage: `{v}` (calibrated or exact)")),
+            }
+        }
+        "fhe_params" => {
+            o.fhe.params = match value {
+                "catalog" => ParamChoice::Catalog,
+                "search" => ParamChoice::Search,
+                v => return Err(format!("fhe_params: `{v}` (catalog or search)")),
             }
         }
         "frac_bits" => o.mpc.frac_bits = int()?,

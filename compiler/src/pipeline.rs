@@ -33,7 +33,7 @@ use secc_ir::{verify_graph, Graph, Tensor};
 use std::fmt;
 use std::path::Path;
 
-pub use crate::lower::fhe::Coverage;
+pub use crate::lower::fhe::{Coverage, ParamChoice};
 pub use crate::lower::mpc::{MpcConfig, FOREST_FRAC_BITS};
 
 /// A stage of the pipeline, in order.
@@ -120,11 +120,13 @@ pub struct FheOptions {
     pub log2_p_fail: i32,
     /// What each bootstrap covers.
     pub coverage: Coverage,
+    /// Where the parameter set comes from.
+    pub params: ParamChoice,
 }
 
 impl Default for FheOptions {
     fn default() -> Self {
-        FheOptions { log2_p_fail: -128, coverage: Coverage::Calibrated }
+        FheOptions { log2_p_fail: -128, coverage: Coverage::Calibrated, params: ParamChoice::Search }
     }
 }
 
@@ -340,7 +342,7 @@ pub fn run_stage(stage: Stage, graph: &Graph, samples: &[Vec<Tensor>], opts: &Op
 /// their exact ranges.
 pub fn lower_circuit(quantized: &Graph, samples: &[Vec<Tensor>], opts: FheOptions) -> Result<Circuit, CompileError> {
     let observed = calibrate(quantized, samples)?;
-    let circuit = lower_fhe(quantized, opts.log2_p_fail, opts.coverage, &observed)?;
+    let circuit = lower_fhe(quantized, opts.log2_p_fail, opts.coverage, &observed, opts.params)?;
     verify_circuit(&circuit, quantized)?;
     Ok(circuit)
 }

@@ -40,7 +40,7 @@ fn probe_circuit(w: &Workload, set: &ParamSet) -> Result<(Graph, Circuit)> {
 
 /// Measures one parameter set's costs.
 pub fn measure_fhe_set(set: &ParamSet, cores: usize, keys: &mut KeyCache) -> Result<FheSetCosts> {
-    let keys = keys.get(&set.name)?;
+    let keys = keys.get(set)?;
     // 128 ciphertexts of the largest sets fill the cache, as the bench's bigger rows do.
     let linear = matmul(128);
     let (g, c) = probe_circuit(&linear, set)?;

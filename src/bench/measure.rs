@@ -3,7 +3,7 @@
 //! `secc calibrate-costs`.
 
 use anyhow::{Context, Result};
-use secc_ir::lowered::fhe::Circuit;
+use secc_ir::lowered::fhe::{Circuit, ParamSet};
 use secc_ir::lowered::mpc::Plan;
 use secc_ir::{Graph, Tensor};
 use secc_runtime::fhe::exec::{decrypt_sample, encrypt_sample, ServerProgram};
@@ -28,13 +28,14 @@ pub struct KeyCache(HashMap<String, Keys>);
 
 impl KeyCache {
     /// The keys of `set`, generated now if this is its first use.
-    pub fn get(&mut self, set: &str) -> Result<&Keys> {
-        if !self.0.contains_key(set) {
+    pub fn get(&mut self, set: &ParamSet) -> Result<&Keys> {
+        let name = &set.name;
+        if !self.0.contains_key(name) {
             let t = Instant::now();
-            let (client, server) = generate_local_keys(set).with_context(|| format!("key generation for {set}"))?;
-            self.0.insert(set.to_string(), Keys { client, server, keygen_s: t.elapsed().as_secs_f64() });
+            let (client, server) = generate_local_keys(set).with_context(|| format!("key generation for {name}"))?;
+            self.0.insert(name.clone(), Keys { client, server, keygen_s: t.elapsed().as_secs_f64() });
         }
-        Ok(&self.0[set])
+        Ok(&self.0[name])
     }
 }
 

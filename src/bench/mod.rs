@@ -82,7 +82,7 @@ fn bench_fhe(
     let predicted = predict_fhe(q, circuit, costs, Network::LOOPBACK);
     let (n, warmup) = reps.fhe(predicted.total_ms);
     let samples = &w.samples[..n.min(w.samples.len())];
-    let keys = keys.get(&circuit.params.name).map_err(|e| format!("{e:#}"))?;
+    let keys = keys.get(&circuit.params).map_err(|e| format!("{e:#}"))?;
     let run = run_fhe(q, circuit, keys, samples, warmup, &|| {}).map_err(|e| format!("{e:#}"))?;
     let totals = run.totals_ms();
     Ok(FheResult {

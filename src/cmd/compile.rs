@@ -9,7 +9,7 @@ use secc_compiler::passes::calibrate::grid_samples;
 use secc_compiler::passes::precision::Budget;
 use secc_compiler::passes::quantize::QuantConfig;
 use secc_compiler::pipeline::{
-    compile_float_observed, import_float_outputs, Coverage, FheOptions, MpcConfig, Options, Program, Stage,
+    compile_float_observed, import_float_outputs, Coverage, FheOptions, MpcConfig, Options, ParamChoice, Program, Stage,
 };
 use secc_ir::artifact::{Artifact, Settings};
 use secc_ir::lowered::MAX_PRODUCT_FRAC_BITS;
@@ -78,6 +78,11 @@ pub struct Args {
     /// or `exact` (the proven worst-case ranges; never wraps, 1-2 bits wider)
     #[arg(long, value_enum, default_value = "calibrated")]
     pub fhe_ranges: FheRanges,
+    /// Where the TFHE parameter set comes from: `search` (the cheaper of tfhe-rs's
+    /// catalog and a set searched for this circuit's tables against the 128-bit
+    /// security curve) or `catalog` (tfhe-rs's published sets only)
+    #[arg(long, value_enum, default_value = "search")]
+    pub fhe_params: FheParams,
     /// Fractional bits of the SMPC plan's fixed-point encoding on Z_2^64 (SPU's default
     /// is 18; products sit at twice as many, which must stay below 2^62; a plan with a
     /// tree ensemble, which multiplies nothing, keeps 32)
@@ -175,6 +180,15 @@ pub enum FheRanges {
     Exact,
 }
 
+/// `--fhe-params`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum FheParams {
+    /// tfhe-rs's catalog only
+    Catalog,
+    /// The cheaper of the catalog's and a searched set
+    Search,
+}
+
 /// A bit width from 2 to `max`, the ranges `QuantConfig::check` accepts.
 fn bits(max: i64) -> clap::builder::RangedI64ValueParser<u32> {
     clap::value_parser!(u32).range(2..=max)
@@ -242,7 +256,14 @@ pub fn run(a: Args) -> Result<()> {
     let opts = Options {
         quant: cfg,
         budget: budget(&a),
-        fhe: FheOptions { log2_p_fail: a.p_fail.unwrap_or(-128), coverage },
+        fhe: FheOptions {
+            log2_p_fail: a.p_fail.unwrap_or(-128),
+            coverage,
+            params: match a.fhe_params {
+                FheParams::Catalog => ParamChoice::Catalog,
+                FheParams::Search => ParamChoice::Search,
+            },
+        },
         mpc: MpcConfig { frac_bits: a.frac_bits, ..MpcConfig::default() },
     };
     let compiled = compile_float_observed(float, &samples, &opts, &mut dump)

@@ -126,7 +126,7 @@ pub fn keygen(a: KeygenArgs) -> Result<()> {
         }
     }
     let t = Instant::now();
-    let (ck, sk) = generate_keys(&c.params.name)?;
+    let (ck, sk) = generate_keys(&c.params)?;
     let mut id = [0u8; 16];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
     let digest = art.digest();
@@ -148,7 +148,7 @@ pub fn encrypt(a: EncryptArgs) -> Result<()> {
     let (g, c) = circuit(&art)?;
     let digest = art.digest();
     let (ck, id): (ClientKey, _) = load(&a.keys.join("client.key"), Kind::ClientKey, &digest, None)?;
-    ck.check()?;
+    ck.check(&c.params)?;
     let samples = read_samples(&a.input, g).with_context(|| format!("cannot read {}", a.input.display()))?;
     warn_clipped(g, &samples);
     let cts = encrypt_all(g, c, &ck, &samples)?;
@@ -180,7 +180,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let digest = art.digest();
     let (sk, id): (CompressedServerKey, _) = load(&a.server_key, Kind::ServerKey, &digest, None)?;
     let t = Instant::now();
-    let sk = sk.decompress()?;
+    let sk = sk.decompress(&c.params)?;
     eprintln!("server key expanded in {:.2} s", t.elapsed().as_secs_f64());
     let (inputs, _) = load(&a.input, Kind::Ciphertexts, &digest, Some(&id))?;
     let program = ServerProgram::new(g, c, &sk)?;
@@ -202,7 +202,7 @@ pub fn decrypt(a: DecryptArgs) -> Result<()> {
     let (g, c) = circuit(&art)?;
     let digest = art.digest();
     let (ck, id): (ClientKey, _) = load(&a.keys.join("client.key"), Kind::ClientKey, &digest, None)?;
-    ck.check()?;
+    ck.check(&c.params)?;
     let (values, _): (Vec<CtValues>, _) = load(&a.input, Kind::Ciphertexts, &digest, Some(&id))?;
     crate::io::write_rows(&decrypt_all(g, c, &ck, &values)?, a.output.as_deref(), a.force)
 }
@@ -244,7 +244,7 @@ pub fn run_local(art: &Artifact, samples: &[Vec<Tensor>]) -> Result<Vec<Vec<f32>
     let (g, c) = circuit(art)?;
     warn_clipped(g, samples);
     let t = Instant::now();
-    let (ck, sk) = generate_local_keys(&c.params.name)?;
+    let (ck, sk) = generate_local_keys(&c.params)?;
     let keygen = t.elapsed();
     let t = Instant::now();
     let cts = encrypt_all(g, c, &ck, samples)?;

@@ -18,17 +18,18 @@
 //!    fresh encryptions ~0, table outputs 1, a linear output `Σ w²·var(x)` over the
 //!    terms of all its encrypted operands, a rescaled read `4^k·var(x)`.
 //! 4. The cheapest catalog set that serves every table at the asked failure
-//!    probability is chosen; none is a compile error naming the hardest table.
+//!    probability, or the cheapest searched set ([`search`]) when that is cheaper by
+//!    the same cost model, is chosen; none is a compile error naming the hardest table.
+
+mod search;
 
 use crate::passes::calibrate::Calibration;
 use crate::CompileError;
-use secc_ir::lowered::fhe::{catalog, client_values, map_operands, Circuit, CircuitStats, FheLut};
+use secc_ir::lowered::fhe::{
+    catalog_choice, client_values, map_operands, noise, output_noise_bound, Circuit, CircuitStats, FheLut, ParamSet,
+};
 use secc_ir::ops::{round_shift, FheLowering, FheRule, LinearMap, MapOperand};
 use secc_ir::{Graph, OpSpec, ValueId};
-
-/// Variance of a fresh encryption relative to a bootstrap output's: fresh noise is
-/// the GLWE noise alone, bootstrap noise sums thousands of key-noise terms.
-const FRESH_VARIANCE: f64 = 1.0 / (1 << 20) as f64;
 
 /// Bits the client's decryption of `v` must hold.
 fn decrypted_bits(graph: &Graph, v: ValueId, coverage: Coverage, observed: &Calibration) -> u32 {
@@ -68,6 +69,16 @@ pub fn node_linear_map(graph: &Graph, v: ValueId, log_delta: &[Option<u32>]) -> 
     LinearMap::of(&graph.node(v).op, &operands?)
 }
 
+/// Where the parameter set comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ParamChoice {
+    /// tfhe-rs's catalog only.
+    Catalog,
+    /// The cheaper of the catalog's best and the best searched set.
+    #[default]
+    Search,
+}
+
 /// What the bootstrap of a table must cover.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Coverage {
@@ -89,6 +100,7 @@ pub fn lower_fhe(
     log2_p_fail: i32,
     coverage: Coverage,
     observed: &Calibration,
+    choice: ParamChoice,
 ) -> Result<Circuit, CompileError> {
     let n = graph.nodes.len();
     if !graph.nodes.iter().any(|node| matches!(node.op.fhe_lowering(), FheLowering::ClientEncrypts)) {
@@ -170,7 +182,7 @@ pub fn lower_fhe(
             continue;
         }
         variance[i] = match node.op.fhe_lowering() {
-            FheLowering::ClientEncrypts => FRESH_VARIANCE,
+            FheLowering::ClientEncrypts => noise::FRESH_VARIANCE,
             FheLowering::Bootstrap(l) => {
                 let input = node.inputs[0].index();
                 let plan = luts[i].as_mut().expect("planned");
@@ -224,12 +236,17 @@ pub fn lower_fhe(
 
     let planned: Vec<(ValueId, &FheLut)> =
         luts.iter().enumerate().filter_map(|(i, l)| l.as_ref().map(|l| (ValueId(i as u32), l))).collect();
-    let candidates = catalog(log2_p_fail);
-    let params = candidates
-        .iter()
-        .filter(|s| planned.iter().all(|(_, l)| s.serves(l.precision, l.norm)))
-        .min_by_key(|s| s.cost)
-        .cloned();
+    let demands: Vec<(u32, f64)> = planned.iter().map(|(_, l)| (l.precision, l.norm)).collect();
+    let from_catalog = catalog_choice(&demands, log2_p_fail);
+    let searched = match choice {
+        ParamChoice::Catalog => None,
+        ParamChoice::Search => search::search(&demands, output_noise_bound(&demands, log2_p_fail), log2_p_fail),
+    };
+    let cost = |s: &ParamSet| noise::cost(&s.lattice);
+    let params = match (from_catalog, searched) {
+        (Some(c), Some(s)) => Some(if cost(&s) < cost(&c) { s } else { c }),
+        (c, s) => c.or(s),
+    };
     let Some(params) = params else {
         let (v, hardest) = planned
             .iter()
@@ -239,7 +256,7 @@ pub fn lower_fhe(
             graph,
             *v,
             format!(
-                "no tfhe-rs parameter set at p_fail 2^{log2_p_fail} serves this table: it reads {} bits of an input whose noise is {:.1}x a bootstrap's (weight 2-norm); \
+                "no parameter set at p_fail 2^{log2_p_fail} serves this table: it reads {} bits of an input whose noise is {:.1}x a bootstrap's (weight 2-norm); \
                  compile with fewer --table-bits, a smaller --max-weight-norm or fewer --weight-bits",
                 hardest.precision, hardest.norm
             ),

@@ -15,24 +15,90 @@
 use crate::ops::LinearMap;
 use serde::{Deserialize, Serialize};
 
-/// A tfhe-rs parameter set from its published catalog, with what the circuit needs
-/// to know about it.
+pub mod noise;
+
+/// A classic KS-PBS parameter set: a tfhe-rs catalog entry, or one searched for the
+/// circuit's tables ([`ParamSet::searched`]), with what the circuit needs to know about it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ParamSet {
-    /// The tfhe-rs constant's name (`V1_6_PARAM_MESSAGE_1_CARRY_3_KS_PBS_GAUSSIAN_2M128`).
+    /// The tfhe-rs constant's name (`V1_6_PARAM_MESSAGE_1_CARRY_3_KS_PBS_GAUSSIAN_2M128`),
+    /// or a searched set's, which spells its numbers ([`ParamSet::searched`]).
     pub name: String,
-    /// Message bits of the set.
+    /// Message bits of the set (a searched set: the widest table it serves).
     pub message_bits: u32,
     /// Carry bits of the set: message + carry is the precision it is tuned for.
     pub carry_bits: u32,
     /// The weight 2-norm over bootstrap outputs the set is tuned to absorb at full precision.
     pub norm_budget: f64,
-    /// tfhe-rs's "algorithmic cost" of one keyswitch + bootstrap (relative).
+    /// tfhe-rs's "algorithmic cost" of one keyswitch + bootstrap (relative; a searched
+    /// set: [`noise::cost`], the same measure).
     pub cost: u32,
-    /// log2 of the failure probability of one bootstrap.
+    /// log2 of the failure probability of one bootstrap (a searched set: the bound it meets).
     pub log2_p_fail: i32,
     /// Security level in bits (IND-CPA, lattice estimator).
     pub security_bits: u32,
+    /// The numbers the keys and ciphertexts are made from.
+    pub lattice: Lattice,
+    /// Searched (served by the noise model) rather than tfhe-rs's (served by its norm budget).
+    pub searched: bool,
+}
+
+/// The numbers of a KS-PBS parameter set: LWE dimension `n`, GLWE dimension `k` and
+/// polynomial size `N`, the decompositions of the bootstrapping key (PBS) and the
+/// keyswitching key (KS), and the Gaussian noise of the small (LWE) and big (GLWE)
+/// keys' encryptions, as fractions of the torus. The modulus is the native 2^64.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lattice {
+    /// `n`, the small key's dimension.
+    pub lwe_dimension: u32,
+    /// `k`.
+    pub glwe_dimension: u32,
+    /// `N`.
+    pub polynomial_size: u32,
+    /// `ℓ_pbs`.
+    pub pbs_level: u32,
+    /// `log2 B_pbs`.
+    pub pbs_base_log: u32,
+    /// `ℓ_ks`.
+    pub ks_level: u32,
+    /// `log2 B_ks`.
+    pub ks_base_log: u32,
+    /// σ of encryptions under the small key (the keyswitching key's).
+    pub lwe_std: f64,
+    /// σ of encryptions under the GLWE key (the bootstrapping key's, fresh inputs').
+    pub glwe_std: f64,
+}
+
+impl Lattice {
+    /// Checks every number is in the range the runtime (and tfhe-rs, which asserts)
+    /// handles: a crafted artifact must fail here, not in key generation.
+    pub fn check(&self) -> Result<(), String> {
+        let l = self;
+        let decomposition = |level: u32, base_log: u32| level >= 1 && base_log >= 1 && level * base_log <= 64;
+        let std = |s: f64| s.is_finite() && s > 0.0 && s < 0.5;
+        let checks = [
+            ((450..=4096).contains(&l.lwe_dimension), "LWE dimension outside 450..=4096"),
+            ((1..=8).contains(&l.glwe_dimension), "GLWE dimension outside 1..=8"),
+            (
+                l.polynomial_size.is_power_of_two() && (256..=65536).contains(&l.polynomial_size),
+                "polynomial size not a power of 2 in 2^8..=2^16",
+            ),
+            (l.glwe_dimension * l.polynomial_size <= 1 << 17, "GLWE dimension × polynomial size beyond 2^17"),
+            (l.pbs_level <= 64 && decomposition(l.pbs_level, l.pbs_base_log), "PBS decomposition beyond 64 bits"),
+            (l.ks_level <= 64 && decomposition(l.ks_level, l.ks_base_log), "KS decomposition beyond 64 bits"),
+            (std(l.lwe_std) && std(l.glwe_std), "noise not a positive fraction of the torus"),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, why)) => Err(format!("parameter set: {why}")),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether both keys' noise is at or above the 128-bit curve's floor for their dimension.
+    pub fn secure(&self) -> bool {
+        let floor = |dimension: u32| noise::secure_std(dimension).unwrap_or(f64::INFINITY);
+        self.lwe_std >= floor(self.lwe_dimension) && self.glwe_std >= floor(self.glwe_dimension * self.polynomial_size)
+    }
 }
 
 impl ParamSet {
@@ -42,73 +108,181 @@ impl ParamSet {
     }
 
     /// Whether a table reading `precision` bits of an input whose noise is `norm` times
-    /// a bootstrap output's stays within the set's failure probability. Reading fewer
-    /// bits than the set's total leaves `2^(bits − precision)` times the noise room.
+    /// a bootstrap output's stays within the set's failure probability. A catalog set
+    /// goes by tfhe-rs's norm budget: reading fewer bits than the set's total leaves
+    /// `2^(bits − precision)` times the noise room. A searched set goes by the noise model.
     pub fn serves(&self, precision: u32, norm: f64) -> bool {
-        precision <= self.bits() && norm <= self.norm_budget * 2f64.powi((self.bits() - precision) as i32)
+        if precision > self.bits() {
+            return false;
+        }
+        if self.searched {
+            noise::input_variance(&self.lattice, norm) <= noise::max_input_variance(precision, self.log2_p_fail as f64)
+        } else {
+            norm <= self.norm_budget * 2f64.powi((self.bits() - precision) as i32)
+        }
+    }
+
+    /// The searched set of `lattice` (its dimensions and decompositions; the noise is the
+    /// 128-bit curve's floor) for tables of up to `bits` bits at failure probability
+    /// `2^log2_p_fail`. `None` when the dimensions are off the curve or out of range, or
+    /// a fresh encryption is noisier than the lowering assumes.
+    pub fn searched(lattice: Lattice, bits: u32, log2_p_fail: i32) -> Option<ParamSet> {
+        let lattice = Lattice {
+            lwe_std: noise::secure_std(lattice.lwe_dimension)?,
+            glwe_std: noise::secure_std(lattice.glwe_dimension.checked_mul(lattice.polynomial_size)?)?,
+            ..lattice
+        };
+        lattice.check().ok()?;
+        if !noise::fresh_within_bound(&lattice) {
+            return None;
+        }
+        let l = &lattice;
+        let name = format!(
+            "SECC_{bits}B_N{}_K{}_n{}_PBS{}X{}_KS{}X{}_2M{}",
+            l.polynomial_size,
+            l.glwe_dimension,
+            l.lwe_dimension,
+            l.pbs_level,
+            l.pbs_base_log,
+            l.ks_level,
+            l.ks_base_log,
+            log2_p_fail.unsigned_abs()
+        );
+        let norm_budget = noise::norm_budget(l, bits, log2_p_fail as f64);
+        Some(ParamSet {
+            name,
+            message_bits: bits,
+            carry_bits: 0,
+            norm_budget,
+            cost: noise::cost(l).round() as u32,
+            log2_p_fail,
+            security_bits: 128,
+            lattice,
+            searched: true,
+        })
     }
 }
 
-/// The catalog: `(message bits, carry bits, 2-norm budget, algorithmic cost)` of tfhe-rs
-/// 1.8's `v1_6` classic Gaussian KS-PBS sets, as their doc comments state, by p_fail.
+/// The catalog: `(message bits, carry bits, 2-norm budget, algorithmic cost, [n, k, N,
+/// ℓ_pbs, log2 B_pbs, ℓ_ks, log2 B_ks], σ_lwe, σ_glwe)` of tfhe-rs 1.8's `v1_6` classic
+/// Gaussian KS-PBS sets, as their doc comments and constants state, by p_fail.
 pub fn catalog(log2_p_fail: i32) -> Vec<ParamSet> {
-    let (rows, suffix): (&[(u32, u32, f64, u32)], &str) = match log2_p_fail {
-        -64 => (&[(1, 1, 3.0, 60), (2, 2, 5.0, 106), (3, 3, 9.0, 833), (4, 4, 17.0, 5893)], "2M64"),
-        -40 => (&[(1, 1, 3.0, 44), (2, 2, 5.0, 101), (3, 3, 9.0, 788), (4, 4, 17.0, 4095)], "2M40"),
+    type Row = (u32, u32, f64, u32, [u32; 7], f64, f64);
+    let (rows, suffix): (&[Row], &str) = match log2_p_fail {
+        -64 => (
+            &[
+                (1, 1, 3.0, 60, [781, 4, 512, 1, 23, 3, 4], 8.868480365938865e-6, 2.845267479601915e-15),
+                (2, 2, 5.0, 106, [833, 1, 2048, 1, 23, 5, 3], 3.6158408373309336e-6, 2.845267479601915e-15),
+                (3, 3, 9.0, 833, [977, 1, 8192, 2, 15, 6, 3], 3.0144389706858286e-7, 2.168404344971009e-19),
+                (4, 4, 17.0, 5893, [1110, 1, 32768, 3, 11, 11, 2], 3.038278019865525e-8, 2.168404344971009e-19),
+            ],
+            "2M64",
+        ),
+        -40 => (
+            &[
+                (1, 1, 3.0, 44, [750, 3, 512, 1, 17, 3, 4], 1.5140301927925663e-5, 1.9524392655548086e-11),
+                (2, 2, 5.0, 101, [796, 1, 2048, 1, 23, 5, 3], 6.8462551852215656e-6, 2.845267479601915e-15),
+                (3, 3, 9.0, 788, [925, 1, 8192, 2, 15, 6, 3], 7.393437385253331e-7, 2.168404344971009e-19),
+                (4, 4, 17.0, 4095, [1096, 1, 32768, 2, 15, 5, 4], 3.8683927681857106e-8, 2.168404344971009e-19),
+            ],
+            "2M40",
+        ),
         _ => (
             &[
-                (1, 0, 1.0, 40),
-                (1, 1, 3.0, 64),
-                (1, 2, 7.0, 79),
-                (1, 3, 15.0, 119),
-                (1, 4, 31.0, 373),
-                (1, 5, 63.0, 878),
-                (1, 6, 127.0, 2675),
-                (1, 7, 255.0, 14472),
-                (2, 0, 1.0, 49),
-                (2, 1, 2.0, 79),
-                (2, 2, 5.0, 110),
-                (2, 3, 10.0, 373),
-                (2, 4, 21.0, 875),
-                (2, 5, 42.0, 2662),
-                (2, 6, 85.0, 11765),
-                (3, 0, 1.0, 79),
-                (3, 1, 2.0, 110),
-                (3, 2, 4.0, 281),
-                (3, 3, 9.0, 874),
-                (3, 4, 18.0, 2104),
-                (3, 5, 36.0, 11669),
-                (4, 0, 1.0, 110),
-                (4, 1, 2.0, 260),
-                (4, 2, 4.0, 874),
-                (4, 3, 8.0, 2079),
-                (4, 4, 17.0, 11659),
-                (5, 0, 1.0, 259),
-                (5, 1, 2.0, 874),
-                (5, 2, 4.0, 2075),
-                (5, 3, 8.0, 9046),
-                (6, 0, 1.0, 874),
-                (6, 1, 2.0, 2075),
-                (6, 2, 4.0, 8949),
-                (7, 0, 1.0, 2075),
-                (7, 1, 2.0, 8932),
-                (8, 0, 1.0, 8924),
+                (1, 0, 1.0, 40, [747, 6, 256, 1, 17, 3, 4], 1.5944604865450687e-5, 1.9524392655548086e-11),
+                (1, 1, 3.0, 64, [837, 4, 512, 1, 23, 3, 5], 3.3747142481837397e-6, 2.845267479601915e-15),
+                (1, 2, 7.0, 79, [885, 2, 1024, 1, 23, 3, 5], 1.4742441118914234e-6, 2.845267479601915e-15),
+                (1, 3, 15.0, 119, [904, 1, 2048, 1, 23, 6, 3], 1.0621869847945622e-6, 2.845267479601915e-15),
+                (1, 4, 31.0, 373, [930, 1, 4096, 2, 15, 6, 3], 6.782362904013915e-7, 2.168404344971009e-19),
+                (1, 5, 63.0, 878, [1011, 1, 8192, 2, 15, 7, 3], 1.6766481861068427e-7, 2.168404344971009e-19),
+                (1, 6, 127.0, 2675, [1060, 1, 16384, 3, 11, 11, 2], 7.199150706330062e-8, 2.168404344971009e-19),
+                (1, 7, 255.0, 14472, [1104, 1, 65536, 4, 9, 7, 3], 3.369659065698222e-8, 2.168404344971009e-19),
+                (2, 0, 1.0, 49, [846, 3, 512, 1, 17, 3, 5], 2.889344520786227e-6, 1.9524392655548086e-11),
+                (2, 1, 2.0, 79, [884, 2, 1024, 1, 23, 3, 5], 1.4999005934396873e-6, 2.845267479601915e-15),
+                (2, 2, 5.0, 110, [866, 1, 2048, 1, 23, 5, 3], 2.046151696979124e-6, 2.845267479601915e-15),
+                (2, 3, 10.0, 373, [930, 1, 4096, 2, 15, 6, 3], 6.782362904013915e-7, 2.168404344971009e-19),
+                (2, 4, 21.0, 875, [1007, 1, 8192, 2, 15, 7, 3], 1.796446316728823e-7, 2.168404344971009e-19),
+                (2, 5, 42.0, 2662, [1055, 1, 16384, 3, 11, 11, 2], 7.84777675974155e-8, 2.168404344971009e-19),
+                (2, 6, 85.0, 11765, [1108, 1, 65536, 3, 11, 7, 3], 3.144949396867639e-8, 2.168404344971009e-19),
+                (3, 0, 1.0, 79, [884, 2, 1024, 1, 23, 3, 5], 1.4999005934396873e-6, 2.845267479601915e-15),
+                (3, 1, 2.0, 110, [863, 1, 2048, 1, 23, 5, 3], 2.154850045818961e-6, 2.845267479601915e-15),
+                (3, 2, 4.0, 281, [928, 1, 4096, 1, 23, 9, 2], 7.020485941329387e-7, 2.168404344971009e-19),
+                (3, 3, 9.0, 874, [1006, 1, 8192, 2, 15, 7, 3], 1.8277101294215978e-7, 2.168404344971009e-19),
+                (3, 4, 18.0, 2104, [1070, 1, 16384, 2, 15, 11, 2], 6.058296361594748e-8, 2.168404344971009e-19),
+                (3, 5, 36.0, 11669, [1099, 1, 65536, 3, 11, 7, 3], 3.673257191405497e-8, 2.168404344971009e-19),
+                (4, 0, 1.0, 110, [863, 1, 2048, 1, 23, 5, 3], 2.154850045818961e-6, 2.845267479601915e-15),
+                (4, 1, 2.0, 260, [935, 1, 4096, 1, 23, 6, 3], 6.221794297398788e-7, 2.168404344971009e-19),
+                (4, 2, 4.0, 874, [1006, 1, 8192, 2, 15, 7, 3], 1.8277101294215978e-7, 2.168404344971009e-19),
+                (4, 3, 8.0, 2079, [1057, 1, 16384, 2, 15, 11, 2], 7.581593413770833e-8, 2.168404344971009e-19),
+                (4, 4, 17.0, 11659, [1098, 1, 65536, 3, 11, 7, 3], 3.73718341270979e-8, 2.168404344971009e-19),
+                (5, 0, 1.0, 259, [931, 1, 4096, 1, 23, 6, 3], 6.666347503085657e-7, 2.168404344971009e-19),
+                (5, 1, 2.0, 874, [1006, 1, 8192, 2, 15, 7, 3], 1.8277101294215978e-7, 2.168404344971009e-19),
+                (5, 2, 4.0, 2075, [1055, 1, 16384, 2, 15, 11, 2], 7.84777675974155e-8, 2.168404344971009e-19),
+                (5, 3, 8.0, 9046, [1113, 1, 65536, 2, 15, 7, 3], 2.8850164020946995e-8, 2.168404344971009e-19),
+                (6, 0, 1.0, 874, [1006, 1, 8192, 2, 15, 7, 3], 1.8277101294215978e-7, 2.168404344971009e-19),
+                (6, 1, 2.0, 2075, [1055, 1, 16384, 2, 15, 11, 2], 7.84777675974155e-8, 2.168404344971009e-19),
+                (6, 2, 4.0, 8949, [1101, 1, 65536, 2, 15, 7, 3], 3.5486665054375844e-8, 2.168404344971009e-19),
+                (7, 0, 1.0, 2075, [1055, 1, 16384, 2, 15, 11, 2], 7.84777675974155e-8, 2.168404344971009e-19),
+                (7, 1, 2.0, 8932, [1099, 1, 65536, 2, 15, 7, 3], 3.673257191405497e-8, 2.168404344971009e-19),
+                (8, 0, 1.0, 8924, [1098, 1, 65536, 2, 15, 7, 3], 3.73718341270979e-8, 2.168404344971009e-19),
             ],
             "2M128",
         ),
     };
     let p_fail = if suffix == "2M128" { -128 } else { log2_p_fail };
     rows.iter()
-        .map(|&(m, c, norm_budget, cost)| ParamSet {
-            name: format!("V1_6_PARAM_MESSAGE_{m}_CARRY_{c}_KS_PBS_GAUSSIAN_{suffix}"),
-            message_bits: m,
-            carry_bits: c,
-            norm_budget,
-            cost,
-            log2_p_fail: p_fail,
-            security_bits: 128,
-        })
+        .map(
+            |&(
+                m,
+                c,
+                norm_budget,
+                cost,
+                [n, k, big_n, pbs_level, pbs_base_log, ks_level, ks_base_log],
+                lwe_std,
+                glwe_std,
+            )| {
+                ParamSet {
+                    name: format!("V1_6_PARAM_MESSAGE_{m}_CARRY_{c}_KS_PBS_GAUSSIAN_{suffix}"),
+                    message_bits: m,
+                    carry_bits: c,
+                    norm_budget,
+                    cost,
+                    log2_p_fail: p_fail,
+                    security_bits: 128,
+                    lattice: Lattice {
+                        lwe_dimension: n,
+                        glwe_dimension: k,
+                        polynomial_size: big_n,
+                        pbs_level,
+                        pbs_base_log,
+                        ks_level,
+                        ks_base_log,
+                        lwe_std,
+                        glwe_std,
+                    },
+                    searched: false,
+                }
+            },
+        )
         .collect()
+}
+
+/// The cheapest catalog set at `2^log2_p_fail` that serves every `(precision, norm)`
+/// table demand.
+pub fn catalog_choice(demands: &[(u32, f64)], log2_p_fail: i32) -> Option<ParamSet> {
+    catalog(log2_p_fail).into_iter().filter(|s| demands.iter().all(|&(p, n)| s.serves(p, n))).min_by_key(|s| s.cost)
+}
+
+/// The bootstrap output noise a searched set may leave for these table demands: the
+/// catalog's choice's, or the widest catalog set's when none serves them. Decrypted
+/// values carry a bootstrap's noise times their weights into their low bits (the
+/// lowering encodes them as wide as their range allows), and a set searched for its
+/// tables' inputs alone could leave far more there; this keeps outputs as accurate as
+/// the catalog made them.
+pub fn output_noise_bound(demands: &[(u32, f64)], log2_p_fail: i32) -> f64 {
+    let reference =
+        catalog_choice(demands, log2_p_fail).or_else(|| catalog(log2_p_fail).into_iter().max_by_key(|s| s.bits()));
+    reference.map_or(0.0, |s| noise::bootstrap_variance(&s.lattice))
 }
 
 /// How one table is bootstrapped.

@@ -5,7 +5,7 @@
 //! 64 bits, sizes under named limits), so that a program that passes can make the
 //! runtime return an error at worst, never panic or allocate without bound.
 
-use super::fhe::{catalog, client_values, map_operands, Circuit};
+use super::fhe::{catalog, client_values, map_operands, noise, output_noise_bound, Circuit, ParamSet};
 use super::mpc::{Broadcast, ConvGeometry, ForestPlan, PairOp, Piecewise, Plan, PoolTaps, Reg, StepOp, PARTIES};
 use crate::graph::Graph;
 use crate::ops::{FheLowering, FheRule};
@@ -664,6 +664,15 @@ pub enum CircuitError {
     /// A parameter set that is not one of the catalog's.
     #[error("parameter set {0} is not one of tfhe-rs's published sets as secc knows them")]
     Params(String),
+    /// A searched parameter set whose numbers are out of range, insecure, or disagree
+    /// with what its dimensions make.
+    #[error("searched parameter set {name}: {message}")]
+    Searched {
+        /// Its name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The summary disagrees with the circuit.
     #[error("the circuit claims {claimed} bootstraps, its tables make {counted}")]
     Stats {
@@ -699,6 +708,29 @@ fn values(vs: &[u32]) -> String {
     format!("[{}]", vs.join(", "))
 }
 
+/// A catalog set must be one of the catalog's entries, numbers included. A searched set
+/// must have numbers in range (before anything computes with them) and be exactly what
+/// [`ParamSet::searched`] makes of its dimensions: the 128-bit curve's noise, its name,
+/// norm budget and cost.
+fn verify_params(params: &ParamSet) -> Result<(), CircuitError> {
+    if !params.searched {
+        let known = [-128, -64, -40].into_iter().flat_map(catalog).any(|s| s == *params);
+        return if known { Ok(()) } else { Err(CircuitError::Params(params.name.clone())) };
+    }
+    let bad = |message: String| CircuitError::Searched { name: params.name.clone(), message };
+    params.lattice.check().map_err(bad)?;
+    if !params.lattice.secure() {
+        return Err(bad("its noise is below the 128-bit security curve's".into()));
+    }
+    if !(1..=16).contains(&params.bits()) || !(-256..=-8).contains(&params.log2_p_fail) {
+        return Err(bad(format!("{} bits at p_fail 2^{} is out of range", params.bits(), params.log2_p_fail)));
+    }
+    match ParamSet::searched(params.lattice, params.message_bits, params.log2_p_fail) {
+        Some(s) if s == *params => Ok(()),
+        _ => Err(bad("its figures are not what its numbers make".into())),
+    }
+}
+
 /// Checks a TFHE circuit against the quantized graph it was lowered from (which must
 /// have passed [`crate::verify_graph`]): one encoding and one bootstrap plan slot per
 /// value, a bootstrap plan exactly for each `lut`, encodings the runtime can shift by,
@@ -714,10 +746,7 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
             return Err(CircuitError::Length { what, got, nodes });
         }
     }
-    let known = [-128, -64, -40].into_iter().flat_map(catalog).any(|s| s == circuit.params);
-    if !known {
-        return Err(CircuitError::Params(circuit.params.name.clone()));
-    }
+    verify_params(&circuit.params)?;
     let mut pbs = 0usize;
     for (i, node) in graph.nodes.iter().enumerate() {
         let fail = |message: String| CircuitError::Value { value: ValueId(i as u32), name: node.name.clone(), message };
@@ -832,6 +861,16 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
     }
     if pbs != circuit.stats.pbs {
         return Err(CircuitError::Stats { claimed: circuit.stats.pbs, counted: pbs });
+    }
+    if circuit.params.searched {
+        let demands: Vec<(u32, f64)> = circuit.luts.iter().flatten().map(|l| (l.precision, l.norm)).collect();
+        let bound = output_noise_bound(&demands, circuit.params.log2_p_fail);
+        if noise::bootstrap_variance(&circuit.params.lattice) > bound {
+            return Err(CircuitError::Searched {
+                name: circuit.params.name.clone(),
+                message: format!("its bootstrap outputs are noisier than the catalog's choice's (variance {bound:e})"),
+            });
+        }
     }
     verify_client_values(circuit, graph)
 }

@@ -4,7 +4,7 @@
 //! ```
 //! let text = r#"circuit {
 //!   graph "sha256:000000000000000000000000000000000000000000000000000000000000beef"
-//!   params "V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_GAUSSIAN_2M128" {message_bits=2, carry_bits=2, norm_budget=5.0, cost=110, log2_p_fail=-128, security_bits=128}
+//!   params "V1_6_PARAM_MESSAGE_2_CARRY_2_KS_PBS_GAUSSIAN_2M128" {message_bits=2, carry_bits=2, norm_budget=5.0, cost=110, log2_p_fail=-128, security_bits=128, lattice={n=866, k=1, N=2048, pbs=(1, 23), ks=(5, 3), lwe_std=2.046151696979124e-6, glwe_std=2.845267479601915e-15}}
 //!   values 5
 //!   inputs %1
 //!   outputs %4
@@ -26,7 +26,7 @@
 //! operands laid end to end), then the constants.
 
 use super::{ParseError, Parser, Printer};
-use crate::lowered::fhe::{Circuit, CircuitStats, FheLut, ParamSet};
+use crate::lowered::fhe::{Circuit, CircuitStats, FheLut, Lattice, ParamSet};
 use crate::ops::LinearMap;
 use std::fmt;
 
@@ -65,6 +65,21 @@ impl fmt::Display for Circuit {
             w.attr("cost", |w| w.display(ps.cost));
             w.attr("log2_p_fail", |w| w.display(ps.log2_p_fail));
             w.attr("security_bits", |w| w.display(ps.security_bits));
+            let l = &ps.lattice;
+            w.attr("lattice", |w| {
+                w.record(|w| {
+                    w.attr("n", |w| w.display(l.lwe_dimension));
+                    w.attr("k", |w| w.display(l.glwe_dimension));
+                    w.attr("N", |w| w.display(l.polynomial_size));
+                    w.attr("pbs", |w| w.text(&format!("({}, {})", l.pbs_level, l.pbs_base_log)));
+                    w.attr("ks", |w| w.text(&format!("({}, {})", l.ks_level, l.ks_base_log)));
+                    w.attr("lwe_std", |w| w.f64(l.lwe_std));
+                    w.attr("glwe_std", |w| w.f64(l.glwe_std));
+                })
+            });
+            if ps.searched {
+                w.attr("searched", |w| w.display(true));
+            }
         });
         let (n, m, l) = (self.log_delta.len(), self.luts.len(), self.linear.len());
         w.text(&format!("\n  values {n}"));
@@ -133,7 +148,8 @@ impl fmt::Display for Circuit {
 /// ```text
 /// circuit {
 ///   graph "sha256:HEX"                               (the quantized graph it was lowered from)
-///   params "NAME" {message_bits, carry_bits, norm_budget, cost, log2_p_fail, security_bits}
+///   params "NAME" {message_bits, carry_bits, norm_budget, cost, log2_p_fail, security_bits,
+///                  lattice={n, k, N, pbs=(levels, base_log), ks=(levels, base_log), lwe_std, glwe_std}[, searched=true]}
 ///   values N[, M, L]
 ///   inputs %V, ...                                   (what the client encrypts)
 ///   outputs %V, ...                                  (what it decrypts)
@@ -158,6 +174,35 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
             cost: p.attr("cost", Parser::u32)?,
             log2_p_fail: p.attr("log2_p_fail", Parser::i32)?,
             security_bits: p.attr("security_bits", Parser::u32)?,
+            lattice: p.attr("lattice", |p| {
+                p.record(|p| {
+                    let decomposition = |p: &mut Parser| {
+                        p.expect("(")?;
+                        let level = p.u32()?;
+                        p.expect(",")?;
+                        let base_log = p.u32()?;
+                        p.expect(")")?;
+                        Ok((level, base_log))
+                    };
+                    let lwe_dimension = p.attr("n", Parser::u32)?;
+                    let glwe_dimension = p.attr("k", Parser::u32)?;
+                    let polynomial_size = p.attr("N", Parser::u32)?;
+                    let (pbs_level, pbs_base_log) = p.attr("pbs", decomposition)?;
+                    let (ks_level, ks_base_log) = p.attr("ks", decomposition)?;
+                    Ok(Lattice {
+                        lwe_dimension,
+                        glwe_dimension,
+                        polynomial_size,
+                        pbs_level,
+                        pbs_base_log,
+                        ks_level,
+                        ks_base_log,
+                        lwe_std: p.attr("lwe_std", Parser::f64)?,
+                        glwe_std: p.attr("glwe_std", Parser::f64)?,
+                    })
+                })
+            })?,
+            searched: p.opt_attr("searched", |p| p.keyword("true"))?.is_some(),
         })
     })?;
     p.keyword("values")?;

@@ -2,7 +2,7 @@
 //! on truncated or garbled text.
 
 use super::*;
-use crate::lowered::fhe::{catalog, Circuit, CircuitStats, FheLut};
+use crate::lowered::fhe::{catalog, Circuit, CircuitStats, FheLut, ParamSet};
 use crate::lowered::mpc::{
     Broadcast, ConvGeometry, ForestPlan, PairOp, Piece, Piecewise, Plan, PoolTaps, Roles, Step, StepOp, WeightSpec,
 };
@@ -311,6 +311,12 @@ fn circuits_round_trip() {
     c.stats.max_norm = None;
     c.inputs.clear();
     assert!(round_trip_circuit(&c).contains("values 7, 4, 6\n  inputs\n"));
+    // A searched set spells its numbers out.
+    let base = catalog(-128)[4].lattice;
+    c.params = ParamSet::searched(base, 6, -128).unwrap();
+    let text = round_trip_circuit(&c);
+    assert!(text.contains("lattice={n=930, k=1, N=4096, pbs=(2, 15), ks=(6, 3), lwe_std="), "{text}");
+    assert!(text.contains(", searched=true}"), "{text}");
 }
 
 fn plan() -> Plan {

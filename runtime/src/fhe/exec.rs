@@ -10,7 +10,7 @@
 //!   noise, and finish the model in the clear.
 
 use super::keys::{ClientKey, ServerKey};
-use super::params::resolve_params;
+use super::params::{resolve_params, TfheParams};
 use super::FheError;
 use rayon::prelude::*;
 use secc_ir::interp::{check_inputs, eval_nodes};
@@ -39,7 +39,11 @@ pub fn encrypt_sample(
     inputs: &[Tensor],
 ) -> Result<CtValues, FheError> {
     check_inputs(graph, inputs)?;
-    let p = resolve_params(&ck.params)?;
+    if ck.params != circuit.params.name {
+        let why = format!("client key is for {}, the circuit uses {}", ck.params, circuit.params.name);
+        return Err(FheError::Mismatch(why));
+    }
+    let p = resolve_params(&circuit.params)?;
     let big = ck.big_key();
     let mut seeder = new_seeder();
     let seeder = seeder.as_mut();
@@ -84,7 +88,7 @@ pub struct ServerProgram<'a> {
     graph: &'a Graph,
     circuit: &'a Circuit,
     sk: &'a ServerKey,
-    params: tfhe::shortint::ClassicPBSParameters,
+    params: TfheParams,
     steps: HashMap<u32, Step<'a>>,
 }
 
@@ -97,7 +101,7 @@ impl<'a> ServerProgram<'a> {
                 sk.params, circuit.params.name
             )));
         }
-        let params = resolve_params(&sk.params)?;
+        let params = resolve_params(&circuit.params)?;
         let mut steps = HashMap::new();
         for (i, node) in graph.nodes.iter().enumerate() {
             let v = ValueId(i as u32);

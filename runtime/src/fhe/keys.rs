@@ -1,8 +1,9 @@
 //! Key generation: the client's secret keys and the server's evaluation keys
 //! (keyswitching key + bootstrapping key in the Fourier domain), for one parameter set.
 
-use super::params::resolve_params;
+use super::params::{resolve_params, TfheParams};
 use super::FheError;
+use secc_ir::lowered::fhe::ParamSet;
 use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::commons::math::random::CompressionSeed;
 use tfhe::core_crypto::prelude::*;
@@ -52,10 +53,10 @@ impl ClientKey {
     }
 }
 
-/// Generates fresh keys for the named parameter set from the OS's entropy; the server's
-/// come seeded, as they are written and sent.
-pub fn generate_keys(params_name: &str) -> Result<(ClientKey, CompressedServerKey), FheError> {
-    let p = resolve_params(params_name)?;
+/// Generates fresh keys for a circuit's parameter set from the OS's entropy; the
+/// server's come seeded, as they are written and sent.
+pub fn generate_keys(set: &ParamSet) -> Result<(ClientKey, CompressedServerKey), FheError> {
+    let p = resolve_params(set)?;
     let cm = p.ciphertext_modulus;
     let mut seeder = new_seeder();
     let seeder = seeder.as_mut();
@@ -81,15 +82,15 @@ pub fn generate_keys(params_name: &str) -> Result<(ClientKey, CompressedServerKe
         cm,
         seeder,
     );
-    let name = params_name.to_string();
+    let name = set.name.clone();
     Ok((ClientKey { params: name.clone(), lwe, glwe }, CompressedServerKey { params: name, ksk, bsk }))
 }
 
 /// Fresh keys for evaluation in this process (`secc run`, benchmarks, tests): the
 /// server's expanded as a server expands the key it loads.
-pub fn generate_local_keys(params_name: &str) -> Result<(ClientKey, ServerKey), FheError> {
-    let (ck, sk) = generate_keys(params_name)?;
-    Ok((ck, sk.decompress()?))
+pub fn generate_local_keys(set: &ParamSet) -> Result<(ClientKey, ServerKey), FheError> {
+    let (ck, sk) = generate_keys(set)?;
+    Ok((ck, sk.decompress(set)?))
 }
 
 /// A key whose sizes disagree with its parameter set: checksums catch accidents, not a
@@ -98,10 +99,18 @@ fn inconsistent(what: &str) -> FheError {
     FheError::Mismatch(format!("the {what} does not match its parameter set"))
 }
 
+/// The circuit's parameter set resolved, for a key made for the set named `name`.
+fn resolve_for(name: &str, set: &ParamSet) -> Result<TfheParams, FheError> {
+    if name != set.name {
+        return Err(FheError::Mismatch(format!("the key is for {name}, the circuit uses {}", set.name)));
+    }
+    resolve_params(set)
+}
+
 impl ClientKey {
-    /// Checks every size against the parameter set, before anything uses the key.
-    pub fn check(&self) -> Result<(), FheError> {
-        let p = resolve_params(&self.params)?;
+    /// Checks every size against the circuit's parameter set, before anything uses the key.
+    pub fn check(&self, set: &ParamSet) -> Result<(), FheError> {
+        let p = resolve_for(&self.params, set)?;
         if self.lwe.lwe_dimension() != p.lwe_dimension {
             return Err(inconsistent("client key's LWE key"));
         }
@@ -116,8 +125,8 @@ impl ClientKey {
 impl CompressedServerKey {
     /// Checks every size and both seeds against the parameter set from the raw fields
     /// (tfhe-rs derives some sizes by division and asserts on the rest).
-    pub fn check(&self) -> Result<(), FheError> {
-        let p = resolve_params(&self.params)?;
+    pub fn check(&self, set: &ParamSet) -> Result<(), FheError> {
+        let p = resolve_for(&self.params, set)?;
         let big = p.glwe_dimension.0 * p.polynomial_size.0;
         // Only what `generate_keys` writes: a seed that starts the generator late in its
         // table would run it dry mid-expansion, and tfhe-rs panics then.
@@ -152,8 +161,8 @@ impl CompressedServerKey {
 
     /// Checks the key, regenerates its masks and moves the bootstrapping key to the
     /// Fourier domain: what loading a server key costs.
-    pub fn decompress(self) -> Result<ServerKey, FheError> {
-        self.check()?;
+    pub fn decompress(self, set: &ParamSet) -> Result<ServerKey, FheError> {
+        self.check(set)?;
         let ksk = self.ksk.par_decompress_into_lwe_keyswitch_key();
         let std_bsk = self.bsk.par_decompress_into_lwe_bootstrap_key();
         let mut bsk = FourierLweBootstrapKey::new(
@@ -173,12 +182,14 @@ mod tests {
     use super::*;
     use crate::fhe::exec::CtValues;
     use crate::fhe::file::{decode_file, encode_body, Kind};
+    use secc_ir::lowered::fhe::catalog;
 
     #[test]
     fn keys_with_sizes_off_their_parameter_set_are_refused() {
-        let (mut ck, mut sk) = generate_keys("V1_6_PARAM_MESSAGE_1_CARRY_0_KS_PBS_GAUSSIAN_2M128").unwrap();
-        ck.check().unwrap();
-        sk.check().unwrap();
+        let set = &catalog(-128)[0];
+        let (mut ck, mut sk) = generate_keys(set).unwrap();
+        ck.check(set).unwrap();
+        sk.check(set).unwrap();
         // What a crafted file with a valid checksum could hold: a key that claims another
         // decomposition, a keyswitching key for a smaller input key, a seed that starts
         // the mask generator near the end of its table.
@@ -194,7 +205,7 @@ mod tests {
             bsk.ciphertext_modulus(),
         );
         let fine = std::mem::replace(&mut sk.bsk, deeper);
-        assert!(sk.check().unwrap_err().to_string().contains("bootstrapping key"));
+        assert!(sk.check(set).unwrap_err().to_string().contains("bootstrapping key"));
         sk.bsk = fine;
         let ksk = &sk.ksk;
         let one_input = ksk.decomposition_level_count().0;
@@ -215,10 +226,10 @@ mod tests {
         let (short, late) = (with(short, seed), with(ksk.as_ref().to_vec(), late));
         for bad in [short, late] {
             sk.ksk = bad;
-            assert!(sk.check().unwrap_err().to_string().contains("keyswitching key"));
+            assert!(sk.check(set).unwrap_err().to_string().contains("keyswitching key"));
         }
         ck.lwe = LweSecretKey::new_empty_key(0u64, LweDimension(ck.lwe.lwe_dimension().0 - 1));
-        assert!(ck.check().is_err());
+        assert!(ck.check(set).is_err());
     }
 
     /// xorshift64, so a failure reproduces.
@@ -240,6 +251,7 @@ mod tests {
         // real key and ciphertext types, with small length prefixes so bincode gets past
         // the first field often.
         let (a, k) = ([3u8; 32], [4u8; 16]);
+        let set = &catalog(-128)[0];
         for seed in 0..3000u64 {
             let mut payload = bytes(seed, (seed % 200) as usize);
             if seed % 2 == 0 && payload.len() >= 8 {
@@ -247,12 +259,12 @@ mod tests {
             }
             let frame = |kind| encode_body(kind, &a, &k, &payload);
             if let Ok((ck, _)) = decode_file::<ClientKey>(&frame(Kind::ClientKey), "k", Kind::ClientKey, &a, None) {
-                let _ = ck.check();
+                let _ = ck.check(set);
             }
             if let Ok((sk, _)) =
                 decode_file::<CompressedServerKey>(&frame(Kind::ServerKey), "k", Kind::ServerKey, &a, None)
             {
-                let _ = sk.decompress();
+                let _ = sk.decompress(set);
             }
             let _ = decode_file::<CtValues>(&frame(Kind::Ciphertexts), "c", Kind::Ciphertexts, &a, None);
         }

@@ -25,6 +25,15 @@ pub enum FheError {
     /// The circuit names a parameter set this build does not know.
     #[error("unknown tfhe-rs parameter set {0}")]
     UnknownParams(String),
+    /// A parameter set whose numbers tfhe-rs cannot take, or that disagree with the
+    /// tfhe-rs set it names.
+    #[error("parameter set {name}: {message}")]
+    BadParams {
+        /// Its name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Inputs that do not match the model.
     #[error(transparent)]
     Input(#[from] secc_ir::interp::InputError),
