@@ -16,6 +16,9 @@ use secc_runtime::fhe::keys::generate_keys;
 struct Outcome {
     lookups: usize,
     off_by_one: usize,
+    /// Of those, lookups of tables that read exact integers (shift 0): a comparison of
+    /// a max tournament is never a rounding neighbour, only noise could move it.
+    exact_off: usize,
     argmax_agree: usize,
     rows: usize,
     /// Largest noise of a decrypted output, relative to the largest output.
@@ -36,7 +39,7 @@ fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<s
     let (ck, sk) = generate_keys(&circuit.params.name).unwrap();
     let big = ck.big_key();
     let program = ServerProgram::new(q, circuit, &sk).unwrap();
-    let mut o = Outcome { lookups: 0, off_by_one: 0, argmax_agree: 0, rows: 0, worst: 0.0 };
+    let mut o = Outcome { lookups: 0, off_by_one: 0, exact_off: 0, argmax_agree: 0, rows: 0, worst: 0.0 };
     for x in xs {
         let sim = secc_ir::interp::eval_all(q, x).unwrap();
         let cts = encrypt_sample(q, circuit, &ck, x).unwrap();
@@ -68,6 +71,7 @@ fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<s
                                 "{name}: %{i}[{e}] = {got}, expected {want}: not a rounding neighbour"
                             );
                             o.off_by_one += 1;
+                            o.exact_off += usize::from(lut.shift == 0);
                         }
                     }
                     secc_ir::Tensor::I64(fhe)
@@ -213,6 +217,54 @@ fn compile_text(
 /// Settings that keep these graphs on a cheap parameter set: 4-bit tables.
 fn small_tables() -> QuantConfig {
     QuantConfig { bits: 5, table_bits: 4, ..QuantConfig::default() }
+}
+
+#[test]
+fn max_pooling_tournament_under_encryption() {
+    // A 2x2 max pool after a ReLU (two tournament levels) and a maximum over three
+    // elements (an odd candidate out). The ReLU's table becomes a rank table, each
+    // comparison one bootstrap, each maximum one table from its winning rank back to
+    // its value; the reduce_max reads the pool's ranks again through a rank table.
+    let text = r#"graph "t" {
+  %0 = input {index=0} : f32[1,1,4,6]  ; "x"
+  %1 = relu %0 : f32[1,1,4,6]  ; "act"
+  %2 = max_pool %1 {kernel=[2,2], strides=[2,2], pads=[0,0,0,0]} : f32[1,1,2,3]  ; "pool"
+  %3 = reduce_max %2 {axes=[3]} : f32[1,1,2,1]  ; "gmp"
+  return %3
+}"#;
+    let (c, xs) = compile_text(text, &[1, 1, 4, 6], small_tables());
+    let circuit = c.fhe.as_ref().unwrap();
+    // 24 ranks; the pool: 12 + 6 comparisons; the two maxima of three: 6 ranks, 4
+    // comparisons (the odd one out against the first) + 2, 2 values.
+    assert_eq!(circuit.stats.pbs, 24 + 12 + 6 + 6 + 4 + 2 + 2);
+    // The simulation computes the exact maximum of the ReLU table's outputs: those of
+    // the same graph ending at the ReLU (one table, same calibration), maximised here.
+    let relu_only = text.replace("return %3", "return %1");
+    let (t, _) = compile_text(&relu_only, &[1, 1, 4, 6], QuantConfig { output_tables: true, ..small_tables() });
+    let (q, tq) = (c.quantized.as_ref().unwrap(), t.quantized.as_ref().unwrap());
+    for x in &xs {
+        let got = secc_ir::interp::eval_all(q, x).unwrap()[q.outputs[0].index()].to_f64_vec();
+        let act = secc_ir::interp::eval_all(tq, x).unwrap()[tq.outputs[0].index()].to_f64_vec();
+        // Row r of the output: the maximum over the input's rows 2r and 2r + 1.
+        for (r, got) in got.iter().enumerate() {
+            let want = act[12 * r..12 * r + 12].iter().copied().fold(f64::MIN, f64::max);
+            assert_eq!(*got, want, "row {r}");
+        }
+    }
+    let o = check_compiled("max pooling", &c, &xs);
+    assert_eq!(o.exact_off, 0, "a comparison read a neighbouring entry");
+    assert!(o.off_by_one * 5 <= o.lookups, "{}/{} lookups off by one", o.off_by_one, o.lookups);
+}
+
+#[test]
+fn max_pooling_cnn_under_encryption() {
+    // The exported conv → ReLU → 2x2 max pool → dense digits net: 288 rank tables (in
+    // place of the ReLU's), 144 + 72 comparisons, 72 value tables.
+    let o = check_model("cnn", 1);
+    assert_eq!(o.lookups, 576);
+    assert_eq!(o.exact_off, 0, "a comparison read a neighbouring entry");
+    assert!(o.off_by_one * 20 <= o.lookups, "more than 5% of lookups off by one: {}/{}", o.off_by_one, o.lookups);
+    assert_eq!(o.argmax_agree, o.rows);
 }
 
 #[test]
