@@ -320,7 +320,8 @@ impl SumPool {
 
 /// The maximum of each output element's `taps` (elements of integer `x`, new graph),
 /// shaped `shape`, exactly as `exact` (the integer `max_pool` or `reduce_max` over
-/// `x`) computes it, and in a form TFHE runs when `x` is a table's output.
+/// `x`) computes it, and in a form TFHE runs when `x` is a table's output (or a
+/// reshape of one).
 ///
 /// A table `T` reads its accumulator through a few index bits, so it outputs few
 /// distinct values; the maximum of `T`'s outputs is the maximum of their ranks among
@@ -346,11 +347,21 @@ pub(crate) fn quantize_max<C: QuantizeCx>(
     name: &str,
     exact: Op,
 ) -> Result<ValueId, C::Error> {
-    let node = cx.new_graph().node(x);
-    let (Op::Lut(table), Some(&source)) = (&node.op, node.inputs.first()) else {
-        return cx.push(exact, vec![x], name.to_owned());
+    // The table, through the reshapes between it and the maximum (a 1-D pooling is a
+    // 2-D one between two): they keep the elements' order, so the ranks take them too.
+    let mut reshapes = Vec::new();
+    let mut at = x;
+    let (table, source) = loop {
+        let node = cx.new_graph().node(at);
+        match (&node.op, node.inputs.first()) {
+            (Op::Lut(table), Some(&source)) => break (table.clone(), source),
+            (Op::Reshape(r), Some(&from)) => {
+                reshapes.push(r.clone());
+                at = from;
+            }
+            _ => return cx.push(exact, vec![x], name.to_owned()),
+        }
     };
-    let table = table.clone();
     let table_of = |e: usize| table.table_of.get(e).map_or(0, |&t| t as usize);
     let per_table = taps.iter().all(|t| t.iter().all(|&e| table_of(e) == table_of(t[0])));
     let class = |t: usize| if per_table { t } else { 0 };
@@ -375,6 +386,9 @@ pub(crate) fn quantize_max<C: QuantizeCx>(
         ..table.clone()
     };
     let mut current = cx.push(Op::Lut(ranks), vec![source], format!("{name}.rank"))?;
+    for r in reshapes.into_iter().rev() {
+        current = cx.push(Op::Reshape(r), vec![current], format!("{name}.rank"))?;
+    }
     let most = values.iter().map(Vec::len).max().expect("a table") as i64 - 1;
     let relu = Lut {
         shift: 0,
