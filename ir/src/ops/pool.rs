@@ -375,16 +375,11 @@ pub(crate) fn quantize_max<C: QuantizeCx>(
         v.dedup();
     });
     let rank_of = |t: usize, v: &i64| values[class(t)].binary_search(v).expect("a value of its class") as i64;
-    let ranks = Lut {
-        tables: table
-            .tables
-            .iter()
-            .enumerate()
-            .map(|(t, entries)| entries.iter().map(|v| rank_of(t, v)).collect())
-            .collect(),
-        quant: None,
-        ..table.clone()
-    };
+    let ranks: Vec<Vec<i64>> =
+        table.tables.iter().enumerate().map(|(t, entries)| entries.iter().map(|v| rank_of(t, v)).collect()).collect();
+    let n = cx.new_graph().ty(source).shape.numel();
+    let (tables, table_of_ranks) = Lut::share_tables((0..n).map(|e| ranks[table_of(e)].clone()));
+    let ranks = Lut { tables, table_of: table_of_ranks, quant: None, ..table.clone() };
     let mut current = cx.push(Op::Lut(ranks), vec![source], format!("{name}.rank"))?;
     for r in reshapes.into_iter().rev() {
         current = cx.push(Op::Reshape(r), vec![current], format!("{name}.rank"))?;
@@ -427,9 +422,8 @@ pub(crate) fn quantize_max<C: QuantizeCx>(
     // Each output's winning rank back to its value: one table per class, padded with
     // the class's largest value up to `D` entries (never read).
     let width = most as usize + 1;
-    let tables = values.iter().map(|v| (0..width).map(|r| v[r.min(v.len() - 1)]).collect()).collect::<Vec<_>>();
-    let out_class: Vec<u32> = taps.iter().map(|t| class(table_of(t[0])) as u32).collect();
-    let table_of = if tables.len() == 1 { Vec::new() } else { out_class };
+    let padded = |v: &Vec<i64>| (0..width).map(|r| v[r.min(v.len() - 1)]).collect::<Vec<i64>>();
+    let (tables, table_of) = Lut::share_tables(taps.iter().map(|t| padded(&values[class(table_of(t[0]))])));
     let value = Lut { shift: 0, base: 0, tables, table_of, quant: table.quant.clone() };
     cx.push(Op::Lut(value), vec![current], name.to_owned())
 }
