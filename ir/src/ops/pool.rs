@@ -331,8 +331,9 @@ impl SumPool {
 /// result equals `exact`'s integer for integer. Each level of the tournament compares
 /// the surviving candidates of every window two by two, `max(a, b) = b + relu(a − b)`:
 /// the difference is levelled and exact, and the ReLU table reads all of it, shift 0,
-/// over `[−(D−1), D−1]` for `D` ranks (`2D − 1` entries: 5 bits up to 15 distinct
-/// values, 6 up to 31), so nothing is rounded. Ranks are per table when every window
+/// over `[−(D−1), D−1]` for `D` ranks, so nothing is rounded: `2D − 1` boxes, and a
+/// spare one each side after the first level, whose sums the range analysis bounds by
+/// twice the ranks (5 bits up to 15 distinct values, 6 up to 31). Ranks are per table when every window
 /// reads one table (a channel's), else over all tables' values together. A window's
 /// odd candidate out is compared with its first one (a maximum is idempotent), so
 /// every level reads only the one before: under TFHE one level is one batch of
