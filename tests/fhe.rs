@@ -16,6 +16,12 @@ use secc_runtime::fhe::keys::generate_local_keys;
 struct Outcome {
     lookups: usize,
     off_by_one: usize,
+    /// Of those, lookups of tables that read exact integers (shift 0): a comparison of
+    /// a max tournament is never a rounding neighbour, only noise could move it.
+    exact_off: usize,
+    /// Table outputs one unit off their entry and on none: the output's own noise at an
+    /// encoding finer than the entries' spacing.
+    noisy: usize,
     argmax_agree: usize,
     rows: usize,
     /// Largest noise of a decrypted output, relative to the largest output.
@@ -36,7 +42,7 @@ fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<s
     let (ck, sk) = generate_local_keys(&circuit.params).unwrap();
     let big = ck.big_key();
     let program = ServerProgram::new(q, circuit, &sk).unwrap();
-    let mut o = Outcome { lookups: 0, off_by_one: 0, argmax_agree: 0, rows: 0, worst: 0.0 };
+    let mut o = Outcome { lookups: 0, off_by_one: 0, exact_off: 0, noisy: 0, argmax_agree: 0, rows: 0, worst: 0.0 };
     for x in xs {
         let sim = secc_ir::interp::eval_all(q, x).unwrap();
         let cts = encrypt_sample(q, circuit, &ck, x).unwrap();
@@ -52,22 +58,32 @@ fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<s
             };
             let value = match &node.op {
                 Op::Lut(lut) => {
-                    let fhe = decrypt_tensor(&big, &values[&(i as u32)], circuit.log_delta[i].unwrap(), &node.ty.shape);
+                    let mut fhe =
+                        decrypt_tensor(&big, &values[&(i as u32)], circuit.log_delta[i].unwrap(), &node.ty.shape);
                     let acc = env[node.inputs[0].index()].as_i64().unwrap();
                     // Outputs the client decrypts through levelled sums are encoded finer
                     // than a bootstrap reads, so they carry visible noise; the final check
                     // below bounds it. Outputs read by another table, or decrypted as
-                    // they are, must be exact.
+                    // they are, must be their entry or a rounding neighbour's; where
+                    // encoded much finer than their entries' spacing (a convolution's
+                    // headroom) also one unit off it, on no entry: their own noise, which
+                    // the next table rounds away, so the replay goes on with the entry.
                     let v = secc_ir::ValueId(i as u32);
                     let bootstrapped_again = feeds_table(q, v) || decrypted_as_is(q, v);
-                    for (e, ((&got, &want), &a)) in fhe.iter().zip(expected.as_i64().unwrap()).zip(acc).enumerate() {
+                    for (e, ((got, &want), &a)) in fhe.iter_mut().zip(expected.as_i64().unwrap()).zip(acc).enumerate() {
                         o.lookups += 1;
+                        if bootstrapped_again && (*got - want).abs() == 1 && !lut.table_for(e).contains(got) {
+                            o.noisy += 1;
+                            *got = want;
+                        }
+                        let got = *got;
                         if got != want && bootstrapped_again {
                             assert!(
                                 neighbour(lut, e, a, got),
                                 "{name}: %{i}[{e}] = {got}, expected {want}: not a rounding neighbour"
                             );
                             o.off_by_one += 1;
+                            o.exact_off += usize::from(lut.shift == 0);
                         }
                     }
                     secc_ir::Tensor::I64(fhe)
@@ -94,9 +110,10 @@ fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<s
         o.rows += 1;
     }
     eprintln!(
-        "{name}: {} bootstraps on {}: {}/{} lookups off by one, argmax agrees on {}/{} rows, output noise {:.5} of the largest",
-        circuit.stats.pbs, circuit.params.name, o.off_by_one, o.lookups, o.argmax_agree, o.rows, o.worst
+        "{name}: {} bootstraps on {}: {}/{} lookups off by one, {} outputs off by their noise, argmax agrees on {}/{} rows, output noise {:.5} of the largest",
+        circuit.stats.pbs, circuit.params.name, o.off_by_one, o.lookups, o.noisy, o.argmax_agree, o.rows, o.worst
     );
+    assert!(o.noisy * 20 <= o.lookups.max(1), "{name}: {}/{} table outputs off by their noise", o.noisy, o.lookups);
     // Levelled outputs carry their inputs' bootstrap noise times the weights.
     assert!(o.worst <= 0.01, "{name}: decrypted outputs are off by {:.4} of their scale", o.worst);
     o
@@ -213,6 +230,67 @@ fn compile_text(
 /// Settings that keep these graphs on a cheap parameter set: 4-bit tables.
 fn small_tables() -> QuantConfig {
     QuantConfig { bits: 5, table_bits: 4, ..QuantConfig::default() }
+}
+
+#[test]
+fn max_pooling_tournament_under_encryption() {
+    // A 2x2 max pool after a ReLU (two tournament levels) and a maximum over three
+    // elements (an odd candidate out). The ReLU's table becomes a rank table, each
+    // comparison one bootstrap, each maximum one table from its winning rank back to
+    // its value; the reduce_max reads the pool's ranks again through a rank table.
+    let text = r#"graph "t" {
+  %0 = input {index=0} : f32[1,1,4,6]  ; "x"
+  %1 = relu %0 : f32[1,1,4,6]  ; "act"
+  %2 = max_pool %1 {kernel=[2,2], strides=[2,2], pads=[0,0,0,0]} : f32[1,1,2,3]  ; "pool"
+  %3 = reduce_max %2 {axes=[3]} : f32[1,1,2,1]  ; "gmp"
+  return %3
+}"#;
+    let (c, xs) = compile_text(text, &[1, 1, 4, 6], small_tables());
+    let circuit = c.fhe.as_ref().unwrap();
+    // 24 ranks; the pool: 12 + 6 comparisons; the two maxima of three: 6 ranks, 4
+    // comparisons (the odd one out against the first) + 2, 2 values.
+    assert_eq!(circuit.stats.pbs, 24 + 12 + 6 + 6 + 4 + 2 + 2);
+    // The simulation computes the exact maximum of the ReLU table's outputs: those of
+    // the same graph ending at the ReLU (one table, same calibration), maximised here.
+    let relu_only = text.replace("return %3", "return %1");
+    let (t, _) = compile_text(&relu_only, &[1, 1, 4, 6], QuantConfig { output_tables: true, ..small_tables() });
+    let (q, tq) = (c.quantized.as_ref().unwrap(), t.quantized.as_ref().unwrap());
+    for x in &xs {
+        let got = secc_ir::interp::eval_all(q, x).unwrap()[q.outputs[0].index()].to_f64_vec();
+        let act = secc_ir::interp::eval_all(tq, x).unwrap()[tq.outputs[0].index()].to_f64_vec();
+        // Row r of the output: the maximum over the input's rows 2r and 2r + 1.
+        for (r, got) in got.iter().enumerate() {
+            let want = act[12 * r..12 * r + 12].iter().copied().fold(f64::MIN, f64::max);
+            assert_eq!(*got, want, "row {r}");
+        }
+    }
+    let o = check_compiled("max pooling", &c, &xs);
+    assert_eq!(o.exact_off, 0, "a comparison read a neighbouring entry");
+    assert!(o.off_by_one * 5 <= o.lookups, "{}/{} lookups off by one", o.off_by_one, o.lookups);
+}
+
+#[test]
+fn max_pooling_cnns_under_encryption() {
+    // The exported conv → ReLU → 2x2 max pool → dense digits net (288 rank tables in
+    // place of the ReLU's, 144 + 72 comparisons, 72 value tables) and the torch LeNet
+    // (two such poolings, the second reading a convolution of the first's values), at
+    // 4-bit tables and a weight 2-norm cap of 5 so they run on MESSAGE_2_CARRY_2 (the
+    // budget's 7-bit tables need 7-bit sets: minutes per image here). Every table
+    // output is its entry or a rounding neighbour's, and no comparison is off. At 4-bit
+    // tables a neighbour is a large step: over 20 images the LeNet's class followed the
+    // simulation's on 18 (the CNN on 19), so only the CNN's one row is held to it.
+    let cfg = QuantConfig { table_bits: 4, max_weight_norm: Some(5.0), ..QuantConfig::default() };
+    for (name, pbs) in [("cnn", 576), ("torch_lenet_op17_dyn", 1184)] {
+        let (c, _) = compile(name, &cfg);
+        let xs = samples(&c.float, name, "test.csv");
+        let o = check_compiled(name, &c, &xs[..1]);
+        assert_eq!(o.lookups, pbs, "{name}");
+        assert_eq!(o.exact_off, 0, "{name}: a comparison read a neighbouring entry");
+        assert!(o.off_by_one * 20 <= o.lookups, "{name}: {}/{} lookups off by one", o.off_by_one, o.lookups);
+        if name == "cnn" {
+            assert_eq!(o.argmax_agree, o.rows, "{name}");
+        }
+    }
 }
 
 #[test]

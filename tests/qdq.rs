@@ -60,7 +60,8 @@ fn quantized_ir_takes_the_models_grids_and_keeps_accuracy() {
         eprintln!("{name}: accuracy float {fa:.4}, simulation {qa:.4}");
         assert!(qa >= fa - 0.01, "{name}: simulated accuracy {qa} more than 1 point below float {fa}");
         // The client quantizes the input onto the model's input grid, and every table
-        // of the model's fake-quantizations writes onto its grid.
+        // of the model's fake-quantizations writes onto its grid (a max pooling's rank
+        // and comparison tables write ranks, no real values; its value tables the grid).
         let grids: Vec<_> = c
             .float
             .nodes
@@ -73,7 +74,7 @@ fn quantized_ir_takes_the_models_grids_and_keeps_accuracy() {
         let input_q = c.quantized.as_ref().unwrap().nodes.iter().find(|n| matches!(n.op, Op::Quantize(_))).unwrap();
         assert_eq!(input_q.ty.as_int().unwrap().quant.as_ref(), Some(&grids[0]), "{name}: input grid");
         for n in c.quantized.as_ref().unwrap().nodes.iter().filter(|n| matches!(n.op, Op::Lut(_))) {
-            let quant = n.ty.as_int().unwrap().quant.as_ref().unwrap();
+            let Some(quant) = n.ty.as_int().unwrap().quant.as_ref() else { continue };
             assert!(grids.contains(quant), "{name}: table {} writes onto {quant}, not a model grid", n.name);
         }
     }

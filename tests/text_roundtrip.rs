@@ -71,7 +71,7 @@ fn every_stage_of_every_model_round_trips() {
             let claimed = claims.as_ref().is_some_and(|b| b.iter().any(|c| c == "sim" || c == "fhe"));
             assert!(!claimed, "{name} claims a quantized backend but has no quantized IR");
         }
-        // Some models have no TFHE lowering yet (max pooling), and some no SMPC one; a
+        // Some models have no TFHE lowering (a maximum of sums), and some no SMPC one; a
         // backend meta.json's `backends` lists must be there. Every other stage counts.
         let lowered = |s: Stage, backend: &str| {
             seen.contains(&s) || claims.as_ref().is_some_and(|b| b.iter().any(|c| c == backend))

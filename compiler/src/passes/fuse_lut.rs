@@ -103,17 +103,6 @@ pub fn tabulate_fn(
             col.push(if v.is_nan() { z } else { quantize_value(v as f64, s, z, lo, hi) });
         }
     }
-    let mut ids: HashMap<Vec<i64>, u32> = HashMap::new();
-    let mut tables = Vec::new();
-    let table_of: Vec<u32> = columns
-        .into_iter()
-        .map(|col| {
-            *ids.entry(col).or_insert_with_key(|col| {
-                tables.push(col.clone());
-                tables.len() as u32 - 1
-            })
-        })
-        .collect();
-    let table_of = if tables.len() == 1 { Vec::new() } else { table_of };
+    let (tables, table_of) = Lut::share_tables(columns);
     Lut { shift, base: first, tables, table_of, quant: Some(out_q) }
 }

@@ -63,6 +63,24 @@ impl Lut {
         self.tables.first().map_or(0, Vec::len)
     }
 
+    /// Each element's table (C order) as `(tables, table_of)`: equal tables shared, in
+    /// the order first seen, and `table_of` empty when one table serves every element.
+    pub fn share_tables(columns: impl IntoIterator<Item = Vec<i64>>) -> (Vec<Vec<i64>>, Vec<u32>) {
+        let mut ids: std::collections::HashMap<Vec<i64>, u32> = std::collections::HashMap::new();
+        let mut tables = Vec::new();
+        let table_of: Vec<u32> = columns
+            .into_iter()
+            .map(|col| {
+                *ids.entry(col).or_insert_with_key(|col| {
+                    tables.push(col.clone());
+                    tables.len() as u32 - 1
+                })
+            })
+            .collect();
+        let table_of = if tables.len() == 1 { Vec::new() } else { table_of };
+        (tables, table_of)
+    }
+
     /// The table entry index read for operand value `x`.
     pub fn index_of(&self, x: i64) -> usize {
         round_shift(x, self.shift).saturating_sub(self.base).clamp(0, self.table_len() as i64 - 1) as usize

@@ -14,16 +14,18 @@
 //! Windows follow ONNX (and tract): `ceil_mode=1` rounds the output size up, but a
 //! last window must start inside the input or its leading padding.
 //!
-//! Quantization: `max_pool` keeps its input's quantization; `avg_pool` becomes
-//! `sum_pool`. TFHE: `sum_pool` is levelled; `max_pool` is refused. SMPC: both float
-//! poolings are steps of their own (comparisons for the max, a public division for the
-//! mean).
+//! Quantization: `max_pool` of a table's outputs becomes an exact tournament of
+//! comparison tables over their ranks ([`quantize_max`]); of anything else it stays an
+//! integer `max_pool` (input's quantization kept), which the simulation runs and TFHE
+//! refuses ([`WIDE_MAX`]). `avg_pool` becomes `sum_pool`. TFHE: `sum_pool` is
+//! levelled, the tournament's tables are bootstraps. SMPC: both float poolings are
+//! steps of their own (comparisons for the max, a public division for the mean).
 
 use super::facets::{
     Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise, ALREADY_QUANTIZED,
-    FHE_NOT_YET, MPC_FLOAT_ONLY,
+    MPC_FLOAT_ONLY,
 };
-use super::{expect_arity, Op, OpSpec, Operand};
+use super::{expect_arity, AddInt, Gather, Lut, Op, OpSpec, Operand};
 use crate::lowered::mpc::{PoolTaps, Reg, StepOp};
 use crate::tensor::Tensor;
 use crate::text::{ParseError, Parser, Printer};
@@ -316,12 +318,129 @@ impl SumPool {
     }
 }
 
+/// The maximum of each output element's `taps` (elements of integer `x`, new graph),
+/// shaped `shape`, exactly as `exact` (the integer `max_pool` or `reduce_max` over
+/// `x`) computes it, and in a form TFHE runs when `x` is a table's output (or a
+/// reshape of one).
+///
+/// A table `T` reads its accumulator through a few index bits, so it outputs few
+/// distinct values; the maximum of `T`'s outputs is the maximum of their ranks among
+/// those values, mapped back. So the accumulator is read once through a rank table
+/// (the same boxes as `T`: TFHE rounds it exactly as it rounds `T`), the ranks go
+/// through a tournament, and a last table maps each winning rank to its value: the
+/// result equals `exact`'s integer for integer. Each level of the tournament compares
+/// the surviving candidates of every window two by two, `max(a, b) = b + relu(a − b)`:
+/// the difference is levelled and exact, and the ReLU table reads all of it, shift 0,
+/// over `[−(D−1), D−1]` for `D` ranks, so nothing is rounded: `2D − 1` boxes, and a
+/// spare one each side after the first level, whose sums the range analysis bounds by
+/// twice the ranks (5 bits up to 15 distinct values, 6 up to 31). Ranks are per table when every window
+/// reads one table (a channel's), else over all tables' values together. A window's
+/// odd candidate out is compared with its first one (a maximum is idempotent), so
+/// every level reads only the one before: under TFHE one level is one batch of
+/// independent bootstraps. `T` itself is left unread (compaction drops it) unless
+/// another op reads it; it costs as many bootstraps as the rank table, and the value
+/// table runs once per output element, where the comparisons run once per pair.
+pub(crate) fn quantize_max<C: QuantizeCx>(
+    cx: &mut C,
+    x: ValueId,
+    taps: &[Vec<usize>],
+    shape: &Shape,
+    name: &str,
+    exact: Op,
+) -> Result<ValueId, C::Error> {
+    // The table, through the reshapes between it and the maximum (a 1-D pooling is a
+    // 2-D one between two): they keep the elements' order, so the ranks take them too.
+    let mut reshapes = Vec::new();
+    let mut at = x;
+    let (table, source) = loop {
+        let node = cx.new_graph().node(at);
+        match (&node.op, node.inputs.first()) {
+            (Op::Lut(table), Some(&source)) => break (table.clone(), source),
+            (Op::Reshape(r), Some(&from)) => {
+                reshapes.push(r.clone());
+                at = from;
+            }
+            _ => return cx.push(exact, vec![x], name.to_owned()),
+        }
+    };
+    let table_of = |e: usize| table.table_of.get(e).map_or(0, |&t| t as usize);
+    let per_table = taps.iter().all(|t| t.iter().all(|&e| table_of(e) == table_of(t[0])));
+    let class = |t: usize| if per_table { t } else { 0 };
+    // The distinct values of each class, increasing: a rank indexes them.
+    let mut values = vec![Vec::new(); if per_table { table.tables.len() } else { 1 }];
+    for (t, entries) in table.tables.iter().enumerate() {
+        values[class(t)].extend(entries);
+    }
+    values.iter_mut().for_each(|v| {
+        v.sort_unstable();
+        v.dedup();
+    });
+    let rank_of = |t: usize, v: &i64| values[class(t)].binary_search(v).expect("a value of its class") as i64;
+    let ranks: Vec<Vec<i64>> =
+        table.tables.iter().enumerate().map(|(t, entries)| entries.iter().map(|v| rank_of(t, v)).collect()).collect();
+    let n = cx.new_graph().ty(source).shape.numel();
+    let (tables, table_of_ranks) = Lut::share_tables((0..n).map(|e| ranks[table_of(e)].clone()));
+    let ranks = Lut { tables, table_of: table_of_ranks, quant: None, ..table.clone() };
+    let mut current = cx.push(Op::Lut(ranks), vec![source], format!("{name}.rank"))?;
+    for r in reshapes.into_iter().rev() {
+        current = cx.push(Op::Reshape(r), vec![current], format!("{name}.rank"))?;
+    }
+    let most = values.iter().map(Vec::len).max().expect("a table") as i64 - 1;
+    let relu = Lut {
+        shift: 0,
+        base: -most,
+        tables: vec![(-most..=most).map(|d| d.max(0)).collect()],
+        table_of: vec![],
+        quant: None,
+    };
+    let mut candidates: Vec<Vec<usize>> = taps.to_vec();
+    let mut level = 0;
+    loop {
+        let last = candidates.iter().all(|c| c.len() <= 2);
+        let (mut a, mut b, mut next) = (Vec::new(), Vec::new(), Vec::new());
+        for c in &candidates {
+            next.push((0..c.len().div_ceil(2)).map(|k| a.len() + k).collect::<Vec<usize>>());
+            for pair in c.chunks(2) {
+                a.push(pair[0] as i64);
+                b.push(*pair.get(1).unwrap_or(&c[0]) as i64);
+            }
+        }
+        let at = if last { shape.clone() } else { Shape(vec![a.len()]) };
+        let pick = |index| Op::Gather(Gather { shape: at.clone(), index, values: Vec::new() });
+        let ga = cx.push(pick(a), vec![current], format!("{name}.max{level}.a"))?;
+        let gb = cx.push(pick(b), vec![current], format!("{name}.max{level}.b"))?;
+        let difference = Op::AddInt(AddInt { sign: -1, a_zp: 0, b_zp: 0 });
+        let d = cx.push(difference, vec![ga, gb], format!("{name}.max{level}.difference"))?;
+        let r = cx.push(Op::Lut(relu.clone()), vec![d], format!("{name}.max{level}.relu"))?;
+        let sum = Op::AddInt(AddInt { sign: 1, a_zp: 0, b_zp: 0 });
+        current = cx.push(sum, vec![gb, r], format!("{name}.max{level}"))?;
+        if last {
+            break;
+        }
+        candidates = next;
+        level += 1;
+    }
+    // Each output's winning rank back to its value: one table per class, padded with
+    // the class's largest value up to `D` entries (never read).
+    let width = most as usize + 1;
+    let padded = |v: &Vec<i64>| (0..width).map(|r| v[r.min(v.len() - 1)]).collect::<Vec<i64>>();
+    let (tables, table_of) = Lut::share_tables(taps.iter().map(|t| padded(&values[class(table_of(t[0]))])));
+    let value = Lut { shift: 0, base: 0, tables, table_of, quant: table.quant.clone() };
+    cx.push(Op::Lut(value), vec![current], name.to_owned())
+}
+
+/// Why the TFHE backend refuses an integer maximum (`max_pool`, `reduce_max`): the
+/// quantizer writes one only where the operand is no table's output.
+pub(crate) const WIDE_MAX: &str = "reads values that are no table's output (a model input, a sum, an \
+     accumulator): TFHE compares exactly only the few values a table outputs, by their ranks";
+
 impl QuantizeRule for MaxPool {
     fn quantize<C: QuantizeCx>(&self, graph: &Graph, v: ValueId, cx: &mut C) -> Result<Lowered<ValueId>, C::Error> {
         let node = graph.node(v);
         let x = cx.int(node.inputs[0])?;
-        let op = Op::MaxPool(MaxPool { window: self.window.clone() });
-        Ok(Lowered::Computed(cx.push(op, vec![x], node.name.clone())?))
+        let taps = self.window.taps(&graph.ty(node.inputs[0]).shape).taps;
+        let exact = Op::MaxPool(MaxPool { window: self.window.clone() });
+        Ok(Lowered::Computed(quantize_max(cx, x, &taps, &node.ty.shape, &node.name, exact)?))
     }
     fn table_noise(&self) -> TableNoise {
         TableNoise::Forwarded
@@ -333,8 +452,7 @@ impl QuantizeRule for MaxPool {
 
 impl FheRule for MaxPool {
     fn fhe_lowering(&self) -> FheLowering<'_> {
-        // A max of ciphertexts needs comparisons: a bootstrap per pair of taps.
-        FheLowering::Refused(FHE_NOT_YET)
+        FheLowering::Refused(WIDE_MAX)
     }
 }
 

@@ -8,15 +8,17 @@
 //! input's quantization and range.
 //!
 //! Quantization: the input per tensor (a maximum across channels of different scales
-//! compares different units). TFHE: `reduce_sum` is levelled; `reduce_max` is refused:
-//! a maximum of ciphertexts needs a comparison table per pair, which the TFHE backend
-//! does not have yet (max pooling is refused for the same reason). SMPC: the pooling
-//! steps over arbitrary taps: a max tournament, and window sums (divisor 1).
+//! compares different units); `reduce_max` of a table's outputs becomes an exact
+//! tournament over their ranks as max pooling does ([`super::pool::quantize_max`]), of
+//! anything else an integer `reduce_max`. TFHE: `reduce_sum` is levelled; an integer
+//! `reduce_max` is refused (a maximum of wide integers). SMPC: the pooling steps over
+//! arbitrary taps: a max tournament, and window sums (divisor 1).
 
 use super::facets::{
     Channels, FheLowering, FheRule, Lowered, MpcCx, MpcRule, QuantizeCx, QuantizeRule, TableNoise, ALREADY_QUANTIZED,
 };
 use super::linear::minus_zero_point;
+use super::pool::{quantize_max, WIDE_MAX};
 use super::{common_is_float, expect_arity, Op, OpSpec, Operand};
 use crate::lowered::mpc::{PoolTaps, Reg, StepOp};
 use crate::tensor::Tensor;
@@ -139,8 +141,12 @@ impl QuantizeRule for Reduce {
             return Err(cx.fail(v, ALREADY_QUANTIZED));
         }
         let x = cx.int_per_tensor(node.inputs[0])?;
-        let zp = cx.new_graph().ty(x).as_int().and_then(|t| t.quant.as_ref()).map_or(0, |q| q.zero_point[0]);
-        let x_zp = if self.kind == ReduceKind::Sum { zp } else { 0 };
+        if self.kind == ReduceKind::Max {
+            let taps = self.taps(&graph.ty(node.inputs[0]).shape).taps;
+            let exact = Op::Reduce(Reduce { kind: self.kind, axes: self.axes.clone(), x_zp: 0 });
+            return Ok(Lowered::Computed(quantize_max(cx, x, &taps, &node.ty.shape, &node.name, exact)?));
+        }
+        let x_zp = cx.new_graph().ty(x).as_int().and_then(|t| t.quant.as_ref()).map_or(0, |q| q.zero_point[0]);
         let op = Op::Reduce(Reduce { kind: self.kind, axes: self.axes.clone(), x_zp });
         Ok(Lowered::Computed(cx.push(op, vec![x], node.name.clone())?))
     }
@@ -156,9 +162,7 @@ impl FheRule for Reduce {
     fn fhe_lowering(&self) -> FheLowering<'_> {
         match self.kind {
             ReduceKind::Sum => FheLowering::Levelled,
-            ReduceKind::Max => FheLowering::Refused(
-                "has no TFHE lowering yet: a maximum of ciphertexts needs a comparison table per pair (as max pooling)",
-            ),
+            ReduceKind::Max => FheLowering::Refused(WIDE_MAX),
         }
     }
 }
