@@ -59,7 +59,7 @@ fn fixture() -> &'static Fixture {
             );
             let g = secc_ir::parse_graph(&text).unwrap();
             let calib: Vec<_> = (0..40).map(sample).collect();
-            let quant = QuantConfig { bits: 5, table_bits: 4, output_tables: true, ..QuantConfig::default() };
+            let quant = QuantConfig { bits: 3, table_bits: 2, output_tables: true, ..QuantConfig::default() };
             let opts = secc_compiler::pipeline::Options { quant, ..Default::default() };
             let c = secc_compiler::pipeline::compile_float(g, &calib, &opts).unwrap();
             let settings = Settings {
