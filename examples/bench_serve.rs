@@ -110,6 +110,7 @@ fn main() {
     table(seconds, |n, t| {
         let mut c = ServiceClient::connect(client_addrs, &link, Duration::from_secs(30)).unwrap();
         let mut i = t;
+        let xs = &xs;
         move || {
             c.infer(&xs[i % xs.len()..i % xs.len() + 1]).unwrap();
             i += n;
