@@ -60,7 +60,7 @@ fn main() {
     let xs = secc_runtime::csv::read_csv(&dir.join("test.csv"), len).unwrap();
     if fhe {
         let samples: Vec<_> = xs.iter().map(tensor).collect();
-        return bench_fhe(&model, compiled, &samples, seconds);
+        return bench_fhe(&model, compiled.into_artifact(&format!("{model}.onnx"), tensors.len()), &samples, seconds);
     }
     let plan = compiled.mpc.unwrap();
 
@@ -164,26 +164,11 @@ fn table<F: FnMut() + Send>(seconds: f64, client: impl Fn(usize, usize) -> F + S
     }
 }
 
-fn bench_fhe(model: &str, compiled: secc_compiler::pipeline::Compiled, xs: &[Vec<secc_ir::Tensor>], seconds: f64) {
+fn bench_fhe(model: &str, art: secc_ir::artifact::Artifact, xs: &[Vec<secc_ir::Tensor>], seconds: f64) {
     use secc_runtime::fhe::exec::{decrypt_sample, encrypt_sample, CtValues};
     use secc_runtime::fhe::file::{decode_file, encode_file, Kind};
     use secc_runtime::fhe::serve::client::{FheClient, Transport};
     use secc_runtime::fhe::serve::server::{serve, ServeConfig, ServedModel};
-    let settings = secc_ir::artifact::Settings {
-        secc_version: "bench".into(),
-        source: format!("{model}.onnx"),
-        quant: compiled.quant,
-        calibration_samples: 0,
-        backend: None,
-    };
-    let art = secc_ir::artifact::Artifact {
-        float: compiled.float,
-        quantized: compiled.quantized.map_err(|e| e.to_string()),
-        float_ranges: compiled.calibration.ranges,
-        fhe: compiled.fhe.map_err(|e| e.to_string()),
-        mpc: compiled.mpc.map_err(|e| e.to_string()),
-        settings,
-    };
     let spec = secc_ir::client_spec::ClientSpec::from_artifact(&art).unwrap();
     let data = std::env::temp_dir().join(format!("secc-bench-serve-{}", std::process::id()));
     let (listener, addr) = listener();

@@ -6,7 +6,7 @@
 //! error while the service serves on.
 
 use secc_compiler::passes::quantize::QuantConfig;
-use secc_ir::artifact::{Artifact, Settings};
+use secc_ir::artifact::Artifact;
 use secc_ir::client_spec::ClientSpec;
 use secc_ir::ops::round_shift;
 use secc_ir::{Op, Tensor};
@@ -62,21 +62,7 @@ fn fixture() -> &'static Fixture {
             let quant = QuantConfig { bits: 3, table_bits: 2, output_tables: true, ..QuantConfig::default() };
             let opts = secc_compiler::pipeline::Options { quant, ..Default::default() };
             let c = secc_compiler::pipeline::compile_float(g, &calib, &opts).unwrap();
-            let settings = Settings {
-                secc_version: "test".into(),
-                source: format!("{id}.onnx"),
-                quant: c.quant,
-                calibration_samples: calib.len(),
-                backend: None,
-            };
-            let art = Artifact {
-                float: c.float,
-                quantized: c.quantized.map_err(|e| e.to_string()),
-                float_ranges: c.calibration.ranges,
-                fhe: c.fhe.map_err(|e| e.to_string()),
-                mpc: c.mpc.map_err(|e| e.to_string()),
-                settings,
-            };
+            let art = c.into_artifact(&format!("{id}.onnx"), calib.len());
             std::fs::write(dir.join(format!("{id}.secc")), art.to_bytes()).unwrap();
             let spec = ClientSpec::from_artifact(&art).unwrap();
             let (ck, sk) = generate_keys(&spec.params.name).unwrap();
