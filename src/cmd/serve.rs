@@ -103,9 +103,11 @@ pub struct InferArgs {
     /// Write the outputs here (CSV) instead of standard output
     #[arg(short, long, value_name = "Y.csv")]
     pub output: Option<PathBuf>,
-    /// Give up on a service that sends nothing for this many seconds (0.001 to 86400)
-    #[arg(long, default_value_t = 60.0, value_parser = timeout_seconds)]
-    pub timeout: f64,
+    /// SMPC: give up on a party that sends nothing for this many seconds; FHE: on a
+    /// request with no answer after this many seconds (0.001 to 86400) [default: 60
+    /// for SMPC, 600 for FHE]
+    #[arg(long, value_parser = timeout_seconds)]
+    pub timeout: Option<f64>,
     /// Overwrite the output file if it exists
     #[arg(long)]
     pub force: bool,
@@ -175,7 +177,7 @@ fn infer_mpc(a: &InferArgs, parties: &Path) -> Result<Vec<Vec<f32>>> {
             ClientTls::new(&identity, pins).with_context(|| a.key.as_ref().expect("a key").display().to_string())?,
         ),
     };
-    let mut client = ServiceClient::connect(addrs, &link, Duration::from_secs_f64(a.timeout))?;
+    let mut client = ServiceClient::connect(addrs, &link, Duration::from_secs_f64(a.timeout.unwrap_or(60.0)))?;
     if let Some(path) = &a.plan {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let mine = Plan::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;

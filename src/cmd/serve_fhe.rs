@@ -31,7 +31,8 @@ pub struct ServeArgs {
     /// Address to listen on (host:port)
     #[arg(long, value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// Where uploaded server keys are kept (its keys/ is emptied at start)
+    /// Where uploaded server keys are kept, in DIR/keys (the key files left there are
+    /// removed at start)
     #[arg(long, value_name = "DIR", default_value = "secc-serve")]
     pub data_dir: PathBuf,
     /// The server's certificate chain (PEM)
@@ -106,7 +107,7 @@ pub fn infer(a: &InferArgs, url: &str, model: &str) -> Result<Vec<Vec<f32>>> {
         let ca = a.ca.as_ref().map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())));
         Transport::Tls(ca.transpose()?)
     };
-    let client = FheClient::new(url, transport, Duration::from_secs_f64(a.timeout))?;
+    let client = FheClient::new(url, transport, Duration::from_secs_f64(a.timeout.unwrap_or(600.0)))?;
     let spec = client.client_spec(model)?;
     let dir = a.keys.clone().unwrap_or_else(default_keys).join(hex(&spec.artifact_digest));
     ensure_keys(&spec, &dir)?;

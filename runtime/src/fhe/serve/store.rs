@@ -30,13 +30,17 @@ pub struct KeyStore {
 }
 
 impl KeyStore {
-    /// A store under `data_dir/keys`, emptied, keeping at most `budget` bytes of key files.
+    /// A store under `data_dir/keys`, keeping at most `budget` bytes of key files; the
+    /// key files and uploads an earlier run left there are removed (nothing else is).
     pub fn open(data_dir: &Path, budget: u64) -> std::io::Result<KeyStore> {
         let dir = data_dir.join("keys");
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
         std::fs::create_dir_all(&dir)?;
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "key" || e == "part") {
+                std::fs::remove_file(&path)?;
+            }
+        }
         Ok(KeyStore { dir, budget, keys: HashMap::new(), tick: 0 })
     }
 
