@@ -2,7 +2,8 @@
 //! server's results, and nothing the server keeps to itself (no weights, no tables).
 //!
 //! It holds two small graphs cut out of the quantized IR: `encode`, from the model's
-//! inputs to the values the client quantizes and encrypts, and `decode`, from the
+//! inputs to the values the client quantizes (or, for a tree ensemble, bucketizes on the
+//! trees' thresholds) and encrypts, and `decode`, from the
 //! values it decrypts (one `input` each) to the model's outputs (the `dequantize` and
 //! whatever the client finishes in the clear), with each encrypted value's number in
 //! the circuit and its encoding `2^log_delta`. It carries the digest of the artifact it
@@ -14,7 +15,7 @@
 use crate::artifact::Artifact;
 use crate::frame::{decode_payload, frame, unframe, FrameError};
 use crate::lowered::fhe::{catalog, Circuit, ParamSet};
-use crate::ops::{Input, Op};
+use crate::ops::{FheLowering, FheRule, Input, Op};
 use crate::{verify_graph, Graph, ValueId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -143,8 +144,8 @@ impl ClientSpec {
         for &q in &circuit.inputs {
             let node = graph.node(ValueId(q));
             let input = node.inputs.first().and_then(|x| ids.get(x).copied());
-            let (Op::Quantize(_), Some(input)) = (&node.op, input) else {
-                return Err(not_client(ValueId(q), "an encrypted input must quantize a model input"));
+            let (FheLowering::ClientEncrypts, Some(input)) = (node.op.fhe_lowering(), input) else {
+                return Err(not_client(ValueId(q), "an encrypted input must quantize or bucketize a model input"));
             };
             let id = encode.push(node.op.clone(), vec![input], &node.name).map_err(built)?;
             encode.outputs.push(id);
@@ -260,9 +261,13 @@ impl ClientSpec {
                 }
             }
         }
-        let encode_only_quantizes = self.encode.nodes.iter().all(|n| matches!(n.op, Op::Input(_) | Op::Quantize(_)));
+        let encode_only_quantizes = self
+            .encode
+            .nodes
+            .iter()
+            .all(|n| matches!(n.op, Op::Input(_)) || matches!(n.op.fhe_lowering(), FheLowering::ClientEncrypts));
         if !encode_only_quantizes {
-            return Err("the encoding graph does more than quantize the inputs".into());
+            return Err("the encoding graph does more than quantize or bucketize the inputs".into());
         }
         Ok(())
     }
