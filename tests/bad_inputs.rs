@@ -119,6 +119,8 @@ fn fixtures() -> PathBuf {
         w.iter_mut().for_each(|v| *v = 127);
     }
     w("tampered.secc", &art.to_bytes());
+    let spec = secc_ir::client_spec::ClientSpec::from_artifact(&art).unwrap().to_bytes();
+    w("cut.spec", &spec[..spec.len() / 2]);
     copy(dir.join("p0.key"), "open.key");
     std::fs::set_permissions(dir.join("open.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
     dir
@@ -152,6 +154,9 @@ const CASES: &[(&str, &str)] = &[
     ("ciphertexts under other keys", "decrypt m.secc --keys keys2 y.enc"),
     ("client key readable by others", "decrypt m.secc --keys keys3 y.enc"),
     ("truncated ciphertexts", "decrypt m.secc --keys keys cut.enc"),
+    ("truncated client spec", "keygen cut.spec --keys keys4"),
+    ("plain HTTP server on a public address", "serve --fhe m.secc --listen 0.0.0.0:1 --insecure"),
+    ("plain HTTP to a server elsewhere", "infer --server http://10.0.0.1:1 --model m --input x.csv --insecure"),
     ("existing party key", "party-keygen -o p0.key"),
     ("parties file without pins", "party party.plan --id 0 --parties no_pins.toml --key p0.key"),
     ("malformed pin", "party party.plan --id 0 --parties bad_pin.toml --key p0.key"),

@@ -261,6 +261,41 @@ fn fhe_client_server_split_and_its_errors() {
 }
 
 #[test]
+fn the_client_spec_stands_in_for_the_model_on_the_client_side() {
+    let dir = tmp("spec");
+    let m = model_dir("linreg_8");
+    let (art, spec) = (dir.join("m.secc"), dir.join("m.spec"));
+    let (onnx, calib) = (m.join("model.onnx"), m.join("calib.csv"));
+    let o = secc(&["compile", s(&onnx), "--calib", s(&calib), "-o", s(&art), "--client-spec", s(&spec)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The spec is the artifact's, without a weight.
+    let read = secc_ir::client_spec::ClientSpec::read(&spec).unwrap();
+    let whole = secc_ir::artifact::Artifact::read(&art).unwrap();
+    assert_eq!(read, secc_ir::client_spec::ClientSpec::from_artifact(&whole).unwrap());
+    for g in [&read.encode, &read.decode] {
+        assert!(g.nodes.iter().all(|n| !matches!(n.op, secc_ir::Op::Const(_) | secc_ir::Op::Lut(_))), "{g}");
+    }
+    // keygen, encrypt and decrypt with the spec; eval with the model.
+    let (keys, server) = (dir.join("keys"), dir.join("server"));
+    let x = dir.join("x.csv");
+    std::fs::write(&x, secc_runtime::csv::format_csv(&rows("linreg_8", "test.csv", 8)[..2])).unwrap();
+    assert!(secc(&["keygen", s(&spec), "--keys", s(&keys)]).status.success());
+    std::fs::create_dir_all(&server).unwrap();
+    std::fs::rename(keys.join("server.key"), server.join("server.key")).unwrap();
+    let (enc, out) = (server.join("x.enc"), server.join("y.enc"));
+    assert!(secc(&["encrypt", s(&spec), "--keys", s(&keys), "--input", s(&x), "-o", s(&enc)]).status.success());
+    let o = secc(&["eval", s(&art), "--server-key", s(&server.join("server.key")), s(&enc), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let by_spec = secc(&["decrypt", s(&spec), "--keys", s(&keys), s(&out)]);
+    let by_model = secc(&["decrypt", s(&art), "--keys", s(&keys), s(&out)]);
+    assert!(by_spec.status.success(), "{}", String::from_utf8_lossy(&by_spec.stderr));
+    assert_eq!(by_spec.stdout, by_model.stdout);
+    // A levelled circuit: decryption rounds the noise away, the outputs are the simulation's.
+    let sim = secc(&["run", s(&art), "--input", s(&x), "--backend", "sim"]);
+    assert_eq!(String::from_utf8_lossy(&by_spec.stdout), String::from_utf8_lossy(&sim.stdout));
+}
+
+#[test]
 fn inconsistent_tree_ensembles_are_named_errors() {
     let dir = tmp("trees");
     let broken = model_dir("broken");

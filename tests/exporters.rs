@@ -278,10 +278,11 @@ fn fhe_agrees_with_the_simulation() {
         let circuit = c.fhe.as_ref().unwrap_or_else(|e| panic!("{}: no TFHE circuit: {e}", m.name));
         let (ck, sk) = secc_runtime::fhe::keys::generate_local_keys(&circuit.params).unwrap();
         let program = ServerProgram::new(c.quantized.as_ref().unwrap(), circuit, &sk).unwrap();
+        let spec = secc_ir::client_spec::ClientSpec::new(c.quantized.as_ref().unwrap(), circuit, [0; 32]).unwrap();
         for (row, x) in m.test.iter().take(FHE_ROWS).enumerate() {
-            let cts = encrypt_sample(c.quantized.as_ref().unwrap(), circuit, &ck, x).unwrap();
+            let cts = encrypt_sample(&spec, &ck, x).unwrap();
             let out = program.evaluate(cts, &|| {}).unwrap();
-            let fhe = decrypt_sample(c.quantized.as_ref().unwrap(), circuit, &ck, &out).unwrap()[0].to_f64_vec();
+            let fhe = decrypt_sample(&spec, &ck, &out).unwrap()[0].to_f64_vec();
             let sim = secc_ir::interp::run_graph(c.quantized.as_ref().unwrap(), x).unwrap()[0].to_f64_vec();
             if m.meta.task == "classification" {
                 // A bootstrap may read the neighbouring table entry (tests/fhe.rs bounds how

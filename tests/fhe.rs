@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use secc_compiler::passes::quantize::QuantConfig;
+use secc_ir::client_spec::ClientSpec;
 use secc_ir::ops::{round_shift, Lut};
 use secc_ir::{Op, OpSpec};
 use secc_runtime::fhe::exec::{decrypt_sample, decrypt_tensor, encrypt_sample, ServerProgram};
@@ -42,10 +43,11 @@ fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<s
     let (ck, sk) = generate_local_keys(&circuit.params).unwrap();
     let big = ck.big_key();
     let program = ServerProgram::new(q, circuit, &sk).unwrap();
+    let spec = ClientSpec::new(q, circuit, [0; 32]).unwrap();
     let mut o = Outcome { lookups: 0, off_by_one: 0, exact_off: 0, noisy: 0, argmax_agree: 0, rows: 0, worst: 0.0 };
     for x in xs {
         let sim = secc_ir::interp::eval_all(q, x).unwrap();
-        let cts = encrypt_sample(q, circuit, &ck, x).unwrap();
+        let cts = encrypt_sample(&spec, &ck, x).unwrap();
         let values = program.evaluate_values(cts, &|| {}).unwrap();
         // Replay the circuit in the clear on what the server really computed: each
         // table must give the simulation's entry for its (clear) accumulator, or the
@@ -105,7 +107,7 @@ fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<s
             }
         }
         let returned: Vec<_> = readers.iter().map(|&v| (v, values[&v].clone())).collect();
-        let fhe = decrypt_sample(q, circuit, &ck, &returned).unwrap()[0].to_f64_vec();
+        let fhe = decrypt_sample(&spec, &ck, &returned).unwrap()[0].to_f64_vec();
         o.argmax_agree += (argmax(&fhe) == argmax(&sim[q.outputs[0].index()].to_f64_vec())) as usize;
         o.rows += 1;
     }

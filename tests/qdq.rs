@@ -10,6 +10,7 @@ mod common;
 use common::*;
 use secc_compiler::passes::quantize::QuantConfig;
 use secc_compiler::pipeline::import_float;
+use secc_ir::client_spec::ClientSpec;
 use secc_ir::{Op, OpSpec};
 use secc_runtime::fhe::exec::{decrypt_sample, decrypt_tensor, encrypt_sample, ServerProgram};
 use secc_runtime::fhe::keys::generate_local_keys;
@@ -127,9 +128,10 @@ fn tfhe_equals_the_simulation() {
     let (q, circuit) = (c.quantized.as_ref().unwrap(), c.fhe.as_ref().unwrap());
     let (ck, sk) = generate_local_keys(&circuit.params).unwrap();
     let program = ServerProgram::new(q, circuit, &sk).unwrap();
+    let spec = ClientSpec::new(q, circuit, [0; 32]).unwrap();
     let (mut lookups, mut neighbours) = (0, 0);
     for x in samples(&c.float, name, "test.csv").iter().take(2) {
-        let values = program.evaluate_values(encrypt_sample(q, circuit, &ck, x).unwrap(), &|| {}).unwrap();
+        let values = program.evaluate_values(encrypt_sample(&spec, &ck, x).unwrap(), &|| {}).unwrap();
         // Replay the circuit in the clear on what the server computed: every table output
         // on the model's grid is the simulation's entry for its accumulator, or (approximate
         // rounding) the neighbouring entry's; levelled values are exact.
@@ -162,7 +164,7 @@ fn tfhe_equals_the_simulation() {
             env.push(value);
         }
         let returned: Vec<_> = circuit.outputs.iter().map(|&v| (v, values[&v].clone())).collect();
-        let fhe = decrypt_sample(q, circuit, &ck, &returned).unwrap()[0].to_f64_vec();
+        let fhe = decrypt_sample(&spec, &ck, &returned).unwrap()[0].to_f64_vec();
         assert_eq!(fhe, env[q.outputs[0].index()].to_f64_vec(), "{name}: decrypted logits differ from the replay");
         let sim = secc_ir::interp::run_graph(q, x).unwrap()[0].to_f64_vec();
         assert_eq!(argmax(&fhe), argmax(&sim), "{name}: class differs from the simulation");

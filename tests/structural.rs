@@ -176,12 +176,13 @@ fn structural_ops_under_encryption() {
     assert_eq!(circuit.stats.pbs, 4, "one bootstrap per pooled element");
     let (ck, sk) = secc_runtime::fhe::keys::generate_local_keys(&circuit.params).unwrap();
     let program = ServerProgram::new(q, circuit, &sk).unwrap();
+    let spec = secc_ir::client_spec::ClientSpec::new(q, circuit, [0; 32]).unwrap();
     for k in [3, 20] {
         let x = sample(k);
         let sim = secc_ir::interp::run_graph(q, &x).unwrap()[0].to_f64_vec();
-        let cts = encrypt_sample(q, circuit, &ck, &x).unwrap();
+        let cts = encrypt_sample(&spec, &ck, &x).unwrap();
         let out = program.evaluate(cts, &|| {}).unwrap();
-        let fhe = decrypt_sample(q, circuit, &ck, &out).unwrap()[0].to_f64_vec();
+        let fhe = decrypt_sample(&spec, &ck, &out).unwrap()[0].to_f64_vec();
         let scale = sim.iter().fold(1e-3, |m: f64, v| m.max(v.abs()));
         for (a, b) in fhe.iter().zip(&sim) {
             assert!((a - b).abs() <= 0.05 * scale, "TFHE {fhe:?} vs simulation {sim:?}");

@@ -168,6 +168,29 @@ pub struct Compiled {
     pub mpc: Result<Plan, CompileError>,
 }
 
+impl Compiled {
+    /// The artifact of this compilation from `source`, calibrated on `samples` samples,
+    /// as it is with nothing decided on top (each program that failed keeps why):
+    /// what tests and benchmarks serve and run.
+    pub fn into_artifact(self, source: &str, samples: usize) -> secc_ir::artifact::Artifact {
+        let settings = secc_ir::artifact::Settings {
+            secc_version: env!("CARGO_PKG_VERSION").into(),
+            source: source.into(),
+            quant: self.quant,
+            calibration_samples: samples,
+            backend: None,
+        };
+        secc_ir::artifact::Artifact {
+            float: self.float,
+            quantized: self.quantized.map_err(|e| e.to_string()),
+            float_ranges: self.calibration.ranges,
+            fhe: self.fhe.map_err(|e| e.to_string()),
+            mpc: self.mpc.map_err(|e| e.to_string()),
+            settings,
+        }
+    }
+}
+
 /// Runs the stages in [`Stage::ALL`] order, verifying each product and showing it to
 /// an observer (`--dump-ir`, `secc ir print --stage`).
 struct Driver<'o> {

@@ -20,6 +20,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("onnx", onnx),
     ("frame", frame),
     ("plan", plan),
+    ("client_spec", client_spec),
 ];
 
 /// Splits off the first byte, which chooses how the rest is used.
@@ -34,17 +35,27 @@ fn mode(data: &[u8]) -> (u8, &[u8]) {
 pub fn artifact(data: &[u8]) {
     use secc_ir::artifact::{Artifact, FORMAT_VERSION, MAGIC};
     let (m, rest) = mode(data);
-    let bytes = if m & 1 == 0 {
-        rest.to_vec()
-    } else {
-        let mut b = MAGIC.to_vec();
-        b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        b.extend_from_slice(&(rest.len() as u64).to_le_bytes());
-        b.extend_from_slice(&sha256(rest));
-        b.extend_from_slice(rest);
-        b
-    };
+    let bytes = if m & 1 == 0 { rest.to_vec() } else { framed(MAGIC, FORMAT_VERSION, rest) };
     let _ = Artifact::from_bytes(&bytes, "fuzz.secc");
+}
+
+/// The framing `model.secc` and the client spec share, around `payload`.
+fn framed(magic: &[u8; 8], version: u32, payload: &[u8]) -> Vec<u8> {
+    let mut b = magic.to_vec();
+    b.extend_from_slice(&version.to_le_bytes());
+    b.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    b.extend_from_slice(&sha256(payload));
+    b.extend_from_slice(payload);
+    b
+}
+
+/// Client specs, as a TFHE client reads the one a server handed it: raw, or a payload
+/// in a valid header (bincode of the spec).
+pub fn client_spec(data: &[u8]) {
+    use secc_ir::client_spec::{ClientSpec, SPEC_MAGIC, SPEC_VERSION};
+    let (m, rest) = mode(data);
+    let bytes = if m & 1 == 0 { rest.to_vec() } else { framed(SPEC_MAGIC, SPEC_VERSION, rest) };
+    let _ = ClientSpec::from_bytes(&bytes, "fuzz.spec");
 }
 
 /// Key and ciphertext files at the header and format level: raw, or a payload (a

@@ -5,6 +5,7 @@
 //! [`Artifact`]). Loading checks each in turn, so a foreign file, a file from a newer
 //! secc, a truncated file and a corrupted one each get their own error.
 
+use crate::frame::{decode_payload, frame, unframe, FrameError, HEADER};
 use crate::graph::Graph;
 use crate::lowered::{verify_circuit, verify_plan, CircuitError, PlanError};
 use crate::{verify_graph, IrError, QuantConfig};
@@ -21,7 +22,6 @@ pub const MAGIC: &[u8; 8] = b"SECCMODL";
 pub const FORMAT_VERSION: u32 = 6;
 /// Largest payload accepted (1 GiB): a corrupt length cannot make us allocate more.
 pub const MAX_PAYLOAD: u64 = 1 << 30;
-const HEADER: usize = 8 + 4 + 8 + 32;
 
 /// A compiled model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -187,57 +187,21 @@ impl Artifact {
 
     /// Serializes with header and checksum.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let payload = bincode::serialize(self).expect("artifacts serialize");
-        let mut out = Vec::with_capacity(HEADER + payload.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&Sha256::digest(&payload));
-        out.extend_from_slice(&payload);
-        out
+        frame(MAGIC, FORMAT_VERSION, &bincode::serialize(self).expect("artifacts serialize"))
     }
 
     /// Parses and checks bytes produced by [`Artifact::to_bytes`]. `path` names the source in errors.
     pub fn from_bytes(bytes: &[u8], path: &str) -> Result<Self, ArtifactError> {
         let path = path.to_string();
-        if bytes.len() < 8 || &bytes[..8] != MAGIC {
-            return Err(ArtifactError::Foreign { path });
-        }
-        let total = bytes.len() as u64;
-        if bytes.len() < HEADER {
-            return Err(ArtifactError::Truncated { path, expected: HEADER as u64, got: total });
-        }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version > FORMAT_VERSION {
-            return Err(ArtifactError::NewerVersion { path, found: version });
-        }
-        if version < FORMAT_VERSION {
-            return Err(ArtifactError::OlderVersion { path, found: version });
-        }
-        let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
-        if len > MAX_PAYLOAD {
-            return Err(ArtifactError::Corrupt { path, reason: format!("payload length {len} exceeds {MAX_PAYLOAD}") });
-        }
-        let expected = HEADER as u64 + len;
-        if total < expected {
-            return Err(ArtifactError::Truncated { path, expected, got: total });
-        }
-        if total > expected {
-            return Err(ArtifactError::Corrupt {
-                path,
-                reason: format!("{} bytes after the payload", total - expected),
-            });
-        }
-        let payload = &bytes[HEADER..];
-        if Sha256::digest(payload)[..] != bytes[20..52] {
-            return Err(ArtifactError::Corrupt { path, reason: "checksum mismatch".into() });
-        }
-        use bincode::Options;
-        let artifact: Artifact =
-            match bincode::DefaultOptions::new().with_fixint_encoding().with_limit(MAX_PAYLOAD).deserialize(payload) {
-                Ok(a) => a,
-                Err(e) => return Err(ArtifactError::Corrupt { path, reason: e.to_string() }),
-            };
+        let refused = |e| match e {
+            FrameError::Foreign => ArtifactError::Foreign { path: path.clone() },
+            FrameError::Newer(found) => ArtifactError::NewerVersion { path: path.clone(), found },
+            FrameError::Older(found) => ArtifactError::OlderVersion { path: path.clone(), found },
+            FrameError::Truncated { expected, got } => ArtifactError::Truncated { path: path.clone(), expected, got },
+            FrameError::Corrupt(reason) => ArtifactError::Corrupt { path: path.clone(), reason },
+        };
+        let payload = unframe(bytes, MAGIC, FORMAT_VERSION, MAX_PAYLOAD).map_err(refused)?;
+        let artifact: Artifact = decode_payload(payload, MAX_PAYLOAD).map_err(refused)?;
         // The checksum catches accidents, not a crafted file: check what the runtime relies on.
         match artifact.verify() {
             Ok(()) => Ok(artifact),

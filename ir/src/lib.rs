@@ -8,9 +8,11 @@
 #![warn(missing_docs)]
 
 pub mod artifact;
+pub mod client_spec;
 mod config;
 mod entity;
 mod error;
+mod frame;
 mod graph;
 pub mod interp;
 pub mod lowered;

@@ -3,6 +3,7 @@
 //! `secc calibrate-costs`.
 
 use anyhow::{Context, Result};
+use secc_ir::client_spec::ClientSpec;
 use secc_ir::lowered::fhe::{Circuit, ParamSet};
 use secc_ir::lowered::mpc::Plan;
 use secc_ir::{Graph, Tensor};
@@ -74,17 +75,18 @@ pub fn run_fhe(
     on_pbs: &(dyn Fn() + Sync),
 ) -> Result<FheRun> {
     let program = ServerProgram::new(graph, circuit, &keys.server)?;
+    let spec = ClientSpec::new(graph, circuit, [0; 32])?;
     let mut run = FheRun { encrypt_ms: vec![], eval_ms: vec![], decrypt_ms: vec![], outputs: vec![] };
     let order = std::iter::repeat_n(&samples[0], warmup).chain(samples);
     for (i, x) in order.enumerate() {
         let t = Instant::now();
-        let cts = encrypt_sample(graph, circuit, &keys.client, x)?;
+        let cts = encrypt_sample(&spec, &keys.client, x)?;
         let encrypt = t.elapsed();
         let t = Instant::now();
         let out = program.evaluate(cts, on_pbs)?;
         let eval = t.elapsed();
         let t = Instant::now();
-        let clear = decrypt_sample(graph, circuit, &keys.client, &out)?;
+        let clear = decrypt_sample(&spec, &keys.client, &out)?;
         let decrypt = t.elapsed();
         if i >= warmup {
             run.encrypt_ms.push(ms(encrypt));

@@ -12,6 +12,7 @@ use secc_compiler::pipeline::{
     compile_float_observed, import_float_outputs, Coverage, FheOptions, MpcConfig, Options, ParamChoice, Program, Stage,
 };
 use secc_ir::artifact::{Artifact, Settings};
+use secc_ir::client_spec::ClientSpec;
 use secc_ir::lowered::MAX_PRODUCT_FRAC_BITS;
 use std::path::PathBuf;
 
@@ -109,6 +110,11 @@ pub struct Args {
     /// float outputs, e.g. a classifier's probabilities; a note names what was left out]
     #[arg(long = "output", value_name = "NAME", value_delimiter = ',')]
     pub outputs: Vec<String>,
+    /// Also write the model's client spec here: what a TFHE client needs to encrypt
+    /// and decrypt (input quantization, shapes, parameter set, digest; no weights),
+    /// which `secc keygen`, `encrypt` and `decrypt` take in place of the model
+    #[arg(long, value_name = "FILE")]
+    pub client_spec: Option<PathBuf>,
     /// Print the float IR and the quantized IR (`secc ir print` prints any stage)
     #[arg(long)]
     pub dump_ir: bool,
@@ -331,8 +337,18 @@ pub fn run(a: Args) -> Result<()> {
         eprintln!("backend: {}", choice.reason);
         artifact.settings.backend = Some(choice);
     }
+    // Before anything is written: a model whose TFHE boundary a client cannot compute
+    // gets no file at all.
+    let spec = match &a.client_spec {
+        Some(path) => Some((path, ClientSpec::from_artifact(&artifact).context("no client spec")?)),
+        None => None,
+    };
     let bytes = artifact.to_bytes();
     write_new(&out, &bytes, a.force)?;
+    if let Some((path, spec)) = spec {
+        write_new(path, &spec.to_bytes(), a.force)?;
+        eprintln!("wrote the client spec {}", path.display());
+    }
     if let Ok(c) = &artifact.fhe {
         eprintln!(
             "TFHE: {} bootstraps per inference with {} (p_fail 2^{}, {}-bit security)",

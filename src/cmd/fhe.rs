@@ -9,6 +9,7 @@
 use crate::io::{check_private, flatten_outputs, read_samples, write_new, write_secret};
 use anyhow::{anyhow, bail, Context, Result};
 use secc_ir::artifact::Artifact;
+use secc_ir::client_spec::ClientSpec;
 use secc_ir::lowered::fhe::Circuit;
 use secc_ir::{Graph, Tensor};
 use secc_runtime::fhe::exec::{decrypt_sample, encrypt_sample, CtValues, ServerProgram};
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 /// Generate TFHE keys for a compiled model: DIR/client.key (secret) and DIR/server.key.
 #[derive(clap::Args)]
 pub struct KeygenArgs {
-    /// A model compiled by `secc compile`
+    /// A model compiled by `secc compile`, or its client spec (`secc compile --client-spec`)
     pub artifact: PathBuf,
     /// Directory to write the keys to (created if missing)
     #[arg(long, value_name = "DIR")]
@@ -33,7 +34,7 @@ pub struct KeygenArgs {
 /// Encrypt samples with the client key (the client's side).
 #[derive(clap::Args)]
 pub struct EncryptArgs {
-    /// A model compiled by `secc compile`
+    /// A model compiled by `secc compile`, or its client spec (`secc compile --client-spec`)
     pub artifact: PathBuf,
     /// The directory `secc keygen` wrote
     #[arg(long, value_name = "DIR")]
@@ -70,7 +71,7 @@ pub struct EvalArgs {
 /// Decrypt the server's result with the client key and write the outputs as CSV.
 #[derive(clap::Args)]
 pub struct DecryptArgs {
-    /// A model compiled by `secc compile`
+    /// A model compiled by `secc compile`, or its client spec (`secc compile --client-spec`)
     pub artifact: PathBuf,
     /// The directory `secc keygen` wrote
     #[arg(long, value_name = "DIR")]
@@ -91,6 +92,20 @@ fn circuit(art: &Artifact) -> Result<(&Graph, &Circuit)> {
     Ok((crate::cmd::quantized(art)?, c))
 }
 
+/// What a client needs of a model: read from its client spec, or cut from the whole
+/// `model.secc` when given that.
+pub(crate) fn read_spec(path: &Path) -> Result<ClientSpec> {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    let n = std::fs::File::open(path)
+        .and_then(|f| f.take(8).read(&mut magic))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if ClientSpec::sniff(&magic[..n]) {
+        return Ok(ClientSpec::read(path)?);
+    }
+    Ok(ClientSpec::from_artifact(&Artifact::read(path)?)?)
+}
+
 /// Reads a key or ciphertext file made for the model with digest `digest`.
 fn load<T: serde::de::DeserializeOwned>(
     path: &Path,
@@ -105,54 +120,70 @@ fn load<T: serde::de::DeserializeOwned>(
     Ok(decode_file(&bytes, &path.display().to_string(), kind, digest, key_id)?)
 }
 
-fn encrypt_all(g: &Graph, c: &Circuit, ck: &ClientKey, samples: &[Vec<Tensor>]) -> Result<Vec<CtValues>> {
-    Ok(samples.iter().map(|s| encrypt_sample(g, c, ck, s)).collect::<Result<Vec<_>, _>>()?)
+pub(crate) fn encrypt_all(spec: &ClientSpec, ck: &ClientKey, samples: &[Vec<Tensor>]) -> Result<Vec<CtValues>> {
+    Ok(samples.iter().map(|s| encrypt_sample(spec, ck, s)).collect::<Result<Vec<_>, _>>()?)
 }
 
-fn decrypt_all(g: &Graph, c: &Circuit, ck: &ClientKey, values: &[CtValues]) -> Result<Vec<Vec<f32>>> {
+pub(crate) fn decrypt_all(spec: &ClientSpec, ck: &ClientKey, values: &[CtValues]) -> Result<Vec<Vec<f32>>> {
     Ok(values
         .iter()
-        .map(|v| decrypt_sample(g, c, ck, v).map(|o| flatten_outputs(&o)))
+        .map(|v| decrypt_sample(spec, ck, v).map(|o| flatten_outputs(&o)))
         .collect::<Result<Vec<_>, _>>()?)
 }
 
 pub fn keygen(a: KeygenArgs) -> Result<()> {
-    let art = Artifact::read(&a.artifact)?;
-    let (_, c) = circuit(&art)?;
-    std::fs::create_dir_all(&a.keys).with_context(|| format!("cannot create {}", a.keys.display()))?;
+    let spec = read_spec(&a.artifact)?;
     for f in ["client.key", "server.key"] {
         if a.keys.join(f).exists() && !a.force {
             bail!("{} exists; pass --force to overwrite the keys", a.keys.join(f).display());
         }
     }
     let t = Instant::now();
-    let (ck, sk) = generate_keys(&c.params)?;
-    let mut id = [0u8; 16];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
-    let digest = art.digest();
-    write_secret(&a.keys.join("client.key"), &encode_file(Kind::ClientKey, &digest, &id, &ck), a.force)?;
-    let server = encode_file(Kind::ServerKey, &digest, &id, &sk);
-    write_new(&a.keys.join("server.key"), &server, a.force)?;
+    let server_bytes = write_keys(&spec, &a.keys, a.force)?;
     eprintln!(
         "keys for {} in {} ({:.1} s): client.key (secret), server.key ({} MB: give it to the server, in a directory of its own)",
-        c.params.name,
+        spec.params.name,
         a.keys.display(),
         t.elapsed().as_secs_f64(),
-        server.len() >> 20
+        server_bytes >> 20
     );
     Ok(())
 }
 
+/// Generates keys for `spec` into `dir` (client.key, secret; server.key); returns the
+/// server key's size.
+pub(crate) fn write_keys(spec: &ClientSpec, dir: &Path, force: bool) -> Result<usize> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let (ck, sk) = generate_keys(&spec.params)?;
+    let mut id = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
+    let digest = spec.artifact_digest;
+    write_secret(&dir.join("client.key"), &encode_file(Kind::ClientKey, &digest, &id, &ck), force)?;
+    let server = encode_file(Kind::ServerKey, &digest, &id, &sk);
+    write_new(&dir.join("server.key"), &server, force)?;
+    Ok(server.len())
+}
+
+/// The client key in `dir` for `spec`, checked, and its key id.
+pub(crate) fn read_client_key(spec: &ClientSpec, dir: &Path) -> Result<(ClientKey, [u8; 16])> {
+    let (ck, id): (ClientKey, _) = load(&dir.join("client.key"), Kind::ClientKey, &spec.artifact_digest, None)?;
+    ck.check(&spec.params)?;
+    Ok((ck, id))
+}
+
 pub fn encrypt(a: EncryptArgs) -> Result<()> {
-    let art = Artifact::read(&a.artifact)?;
-    let (g, c) = circuit(&art)?;
-    let digest = art.digest();
-    let (ck, id): (ClientKey, _) = load(&a.keys.join("client.key"), Kind::ClientKey, &digest, None)?;
-    ck.check(&c.params)?;
-    let samples = read_samples(&a.input, g).with_context(|| format!("cannot read {}", a.input.display()))?;
-    warn_clipped(g, &samples);
-    let cts = encrypt_all(g, c, &ck, &samples)?;
-    write_new(&a.output, &encode_file(Kind::Ciphertexts, &digest, &id, &cts), a.force)
+    let spec = read_spec(&a.artifact)?;
+    let (ck, id) = read_client_key(&spec, &a.keys)?;
+    let samples = read_client_samples(&spec, &a.input)?;
+    let cts = encrypt_all(&spec, &ck, &samples)?;
+    write_new(&a.output, &encode_file(Kind::Ciphertexts, &spec.artifact_digest, &id, &cts), a.force)
+}
+
+/// Reads samples for `spec`'s model, warning about values outside its calibrated range.
+pub(crate) fn read_client_samples(spec: &ClientSpec, path: &Path) -> Result<Vec<Vec<Tensor>>> {
+    let samples = read_samples(path, &spec.encode).with_context(|| format!("cannot read {}", path.display()))?;
+    warn_clipped(&spec.encode, &samples);
+    Ok(samples)
 }
 
 /// Refuses to run the server in a directory holding a client key: whoever runs the
@@ -198,13 +229,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 }
 
 pub fn decrypt(a: DecryptArgs) -> Result<()> {
-    let art = Artifact::read(&a.artifact)?;
-    let (g, c) = circuit(&art)?;
-    let digest = art.digest();
-    let (ck, id): (ClientKey, _) = load(&a.keys.join("client.key"), Kind::ClientKey, &digest, None)?;
-    ck.check(&c.params)?;
-    let (values, _): (Vec<CtValues>, _) = load(&a.input, Kind::Ciphertexts, &digest, Some(&id))?;
-    crate::io::write_rows(&decrypt_all(g, c, &ck, &values)?, a.output.as_deref(), a.force)
+    let spec = read_spec(&a.artifact)?;
+    let (ck, id) = read_client_key(&spec, &a.keys)?;
+    let (values, _): (Vec<CtValues>, _) = load(&a.input, Kind::Ciphertexts, &spec.artifact_digest, Some(&id))?;
+    crate::io::write_rows(&decrypt_all(&spec, &ck, &values)?, a.output.as_deref(), a.force)
 }
 
 fn warn_clipped(g: &Graph, samples: &[Vec<Tensor>]) {
@@ -242,19 +270,20 @@ fn evaluate_all(program: &ServerProgram, inputs: Vec<CtValues>) -> Result<(Vec<C
 /// `secc run --backend fhe`: keygen, encrypt, evaluate, decrypt in one process.
 pub fn run_local(art: &Artifact, samples: &[Vec<Tensor>]) -> Result<Vec<Vec<f32>>> {
     let (g, c) = circuit(art)?;
+    let spec = ClientSpec::new(g, c, art.digest())?;
     warn_clipped(g, samples);
     let t = Instant::now();
     let (ck, sk) = generate_local_keys(&c.params)?;
     let keygen = t.elapsed();
     let t = Instant::now();
-    let cts = encrypt_all(g, c, &ck, samples)?;
+    let cts = encrypt_all(&spec, &ck, samples)?;
     let encrypt = t.elapsed();
     let program = ServerProgram::new(g, c, &sk)?;
     let t = Instant::now();
     let (outs, _) = evaluate_all(&program, cts)?;
     let eval = t.elapsed();
     let t = Instant::now();
-    let rows = decrypt_all(g, c, &ck, &outs)?;
+    let rows = decrypt_all(&spec, &ck, &outs)?;
     let decrypt = t.elapsed();
     let n = samples.len().max(1) as u32;
     let per = |d: Duration| format!("{:.1} ms", (d / n).as_secs_f64() * 1e3);

@@ -9,6 +9,7 @@ pub mod ir;
 pub mod party;
 pub mod run;
 pub mod serve;
+pub mod serve_fhe;
 
 use anyhow::{anyhow, Result};
 use secc_ir::artifact::Artifact;

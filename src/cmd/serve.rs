@@ -1,5 +1,6 @@
-//! The SMPC service's commands: `secc party serve` (a long-lived party) and `secc
-//! infer --parties` (an outside client of the three).
+//! The SMPC service's commands: `secc party serve` (a long-lived party), and `secc
+//! infer`, the one client of both services (`--parties`: an outside client of the
+//! three; `--server`: of `secc serve --fhe`, in [`crate::cmd::serve_fhe`]).
 
 use crate::cmd::party::{identity, party_id, read_parties, timeout_seconds, PartiesFile};
 use crate::io::{read_rows, write_rows};
@@ -54,36 +55,59 @@ pub struct ServeArgs {
     pub request_timeout: f64,
 }
 
-/// Run a model served by three SMPC parties on samples, and print (or write) its outputs.
+/// Run a model served over FHE (--server) or by three SMPC parties (--parties) on
+/// samples, and print (or write) its outputs.
 ///
-/// Each party receives only two of three random shares of each input, and sends its
-/// shares of the outputs to this client alone, which adds them up. The three must
-/// serve the same plan (checked; with --plan, also the same as that file's).
+/// FHE: fetches the model's client spec from the server, makes keys for it once
+/// (kept in --keys, per model), uploads the server key once (again if the server has
+/// dropped it), encrypts, posts, decrypts: the server sees only ciphertexts, the
+/// client only the client spec (no weights).
+///
+/// SMPC: each party receives only two of three random shares of each input, and
+/// sends its shares of the outputs to this client alone, which adds them up. The
+/// three must serve the same plan (checked; with --plan, also the same as that file's).
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("service").required(true).args(["server", "parties"])))]
 pub struct InferArgs {
-    /// The parties' client addresses (`clients = [...]`) and pins
+    /// FHE: the server (https://host:port, or http://127.0.0.1:port with --insecure)
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// FHE: the model's id on the server (`GET /v1/models` lists them)
+    #[arg(long, value_name = "NAME", requires = "server", required_unless_present = "parties")]
+    pub model: Option<String>,
+    /// FHE: where keys are made and kept, one directory per model [default:
+    /// $HOME/.cache/secc/keys]
+    #[arg(long, value_name = "DIR", requires = "server")]
+    pub keys: Option<PathBuf>,
+    /// FHE: the server's certificate, or the CA that signed it (PEM), when the web's
+    /// roots do not vouch for it (a self-signed server)
+    #[arg(long, value_name = "CERT.pem", requires = "server", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// SMPC: the parties' client addresses (`clients = [...]`) and pins
     #[arg(long, value_name = "PARTIES.toml")]
-    pub parties: PathBuf,
+    pub parties: Option<PathBuf>,
     /// Samples: CSV, one per row, or .npy
     #[arg(long, value_name = "X.csv")]
     pub input: PathBuf,
-    /// Check that the parties serve this plan (weights aside)
-    #[arg(long, value_name = "PLAN")]
+    /// SMPC: check that the parties serve this plan (weights aside)
+    #[arg(long, value_name = "PLAN", requires = "parties")]
     pub plan: Option<PathBuf>,
-    /// This client's key (from `secc party-keygen`; its pin goes in the parties'
+    /// SMPC: this client's key (from `secc party-keygen`; its pin goes in the parties'
     /// `client_pins` if they list any)
-    #[arg(long, value_name = "CLIENT.key", required_unless_present = "insecure")]
+    #[arg(long, value_name = "CLIENT.key", requires = "parties", required_unless_present_any = ["insecure", "server"])]
     pub key: Option<PathBuf>,
-    /// Plain TCP to the parties: anyone on the network reads the inputs and outputs
-    /// (testing only)
+    /// Plain transport, loopback only for FHE: anyone on the network reads the SMPC
+    /// inputs and outputs, or tampers with FHE replies (testing only)
     #[arg(long, conflicts_with = "key")]
     pub insecure: bool,
     /// Write the outputs here (CSV) instead of standard output
     #[arg(short, long, value_name = "Y.csv")]
     pub output: Option<PathBuf>,
-    /// Give up on a party that sends nothing for this many seconds (0.001 to 86400)
-    #[arg(long, default_value_t = 60.0, value_parser = timeout_seconds)]
-    pub timeout: f64,
+    /// SMPC: give up on a party that sends nothing for this many seconds; FHE: on a
+    /// request with no answer after this many seconds (0.001 to 86400) [default: 60
+    /// for SMPC, 600 for FHE]
+    #[arg(long, value_parser = timeout_seconds)]
+    pub timeout: Option<f64>,
     /// Overwrite the output file if it exists
     #[arg(long)]
     pub force: bool,
@@ -136,15 +160,24 @@ pub fn serve(a: ServeArgs) -> Result<()> {
 }
 
 pub fn infer(a: InferArgs) -> Result<()> {
-    let file = read_parties(&a.parties)?;
-    let addrs = client_addrs(&file, &a.parties)?;
-    let link = match identity(a.key.as_deref(), a.insecure, &file.pins, &a.parties)? {
+    let outputs = match (&a.server, &a.parties) {
+        (Some(url), _) => crate::cmd::serve_fhe::infer(&a, url, a.model.as_deref().expect("clap requires --model"))?,
+        (None, Some(parties)) => infer_mpc(&a, parties)?,
+        (None, None) => unreachable!("clap requires --server or --parties"),
+    };
+    write_rows(&outputs, a.output.as_deref(), a.force)
+}
+
+fn infer_mpc(a: &InferArgs, parties: &Path) -> Result<Vec<Vec<f32>>> {
+    let file = read_parties(parties)?;
+    let addrs = client_addrs(&file, parties)?;
+    let link = match identity(a.key.as_deref(), a.insecure, &file.pins, parties)? {
         None => ClientLink::Plain,
         Some((identity, pins)) => ClientLink::Tls(
             ClientTls::new(&identity, pins).with_context(|| a.key.as_ref().expect("a key").display().to_string())?,
         ),
     };
-    let mut client = ServiceClient::connect(addrs, &link, Duration::from_secs_f64(a.timeout))?;
+    let mut client = ServiceClient::connect(addrs, &link, Duration::from_secs_f64(a.timeout.unwrap_or(60.0)))?;
     if let Some(path) = &a.plan {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let mine = Plan::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -154,6 +187,5 @@ pub fn infer(a: InferArgs) -> Result<()> {
     }
     let samples = read_rows(&a.input, client.plan().input_shape.iter().product())
         .with_context(|| format!("cannot read {}", a.input.display()))?;
-    let outputs = client.infer(&samples)?;
-    write_rows(&outputs, a.output.as_deref(), a.force)
+    Ok(client.infer(&samples)?)
 }

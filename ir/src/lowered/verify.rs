@@ -712,7 +712,7 @@ fn values(vs: &[u32]) -> String {
 /// must have numbers in range (before anything computes with them) and be exactly what
 /// [`ParamSet::searched`] makes of its dimensions: the 128-bit curve's noise, its name,
 /// norm budget and cost.
-fn verify_params(params: &ParamSet) -> Result<(), CircuitError> {
+pub fn verify_params(params: &ParamSet) -> Result<(), CircuitError> {
     if !params.searched {
         let known = [-128, -64, -40].into_iter().flat_map(catalog).any(|s| s == *params);
         return if known { Ok(()) } else { Err(CircuitError::Params(params.name.clone())) };

@@ -13,10 +13,11 @@ use super::keys::{ClientKey, ServerKey};
 use super::params::{resolve_params, TfheParams};
 use super::FheError;
 use rayon::prelude::*;
-use secc_ir::interp::{check_inputs, eval_nodes};
+use secc_ir::client_spec::ClientSpec;
+use secc_ir::interp::run_graph;
 use secc_ir::lowered::fhe::{map_operands, Circuit};
 use secc_ir::ops::{FheLowering, FheRule, LinearMap};
-use secc_ir::{Graph, Op, OpSpec, Tensor, ValueId};
+use secc_ir::{Graph, OpSpec, Tensor, ValueId};
 use std::collections::HashMap;
 use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
 use tfhe::core_crypto::prelude::*;
@@ -31,33 +32,19 @@ fn delta(circuit: &Circuit, v: ValueId) -> u64 {
     1u64 << circuit.log_delta[v.index()].expect("encrypted values have an encoding")
 }
 
-/// Encrypts one sample: quantizes `inputs` and encrypts every `quantize` output.
-pub fn encrypt_sample(
-    graph: &Graph,
-    circuit: &Circuit,
-    ck: &ClientKey,
-    inputs: &[Tensor],
-) -> Result<CtValues, FheError> {
-    check_inputs(graph, inputs)?;
-    if ck.params != circuit.params.name {
-        let why = format!("client key is for {}, the circuit uses {}", ck.params, circuit.params.name);
-        return Err(FheError::Mismatch(why));
-    }
-    let p = resolve_params(&circuit.params)?;
+/// Encrypts one sample: quantizes `inputs` and encrypts every value the client encrypts.
+pub fn encrypt_sample(spec: &ClientSpec, ck: &ClientKey, inputs: &[Tensor]) -> Result<CtValues, FheError> {
+    check_key(spec, ck)?;
+    let ints = run_graph(&spec.encode, inputs)?;
+    let p = resolve_params(&spec.params)?;
     let big = ck.big_key();
     let mut seeder = new_seeder();
     let seeder = seeder.as_mut();
     let mut enc = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
     let mut out = Vec::new();
-    for &q in &circuit.inputs {
-        let q = ValueId(q);
-        let node = graph.node(q);
-        let Op::Input(input) = &graph.node(node.inputs[0]).op else {
-            return Err(FheError::Mismatch("quantize must read a graph input".into()));
-        };
-        let ints = node.op.eval(&[&inputs[input.index]]);
-        let d = delta(circuit, q);
-        let cts = ints
+    for (t, e) in ints.iter().zip(&spec.encrypted) {
+        let d = 1u64 << e.log_delta;
+        let cts = t
             .as_i64()
             .expect("quantize gives integers")
             .iter()
@@ -71,9 +58,19 @@ pub fn encrypt_sample(
                 )
             })
             .collect();
-        out.push((q.0, cts));
+        out.push((e.value, cts));
     }
     Ok(out)
+}
+
+fn check_key(spec: &ClientSpec, ck: &ClientKey) -> Result<(), FheError> {
+    if ck.params != spec.params.name {
+        return Err(FheError::Mismatch(format!(
+            "the client key is for {}, the model uses {}",
+            ck.params, spec.params.name
+        )));
+    }
+    Ok(())
 }
 
 enum Step<'a> {
@@ -268,46 +265,28 @@ impl<'a> ServerProgram<'a> {
 }
 
 /// Decrypts what the server returned and finishes the model in the clear.
-pub fn decrypt_sample(
-    graph: &Graph,
-    circuit: &Circuit,
-    ck: &ClientKey,
-    values: &CtValues,
-) -> Result<Vec<Tensor>, FheError> {
+pub fn decrypt_sample(spec: &ClientSpec, ck: &ClientKey, values: &CtValues) -> Result<Vec<Tensor>, FheError> {
+    check_key(spec, ck)?;
     let big = ck.big_key();
-    let mut bound: HashMap<ValueId, Tensor> = HashMap::new();
+    let mut bound: Vec<Option<Tensor>> = vec![None; spec.decrypted.len()];
     for (v, cts) in values {
-        let v = ValueId(*v);
-        let node = graph.nodes.get(v.index()).ok_or_else(|| FheError::Mismatch(format!("unknown value %{}", v.0)))?;
-        if !circuit.outputs.contains(&v.0) || cts.len() != node.ty.shape.numel() {
-            return Err(FheError::Mismatch(format!("{v} is not an encrypted output of this model")));
+        let k = spec.decrypted.iter().position(|e| e.value == *v);
+        let Some(k) = k.filter(|&k| bound[k].is_none()) else {
+            return Err(FheError::Mismatch(format!("%{v} is not an encrypted output of this model, or comes twice")));
+        };
+        let shape = &spec.decode.ty(spec.decode.inputs[k]).shape;
+        if cts.len() != shape.numel() {
+            return Err(FheError::Mismatch(format!("%{v} has {} ciphertexts, not {}", cts.len(), shape.numel())));
         }
         if cts.iter().any(|c| c.lwe_size() != big.lwe_dimension().to_lwe_size()) {
             return Err(FheError::Mismatch("ciphertext dimension differs from the client key's".into()));
         }
-        bound.insert(
-            v,
-            Tensor::I64(decrypt_tensor(&big, cts, circuit.log_delta[v.index()].expect("encrypted"), &node.ty.shape)),
-        );
+        bound[k] = Some(Tensor::I64(decrypt_tensor(&big, cts, spec.decrypted[k].log_delta, shape)));
     }
-    if let Some(v) = circuit.outputs.iter().find(|&&v| !bound.contains_key(&ValueId(v))) {
-        return Err(FheError::Mismatch(format!("%{v}, an encrypted output of this model, is missing")));
-    }
-    // Everything downstream of the decrypted values runs on the client.
-    let mut after = vec![false; graph.nodes.len()];
-    let mut order = Vec::new();
-    for (i, node) in graph.nodes.iter().enumerate() {
-        if node.inputs.iter().any(|v| bound.contains_key(v) || after[v.index()]) {
-            after[i] = true;
-            order.push(ValueId(i as u32));
-        }
-    }
-    let mut results = HashMap::new();
-    for &o in &graph.outputs {
-        let upto: Vec<ValueId> = order.iter().copied().filter(|v| *v <= o).collect();
-        results.insert(o, eval_nodes(graph, &upto, bound.clone()));
-    }
-    Ok(graph.outputs.iter().map(|o| results[o].clone()).collect())
+    let bound = bound.into_iter().zip(&spec.decrypted).map(|(t, e)| {
+        t.ok_or_else(|| FheError::Mismatch(format!("%{}, an encrypted output of this model, is missing", e.value)))
+    });
+    Ok(run_graph(&spec.decode, &bound.collect::<Result<Vec<_>, _>>()?)?)
 }
 
 /// Decrypts ciphertexts encoding `m · 2^log_delta`, rounding the noise away.

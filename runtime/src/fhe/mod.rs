@@ -15,6 +15,8 @@ pub mod file;
 pub mod keys;
 #[cfg(feature = "fhe")]
 pub mod params;
+#[cfg(feature = "serve")]
+pub mod serve;
 
 /// Errors of the TFHE runtime: bad files, wrong keys, inputs that do not fit.
 #[derive(Debug, thiserror::Error)]
