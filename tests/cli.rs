@@ -13,10 +13,26 @@ fn secc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_secc")).args(args).output().expect("secc runs")
 }
 
-fn tmp(name: &str) -> PathBuf {
+/// A scratch directory, removed when the test ends (keys run to hundreds of MB).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmp(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("secc-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 fn s(p: &Path) -> &str {
@@ -346,7 +362,6 @@ fn the_smoke_suite_writes_consistent_json_markdown_and_charts() {
         assert!(svg.starts_with("<svg") && svg.contains("TFHE measured") && svg.contains("<circle"), "{suite}.svg");
         assert!(md.contains(&format!("![{suite}]({suite}.svg)")));
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -382,7 +397,6 @@ fn backend_auto_picks_fhe_for_a_small_linear_regression_and_says_why() {
     assert!(o.status.success());
     let text = String::from_utf8_lossy(&secc(&["inspect", s(&plain)]).stdout).into_owned();
     assert!(text.contains("backend: not chosen"));
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
