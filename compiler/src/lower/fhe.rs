@@ -72,10 +72,11 @@ pub fn node_linear_map(graph: &Graph, v: ValueId, log_delta: &[Option<u32>]) -> 
 /// Where the parameter set comes from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ParamChoice {
-    /// tfhe-rs's catalog only.
+    /// tfhe-rs's catalog only: the default until searched sets have held on every
+    /// table class (a max-pool tournament's exact table once read a neighbour under one).
+    #[default]
     Catalog,
     /// The cheaper of the catalog's best and the best searched set.
-    #[default]
     Search,
 }
 
