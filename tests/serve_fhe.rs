@@ -16,10 +16,12 @@ use secc_runtime::fhe::keys::{generate_keys, ClientKey};
 use secc_runtime::fhe::serve::client::{FheClient, Transport};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+mod common;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -41,12 +43,34 @@ struct Fixture {
     xs: Vec<Vec<Tensor>>,
 }
 
+/// Writes `art` as `dir/{id}.secc` with its client spec, keys and uploadable server key.
+fn prepare(dir: &Path, id: &'static str, art: Artifact) -> Model {
+    std::fs::write(dir.join(format!("{id}.secc")), art.to_bytes()).unwrap();
+    let spec = ClientSpec::from_artifact(&art).unwrap();
+    let (ck, sk) = generate_keys(&spec.params).unwrap();
+    let file_key_id = [id.len() as u8; 16];
+    let server_key = dir.join(format!("{id}.server.key"));
+    std::fs::write(&server_key, encode_file(Kind::ServerKey, &spec.artifact_digest, &file_key_id, &sk)).unwrap();
+    Model { id, art, spec, ck, file_key_id, server_key }
+}
+
 /// Two models of three bootstraps each (a 3x3 dense layer and a sigmoid evaluated as a
-/// table under encryption, 4-bit tables): the cheapest circuits that bootstrap.
+/// table under encryption, 4-bit tables): the cheapest circuits that bootstrap. Their
+/// keys (120 MB) live under cargo's test scratch directory, one folder per test process;
+/// the folders of processes that have ended are removed here, as no test knows it is last.
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("secc-serve-fhe-{}", std::process::id()));
+        let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        for entry in std::fs::read_dir(scratch).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("serve-fhe-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = scratch.join(format!("serve-fhe-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let sample = |k: usize| {
@@ -62,14 +86,7 @@ fn fixture() -> &'static Fixture {
             let quant = QuantConfig { bits: 3, table_bits: 2, output_tables: true, ..QuantConfig::default() };
             let opts = secc_compiler::pipeline::Options { quant, ..Default::default() };
             let c = secc_compiler::pipeline::compile_float(g, &calib, &opts).unwrap();
-            let art = c.into_artifact(&format!("{id}.onnx"), calib.len());
-            std::fs::write(dir.join(format!("{id}.secc")), art.to_bytes()).unwrap();
-            let spec = ClientSpec::from_artifact(&art).unwrap();
-            let (ck, sk) = generate_keys(&spec.params).unwrap();
-            let file_key_id = [id.len() as u8; 16];
-            let server_key = dir.join(format!("{id}.server.key"));
-            std::fs::write(&server_key, encode_file(Kind::ServerKey, &spec.artifact_digest, &file_key_id, &sk)).unwrap();
-            Model { id, art, spec, ck, file_key_id, server_key }
+            prepare(&dir, id, c.into_artifact(&format!("{id}.onnx"), calib.len()))
         };
         let tiny = model("tiny", "1.0, -0.5, 0.25, 0.5, 1.0, -1.0, -0.25, 0.75, 0.5");
         let other = model("other", "0.5, 0.5, -0.25, -1.0, 0.25, 1.0, 0.75, -0.5, 0.25");
@@ -83,6 +100,9 @@ fn fixture() -> &'static Fixture {
         Fixture { dir, tiny, other, xs: (40..60).map(sample).collect() }
     })
 }
+
+/// The two models of the fixture.
+const BOTH: &[&str] = &["tiny.secc", "other.secc"];
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -98,16 +118,18 @@ struct Server {
 }
 
 impl Server {
-    /// Serves both models with `extra` flags; over TLS with a fresh self-signed
-    /// certificate for `localhost` when `tls`.
-    fn start(tag: &str, tls: bool, extra: &[&str]) -> Server {
+    /// Serves `models` (artifact files in the fixture's folder) with `extra` flags; over
+    /// TLS with a fresh self-signed certificate for `localhost` when `tls`.
+    fn start(tag: &str, models: &[&str], tls: bool, extra: &[&str]) -> Server {
         let f = fixture();
         let port = free_port();
         let data = f.dir.join(format!("data-{tag}"));
         let log = f.dir.join(format!("server-{tag}.log"));
         let mut c = Command::new(env!("CARGO_BIN_EXE_secc"));
         c.current_dir(&f.dir)
-            .args(["serve", "--fhe", "tiny.secc", "other.secc", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["serve", "--fhe"])
+            .args(models)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(&data)
             .args(extra)
@@ -213,7 +235,7 @@ fn check(m: &Model, x: &[Tensor], got: &[f64], what: &str) -> usize {
 #[test]
 fn two_hundred_requests_from_eight_clients_equal_the_simulation() {
     let f = fixture();
-    let server = Server::start("load", false, &[]);
+    let server = Server::start("load", BOTH, false, &[]);
     let client = server.client();
     let models = client.models().unwrap();
     assert_eq!(models.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["tiny", "other"]);
@@ -315,7 +337,7 @@ fn post(path: &str, key_id: Option<&str>, len: usize) -> String {
 fn bad_requests_get_clear_errors_while_the_server_serves_on() {
     let f = fixture();
     let key_mb = (std::fs::metadata(&f.tiny.server_key).unwrap().len() >> 20) + 1;
-    let server = Server::start("bad", false, &["--max-key", &key_mb.to_string()]);
+    let server = Server::start("bad", BOTH, false, &["--max-key", &key_mb.to_string()]);
     let client = server.client();
     let key_id = client.upload_key("tiny", &f.tiny.server_key).unwrap();
     let status = |e: secc_runtime::fhe::serve::client::ClientError| (e.status().unwrap(), e.to_string());
@@ -373,7 +395,7 @@ fn bad_requests_get_clear_errors_while_the_server_serves_on() {
 fn tls_eviction_and_deadlines() {
     let f = fixture();
     // Over TLS, pinned to the self-signed certificate; a key budget of 1 MB holds one key.
-    let server = Server::start("tls", true, &["--key-budget", "1"]);
+    let server = Server::start("tls", BOTH, true, &["--key-budget", "1"]);
     let client = server.client();
     let tiny_key = client.upload_key("tiny", &f.tiny.server_key).unwrap();
     let y = infer(&client, &f.tiny, &tiny_key, &f.xs[2]);
@@ -389,7 +411,7 @@ fn tls_eviction_and_deadlines() {
     drop(server);
 
     // A request past its deadline gets 504, and the server serves on.
-    let server = Server::start("late", false, &["--request-timeout", "0.001"]);
+    let server = Server::start("late", BOTH, false, &["--request-timeout", "0.001"]);
     let client = server.client();
     let key = client.upload_key("tiny", &f.tiny.server_key).unwrap();
     let cts = vec![encrypt_sample(&f.tiny.spec, &f.tiny.ck, &f.xs[0]).unwrap()];
@@ -400,4 +422,70 @@ fn tls_eviction_and_deadlines() {
     }
     assert!(client.models().is_ok());
     assert!(!server.log().contains("panicked"), "{}", server.log());
+}
+
+/// Whether decrypted outputs are the simulation's (through CSV they are f32).
+fn same(got: &[f64], want: &[f64]) -> bool {
+    got.len() == want.len() && got.iter().zip(want).all(|(g, w)| (g - w).abs() <= 1e-6 * w.abs().max(1.0))
+}
+
+/// A thousand requests with the server's resident memory sampled after the first 200
+/// and at the end. The model is scikit-learn's LinearRegression through skl2onnx: no
+/// table, so a request takes the server's whole path (body limits, queue, evaluation,
+/// reply, metrics) in milliseconds; a request's ciphertexts are 10 x 6 KB, so keeping
+/// any part of each would pass the 8 MB allowed.
+#[test]
+fn memory_stays_flat_over_a_thousand_requests_and_keys_outlive_a_restart() {
+    let f = fixture();
+    let (c, calib) = common::compile("skl_linreg", &Default::default());
+    let lin = prepare(&f.dir, "linreg", c.into_artifact("skl_linreg.onnx", calib.len()));
+    assert_eq!(lin.spec.pbs, 0);
+    let q = lin.art.quantized.as_ref().unwrap();
+    let xs = common::samples(q, "skl_linreg", "test.csv");
+    let server = Server::start("memory", &["linreg.secc"], false, &[]);
+    let key_id = server.client().upload_key("linreg", &lin.server_key).unwrap();
+    let rss_kib = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+    };
+    let clients = 8;
+    let burst = |per_client: usize| {
+        std::thread::scope(|s| {
+            for c in 0..clients {
+                let (server, key_id, lin, xs) = (&server, &key_id, &lin, &xs);
+                s.spawn(move || {
+                    let client = server.client();
+                    for i in 0..per_client {
+                        let x = &xs[(c * per_client + i) % xs.len()];
+                        let got = infer(&client, lin, key_id, x);
+                        // No table, so nothing to round: the simulation's output.
+                        let want = secc_ir::interp::run_graph(q, x).unwrap()[0].to_f64_vec();
+                        assert!(same(&got, &want), "client {c}, request {i}: {got:?}, not {want:?}");
+                    }
+                });
+            }
+        })
+    };
+    burst(25);
+    let early = rss_kib();
+    burst(100);
+    let late = rss_kib();
+    eprintln!("server's resident memory after 200 requests: {early} KiB; after 800 more: {late} KiB");
+    assert!(late <= early + 8192, "the server's memory grew from {early} KiB to {late} KiB");
+    let served = "secc_requests_total{route=\"/v1/models/{id}/infer\",status=\"200\"} 1000\n";
+    assert!(server.metrics().contains(served), "{}", server.metrics());
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+
+    // A restarted server still knows the key: no upload, and the same outputs.
+    drop(server);
+    let server = Server::start("memory", &["linreg.secc"], false, &[]);
+    assert!(server.metrics().contains("secc_keys_held 0\n"));
+    let got = infer(&server.client(), &lin, &key_id, &xs[0]);
+    let want = secc_ir::interp::run_graph(q, &xs[0]).unwrap()[0].to_f64_vec();
+    assert!(same(&got, &want), "{got:?}, not {want:?}");
+    assert!(server.metrics().contains("secc_keys_held 1\n"));
+    // A key id that names no kept file is still unknown.
+    let e = server.client().infer("linreg", "../keys/x", b"x").unwrap_err();
+    assert!(e.status() == Some(404), "{e}");
 }

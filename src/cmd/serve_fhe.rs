@@ -31,8 +31,8 @@ pub struct ServeArgs {
     /// Address to listen on (host:port)
     #[arg(long, value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// Where uploaded server keys are kept, in DIR/keys (the key files left there are
-    /// removed at start)
+    /// Where uploaded server keys are kept, in DIR/keys; after a restart a key kept there
+    /// is loaded again when a request names it
     #[arg(long, value_name = "DIR", default_value = "secc-serve")]
     pub data_dir: PathBuf,
     /// The server's certificate chain (PEM)
@@ -44,7 +44,8 @@ pub struct ServeArgs {
     /// Plain HTTP, on a loopback address only (testing only)
     #[arg(long, conflicts_with_all = ["cert", "key"])]
     pub insecure: bool,
-    /// Megabytes of server keys kept; the least recently used are dropped beyond it
+    /// Megabytes of memory for the server keys held (a key takes 3-4 times its file);
+    /// the least recently used are dropped beyond it, their files too
     #[arg(long, value_name = "MB", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     pub key_budget: u64,
     /// Largest server key upload, in megabytes

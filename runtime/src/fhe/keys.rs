@@ -46,6 +46,15 @@ pub struct ServerKey {
     pub bsk: FourierLweBootstrapKeyOwned,
 }
 
+impl ServerKey {
+    /// Bytes the expanded key takes in memory.
+    pub fn memory_bytes(&self) -> u64 {
+        let ksk = self.ksk.as_ref().len() * std::mem::size_of::<u64>();
+        let bsk = self.bsk.as_view().data().len() * std::mem::size_of::<tfhe::core_crypto::fft_impl::fft64::c64>();
+        (ksk + bsk) as u64
+    }
+}
+
 impl ClientKey {
     /// The big LWE key ciphertexts are encrypted and decrypted under.
     pub fn big_key(&self) -> LweSecretKeyOwned<u64> {

@@ -449,11 +449,21 @@ fn check_key(s: &Service, part: &std::path::Path, expected: Option<&Model>) -> R
     if !keys.contains(&id) {
         std::fs::rename(part, keys.key_path(&id))
             .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot keep the key: {e}")))?;
-        keys.insert(id.clone(), i, Arc::new(key), file_key_id, bytes.len() as u64);
+        keys.insert(id.clone(), i, Arc::new(key), file_key_id);
     }
     s.metrics.keys_held.store(keys.len(), Ordering::Relaxed);
     s.metrics.key_bytes.store(keys.bytes(), Ordering::Relaxed);
     Ok(KeyReceipt { key_id: id, model: model.id.clone() })
+}
+
+/// Holds again a key an earlier run kept at `path`, checked as an upload is; a file
+/// whose contents are not the key `id` names (altered on disk) is refused.
+fn reload_key(s: &Service, path: &std::path::Path, id: &str) -> Result<(), ApiError> {
+    let receipt = check_key(s, path, None)?;
+    if receipt.key_id != id {
+        return Err(err(StatusCode::INTERNAL_SERVER_ERROR, format!("the kept file of key {id} holds another key")));
+    }
+    Ok(())
 }
 
 async fn infer(
@@ -467,6 +477,13 @@ async fn infer(
     let key_id = headers.get(KEY_ID_HEADER).and_then(|v| v.to_str().ok()).ok_or_else(|| {
         err(StatusCode::BAD_REQUEST, format!("no {KEY_ID_HEADER} header: upload a key to /v1/keys first"))
     })?;
+    let kept = s.keys.lock().expect("keys lock").kept_file(key_id);
+    if let Some(path) = kept {
+        let (s, key_id) = (s.clone(), key_id.to_string());
+        tokio::task::spawn_blocking(move || reload_key(&s, &path, &key_id))
+            .await
+            .unwrap_or_else(|e| Err(err(StatusCode::INTERNAL_SERVER_ERROR, format!("key check failed: {e}"))))?;
+    }
     let (key, file_key_id) = {
         let mut keys = s.keys.lock().expect("keys lock");
         let held = keys.get(key_id).ok_or_else(|| {
