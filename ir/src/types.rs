@@ -276,11 +276,7 @@ impl TensorType {
         let Some((signed, bits)) = width else {
             return Ok(TensorType::f32(shape));
         };
-        p.expect("[")?;
-        let lo = p.i64()?;
-        p.expect(",")?;
-        let hi = p.i64()?;
-        p.expect("]")?;
+        let (lo, hi) = p.range()?;
         let quant = if p.is_keyword("q") { Some(Quant::parse(p)?) } else { None };
         let actual = BitWidth::of_range(lo, hi);
         if bits != Some(actual.bits) || signed != actual.signed {

@@ -106,14 +106,7 @@ impl FakeQuant {
     /// Reads `{quant=q(...), range=[lo, hi]}`.
     pub(crate) fn parse_attrs(p: &mut Parser) -> Result<Self, ParseError> {
         let quant = p.attr("quant", Quant::parse)?;
-        let (lo, hi) = p.attr("range", |p| {
-            p.expect("[")?;
-            let lo = p.i64()?;
-            p.expect(",")?;
-            let hi = p.i64()?;
-            p.expect("]")?;
-            Ok((lo, hi))
-        })?;
+        let (lo, hi) = p.attr("range", Parser::range)?;
         Ok(FakeQuant { quant, lo, hi })
     }
 }

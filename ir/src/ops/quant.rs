@@ -102,15 +102,7 @@ impl Quantize {
             (Some(q), _) | (None, Some(q)) => q,
             (None, None) => return Err(p.expected("attribute `quant`")),
         };
-        let range = |p: &mut Parser| {
-            p.expect("[")?;
-            let lo = p.i64()?;
-            p.expect(",")?;
-            let hi = p.i64()?;
-            p.expect("]")?;
-            Ok((lo, hi))
-        };
-        let (lo, hi) = match (p.opt_attr("range", range)?, node) {
+        let (lo, hi) = match (p.opt_attr("range", Parser::range)?, node) {
             (Some(r), _) => r,
             (None, Some(t)) => (t.lo, t.hi),
             (None, None) => return Err(p.expected("attribute `range`")),

@@ -40,11 +40,7 @@ fn parse_pair<T>(
     p: &mut Parser,
     first: impl FnOnce(&mut Parser) -> Result<T, ParseError>,
 ) -> Result<(T, u32), ParseError> {
-    p.expect("(")?;
-    let x = first(p)?;
-    p.expect(",")?;
-    let v = p.value()?;
-    p.expect(")")?;
+    let (x, v) = p.pair("(", first, Parser::value, ")")?;
     Ok((x, v.0))
 }
 
@@ -176,14 +172,7 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
             security_bits: p.attr("security_bits", Parser::u32)?,
             lattice: p.attr("lattice", |p| {
                 p.record(|p| {
-                    let decomposition = |p: &mut Parser| {
-                        p.expect("(")?;
-                        let level = p.u32()?;
-                        p.expect(",")?;
-                        let base_log = p.u32()?;
-                        p.expect(")")?;
-                        Ok((level, base_log))
-                    };
+                    let decomposition = |p: &mut Parser| p.pair("(", Parser::u32, Parser::u32, ")");
                     let lwe_dimension = p.attr("n", Parser::u32)?;
                     let glwe_dimension = p.attr("k", Parser::u32)?;
                     let polynomial_size = p.attr("N", Parser::u32)?;

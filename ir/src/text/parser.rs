@@ -384,6 +384,27 @@ impl Parser {
         }
     }
 
+    /// Reads `open a, b close`: a range `[lo, hi]`, a decomposition `(level, base_log)`.
+    pub fn pair<A, B>(
+        &mut self,
+        open: &str,
+        a: impl FnOnce(&mut Parser) -> Result<A>,
+        b: impl FnOnce(&mut Parser) -> Result<B>,
+        close: &str,
+    ) -> Result<(A, B)> {
+        self.expect(open)?;
+        let x = a(self)?;
+        self.expect(",")?;
+        let y = b(self)?;
+        self.expect(close)?;
+        Ok((x, y))
+    }
+
+    /// Reads an integer range `[lo, hi]`.
+    pub fn range(&mut self) -> Result<(i64, i64)> {
+        self.pair("[", Parser::i64, Parser::i64, "]")
+    }
+
     /// Reads `[a,b,c]` of non-negative integers (shapes, strides).
     pub fn dims(&mut self) -> Result<Vec<usize>> {
         self.list(Parser::usize)
