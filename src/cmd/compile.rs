@@ -79,11 +79,10 @@ pub struct Args {
     /// or `exact` (the proven worst-case ranges; never wraps, 1-2 bits wider)
     #[arg(long, value_enum, default_value = "calibrated")]
     pub fhe_ranges: FheRanges,
-    /// Where the TFHE parameter set comes from: `catalog` (tfhe-rs's published sets) or
-    /// `search` (the cheaper of the catalog's and a set searched for this circuit's tables
-    /// against the 128-bit security curve; experimental: one exact table of a max-pool
-    /// tournament decrypted one entry off under a searched set, unexplained yet)
-    #[arg(long, value_enum, default_value = "catalog")]
+    /// Where the TFHE parameter set comes from: `search` (the cheaper of tfhe-rs's best
+    /// catalog set and a set searched for this circuit's tables against the 128-bit
+    /// security curve, by Concrete's cost model) or `catalog` (tfhe-rs's published sets only)
+    #[arg(long, value_enum, default_value = "search")]
     pub fhe_params: FheParams,
     /// Fractional bits of the SMPC plan's fixed-point encoding on Z_2^64 (SPU's default
     /// is 18; products sit at twice as many, which must stay below 2^62; a plan with a

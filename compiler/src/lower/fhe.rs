@@ -72,11 +72,11 @@ pub fn node_linear_map(graph: &Graph, v: ValueId, log_delta: &[Option<u32>]) -> 
 /// Where the parameter set comes from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ParamChoice {
-    /// tfhe-rs's catalog only: the default until searched sets have held on every
-    /// table class (a max-pool tournament's exact table once read a neighbour under one).
-    #[default]
+    /// tfhe-rs's catalog only.
     Catalog,
-    /// The cheaper of the catalog's best and the best searched set.
+    /// The cheaper of the catalog's best and the best searched set: the catalog is the
+    /// fallback where no searched set serves the tables or none is cheaper.
+    #[default]
     Search,
 }
 
