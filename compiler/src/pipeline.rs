@@ -126,7 +126,7 @@ pub struct FheOptions {
 
 impl Default for FheOptions {
     fn default() -> Self {
-        FheOptions { log2_p_fail: -128, coverage: Coverage::Calibrated, params: ParamChoice::Search }
+        FheOptions { log2_p_fail: -128, coverage: Coverage::Calibrated, params: ParamChoice::default() }
     }
 }
 
