@@ -184,7 +184,7 @@ fn bench_fhe(model: &str, art: secc_ir::artifact::Artifact, xs: &[Vec<secc_ir::T
     let served = vec![ServedModel { id: model.to_string(), artifact: art }];
     std::thread::spawn(move || serve(served, listener, config));
     let t = Instant::now();
-    let (ck, sk) = secc_runtime::fhe::keys::generate_keys(&spec.params).unwrap();
+    let (ck, sk) = secc_runtime::fhe::keys::generate_keys(&spec.keys).unwrap();
     let keygen = t.elapsed();
     let key_id_in_file = [1u8; 16];
     std::fs::create_dir_all(&data).unwrap();
@@ -203,7 +203,7 @@ fn bench_fhe(model: &str, art: secc_ir::artifact::Artifact, xs: &[Vec<secc_ir::T
     println!(
         "{model}: FHE service in this process on loopback HTTP, one worker; {} bootstraps per inference on {}; keygen {:.1} s, server key upload {:.1} s ({} MB)",
         spec.pbs,
-        spec.params.name,
+        spec.keys.name(),
         keygen.as_secs_f64(),
         t.elapsed().as_secs_f64(),
         std::fs::metadata(&key_file).unwrap().len() >> 20

@@ -29,6 +29,11 @@ struct Outcome {
     worst: f64,
 }
 
+/// The circuit's parameter sets, one per key partition.
+fn names(circuit: &secc_ir::lowered::fhe::Circuit) -> String {
+    circuit.params.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" + ")
+}
+
 fn check_model(name: &str, rows: usize) -> Outcome {
     let (c, _) = compile(name, &QuantConfig::default());
     let xs = samples(&c.float, name, "test.csv");
@@ -40,8 +45,8 @@ fn check_model(name: &str, rows: usize) -> Outcome {
 fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<secc_ir::Tensor>]) -> Outcome {
     let q = c.quantized.as_ref().unwrap();
     let circuit = c.fhe.as_ref().unwrap();
-    let (ck, sk) = generate_local_keys(&circuit.params).unwrap();
-    let big = ck.big_key();
+    let (ck, sk) = generate_local_keys(&circuit.key_layout(q)).unwrap();
+    let big = |v: usize| ck.big_key(circuit.partition_of(v));
     let program = ServerProgram::new(q, circuit, &sk).unwrap();
     let spec = ClientSpec::new(q, circuit, [0; 32]).unwrap();
     let mut o = Outcome { lookups: 0, off_by_one: 0, exact_off: 0, noisy: 0, argmax_agree: 0, rows: 0, worst: 0.0 };
@@ -61,7 +66,7 @@ fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<s
             let value = match &node.op {
                 Op::Lut(lut) => {
                     let mut fhe =
-                        decrypt_tensor(&big, &values[&(i as u32)], circuit.log_delta[i].unwrap(), &node.ty.shape);
+                        decrypt_tensor(&big(i), &values[&(i as u32)], circuit.log_delta[i].unwrap(), &node.ty.shape);
                     let acc = env[node.inputs[0].index()].as_i64().unwrap();
                     // Outputs the client decrypts through levelled sums are encoded finer
                     // than a bootstrap reads, so they carry visible noise; the final check
@@ -75,7 +80,7 @@ fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<s
                     // entry.
                     let v = secc_ir::ValueId(i as u32);
                     let bootstrapped_again = feeds_table(q, v) || decrypted_as_is(q, v);
-                    let output_sd = secc_ir::lowered::fhe::noise::bootstrap_variance(&circuit.params.lattice).sqrt()
+                    let output_sd = secc_ir::lowered::fhe::noise::bootstrap_variance(&circuit.params[circuit.partition_of(i)].lattice).sqrt()
                         * 2f64.powi(64 - circuit.log_delta[i].unwrap() as i32);
                     for (e, ((got, &want), &a)) in fhe.iter_mut().zip(expected.as_i64().unwrap()).zip(acc).enumerate() {
                         o.lookups += 1;
@@ -104,7 +109,7 @@ fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<s
             q.nodes.iter().filter(|n| matches!(n.op, Op::Dequantize(_))).map(|n| n.inputs[0].0).collect();
         for &v in &readers {
             let node = q.node(secc_ir::ValueId(v));
-            let got = decrypt_tensor(&big, &values[&v], circuit.log_delta[v as usize].unwrap(), &node.ty.shape);
+            let got = decrypt_tensor(&big(v as usize), &values[&v], circuit.log_delta[v as usize].unwrap(), &node.ty.shape);
             let want = env[v as usize].as_i64().unwrap();
             let scale = want.iter().fold(1i64, |m, w| m.max(w.abs())) as f64;
             for (g, w) in got.iter().zip(want) {
@@ -118,7 +123,7 @@ fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<s
     }
     eprintln!(
         "{name}: {} bootstraps on {}: {}/{} lookups off by one, {} outputs off by their noise, argmax agrees on {}/{} rows, output noise {:.5} of the largest",
-        circuit.stats.pbs, circuit.params.name, o.off_by_one, o.lookups, o.noisy, o.argmax_agree, o.rows, o.worst
+        circuit.stats.pbs, names(circuit), o.off_by_one, o.lookups, o.noisy, o.argmax_agree, o.rows, o.worst
     );
     assert!(o.noisy * 20 <= o.lookups.max(1), "{name}: {}/{} table outputs off by their noise", o.noisy, o.lookups);
     // Levelled outputs carry their inputs' bootstrap noise times the weights.

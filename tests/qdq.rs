@@ -126,7 +126,7 @@ fn tfhe_equals_the_simulation() {
     let name = "qdq_dense_s8";
     let (c, _) = compile(name, &QuantConfig::default());
     let (q, circuit) = (c.quantized.as_ref().unwrap(), c.fhe.as_ref().unwrap());
-    let (ck, sk) = generate_local_keys(&circuit.params).unwrap();
+    let (ck, sk) = generate_local_keys(&circuit.key_layout(q)).unwrap();
     let program = ServerProgram::new(q, circuit, &sk).unwrap();
     let spec = ClientSpec::new(q, circuit, [0; 32]).unwrap();
     let (mut lookups, mut neighbours) = (0, 0);
@@ -141,7 +141,7 @@ fn tfhe_equals_the_simulation() {
                 Op::Input(_) => x[0].clone(),
                 Op::Lut(lut) => {
                     let got = decrypt_tensor(
-                        &ck.big_key(),
+                        &ck.big_key(circuit.partition_of(i)),
                         &values[&(i as u32)],
                         circuit.log_delta[i].unwrap(),
                         &node.ty.shape,

@@ -47,7 +47,7 @@ struct Fixture {
 fn prepare(dir: &Path, id: &'static str, art: Artifact) -> Model {
     std::fs::write(dir.join(format!("{id}.secc")), art.to_bytes()).unwrap();
     let spec = ClientSpec::from_artifact(&art).unwrap();
-    let (ck, sk) = generate_keys(&spec.params).unwrap();
+    let (ck, sk) = generate_keys(&spec.keys).unwrap();
     let file_key_id = [id.len() as u8; 16];
     let server_key = dir.join(format!("{id}.server.key"));
     std::fs::write(&server_key, encode_file(Kind::ServerKey, &spec.artifact_digest, &file_key_id, &sk)).unwrap();
@@ -94,7 +94,7 @@ fn fixture() -> &'static Fixture {
             "{}: {} bootstraps on {}, server key {} MB",
             tiny.id,
             tiny.spec.pbs,
-            tiny.spec.params.name,
+            tiny.spec.keys.name(),
             std::fs::metadata(&tiny.server_key).unwrap().len() >> 20
         );
         Fixture { dir, tiny, other, xs: (40..60).map(sample).collect() }

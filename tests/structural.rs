@@ -174,7 +174,7 @@ fn structural_ops_under_encryption() {
     let c = secc_compiler::pipeline::compile_float(g, &calib, &Default::default()).unwrap();
     let (q, circuit) = (c.quantized.as_ref().unwrap(), c.fhe.as_ref().unwrap());
     assert_eq!(circuit.stats.pbs, 4, "one bootstrap per pooled element");
-    let (ck, sk) = secc_runtime::fhe::keys::generate_local_keys(&circuit.params).unwrap();
+    let (ck, sk) = secc_runtime::fhe::keys::generate_local_keys(&circuit.key_layout(q)).unwrap();
     let program = ServerProgram::new(q, circuit, &sk).unwrap();
     let spec = secc_ir::client_spec::ClientSpec::new(q, circuit, [0; 32]).unwrap();
     for k in [3, 20] {

@@ -167,12 +167,28 @@ fn tampered_artifacts_are_named_errors_despite_a_valid_checksum() {
     assert!(content_error(&t).to_string().contains("reads its input at"), "{}", content_error(&t));
 
     let mut t = art.clone();
-    t.fhe.as_mut().unwrap().luts[lut].as_mut().unwrap().precision = circuit.params.bits() + 1;
+    t.fhe.as_mut().unwrap().luts[lut].as_mut().unwrap().precision = circuit.params[circuit.partition_of(lut)].bits() + 1;
     assert!(content_error(&t).to_string().contains("is beyond"));
 
     let mut t = art.clone();
     t.fhe.as_mut().unwrap().luts[lut].as_mut().unwrap().offset = i64::MAX - 2;
     assert!(content_error(&t).to_string().contains("overflows"));
+
+    // Key partitions: a levelled op summing values of two partitions, a value in a
+    // partition the circuit lacks, a one-set circuit that lists partitions.
+    let mut t = art.clone();
+    let c = t.fhe.as_mut().unwrap();
+    let levelled = c.linear.iter().position(Option::is_some).expect("a linear map");
+    c.params = vec![c.params[0].clone(), c.params[0].clone()];
+    c.partition = c.log_delta.iter().map(|d| d.map(|_| 0)).collect();
+    c.partition[levelled] = Some(1);
+    assert!(content_error(&t).to_string().contains("in another key partition"), "{}", content_error(&t));
+    t.fhe.as_mut().unwrap().partition[levelled] = Some(2);
+    assert!(matches!(content_error(&t), ContentError::Circuit(CircuitError::Partitions(_))));
+    let mut t = art.clone();
+    let c = t.fhe.as_mut().unwrap();
+    c.partition = c.log_delta.iter().map(|d| d.map(|_| 0)).collect();
+    assert!(content_error(&t).to_string().contains("one-partition circuit lists partitions"));
 
     let mut t = art;
     t.fhe.as_mut().unwrap().log_delta.pop();
@@ -188,7 +204,7 @@ fn crafted_parameter_sets_are_named_errors() {
     use secc_runtime::fhe::params::resolve_params;
     // Not dense_relu: `compiled` gives each model one directory, which another test uses.
     let art = compiled("dense_sigmoid");
-    let own = art.fhe.as_ref().unwrap().params.clone();
+    let own = art.fhe.as_ref().unwrap().params[0].clone();
     let searched = ParamSet::searched(own.lattice, own.bits(), own.log2_p_fail).unwrap();
     let crafted: [(fn(&mut ParamSet), &str); 6] = [
         (|s| s.lattice.polynomial_size = 3000, "polynomial size"),
@@ -200,21 +216,23 @@ fn crafted_parameter_sets_are_named_errors() {
     ];
     for (craft, why) in crafted {
         let mut t = art.clone();
-        let params = &mut t.fhe.as_mut().unwrap().params;
-        *params = searched.clone();
-        craft(params);
+        let c = t.fhe.as_mut().unwrap();
+        c.partition.clear();
+        c.params = vec![searched.clone()];
+        craft(&mut c.params[0]);
         let e = content_error(&t);
         assert!(matches!(e, ContentError::Circuit(CircuitError::Searched { .. })), "{e}");
         assert!(e.to_string().contains(why), "{e}");
         if why.contains("decomposition") || why.contains("size") || why.contains("noise not") {
-            assert!(resolve_params(&t.fhe.unwrap().params).unwrap_err().to_string().contains(why));
+            assert!(resolve_params(&t.fhe.unwrap().params[0]).unwrap_err().to_string().contains(why));
         }
     }
     // A catalog name with another set's numbers.
     let mut t = art;
-    let params = &mut t.fhe.as_mut().unwrap().params;
-    *params = secc_ir::lowered::fhe::catalog(-128).remove(4);
-    params.lattice.lwe_dimension += 16;
+    let c = t.fhe.as_mut().unwrap();
+    c.partition.clear();
+    c.params = vec![secc_ir::lowered::fhe::catalog(-128).remove(4)];
+    c.params[0].lattice.lwe_dimension += 16;
     assert!(matches!(content_error(&t), ContentError::Circuit(CircuitError::Params(_))));
 }
 

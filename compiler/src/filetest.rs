@@ -305,7 +305,8 @@ fn apply_setting(o: &mut Options, setting: &str) -> Result<(), String> {
             o.fhe.params = match value {
                 "catalog" => ParamChoice::Catalog,
                 "search" => ParamChoice::Search,
-                v => return Err(format!("fhe_params: `{v}` (catalog or search)")),
+                "partitions" => ParamChoice::Partitions,
+                v => return Err(format!("fhe_params: `{v}` (catalog, search or partitions)")),
             }
         }
         "frac_bits" => o.mpc.frac_bits = int()?,

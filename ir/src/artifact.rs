@@ -19,7 +19,7 @@ pub const MAGIC: &[u8; 8] = b"SECCMODL";
 /// The format version this build writes and the newest it reads (2 added tree
 /// ensembles, 3 [`Settings::backend`], 4 the SMPC plan and the programs' graph digests,
 /// 5 an artifact without a quantized IR, 6 the TFHE parameter set's numbers).
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 /// Largest payload accepted (1 GiB): a corrupt length cannot make us allocate more.
 pub const MAX_PAYLOAD: u64 = 1 << 30;
 

@@ -14,7 +14,7 @@
 
 use crate::artifact::Artifact;
 use crate::frame::{decode_payload, frame, unframe, FrameError};
-use crate::lowered::fhe::{Circuit, ParamSet};
+use crate::lowered::fhe::{Circuit, KeyLayout};
 use crate::ops::{FheLowering, FheRule, Input, Op};
 use crate::{verify_graph, Graph, ValueId};
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ use std::collections::HashMap;
 /// File magic.
 pub const SPEC_MAGIC: &[u8; 8] = b"SECCSPEC";
 /// The format version this build writes and reads.
-pub const SPEC_VERSION: u32 = 1;
+pub const SPEC_VERSION: u32 = 2;
 /// Largest payload accepted: a spec holds no weights, only the client's ends of the graph.
 pub const MAX_SPEC_BYTES: u64 = 1 << 26;
 
@@ -34,6 +34,8 @@ pub struct Encrypted {
     pub value: u32,
     /// Its encoding: the integer `m` is encrypted as `m · 2^log_delta`.
     pub log_delta: u32,
+    /// The key partition whose big key it is encrypted under.
+    pub partition: u32,
 }
 
 /// What a TFHE client needs (see the module doc).
@@ -43,8 +45,8 @@ pub struct ClientSpec {
     pub model: String,
     /// [`Artifact::digest`] of the compiled model: keys and ciphertexts carry it.
     pub artifact_digest: [u8; 32],
-    /// The parameter set the keys are made for.
-    pub params: ParamSet,
+    /// The keys: a parameter set per partition, and the keyswitches between them.
+    pub keys: KeyLayout,
     /// Bootstraps per inference (what a request costs the server).
     pub pbs: usize,
     /// The model's inputs → the values the client encrypts, as its outputs.
@@ -130,7 +132,7 @@ impl ClientSpec {
         let encoding = |v: u32| {
             let log_delta = circuit.log_delta.get(v as usize).copied().flatten();
             log_delta
-                .map(|log_delta| Encrypted { value: v, log_delta })
+                .map(|log_delta| Encrypted { value: v, log_delta, partition: circuit.partition_of(v as usize) as u32 })
                 .ok_or_else(|| not_client(ValueId(v), "no encoding"))
         };
         let built = |e: crate::IrError| SpecError::Corrupt { path: graph.name.clone(), reason: e.to_string() };
@@ -191,7 +193,7 @@ impl ClientSpec {
         Ok(ClientSpec {
             model: graph.name.clone(),
             artifact_digest,
-            params: circuit.params.clone(),
+            keys: circuit.key_layout(graph),
             pbs: circuit.stats.pbs,
             encode,
             encrypted,
@@ -240,7 +242,7 @@ impl ClientSpec {
     /// Checks both graphs, and that every boundary value is an integer tensor with an
     /// encoding the client can encrypt and decode.
     fn verify(&self) -> Result<(), String> {
-        crate::lowered::verify_params(&self.params).map_err(|e| e.to_string())?;
+        self.keys.check()?;
         verify_graph(&self.encode).map_err(|e| format!("the encoding graph: {e}"))?;
         verify_graph(&self.decode).map_err(|e| format!("the decoding graph: {e}"))?;
         let ends = [
@@ -255,6 +257,9 @@ impl ClientSpec {
                 let ty = graph.ty(*v);
                 if ty.as_int().is_none() || ty.shape.numel() == 0 || !(1..=63).contains(&e.log_delta) {
                     return Err(format!("{what} value %{} is not an encodable integer tensor", e.value));
+                }
+                if e.partition as usize >= self.keys.sets.len() {
+                    return Err(format!("{what} value %{} is in partition {} of {}", e.value, e.partition, self.keys.sets.len()));
                 }
             }
         }
@@ -286,11 +291,12 @@ mod tests {
         let q = g.push(Op::Quantize(Quantize { quant: quant.clone(), lo: -8, hi: 7 }), vec![x], "q").unwrap();
         let y = g.push(Op::Dequantize(Dequantize { quant }), vec![q], "y").unwrap();
         g.outputs.push(y);
-        let params = catalog(-128).remove(0);
+        let params = vec![catalog(-128).remove(0)];
         let n = g.nodes.len();
         let circuit = Circuit {
             graph_digest: g.digest(),
             params,
+            partition: Vec::new(),
             log_delta: vec![None, Some(60), None],
             luts: vec![None; n],
             linear: vec![None; n],
@@ -305,7 +311,7 @@ mod tests {
     fn round_trips_and_every_kind_of_damage_is_named() {
         let (g, c) = model();
         let spec = ClientSpec::new(&g, &c, [7; 32]).unwrap();
-        assert_eq!(spec.encrypted, vec![Encrypted { value: 1, log_delta: 60 }]);
+        assert_eq!(spec.encrypted, vec![Encrypted { value: 1, log_delta: 60, partition: 0 }]);
         assert_eq!(spec.decode.nodes.len(), 2);
         let bytes = spec.to_bytes();
         assert_eq!(ClientSpec::from_bytes(&bytes, "s").unwrap(), spec);
@@ -314,14 +320,17 @@ mod tests {
         assert!(err(&bytes[..bytes.len() - 3]).contains("truncated"));
         assert!(err(&bytes[..20]).contains("truncated"));
         let mut newer = bytes.clone();
-        newer[8] = 2;
-        assert!(err(&newer).contains("version 2"));
+        newer[8] = 3;
+        assert!(err(&newer).contains("version 3"));
         let mut flipped = bytes.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert!(err(&flipped).contains("checksum"));
         let mut tampered = spec.clone();
         tampered.decrypted[0].log_delta = 64;
         assert!(err(&tampered.to_bytes()).contains("not an encodable integer tensor"));
+        let mut tampered = spec.clone();
+        tampered.encrypted[0].partition = 1;
+        assert!(err(&tampered.to_bytes()).contains("in partition 1 of 1"));
         let mut tampered = spec;
         tampered.encrypted.clear();
         assert!(err(&tampered.to_bytes()).contains("1 encrypted values, 0 encodings"));

@@ -17,7 +17,7 @@ use anyhow::{anyhow, Context, Result};
 use secc_compiler::cost::fhe::{bootstrap_layers, short_set_name};
 use secc_compiler::cost::machine::{FheSetCosts, MachineCosts, MpcCosts};
 use secc_compiler::cost::mpc::plan_macs;
-use secc_ir::lowered::fhe::{catalog, Circuit, ParamSet};
+use secc_ir::lowered::fhe::{catalog, Circuit, KeyLayout, ParamSet};
 use secc_ir::ops::UnaryKind;
 use secc_ir::Graph;
 
@@ -34,22 +34,23 @@ pub fn find_set(name: &str) -> Result<ParamSet> {
 fn probe_circuit(w: &Workload, set: &ParamSet) -> Result<(Graph, Circuit)> {
     let c = compile_workload(w)?;
     let mut circuit = c.fhe?;
-    circuit.params = set.clone();
+    circuit.params = vec![set.clone()];
+    circuit.partition = Vec::new();
     Ok((c.quantized?, circuit))
 }
 
 /// Measures one parameter set's costs.
 pub fn measure_fhe_set(set: &ParamSet, cores: usize, keys: &mut KeyCache) -> Result<FheSetCosts> {
-    let keys = keys.get(set)?;
+    let keys = keys.get(&KeyLayout::single(set.clone()))?;
     // 128 ciphertexts of the largest sets fill the cache, as the bench's bigger rows do.
     let linear = matmul(128);
     let (g, c) = probe_circuit(&linear, set)?;
     let run = run_fhe(&g, &c, keys, &linear.samples[..5], 1, &|| {})?;
     let tables = activation(UnaryKind::Relu, 8 * cores, (-4.0, 4.0));
     let (tg, tc) = probe_circuit(&tables, set)?;
-    let waves: usize = bootstrap_layers(&tg, &tc).iter().map(|n| n.div_ceil(cores)).sum();
+    let waves: usize = bootstrap_layers(&tg, &tc).iter().map(|(n, _)| n.div_ceil(cores)).sum();
     let trun = run_fhe(&tg, &tc, keys, &tables.samples[..5], 1, &|| {})?;
-    let lwe_size = keys.server.ksk.input_key_lwe_dimension().0 + 1;
+    let lwe_size = keys.server.ksk[0].input_key_lwe_dimension().0 + 1;
     // The client's time is fixed + per value: a one-value probe gives the fixed part.
     let one = matmul(1);
     let (og, oc) = probe_circuit(&one, set)?;

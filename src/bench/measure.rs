@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use secc_ir::client_spec::ClientSpec;
-use secc_ir::lowered::fhe::{Circuit, ParamSet};
+use secc_ir::lowered::fhe::{Circuit, KeyLayout};
 use secc_ir::lowered::mpc::Plan;
 use secc_ir::{Graph, Tensor};
 use secc_runtime::fhe::exec::{decrypt_sample, encrypt_sample, ServerProgram};
@@ -13,7 +13,7 @@ use secc_runtime::mpc::session::run_local;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// The keys of one parameter set and what generating them took.
+/// The keys of one key layout and what generating them took.
 pub struct Keys {
     /// The client's secret key.
     pub client: ClientKey,
@@ -23,20 +23,21 @@ pub struct Keys {
     pub keygen_s: f64,
 }
 
-/// Keys by parameter set, generated on first use: rows with the same set share them.
+/// Keys by key layout, generated on first use: rows with the same layout share them.
 #[derive(Default)]
 pub struct KeyCache(HashMap<String, Keys>);
 
 impl KeyCache {
-    /// The keys of `set`, generated now if this is its first use.
-    pub fn get(&mut self, set: &ParamSet) -> Result<&Keys> {
-        let name = &set.name;
-        if !self.0.contains_key(name) {
+    /// The keys of `layout`, generated now if this is its first use.
+    pub fn get(&mut self, layout: &KeyLayout) -> Result<&Keys> {
+        let name = layout.name();
+        if !self.0.contains_key(&name) {
             let t = Instant::now();
-            let (client, server) = generate_local_keys(set).with_context(|| format!("key generation for {name}"))?;
+            let (client, server) =
+                generate_local_keys(layout).with_context(|| format!("key generation for {name}"))?;
             self.0.insert(name.clone(), Keys { client, server, keygen_s: t.elapsed().as_secs_f64() });
         }
-        Ok(&self.0[name])
+        Ok(&self.0[&name])
     }
 }
 

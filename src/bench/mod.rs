@@ -82,11 +82,11 @@ fn bench_fhe(
     let predicted = predict_fhe(q, circuit, costs, Network::LOOPBACK);
     let (n, warmup) = reps.fhe(predicted.total_ms);
     let samples = &w.samples[..n.min(w.samples.len())];
-    let keys = keys.get(&circuit.params).map_err(|e| format!("{e:#}"))?;
+    let keys = keys.get(&circuit.key_layout(q)).map_err(|e| format!("{e:#}"))?;
     let run = run_fhe(q, circuit, keys, samples, warmup, &|| {}).map_err(|e| format!("{e:#}"))?;
     let totals = run.totals_ms();
     Ok(FheResult {
-        params: short_set_name(&circuit.params.name).to_string(),
+        params: circuit.params.iter().map(|s| short_set_name(&s.name)).collect::<Vec<_>>().join(" + "),
         bootstraps: circuit.stats.pbs,
         keygen_s: keys.keygen_s,
         repetitions: totals.len(),
@@ -136,8 +136,10 @@ pub fn sets_used(workloads: &[&Workload]) -> Vec<ParamSet> {
     let mut sets: Vec<ParamSet> = Vec::new();
     for w in workloads {
         if let Ok(c) = compile_workload(w).and_then(|c| c.fhe) {
-            if !sets.iter().any(|s| s.name == c.params.name) {
-                sets.push(c.params);
+            for set in c.params {
+                if !sets.iter().any(|s| s.name == set.name) {
+                    sets.push(set);
+                }
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use crate::io::{read_samples, write_new};
 use anyhow::{bail, Context, Result};
+use secc_compiler::cost::fhe::bootstrap_layers;
 use secc_compiler::cost::machine::MachineCosts;
 use secc_compiler::cost::{choose_backend, Network};
 use secc_compiler::passes::calibrate::grid_samples;
@@ -79,10 +80,13 @@ pub struct Args {
     /// or `exact` (the proven worst-case ranges; never wraps, 1-2 bits wider)
     #[arg(long, value_enum, default_value = "calibrated")]
     pub fhe_ranges: FheRanges,
-    /// Where the TFHE parameter set comes from: `search` (the cheaper of tfhe-rs's best
-    /// catalog set and a set searched for this circuit's tables against the 128-bit
-    /// security curve, by Concrete's cost model) or `catalog` (tfhe-rs's published sets only)
-    #[arg(long, value_enum, default_value = "search")]
+    /// Where the TFHE parameter sets come from: `partitions` (one set per key partition:
+    /// values a levelled op sums share keys, and each such class whose tables a cheaper
+    /// set serves gets it, with keyswitching keys between them), `search` (one set for
+    /// every table: the cheaper of tfhe-rs's best catalog set and one searched for the
+    /// circuit's tables against the 128-bit security curve, by Concrete's cost model) or
+    /// `catalog` (tfhe-rs's published sets only)
+    #[arg(long, value_enum, default_value = "partitions")]
     pub fhe_params: FheParams,
     /// Fractional bits of the SMPC plan's fixed-point encoding on Z_2^64 (SPU's default
     /// is 18; products sit at twice as many, which must stay below 2^62; a plan with a
@@ -191,8 +195,10 @@ pub enum FheRanges {
 pub enum FheParams {
     /// tfhe-rs's catalog only
     Catalog,
-    /// The cheaper of the catalog's and a searched set
+    /// The cheaper of the catalog's and a searched set, for every table
     Search,
+    /// That set, and a cheaper one per key partition where its tables allow
+    Partitions,
 }
 
 /// A bit width from 2 to `max`, the ranges `QuantConfig::check` accepts.
@@ -268,6 +274,7 @@ pub fn run(a: Args) -> Result<()> {
             params: match a.fhe_params {
                 FheParams::Catalog => ParamChoice::Catalog,
                 FheParams::Search => ParamChoice::Search,
+                FheParams::Partitions => ParamChoice::Partitions,
             },
         },
         mpc: MpcConfig { frac_bits: a.frac_bits, ..MpcConfig::default() },
@@ -349,10 +356,25 @@ pub fn run(a: Args) -> Result<()> {
         write_new(path, &spec.to_bytes(), a.force)?;
         eprintln!("wrote the client spec {}", path.display());
     }
-    if let Ok(c) = &artifact.fhe {
+    if let (Ok(c), Ok(g)) = (&artifact.fhe, &artifact.quantized) {
+        let names: Vec<&str> = c.params.iter().map(|s| s.name.as_str()).collect();
+        let split = match c.params.len() {
+            1 => String::new(),
+            n => {
+                let mut per = vec![0usize; n];
+                for (count, p) in bootstrap_layers(g, c) {
+                    per[p] += count;
+                }
+                let per: Vec<String> = per.iter().map(usize::to_string).collect();
+                format!("{} bootstraps per key partition; ", per.join(" + "))
+            }
+        };
         eprintln!(
-            "TFHE: {} bootstraps per inference with {} (p_fail 2^{}, {}-bit security)",
-            c.stats.pbs, c.params.name, c.params.log2_p_fail, c.params.security_bits
+            "TFHE: {} bootstraps per inference with {} ({split}p_fail 2^{}, {}-bit security)",
+            c.stats.pbs,
+            names.join("+"),
+            c.params[0].log2_p_fail,
+            c.params[0].security_bits
         );
     }
     let tables = compiled.bit_widths.map_or("no quantized IR".into(), |bw| {

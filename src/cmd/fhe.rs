@@ -142,7 +142,7 @@ pub fn keygen(a: KeygenArgs) -> Result<()> {
     let server_bytes = write_keys(&spec, &a.keys, a.force)?;
     eprintln!(
         "keys for {} in {} ({:.1} s): client.key (secret), server.key ({} MB: give it to the server, in a directory of its own)",
-        spec.params.name,
+        spec.keys.name(),
         a.keys.display(),
         t.elapsed().as_secs_f64(),
         server_bytes >> 20
@@ -154,7 +154,7 @@ pub fn keygen(a: KeygenArgs) -> Result<()> {
 /// server key's size.
 pub(crate) fn write_keys(spec: &ClientSpec, dir: &Path, force: bool) -> Result<usize> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let (ck, sk) = generate_keys(&spec.params)?;
+    let (ck, sk) = generate_keys(&spec.keys)?;
     let mut id = [0u8; 16];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
     let digest = spec.artifact_digest;
@@ -167,7 +167,7 @@ pub(crate) fn write_keys(spec: &ClientSpec, dir: &Path, force: bool) -> Result<u
 /// The client key in `dir` for `spec`, checked, and its key id.
 pub(crate) fn read_client_key(spec: &ClientSpec, dir: &Path) -> Result<(ClientKey, [u8; 16])> {
     let (ck, id): (ClientKey, _) = load(&dir.join("client.key"), Kind::ClientKey, &spec.artifact_digest, None)?;
-    ck.check(&spec.params)?;
+    ck.check(&spec.keys)?;
     Ok((ck, id))
 }
 
@@ -211,7 +211,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let digest = art.digest();
     let (sk, id): (CompressedServerKey, _) = load(&a.server_key, Kind::ServerKey, &digest, None)?;
     let t = Instant::now();
-    let sk = sk.decompress(&c.params)?;
+    let sk = sk.decompress(&c.key_layout(g))?;
     eprintln!("server key expanded in {:.2} s", t.elapsed().as_secs_f64());
     let (inputs, _) = load(&a.input, Kind::Ciphertexts, &digest, Some(&id))?;
     let program = ServerProgram::new(g, c, &sk)?;
@@ -273,7 +273,7 @@ pub fn run_local(art: &Artifact, samples: &[Vec<Tensor>]) -> Result<Vec<Vec<f32>
     let spec = ClientSpec::new(g, c, art.digest())?;
     warn_clipped(g, samples);
     let t = Instant::now();
-    let (ck, sk) = generate_local_keys(&c.params)?;
+    let (ck, sk) = generate_local_keys(&spec.keys)?;
     let keygen = t.elapsed();
     let t = Instant::now();
     let cts = encrypt_all(&spec, &ck, samples)?;
@@ -289,8 +289,8 @@ pub fn run_local(art: &Artifact, samples: &[Vec<Tensor>]) -> Result<Vec<Vec<f32>
     let per = |d: Duration| format!("{:.1} ms", (d / n).as_secs_f64() * 1e3);
     eprintln!(
         "fhe: {} on tfhe-rs core_crypto (p_fail 2^{}); {} bootstraps per sample\n  keygen {:.2} s | per sample: encrypt {}, eval {}, decrypt {} | {} samples",
-        c.params.name.trim_start_matches("V1_6_PARAM_"),
-        c.params.log2_p_fail,
+        spec.keys.name().replace("V1_6_PARAM_", ""),
+        c.params[0].log2_p_fail,
         c.stats.pbs,
         keygen.as_secs_f64(),
         per(encrypt),

@@ -98,14 +98,26 @@ fn print_circuit(art: &Artifact) {
         Ok(c) => {
             let st = &c.stats;
             println!("TFHE circuit:");
-            println!(
-                "  parameters: {} (p_fail 2^{} per bootstrap, {}-bit security, {} message+carry bits, 2-norm budget {})",
-                c.params.name,
-                c.params.log2_p_fail,
-                c.params.security_bits,
-                c.params.bits(),
-                c.params.norm_budget
-            );
+            let mut per = vec![0usize; c.params.len()];
+            if let Ok(g) = &art.quantized {
+                for (count, p) in secc_compiler::cost::fhe::bootstrap_layers(g, c) {
+                    per[p] += count;
+                }
+            }
+            for (k, set) in c.params.iter().enumerate() {
+                let (label, count) = match c.params.len() {
+                    1 => ("parameters".to_string(), String::new()),
+                    _ => (format!("partition {k}"), format!("{} bootstraps; ", per[k])),
+                };
+                println!(
+                    "  {label}: {} ({count}p_fail 2^{} per bootstrap, {}-bit security, {} message+carry bits, 2-norm budget {})",
+                    set.name,
+                    set.log2_p_fail,
+                    set.security_bits,
+                    set.bits(),
+                    set.norm_budget
+                );
+            }
             println!("  bootstraps per inference: {}", st.pbs);
             if let Some((bits, v)) = st.widest_table {
                 println!(

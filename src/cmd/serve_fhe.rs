@@ -156,7 +156,7 @@ fn ensure_keys(spec: &ClientSpec, dir: &Path) -> Result<()> {
     let parent = dir.parent().expect("a model directory under --keys");
     std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     let aside = parent.join(format!(".new-{}", std::process::id()));
-    eprintln!("making keys for {} ({}) in {}", spec.model, spec.params.name, dir.display());
+    eprintln!("making keys for {} ({}) in {}", spec.model, spec.keys.name(), dir.display());
     write_keys(spec, &aside, true)?;
     if std::fs::rename(&aside, dir).is_err() && dir.join("client.key").exists() {
         std::fs::remove_dir_all(&aside).ok();

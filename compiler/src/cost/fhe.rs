@@ -4,20 +4,15 @@
 //! multiply-accumulates spread over the cores, the client receives and decrypts the
 //! outputs. Key generation is a one-off and not counted.
 
-use super::machine::MachineCosts;
+use super::machine::{FheSetCosts, MachineCosts};
 use super::{Network, Prediction};
 use secc_ir::lowered::fhe::Circuit;
 use secc_ir::{Graph, ValueId};
 
-/// Bootstraps of each layer (each `lut` node), in evaluation order.
-pub fn bootstrap_layers(graph: &Graph, circuit: &Circuit) -> Vec<usize> {
-    graph
-        .nodes
-        .iter()
-        .zip(&circuit.luts)
-        .filter(|(_, plan)| plan.is_some())
-        .map(|(node, _)| node.ty.shape.numel())
-        .collect()
+/// Bootstraps of each layer (each `lut` node), in evaluation order, with its partition.
+pub fn bootstrap_layers(graph: &Graph, circuit: &Circuit) -> Vec<(usize, usize)> {
+    let layers = graph.nodes.iter().zip(&circuit.luts).enumerate().filter(|(_, (_, plan))| plan.is_some());
+    layers.map(|(i, (node, _))| (node.ty.shape.numel(), circuit.partition_of(i))).collect()
 }
 
 /// Elements the client encrypts and decrypts.
@@ -28,18 +23,24 @@ pub fn client_values(graph: &Graph, circuit: &Circuit) -> (usize, usize) {
 
 /// Predicts one inference of `graph` (quantized) under `circuit` on `network`.
 pub fn predict_fhe(graph: &Graph, circuit: &Circuit, costs: &MachineCosts, network: Network) -> Prediction {
-    let (set, scaled) = costs.fhe_set(&circuit.params.name, circuit.params.cost);
+    let sets: Vec<(FheSetCosts, bool)> = circuit.params.iter().map(|s| costs.fhe_set(&s.name, s.cost)).collect();
+    // The client's side runs on the partition of its encryptions.
+    let client = circuit.inputs.first().map_or(0, |&v| circuit.partition_of(v as usize));
+    let set = &sets[client].0;
     let (inputs, outputs) = client_values(graph, circuit);
-    let waves: usize = bootstrap_layers(graph, circuit).iter().map(|n| n.div_ceil(costs.cores)).sum();
+    let layers = bootstrap_layers(graph, circuit);
+    let bootstraps: f64 = layers.iter().map(|&(n, p)| n.div_ceil(costs.cores) as f64 * sets[p].0.pbs_wave_ms).sum();
     let mut p = Prediction::of(vec![
         ("encrypt", (set.inference_us + inputs as f64 * set.encrypt_us) / 1e3),
-        ("bootstraps", waves as f64 * set.pbs_wave_ms),
+        ("bootstraps", bootstraps),
         ("levelled", circuit.stats.levelled_macs as f64 * set.mac_ns / 1e6 / costs.cores as f64),
         ("decrypt", outputs as f64 * set.decrypt_us / 1e3),
         ("network", network.rtt_ms + network.transfer_ms((inputs + outputs) as u64 * set.ciphertext_bytes)),
     ]);
-    if scaled {
-        p.caveat = Some(format!("{} not calibrated: scaled by catalog cost", short_set_name(&circuit.params.name)));
+    let uncalibrated: Vec<&str> =
+        circuit.params.iter().zip(&sets).filter(|(_, (_, scaled))| *scaled).map(|(s, _)| short_set_name(&s.name)).collect();
+    if !uncalibrated.is_empty() {
+        p.caveat = Some(format!("{} not calibrated: scaled by catalog cost", uncalibrated.join(", ")));
     }
     p
 }
@@ -53,7 +54,7 @@ pub fn short_set_name(name: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cost::machine::{FheSetCosts, MachineCosts, MpcCosts};
+    use crate::cost::machine::MpcCosts;
     use secc_ir::lowered::fhe::{catalog, CircuitStats, FheLut};
     use secc_ir::ops::{Dequantize, Input, Lut, Quantize};
     use secc_ir::{Op, Quant, Shape, TensorType};
@@ -75,7 +76,8 @@ mod tests {
         let stats = CircuitStats { pbs: 5, widest_table: None, max_norm: None, levelled_macs: 1000 };
         let circuit = Circuit {
             graph_digest: [0; 32],
-            params,
+            params: vec![params],
+            partition: Vec::new(),
             log_delta: vec![None; 4],
             luts,
             linear: vec![None; 4],
@@ -108,9 +110,9 @@ mod tests {
     #[test]
     fn bootstraps_run_in_waves_of_cores_and_the_network_carries_every_ciphertext() {
         let (g, c) = lut_graph();
-        assert_eq!(bootstrap_layers(&g, &c), vec![5]);
+        assert_eq!(bootstrap_layers(&g, &c), vec![(5, 0)]);
         assert_eq!(client_values(&g, &c), (5, 5));
-        let k = costs(&c.params.name);
+        let k = costs(&c.params[0].name);
         let p = predict_fhe(&g, &c, &k, Network::LOOPBACK);
         // 30 µs + 5 × 20 µs + 3 waves × 10 ms + 1000 × 100 ns / 2 + 5 × 2 µs
         assert!((p.total_ms - (0.13 + 30.0 + 0.05 + 0.01)).abs() < 1e-9, "{p}");

@@ -20,13 +20,17 @@
 //! 4. The cheapest catalog set that serves every table at the asked failure
 //!    probability, or the cheapest searched set ([`search`]) when that is cheaper by
 //!    the same cost model, is chosen; none is a compile error naming the hardest table.
+//! 5. Values levelled ops join share keys: each such class is a key partition, and a
+//!    partition whose tables a cheaper searched set serves gets it ([`partition_sets`]).
 
 mod search;
 
 use crate::passes::calibrate::Calibration;
 use crate::CompileError;
+use search::Unit;
 use secc_ir::lowered::fhe::{
-    catalog_choice, client_values, map_operands, noise, output_noise_bound, Circuit, CircuitStats, FheLut, ParamSet,
+    catalog_choice, client_values, decryption_bound, map_operands, noise, output_noise_bound, Circuit, CircuitStats, FheLut, ParamSet,
+    MAX_PARTITIONS,
 };
 use secc_ir::ops::{round_shift, FheLowering, FheRule, LinearMap, MapOperand};
 use secc_ir::{Graph, OpSpec, ValueId};
@@ -74,10 +78,13 @@ pub fn node_linear_map(graph: &Graph, v: ValueId, log_delta: &[Option<u32>]) -> 
 pub enum ParamChoice {
     /// tfhe-rs's catalog only.
     Catalog,
-    /// The cheaper of the catalog's best and the best searched set: the catalog is the
-    /// fallback where no searched set serves the tables or none is cheaper.
-    #[default]
+    /// The cheaper of the catalog's best and the best searched set, for every table: the
+    /// catalog is the fallback where no searched set serves the tables or none is cheaper.
     Search,
+    /// That set, and per key partition a cheaper searched one where the partition's
+    /// tables allow ([`partition_sets`]).
+    #[default]
+    Partitions,
 }
 
 /// What the bootstrap of a table must cover.
@@ -238,10 +245,20 @@ pub fn lower_fhe(
     let planned: Vec<(ValueId, &FheLut)> =
         luts.iter().enumerate().filter_map(|(i, l)| l.as_ref().map(|l| (ValueId(i as u32), l))).collect();
     let demands: Vec<(u32, f64)> = planned.iter().map(|(_, l)| (l.precision, l.norm)).collect();
+    let (inputs, outputs) = client_values(graph, &log_delta);
+    // Decryption rounds as a bootstrap reads: the noise unit may be as large as keeps
+    // every decrypted value exact, or as tfhe-rs's catalog leaves outputs where that is
+    // looser (decrypted values are encoded as wide as their range, and a sum of many
+    // bootstrap outputs carries their noise into its low bits).
+    let decrypted = outputs.iter().map(|&v| v as usize).filter(|&v| variance[v] > 0.0);
+    let exact = decrypted
+        .map(|v| decryption_bound(log_delta[v].expect("encrypted"), log2_p_fail) / variance[v])
+        .fold(f64::INFINITY, f64::min);
+    let max_unit = exact.max(output_noise_bound(&demands, log2_p_fail));
     let from_catalog = catalog_choice(&demands, log2_p_fail);
     let searched = match choice {
         ParamChoice::Catalog => None,
-        ParamChoice::Search => search::search(&demands, output_noise_bound(&demands, log2_p_fail), log2_p_fail),
+        ParamChoice::Search | ParamChoice::Partitions => search::search(&demands, Unit::Own, max_unit, log2_p_fail),
     };
     let cost = |s: &ParamSet| noise::cost(&s.lattice);
     let params = match (from_catalog, searched) {
@@ -263,6 +280,100 @@ pub fn lower_fhe(
             ),
         ));
     };
-    let (inputs, outputs) = client_values(graph, &log_delta);
-    Ok(Circuit { graph_digest: graph.digest(), params, log_delta, luts, linear, inputs, outputs, stats })
+    let (params, partition) = match choice {
+        ParamChoice::Catalog | ParamChoice::Search => (vec![params], Vec::new()),
+        ParamChoice::Partitions => partition_sets(graph, params, &luts, &log_delta, max_unit, log2_p_fail),
+    };
+    Ok(Circuit { graph_digest: graph.digest(), params, partition, log_delta, luts, linear, inputs, outputs, stats })
+}
+
+/// Key partitions: values a levelled op sums share keys, so each class of values joined
+/// by levelled ops is one partition (numbered in graph order); a table's output starts
+/// its own unless a levelled op joins it to others. `None` for values not encrypted.
+fn partitions(graph: &Graph, log_delta: &[Option<u32>], luts: &[Option<FheLut>]) -> Vec<Option<usize>> {
+    let n = graph.nodes.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    for i in 0..n {
+        if log_delta[i].is_none() || luts[i].is_some() || !matches!(graph.nodes[i].op.fhe_lowering(), FheLowering::Levelled)
+        {
+            continue;
+        }
+        for x in map_operands(graph, ValueId(i as u32), log_delta) {
+            let (a, b) = (root(&mut parent, i), root(&mut parent, x.index()));
+            parent[a.max(b)] = a.min(b);
+        }
+    }
+    let mut number: Vec<Option<usize>> = vec![None; n];
+    let mut count = 0;
+    (0..n)
+        .map(|i| {
+            log_delta[i]?;
+            let r = root(&mut parent, i);
+            Some(*number[r].get_or_insert_with(|| {
+                count += 1;
+                count - 1
+            }))
+        })
+        .collect()
+}
+
+/// Per-partition parameter sets, where they cost less than `single` on every table:
+/// each partition with tables gets the cheapest set that serves its own tables with the
+/// norms counted in `single`'s output noise (bounded by `max_unit`, what decryption
+/// allows), every input keyswitched from a big key no larger than `single`'s, and no
+/// noisier outputs; partitions without tables (the client's encryptions, levelled
+/// sums of them) keep `single`. Partitions that get the same set share its keys.
+fn partition_sets(
+    graph: &Graph,
+    single: ParamSet,
+    luts: &[Option<FheLut>],
+    log_delta: &[Option<u32>],
+    max_unit: f64,
+    log2_p_fail: i32,
+) -> (Vec<ParamSet>, Vec<Option<u32>>) {
+    let part = partitions(graph, log_delta, luts);
+    let count = part.iter().flatten().max().map_or(0, |m| m + 1);
+    let unit = noise::bootstrap_variance(&single.lattice).min(max_unit);
+    let big = single.lattice.glwe_dimension * single.lattice.polynomial_size;
+    let mut sets = Vec::new();
+    let (mut pbs_cost, mut single_cost) = (0.0, 0.0);
+    for p in 0..count {
+        let tables: Vec<(ValueId, &FheLut)> = (0..luts.len())
+            .filter(|&i| part[i] == Some(p))
+            .filter_map(|i| luts[i].as_ref().map(|l| (ValueId(i as u32), l)))
+            .collect();
+        let demands: Vec<(u32, f64)> = tables.iter().map(|(_, l)| (l.precision, l.norm)).collect();
+        let set = if demands.is_empty() {
+            single.clone()
+        } else {
+            match search::search(&demands, Unit::Fixed { variance: unit, big }, unit, log2_p_fail) {
+                Some(s) => s,
+                None => return (vec![single], Vec::new()),
+            }
+        };
+        let elements: usize = tables.iter().map(|(v, _)| graph.ty(*v).shape.numel()).sum();
+        pbs_cost += elements as f64 * noise::cost(&set.lattice);
+        single_cost += elements as f64 * noise::cost(&single.lattice);
+        sets.push(set);
+    }
+    let mut distinct: Vec<ParamSet> = Vec::new();
+    let mut index = Vec::new();
+    for s in sets {
+        let k = distinct.iter().position(|d| *d == s).unwrap_or_else(|| {
+            distinct.push(s);
+            distinct.len() - 1
+        });
+        index.push(k as u32);
+    }
+    if distinct.len() < 2 || distinct.len() > MAX_PARTITIONS || pbs_cost >= single_cost {
+        return (vec![single], Vec::new());
+    }
+    (distinct, part.into_iter().map(|p| p.map(|p| index[p])).collect())
 }

@@ -273,12 +273,15 @@ pub fn catalog_choice(demands: &[(u32, f64)], log2_p_fail: i32) -> Option<ParamS
     catalog(log2_p_fail).into_iter().filter(|s| demands.iter().all(|&(p, n)| s.serves(p, n))).min_by_key(|s| s.cost)
 }
 
-/// The bootstrap output noise a searched set may leave for these table demands: the
-/// catalog's choice's, or the widest catalog set's when none serves them. Decrypted
-/// values carry a bootstrap's noise times their weights into their low bits (the
-/// lowering encodes them as wide as their range allows), and a set searched for its
-/// tables' inputs alone could leave far more there; this keeps outputs as accurate as
-/// the catalog made them.
+/// The largest noise, as a variance, a value the client decrypts at `2^log_delta` may
+/// carry: decryption rounds at half of `Δ`, as a table reads its boxes, so it is exact
+/// within the same failure probability.
+pub fn decryption_bound(log_delta: u32, log2_p_fail: i32) -> f64 {
+    noise::max_input_variance(63 - log_delta.min(63), log2_p_fail as f64)
+}
+
+/// The bootstrap output noise tfhe-rs's catalog leaves for these table demands: its
+/// choice's, or the widest catalog set's when none serves them.
 pub fn output_noise_bound(demands: &[(u32, f64)], log2_p_fail: i32) -> f64 {
     let reference =
         catalog_choice(demands, log2_p_fail).or_else(|| catalog(log2_p_fail).into_iter().max_by_key(|s| s.bits()));
@@ -316,8 +319,13 @@ pub struct CircuitStats {
 pub struct Circuit {
     /// [`crate::Graph::digest`] of the quantized graph it was lowered from.
     pub graph_digest: [u8; 32],
-    /// The parameter set every bootstrap uses.
-    pub params: ParamSet,
+    /// The parameter set of each key partition (Concrete's multi-parameter circuits):
+    /// values summed by levelled ops share a partition, so its keys; a table keyswitches
+    /// its input from the input's partition's big key to its own partition's small key
+    /// and bootstraps on its own partition's set.
+    pub params: Vec<ParamSet>,
+    /// The partition of every encrypted value; empty when there is one partition.
+    pub partition: Vec<Option<u32>>,
     /// `log2 Δ` of every encrypted value (`None`: not encrypted: constants, client-side values).
     pub log_delta: Vec<Option<u32>>,
     /// The bootstrap plan of every `lut` value.
@@ -332,6 +340,116 @@ pub struct Circuit {
     /// Summary figures.
     pub stats: CircuitStats,
 }
+
+impl Circuit {
+    /// The partition of encrypted value `v` (0 in a one-partition circuit).
+    pub fn partition_of(&self, v: usize) -> usize {
+        self.partition.get(v).copied().flatten().unwrap_or(0) as usize
+    }
+
+    /// The noise unit: the variance of the noisiest bootstrap output of a partition
+    /// with tables. Table input norms count in its standard deviations.
+    pub fn noise_unit(&self) -> f64 {
+        let mut unit = 0f64;
+        for (i, _) in self.luts.iter().enumerate().filter(|(_, l)| l.is_some()) {
+            unit = unit.max(noise::bootstrap_variance(&self.params[self.partition_of(i)].lattice));
+        }
+        unit
+    }
+
+    /// Whether table `plan`, on partition `own`'s set, reads an input from partition
+    /// `from` within the failure probability. One partition goes by [`ParamSet::serves`]
+    /// (a catalog set by its norm budget); partitions by the noise model, each set's
+    /// own keyswitch from the input's big key, norms in [`Circuit::noise_unit`]s.
+    pub fn serves(&self, plan: &FheLut, own: usize, from: usize) -> bool {
+        let (Some(set), Some(input)) = (self.params.get(own), self.params.get(from)) else { return false };
+        if self.params.len() == 1 {
+            return set.serves(plan.precision, plan.norm);
+        }
+        let big = input.lattice.glwe_dimension * input.lattice.polynomial_size;
+        set.searched
+            && plan.precision <= set.bits()
+            && noise::input_variance_from(&set.lattice, plan.norm, self.noise_unit(), big)
+                <= noise::max_input_variance(plan.precision, set.log2_p_fail as f64)
+    }
+
+    /// The keys the circuit needs: `graph` is the quantized graph it was lowered from.
+    pub fn key_layout(&self, graph: &crate::Graph) -> KeyLayout {
+        let mut keyswitches = Vec::new();
+        for (i, _) in self.luts.iter().enumerate().filter(|(_, l)| l.is_some()) {
+            let from = graph.node(crate::ValueId(i as u32)).inputs[0].index();
+            let pair = (self.partition_of(from) as u32, self.partition_of(i) as u32);
+            if !keyswitches.contains(&pair) {
+                keyswitches.push(pair);
+            }
+        }
+        keyswitches.sort_unstable();
+        match self.params.as_slice() {
+            // One set keeps its one key pair whether or not the circuit bootstraps.
+            [one] => KeyLayout::single(one.clone()),
+            _ => KeyLayout { sets: self.params.clone(), keyswitches },
+        }
+    }
+}
+
+/// The keys of a circuit: a small LWE key and a GLWE key per partition, a keyswitching
+/// key from one partition's big key to another's small key for each pair a table
+/// reads across, and a bootstrapping key for each partition a table bootstraps on
+/// (every keyswitch's target).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyLayout {
+    /// Each partition's set.
+    pub sets: Vec<ParamSet>,
+    /// `(from, to)` partition pairs, sorted.
+    pub keyswitches: Vec<(u32, u32)>,
+}
+
+impl KeyLayout {
+    /// The keys of one set: a keyswitching and a bootstrapping key on it.
+    pub fn single(set: ParamSet) -> KeyLayout {
+        KeyLayout { sets: vec![set], keyswitches: vec![(0, 0)] }
+    }
+
+    /// Names the keys: the set's name for one partition (keys made before partitions
+    /// read the same), else every set and keyswitch.
+    pub fn name(&self) -> String {
+        match (self.sets.as_slice(), self.keyswitches.as_slice()) {
+            ([one], [] | [(0, 0)]) => one.name.clone(),
+            _ => {
+                let sets: Vec<&str> = self.sets.iter().map(|s| s.name.as_str()).collect();
+                let ks: Vec<String> = self.keyswitches.iter().map(|(a, b)| format!("{a}>{b}")).collect();
+                format!("{} / ks {}", sets.join(" + "), ks.join(","))
+            }
+        }
+    }
+
+    /// Whether partition `p` bootstraps (some table keyswitches into it).
+    pub fn bootstraps(&self, p: usize) -> bool {
+        self.keyswitches.iter().any(|&(_, to)| to as usize == p)
+    }
+
+    /// Checks every set and that the keyswitches name partitions of the layout.
+    pub fn check(&self) -> Result<(), String> {
+        if self.sets.is_empty() || self.sets.len() > MAX_PARTITIONS {
+            return Err(format!("{} parameter sets; a circuit has 1 to {MAX_PARTITIONS}", self.sets.len()));
+        }
+        for s in &self.sets {
+            super::verify_params(s).map_err(|e| e.to_string())?;
+        }
+        let n = self.sets.len() as u32;
+        if self.keyswitches.iter().any(|&(a, b)| a >= n || b >= n) || !self.keyswitches.is_sorted() {
+            return Err("a keyswitch names a partition the layout lacks, or they are out of order".into());
+        }
+        if self.keyswitches.windows(2).any(|w| w[0] == w[1]) {
+            return Err("a keyswitch comes twice".into());
+        }
+        Ok(())
+    }
+}
+
+/// Most partitions a circuit may have: each costs the client a key pair and the server
+/// a bootstrapping key.
+pub const MAX_PARTITIONS: usize = 16;
 
 /// The encrypted operands a levelled value's [`LinearMap`] reads, laid end to end in
 /// that order: the value's distinct operands that have an encoding in `log_delta`.

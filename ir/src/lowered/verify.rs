@@ -5,7 +5,7 @@
 //! 64 bits, sizes under named limits), so that a program that passes can make the
 //! runtime return an error at worst, never panic or allocate without bound.
 
-use super::fhe::{catalog, client_values, map_operands, noise, output_noise_bound, Circuit, ParamSet};
+use super::fhe::{catalog, client_values, map_operands, noise, Circuit, ParamSet, MAX_PARTITIONS};
 use super::mpc::{Broadcast, ConvGeometry, ForestPlan, PairOp, Piecewise, Plan, PoolTaps, Reg, StepOp, PARTIES};
 use crate::graph::Graph;
 use crate::ops::{FheLowering, FheRule};
@@ -673,6 +673,9 @@ pub enum CircuitError {
         /// What is wrong.
         message: String,
     },
+    /// The partitions: their count, or a value's partition.
+    #[error("the circuit's key partitions: {0}")]
+    Partitions(String),
     /// The summary disagrees with the circuit.
     #[error("the circuit claims {claimed} bootstraps, its tables make {counted}")]
     Stats {
@@ -746,7 +749,33 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
             return Err(CircuitError::Length { what, got, nodes });
         }
     }
-    verify_params(&circuit.params)?;
+    let parts = circuit.params.len();
+    if !(1..=MAX_PARTITIONS).contains(&parts) {
+        return Err(CircuitError::Partitions(format!("{parts} parameter sets; a circuit has 1 to {MAX_PARTITIONS}")));
+    }
+    for set in &circuit.params {
+        verify_params(set)?;
+    }
+    if parts == 1 && !circuit.partition.is_empty() {
+        return Err(CircuitError::Partitions("a one-partition circuit lists partitions".into()));
+    }
+    if parts > 1 {
+        if circuit.partition.len() != nodes {
+            return Err(CircuitError::Length { what: "partitions", got: circuit.partition.len(), nodes });
+        }
+        let placed = |i: usize| circuit.partition[i].is_some_and(|p| (p as usize) < parts);
+        if let Some(i) = (0..nodes).find(|&i| circuit.partition[i].is_some() != circuit.log_delta[i].is_some() || circuit.partition[i].is_some() && !placed(i)) {
+            return Err(CircuitError::Partitions(format!("%{i} is in no partition of the {parts}, or in one without an encoding")));
+        }
+        // Fresh encryptions count as FRESH_VARIANCE of the noise unit.
+        let unit = circuit.noise_unit();
+        for &v in &circuit.inputs {
+            let set = &circuit.params[circuit.partition_of(v as usize)];
+            if set.lattice.glwe_std.powi(2) > noise::FRESH_VARIANCE * unit {
+                return Err(CircuitError::Partitions(format!("%{v} is encrypted under {}, noisier than the circuit counts fresh encryptions", set.name)));
+            }
+        }
+    }
     let mut pbs = 0usize;
     for (i, node) in graph.nodes.iter().enumerate() {
         let fail = |message: String| CircuitError::Value { value: ValueId(i as u32), name: node.name.clone(), message };
@@ -773,10 +802,11 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
             (FheLowering::Bootstrap(lut), Some(plan)) => {
                 pbs += numel;
                 let p = plan.precision;
-                if !(plan.norm >= 0.0 && circuit.params.serves(p, plan.norm)) {
+                let (own, from) = (circuit.partition_of(i), circuit.partition_of(node.inputs[0].index()));
+                if !(plan.norm >= 0.0 && circuit.serves(plan, own, from)) {
                     return Err(fail(format!(
                         "a {p}-bit table on inputs of 2-norm {} is beyond {}",
-                        plan.norm, circuit.params.name
+                        plan.norm, circuit.params[own].name
                     )));
                 }
                 if delta.is_none() {
@@ -839,6 +869,9 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
                 if let Some(&(j, _)) = map.terms.iter().flatten().find(|(j, _)| *j as usize >= input_len) {
                     return Err(fail(format!("its linear map reads element {j} of encrypted operands of {input_len}")));
                 }
+                if let Some(x) = operands.iter().find(|x| circuit.partition_of(x.index()) != circuit.partition_of(i)) {
+                    return Err(fail(format!("its operand {x} is in another key partition")));
+                }
                 if let Some(x) = operands.iter().find(|x| circuit.log_delta[x.index()] > Some(d)) {
                     return Err(fail(format!(
                         "encoded at 2^{d}, its operand {x} at 2^{:?}: a levelled op keeps or refines the encoding",
@@ -861,16 +894,6 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
     }
     if pbs != circuit.stats.pbs {
         return Err(CircuitError::Stats { claimed: circuit.stats.pbs, counted: pbs });
-    }
-    if circuit.params.searched {
-        let demands: Vec<(u32, f64)> = circuit.luts.iter().flatten().map(|l| (l.precision, l.norm)).collect();
-        let bound = output_noise_bound(&demands, circuit.params.log2_p_fail);
-        if noise::bootstrap_variance(&circuit.params.lattice) > bound {
-            return Err(CircuitError::Searched {
-                name: circuit.params.name.clone(),
-                message: format!("its bootstrap outputs are noisier than the catalog's choice's (variance {bound:e})"),
-            });
-        }
     }
     verify_client_values(circuit, graph)
 }

@@ -1,5 +1,6 @@
-//! The TFHE circuit's text: its parameter set, a line per encrypted value (its
-//! encoding, and the bootstrap plan when it is a table's output), and its figures.
+//! The TFHE circuit's text: its parameter sets (one per key partition), a line per
+//! encrypted value (its encoding, its partition when there are several, and the
+//! bootstrap plan when it is a table's output), and its figures.
 //!
 //! ```
 //! let text = r#"circuit {
@@ -48,9 +49,9 @@ fn parse_pair<T>(
 impl fmt::Display for Circuit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut w = Printer::document();
-        let ps = &self.params;
         w.text("circuit {\n  graph ");
         super::print_digest(&mut w, &self.graph_digest);
+        for ps in &self.params {
         w.text("\n  params ");
         w.string(&ps.name);
         w.text(" ");
@@ -77,6 +78,7 @@ impl fmt::Display for Circuit {
                 w.attr("searched", |w| w.display(true));
             }
         });
+        }
         let (n, m, l) = (self.log_delta.len(), self.luts.len(), self.linear.len());
         w.text(&format!("\n  values {n}"));
         if (m, l) != (n, n) {
@@ -99,6 +101,9 @@ impl fmt::Display for Circuit {
             w.record(|w| {
                 if let Some(d) = delta {
                     w.attr("log_delta", |w| w.display(d));
+                }
+                if let Some(part) = self.partition.get(i).copied().flatten() {
+                    w.attr("partition", |w| w.display(part));
                 }
                 if let Some(l) = lut {
                     w.attr("lut", |w| {
@@ -146,10 +151,12 @@ impl fmt::Display for Circuit {
 ///   graph "sha256:HEX"                               (the quantized graph it was lowered from)
 ///   params "NAME" {message_bits, carry_bits, norm_budget, cost, log2_p_fail, security_bits,
 ///                  lattice={n, k, N, pbs=(levels, base_log), ks=(levels, base_log), lwe_std, glwe_std}[, searched=true]}
+///   ...                                              (one `params` per key partition)
 ///   values N[, M, L]
 ///   inputs %V, ...                                   (what the client encrypts)
 ///   outputs %V, ...                                  (what it decrypts)
-///   %V {log_delta=D, lut={precision, offset, norm}, linear={terms, constant}}  (each optional)
+///   %V {log_delta=D, partition=P, lut={precision, offset, norm}, linear={terms, constant}}  (each optional;
+///                                                     `partition` with more than one `params`)
 ///   stats {pbs, widest_table=(bits, %V), max_norm=(norm, %V), levelled_macs}
 /// }
 /// ```
@@ -159,9 +166,11 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
     p.expect("{")?;
     p.keyword("graph")?;
     let graph_digest = super::parse_digest(&mut p)?;
+    let mut params = Vec::new();
+    while p.is_keyword("params") {
     p.keyword("params")?;
     let name = p.string()?;
-    let params = p.record(|p| {
+    params.push(p.record(|p| {
         Ok(ParamSet {
             name,
             message_bits: p.attr("message_bits", Parser::u32)?,
@@ -193,7 +202,11 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
             })?,
             searched: p.opt_attr("searched", |p| p.keyword("true"))?.is_some(),
         })
-    })?;
+    })?);
+    }
+    if params.is_empty() {
+        return Err(p.expected("`params`"));
+    }
     p.keyword("values")?;
     let count = |p: &mut Parser| {
         let here = p.error("");
@@ -225,6 +238,7 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
     let inputs = values(&mut p, "inputs")?;
     let outputs = values(&mut p, "outputs")?;
     let mut log_delta = vec![None; n];
+    let mut partition = if params.len() > 1 { vec![None; n] } else { Vec::new() };
     let mut luts = vec![None; m];
     let mut linear = vec![None; l];
     let mut next = 0;
@@ -237,8 +251,9 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
             return Err(ParseError { message, ..here });
         }
         next = v + 1;
-        let (delta, lut, map) = p.record(|p| {
+        let (delta, part, lut, map) = p.record(|p| {
             let delta = p.opt_attr("log_delta", Parser::u32)?;
+            let part = p.opt_attr("partition", Parser::u32)?;
             let lut = p.opt_attr("lut", |p| {
                 p.record(|p| {
                     Ok(FheLut {
@@ -261,8 +276,12 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
                     })
                 })
             })?;
-            Ok((delta, lut, map))
+            Ok((delta, part, lut, map))
         })?;
+        if part.is_some() && (delta.is_none() || partition.is_empty()) {
+            let message = format!("%{v} names a partition, but has no encoding or the circuit has one set");
+            return Err(ParseError { message, ..here });
+        }
         if map.is_some() && v >= l {
             return Err(ParseError { message: format!("%{v} is beyond the {l} linear maps"), ..here });
         }
@@ -280,6 +299,9 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
         }
         if let Some(d) = delta {
             log_delta[v] = Some(d);
+            if let Some(slot) = partition.get_mut(v) {
+                *slot = part;
+            }
         }
         if let Some(l) = lut {
             luts[v] = Some(l);
@@ -299,5 +321,5 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
     })?;
     p.expect("}")?;
     p.finish()?;
-    Ok(Circuit { graph_digest, params, log_delta, luts, linear, inputs, outputs, stats })
+    Ok(Circuit { graph_digest, params, partition, log_delta, luts, linear, inputs, outputs, stats })
 }

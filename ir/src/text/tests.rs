@@ -273,7 +273,8 @@ fn circuit() -> Circuit {
     let lut = |precision, offset, norm| Some(FheLut { precision, offset, norm });
     Circuit {
         graph_digest: [0xa5; 32],
-        params: catalog(-128)[3].clone(),
+        params: vec![catalog(-128)[3].clone()],
+        partition: Vec::new(),
         log_delta: vec![None, Some(57), None, Some(53), Some(59), Some(0)],
         luts: vec![None, None, None, None, lut(4, -1, 3.0), lut(1, i64::MIN, 0.1)],
         linear: vec![
@@ -313,10 +314,16 @@ fn circuits_round_trip() {
     assert!(round_trip_circuit(&c).contains("values 7, 4, 6\n  inputs\n"));
     // A searched set spells its numbers out.
     let base = catalog(-128)[4].lattice;
-    c.params = ParamSet::searched(base, 6, -128).unwrap();
+    c.params = vec![ParamSet::searched(base, 6, -128).unwrap()];
     let text = round_trip_circuit(&c);
     assert!(text.contains("lattice={n=930, k=1, N=4096, pbs=(2, 15), ks=(6, 3), lwe_std="), "{text}");
     assert!(text.contains(", searched=true}"), "{text}");
+    // Partitions: a `params` line each, and every encoded value names its own.
+    c.params.push(ParamSet::searched(catalog(-128)[3].lattice, 4, -128).unwrap());
+    c.partition = c.log_delta.iter().enumerate().map(|(i, d)| d.map(|_| (i % 2) as u32)).collect();
+    let text = round_trip_circuit(&c);
+    assert!(text.contains("\n  %3 {log_delta=53, partition=1, linear="), "{text}");
+    assert_eq!(text.matches("\n  params ").count(), 2, "{text}");
 }
 
 fn plan() -> Plan {

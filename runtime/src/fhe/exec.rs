@@ -32,18 +32,19 @@ fn delta(circuit: &Circuit, v: ValueId) -> u64 {
     1u64 << circuit.log_delta[v.index()].expect("encrypted values have an encoding")
 }
 
-/// Encrypts one sample: quantizes `inputs` and encrypts every value the client encrypts.
+/// Encrypts one sample: quantizes `inputs` and encrypts every value the client encrypts,
+/// each under its partition's big key.
 pub fn encrypt_sample(spec: &ClientSpec, ck: &ClientKey, inputs: &[Tensor]) -> Result<CtValues, FheError> {
     check_key(spec, ck)?;
     let ints = run_graph(&spec.encode, inputs)?;
-    let p = resolve_params(&spec.params)?;
-    let big = ck.big_key();
+    let ps = spec.keys.sets.iter().map(resolve_params).collect::<Result<Vec<_>, _>>()?;
     let mut seeder = new_seeder();
     let seeder = seeder.as_mut();
     let mut enc = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
     let mut out = Vec::new();
     for (t, e) in ints.iter().zip(&spec.encrypted) {
         let d = 1u64 << e.log_delta;
+        let (big, p) = (ck.big_key(e.partition as usize), &ps[e.partition as usize]);
         let cts = t
             .as_i64()
             .expect("quantize gives integers")
@@ -64,10 +65,11 @@ pub fn encrypt_sample(spec: &ClientSpec, ck: &ClientKey, inputs: &[Tensor]) -> R
 }
 
 fn check_key(spec: &ClientSpec, ck: &ClientKey) -> Result<(), FheError> {
-    if ck.params != spec.params.name {
+    if ck.params != spec.keys.name() || ck.glwe.len() != spec.keys.sets.len() {
         return Err(FheError::Mismatch(format!(
             "the client key is for {}, the model uses {}",
-            ck.params, spec.params.name
+            ck.params,
+            spec.keys.name()
         )));
     }
     Ok(())
@@ -77,7 +79,15 @@ enum Step<'a> {
     /// The map, over these operands laid end to end.
     Linear(&'a LinearMap, Vec<ValueId>),
     /// `rescale` brings the input to the encoding the bootstrap reads.
-    Lut { accumulators: Vec<GlweCiphertextOwned<u64>>, table_of: Vec<u32>, offset_plaintext: u64, rescale: u64 },
+    /// `ksk` indexes the server key's keyswitching keys, `partition` the set it bootstraps on.
+    Lut {
+        accumulators: Vec<GlweCiphertextOwned<u64>>,
+        table_of: Vec<u32>,
+        offset_plaintext: u64,
+        rescale: u64,
+        ksk: usize,
+        partition: usize,
+    },
 }
 
 /// The server's precomputed program: linear maps and bootstrap accumulators.
@@ -85,20 +95,22 @@ pub struct ServerProgram<'a> {
     graph: &'a Graph,
     circuit: &'a Circuit,
     sk: &'a ServerKey,
-    params: TfheParams,
+    params: Vec<TfheParams>,
     steps: HashMap<u32, Step<'a>>,
 }
 
 impl<'a> ServerProgram<'a> {
     /// Prepares evaluation of `graph` under `sk`.
     pub fn new(graph: &'a Graph, circuit: &'a Circuit, sk: &'a ServerKey) -> Result<Self, FheError> {
-        if sk.params != circuit.params.name {
+        let layout = circuit.key_layout(graph);
+        if sk.params != layout.name() || sk.bsk.len() != layout.sets.len() || sk.ksk.len() != layout.keyswitches.len() {
             return Err(FheError::Mismatch(format!(
                 "server key is for {}, the circuit uses {}",
-                sk.params, circuit.params.name
+                sk.params,
+                layout.name()
             )));
         }
-        let params = resolve_params(&circuit.params)?;
+        let params = circuit.params.iter().map(resolve_params).collect::<Result<Vec<_>, _>>()?;
         let mut steps = HashMap::new();
         for (i, node) in graph.nodes.iter().enumerate() {
             let v = ValueId(i as u32);
@@ -109,6 +121,12 @@ impl<'a> ServerProgram<'a> {
                     let FheLowering::Bootstrap(lut) = node.op.fhe_lowering() else {
                         return Err(FheError::Mismatch(format!("{v} ({}) is not a table", node.op.mnemonic())));
                     };
+                    let (own, from) = (circuit.partition_of(i), circuit.partition_of(node.inputs[0].index()));
+                    let ksk = layout.keyswitches.iter().position(|&pair| pair == (from as u32, own as u32));
+                    let (Some(ksk), Some(Some(_))) = (ksk, sk.bsk.get(own)) else {
+                        return Err(FheError::Mismatch(format!("the server key lacks the keys of {v}'s bootstrap")));
+                    };
+                    let params = &params[own];
                     let boxes = 1usize << plan.precision;
                     let d_out = delta(circuit, v);
                     let accumulators = lut
@@ -139,6 +157,8 @@ impl<'a> ServerProgram<'a> {
                         table_of: lut.table_of.clone(),
                         offset_plaintext: (plan.offset as u64).wrapping_neg().wrapping_mul(delta_in),
                         rescale: 1 << (read_at - encoded_at),
+                        ksk,
+                        partition: own,
                     }
                 }
             };
@@ -166,14 +186,13 @@ impl<'a> ServerProgram<'a> {
         inputs: CtValues,
         on_pbs: &(dyn Fn() + Sync),
     ) -> Result<HashMap<u32, CtTensor>, FheError> {
-        let big_size = self.sk.ksk.input_key_lwe_dimension().to_lwe_size();
         let mut values: HashMap<u32, CtTensor> = HashMap::new();
         for (v, cts) in inputs {
             let expected = self.graph.nodes.get(v as usize).map(|n| n.ty.shape.numel());
             if !self.circuit.inputs.contains(&v) || expected != Some(cts.len()) {
                 return Err(FheError::Mismatch(format!("input %{v} with {} ciphertexts", cts.len())));
             }
-            if cts.iter().any(|c| c.lwe_size() != big_size) {
+            if cts.iter().any(|c| c.lwe_size() != self.big_size(v as usize)) {
                 return Err(FheError::Mismatch("ciphertext dimension differs from the server key's".into()));
             }
             values.insert(v, cts);
@@ -185,10 +204,19 @@ impl<'a> ServerProgram<'a> {
             let out = match step {
                 Step::Linear(map, operands) => {
                     let xs = operands.iter().map(|&x| read(x)).collect::<Result<Vec<_>, _>>()?;
-                    self.linear(map, &xs, delta(self.circuit, ValueId(i as u32)))
+                    self.linear(map, &xs, delta(self.circuit, ValueId(i as u32)), self.big_size(i))
                 }
-                Step::Lut { accumulators, table_of, offset_plaintext, rescale } => {
-                    self.bootstrap(read(node.inputs[0])?, accumulators, table_of, *offset_plaintext, *rescale, on_pbs)
+                Step::Lut { accumulators, table_of, offset_plaintext, rescale, ksk, partition } => {
+                    let lut = Bootstrap {
+                        accumulators,
+                        table_of,
+                        offset: *offset_plaintext,
+                        rescale: *rescale,
+                        ksk: &self.sk.ksk[*ksk],
+                        bsk: self.sk.bsk[*partition].as_ref().expect("checked when prepared"),
+                        params: &self.params[*partition],
+                    };
+                    lut.run(read(node.inputs[0])?, on_pbs)
                 }
             };
             values.insert(i as u32, out);
@@ -196,10 +224,15 @@ impl<'a> ServerProgram<'a> {
         Ok(values)
     }
 
-    fn linear(&self, map: &LinearMap, xs: &[&CtTensor], d: u64) -> CtTensor {
+    /// The ciphertext size of encrypted value `v`: its partition's big key's, plus one.
+    fn big_size(&self, v: usize) -> LweSize {
+        let p = &self.params[self.circuit.partition_of(v)];
+        LweSize(p.glwe_dimension.0 * p.polynomial_size.0 + 1)
+    }
+
+    fn linear(&self, map: &LinearMap, xs: &[&CtTensor], d: u64, size: LweSize) -> CtTensor {
         let x: Vec<&LweCiphertextOwned<u64>> = xs.iter().flat_map(|x| x.iter()).collect();
-        let size = self.sk.ksk.input_key_lwe_dimension().to_lwe_size();
-        let cm = self.params.ciphertext_modulus;
+        let cm = CiphertextModulus::new_native();
         map.terms
             .par_iter()
             .zip(&map.constant)
@@ -217,23 +250,30 @@ impl<'a> ServerProgram<'a> {
             .collect()
     }
 
-    fn bootstrap(
-        &self,
-        x: &CtTensor,
-        accumulators: &[GlweCiphertextOwned<u64>],
-        table_of: &[u32],
-        offset: u64,
-        rescale: u64,
-        on_pbs: &(dyn Fn() + Sync),
-    ) -> CtTensor {
-        let p = &self.params;
+}
+
+/// One table's bootstraps: its accumulators and the keys of its partitions.
+struct Bootstrap<'k> {
+    accumulators: &'k [GlweCiphertextOwned<u64>],
+    table_of: &'k [u32],
+    offset: u64,
+    rescale: u64,
+    /// From the input's partition's big key to this table's small key.
+    ksk: &'k LweKeyswitchKeyOwned<u64>,
+    bsk: &'k FourierLweBootstrapKeyOwned,
+    params: &'k TfheParams,
+}
+
+impl Bootstrap<'_> {
+    fn run(&self, x: &CtTensor, on_pbs: &(dyn Fn() + Sync)) -> CtTensor {
+        let p = self.params;
         let fft = Fft::new(p.polynomial_size);
         let fft = fft.as_view();
         let glwe_size = p.glwe_dimension.to_glwe_size();
         let scratch = blind_rotate_assign_mem_optimized_requirement::<u64>(glwe_size, p.polynomial_size, fft)
             .unaligned_bytes_required();
-        let small = self.sk.ksk.output_key_lwe_dimension().to_lwe_size();
-        let big = self.sk.ksk.input_key_lwe_dimension().to_lwe_size();
+        let small = self.ksk.output_key_lwe_dimension().to_lwe_size();
+        let big = LweSize(p.glwe_dimension.0 * p.polynomial_size.0 + 1);
         let log_modulus = p.polynomial_size.to_blind_rotation_input_modulus_log();
         x.par_iter()
             .enumerate()
@@ -245,15 +285,15 @@ impl<'a> ServerProgram<'a> {
                 },
                 |buffers, (e, ct)| {
                     let mut input = ct.clone();
-                    lwe_ciphertext_cleartext_mul_assign(&mut input, Cleartext(rescale));
-                    lwe_ciphertext_plaintext_add_assign(&mut input, Plaintext(offset));
+                    lwe_ciphertext_cleartext_mul_assign(&mut input, Cleartext(self.rescale));
+                    lwe_ciphertext_plaintext_add_assign(&mut input, Plaintext(self.offset));
                     let mut ks = LweCiphertext::new(0u64, small, p.ciphertext_modulus);
-                    keyswitch_lwe_ciphertext(&self.sk.ksk, &input, &mut ks);
+                    keyswitch_lwe_ciphertext(self.ksk, &input, &mut ks);
                     let msed =
                         lwe_ciphertext_centered_binary_modulus_switch::<u64, usize, _>(ks.as_view(), log_modulus);
-                    let table = if table_of.is_empty() { 0 } else { table_of[e] as usize };
-                    let mut acc = accumulators[table].clone();
-                    blind_rotate_assign_mem_optimized(&msed, &mut acc, &self.sk.bsk, fft, buffers.stack());
+                    let table = if self.table_of.is_empty() { 0 } else { self.table_of[e] as usize };
+                    let mut acc = self.accumulators[table].clone();
+                    blind_rotate_assign_mem_optimized(&msed, &mut acc, self.bsk, fft, buffers.stack());
                     let mut out = LweCiphertext::new(0u64, big, p.ciphertext_modulus);
                     extract_lwe_sample_from_glwe_ciphertext(&acc, &mut out, MonomialDegree(0));
                     on_pbs();
@@ -267,7 +307,6 @@ impl<'a> ServerProgram<'a> {
 /// Decrypts what the server returned and finishes the model in the clear.
 pub fn decrypt_sample(spec: &ClientSpec, ck: &ClientKey, values: &CtValues) -> Result<Vec<Tensor>, FheError> {
     check_key(spec, ck)?;
-    let big = ck.big_key();
     let mut bound: Vec<Option<Tensor>> = vec![None; spec.decrypted.len()];
     for (v, cts) in values {
         let k = spec.decrypted.iter().position(|e| e.value == *v);
@@ -278,6 +317,7 @@ pub fn decrypt_sample(spec: &ClientSpec, ck: &ClientKey, values: &CtValues) -> R
         if cts.len() != shape.numel() {
             return Err(FheError::Mismatch(format!("%{v} has {} ciphertexts, not {}", cts.len(), shape.numel())));
         }
+        let big = ck.big_key(spec.decrypted[k].partition as usize);
         if cts.iter().any(|c| c.lwe_size() != big.lwe_dimension().to_lwe_size()) {
             return Err(FheError::Mismatch("ciphertext dimension differs from the client key's".into()));
         }

@@ -9,8 +9,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// File format version written. Version 2 holds server keys compressed (seeded).
-pub const VERSION: u32 = 2;
+/// File format version written. Version 2 holds server keys compressed (seeded);
+/// version 3 holds keys per key partition.
+pub const VERSION: u32 = 3;
 const HEADER: usize = 8 + 4 + 32 + 16 + 8 + 32;
 
 /// What a file holds.
@@ -44,8 +45,8 @@ impl Kind {
     /// Oldest version whose payload this secc still decodes.
     fn oldest(self) -> u32 {
         match self {
-            Kind::ServerKey => 2,
-            Kind::ClientKey | Kind::Ciphertexts => 1,
+            Kind::ServerKey | Kind::ClientKey => 3,
+            Kind::Ciphertexts => 1,
         }
     }
 

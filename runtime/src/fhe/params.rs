@@ -187,11 +187,12 @@ mod tests {
     /// The noise model against real keys of a searched set, over 300 bootstraps of an
     /// identity table: the bootstrap output's noise, and what a bootstrap reads from
     /// those outputs scaled by ν = 128 (a cleartext multiply) after the keyswitch and
-    /// after the modulus switch, each within 0.5×–2× of the model's variance.
+    /// after the modulus switch, and after a keyswitch to a second partition's smaller
+    /// key, each within 0.5×–2× of the model's variance.
     #[test]
     fn measured_noise_matches_the_model() {
         use crate::fhe::keys::generate_local_keys;
-        use secc_ir::lowered::fhe::{Lattice, ParamSet};
+        use secc_ir::lowered::fhe::{KeyLayout, Lattice, ParamSet};
         use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
 
         let dims = Lattice {
@@ -208,9 +209,16 @@ mod tests {
         let set = ParamSet::searched(dims, 2, -40).unwrap();
         let l = &set.lattice;
         let p = resolve_params(&set).unwrap();
-        let (ck, sk) = generate_local_keys(&set).unwrap();
-        let big = ck.big_key();
-        let small: Vec<u64> = ck.lwe.as_ref().to_vec();
+        let other = ParamSet::searched(
+            Lattice { lwe_dimension: 640, glwe_dimension: 2, polynomial_size: 1024, ks_level: 5, ..dims },
+            2,
+            -40,
+        )
+        .unwrap();
+        let layout = KeyLayout { sets: vec![set.clone(), other.clone()], keyswitches: vec![(0, 0), (0, 1)] };
+        let (ck, sk) = generate_local_keys(&layout).unwrap();
+        let big = ck.big_key(0);
+        let small: Vec<u64> = ck.lwe[0].as_ref().to_vec();
         let (bits, nu) = (2u32, 128u64);
         let delta = 1u64 << (63 - bits);
         let cm = p.ciphertext_modulus;
@@ -239,12 +247,13 @@ mod tests {
         let seeder = seeder.as_mut();
         let mut enc = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
         let torus = |e: u64| e as i64 as f64 / 2f64.powi(64);
-        let keyswitch = |ct: &LweCiphertextOwned<u64>| {
-            let mut out = LweCiphertext::new(0u64, p.lwe_dimension.to_lwe_size(), cm);
-            keyswitch_lwe_ciphertext(&sk.ksk, ct, &mut out);
+        let keyswitch_to = |k: usize, ct: &LweCiphertextOwned<u64>| {
+            let mut out = LweCiphertext::new(0u64, sk.ksk[k].output_lwe_size(), cm);
+            keyswitch_lwe_ciphertext(&sk.ksk[k], ct, &mut out);
             out
         };
-        let (mut out_var, mut ks_var, mut ms_var) = (0.0, 0.0, 0.0);
+        let keyswitch = |ct: &LweCiphertextOwned<u64>| keyswitch_to(0, ct);
+        let (mut out_var, mut ks_var, mut ms_var, mut cross_var) = (0.0, 0.0, 0.0, 0.0);
         let samples = 300;
         for i in 0..samples {
             let m = (i % 4) as u64;
@@ -258,7 +267,7 @@ mod tests {
             let input = keyswitch(&ct);
             let msed = lwe_ciphertext_centered_binary_modulus_switch::<u64, usize, _>(input.as_view(), log_2n);
             let mut rotated = acc.clone();
-            blind_rotate_assign_mem_optimized(&msed, &mut rotated, &sk.bsk, fft, buffers.stack());
+            blind_rotate_assign_mem_optimized(&msed, &mut rotated, sk.bsk[0].as_ref().unwrap(), fft, buffers.stack());
             let mut out = LweCiphertext::new(0u64, big.lwe_dimension().to_lwe_size(), cm);
             extract_lwe_sample_from_glwe_ciphertext(&rotated, &mut out, MonomialDegree(0));
             out_var += torus(decrypt_lwe_ciphertext(&big, &out).0.wrapping_sub(m * delta)).powi(2);
@@ -266,7 +275,9 @@ mod tests {
             lwe_ciphertext_cleartext_mul_assign(&mut out, Cleartext(nu));
             let expected = (m * delta).wrapping_mul(nu);
             let switched = keyswitch(&out);
-            ks_var += torus(decrypt_lwe_ciphertext(&ck.lwe, &switched).0.wrapping_sub(expected)).powi(2);
+            ks_var += torus(decrypt_lwe_ciphertext(&ck.lwe[0], &switched).0.wrapping_sub(expected)).powi(2);
+            let across = keyswitch_to(1, &out);
+            cross_var += torus(decrypt_lwe_ciphertext(&ck.lwe[1], &across).0.wrapping_sub(expected)).powi(2);
             let msed = lwe_ciphertext_centered_binary_modulus_switch::<u64, usize, _>(switched.as_view(), log_2n);
             let dot = msed.mask().zip(&small).fold(0u64, |a, (x, &s)| a.wrapping_add(x as u64 * s));
             let phase = (msed.body() as u64).wrapping_sub(dot) % two_n;
@@ -282,6 +293,7 @@ mod tests {
             ("bootstrap output", out_var, pbs),
             ("after keyswitch", ks_var, after_ks),
             ("after modulus switch", ms_var, after_ms),
+            ("after a keyswitch across partitions", cross_var, nu * nu * pbs + noise::keyswitch_variance_from(&other.lattice, 2048)),
         ] {
             let ratio = measured / samples as f64 / model;
             println!("{what}: measured/model variance {ratio:.3} (model 2^{:.2})", model.log2());

@@ -63,7 +63,13 @@ pub fn bootstrap_variance(l: &Lattice) -> f64 {
 
 /// The noise a keyswitch from the `k·N` GLWE key to the `n` LWE key adds.
 pub fn keyswitch_variance(l: &Lattice) -> f64 {
-    let big = (l.glwe_dimension * l.polynomial_size) as f64;
+    keyswitch_variance_from(l, l.glwe_dimension * l.polynomial_size)
+}
+
+/// The noise a keyswitch from a big key of dimension `big` (another partition's) to
+/// `l`'s small key adds, with `l`'s decomposition.
+pub fn keyswitch_variance_from(l: &Lattice, big: u32) -> f64 {
+    let big = big as f64;
     let key = l.ks_level as f64 * big * l.lwe_std.powi(2) * digit_variance(l.ks_base_log);
     key + big * (q2() / 48.0 + truncation(l.ks_base_log, l.ks_level) / 24.0)
 }
@@ -90,6 +96,13 @@ pub fn fresh_within_bound(l: &Lattice) -> bool {
 /// bootstrap output's (the 2-norm of the weights over bootstrap outputs).
 pub fn input_variance(l: &Lattice, norm: f64) -> f64 {
     norm * norm * bootstrap_variance(l) + keyswitch_variance(l) + modulus_switch_variance(l)
+}
+
+/// The noise the blind rotation on `l` reads for an input of noise `norm` times `unit`
+/// (the noisiest partition's bootstrap output), keyswitched from a big key of dimension
+/// `big`.
+pub fn input_variance_from(l: &Lattice, norm: f64, unit: f64, big: u32) -> f64 {
+    norm * norm * unit + keyswitch_variance_from(l, big) + modulus_switch_variance(l)
 }
 
 /// log2 of the probability that a bootstrap reading `precision` bits (below one padding

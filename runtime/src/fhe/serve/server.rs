@@ -31,6 +31,7 @@ use axum::Router;
 use http_body_util::BodyExt;
 use secc_ir::artifact::Artifact;
 use secc_ir::client_spec::ClientSpec;
+use secc_ir::lowered::fhe::KeyLayout;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -98,6 +99,8 @@ struct Model {
     artifact: Artifact,
     digest: [u8; 32],
     spec: Vec<u8>,
+    /// The keys a client makes for it.
+    keys: KeyLayout,
     info: ModelInfo,
     /// Largest ciphertext body accepted: [`MAX_REQUEST_ROWS`] samples and some slack.
     max_body: usize,
@@ -152,21 +155,25 @@ impl Model {
     fn new(m: ServedModel) -> Result<Model, ServiceError> {
         let bad = |reason: String| ServiceError::Model { id: m.id.clone(), reason };
         let spec = ClientSpec::from_artifact(&m.artifact).map_err(|e| bad(e.to_string()))?;
-        let params = resolve_params(&spec.params).map_err(|e| bad(e.to_string()))?;
+        let params =
+            spec.keys.sets.iter().map(resolve_params).collect::<Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))?;
         let graph = m.artifact.quantized.as_ref().map_err(|e| bad(e.clone()))?;
-        let lwe_size = params.glwe_dimension.0 * params.polynomial_size.0 + 1;
-        let elements: usize = spec.encrypted.iter().map(|e| graph.ty(secc_ir::ValueId(e.value)).shape.numel()).sum();
         // Each ciphertext is its mask and body, a length and its modulus in bincode.
-        let max_body = MAX_REQUEST_ROWS * elements * (lwe_size * 8 + 64) + (1 << 16);
+        let bytes = |e: &secc_ir::client_spec::Encrypted| {
+            let p = &params[e.partition as usize];
+            let lwe_size = p.glwe_dimension.0 * p.polynomial_size.0 + 1;
+            graph.ty(secc_ir::ValueId(e.value)).shape.numel() * (lwe_size * 8 + 64)
+        };
+        let max_body = MAX_REQUEST_ROWS * spec.encrypted.iter().map(bytes).sum::<usize>() + (1 << 16);
         let digest = spec.artifact_digest;
         let info = ModelInfo {
             id: m.id.clone(),
             name: spec.model.clone(),
-            params: spec.params.name.clone(),
+            params: spec.keys.name(),
             pbs: spec.pbs,
             digest: hex(&digest),
         };
-        Ok(Model { id: m.id, artifact: m.artifact, digest, spec: spec.to_bytes(), info, max_body })
+        Ok(Model { id: m.id, artifact: m.artifact, digest, spec: spec.to_bytes(), keys: spec.keys, info, max_body })
     }
 
     /// Decodes the ciphertexts in `body`, evaluates each sample, encodes the results.
@@ -443,8 +450,7 @@ fn check_key(s: &Service, part: &std::path::Path, expected: Option<&Model>) -> R
             format!("the key is for {}, model {} uses {}", key.params, model.id, model.info.params),
         ));
     }
-    let set = &model.artifact.fhe.as_ref().expect("checked when loaded").params;
-    let key = key.decompress(set).map_err(|e| err(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let key = key.decompress(&model.keys).map_err(|e| err(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let mut keys = s.keys.lock().expect("keys lock");
     if !keys.contains(&id) {
         std::fs::rename(part, keys.key_path(&id))
