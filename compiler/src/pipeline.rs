@@ -131,7 +131,7 @@ impl Default for FheOptions {
 }
 
 /// Every setting of the pipeline.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     /// The quantizer's.
     pub quant: QuantConfig,
@@ -275,7 +275,7 @@ pub fn compile_float_observed(
 ) -> Result<Compiled, CompileError> {
     let mut d = Driver { next: Stage::ALL.iter().position(|&s| s == Stage::Calibrate).expect("listed"), observe };
     let calibration = d.analysis(Stage::Calibrate, &float, || calibrate(&float, samples))?;
-    let (mut quant, mut fidelity) = (opts.quant, None);
+    let (mut quant, mut fidelity) = (opts.quant.clone(), None);
     let quantized = d.graph(Stage::Quantize, || match opts.budget {
         None => quantize(&float, &calibration, samples, &opts.quant),
         Some(budget) => {

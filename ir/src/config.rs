@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bit widths the quantizer targets.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QuantConfig {
     /// Bits of every table output (activations).
     pub bits: u32,
@@ -14,6 +14,10 @@ pub struct QuantConfig {
     pub weight_bits: u32,
     /// Most bits a table reads: wider accumulators are rounded to their top bits.
     pub table_bits: u32,
+    /// Narrower reads for some tables: the tables computing the named node read these
+    /// bits instead of `table_bits` (the precision pass narrows the layers with the most
+    /// bootstraps where the accuracy budget allows).
+    pub table_bits_of: Vec<(String, u32)>,
     /// Fraction of the calibrated width added on each side of the input range, so
     /// samples a little beyond the calibration set are not clipped.
     pub input_margin: f64,
@@ -53,6 +57,7 @@ impl QuantConfig {
             input_bits: bits + 2,
             weight_bits: bits,
             table_bits: 5.min(bits),
+            table_bits_of: Vec::new(),
             input_margin: 0.1,
             output_tables: false,
             tree_bits: 4.min(bits),
@@ -67,6 +72,11 @@ impl QuantConfig {
         (lo - margin, hi + margin)
     }
 
+    /// The bits the tables computing node `name` read.
+    pub fn table_bits_for(&self, name: &str) -> u32 {
+        self.table_bits_of.iter().find(|(n, _)| n == name).map_or(self.table_bits, |&(_, b)| b)
+    }
+
     /// Checks the widths are usable.
     pub fn check(&self) -> Result<(), String> {
         for (name, v, max) in [
@@ -79,6 +89,9 @@ impl QuantConfig {
             if !(2..=max).contains(&v) {
                 return Err(format!("{name} must be between 2 and {max}, got {v}"));
             }
+        }
+        if let Some((name, b)) = self.table_bits_of.iter().find(|(_, b)| !(2..=16).contains(b)) {
+            return Err(format!("table bits of {name} must be between 2 and 16, got {b}"));
         }
         if !(0.0..=10.0).contains(&self.input_margin) {
             return Err(format!("input margin must be between 0 and 10, got {}", self.input_margin));

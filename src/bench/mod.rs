@@ -128,7 +128,7 @@ fn bench_mpc(w: &Workload, c: &Compiled, costs: &MachineCosts, reps: &Repeats) -
 /// A workload compiled as `secc compile` compiles it with the workload's quantizer
 /// settings and the default lowering settings.
 pub fn compile_workload(w: &Workload) -> Result<Compiled, CompileError> {
-    compile_float(w.graph.clone(), &w.calib, &Options { quant: w.quant, ..Options::default() })
+    compile_float(w.graph.clone(), &w.calib, &Options { quant: w.quant.clone(), ..Options::default() })
 }
 
 /// The parameter sets the workloads' circuits use, in first-use order.

@@ -284,13 +284,15 @@ pub fn run(a: Args) -> Result<()> {
     let settings = Settings {
         secc_version: env!("CARGO_PKG_VERSION").into(),
         source: a.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
-        quant: compiled.quant,
+        quant: compiled.quant.clone(),
         calibration_samples: samples.len(),
         backend: None,
     };
     if let Some((fidelity, within)) = compiled.fidelity {
         let q = &compiled.quant;
-        let widths = format!("{}-bit tables, {}-bit tree features", q.table_bits, q.tree_bits);
+        let narrowed: Vec<String> = q.table_bits_of.iter().map(|(n, b)| format!("{b} at {n}")).collect();
+        let narrowed = if narrowed.is_empty() { String::new() } else { format!(" ({})", narrowed.join(", ")) };
+        let widths = format!("{}-bit tables{narrowed}, {}-bit tree features", q.table_bits, q.tree_bits);
         if within {
             eprintln!("quantization: {widths} ({fidelity} against float on the calibration samples)");
         } else {

@@ -112,7 +112,7 @@ pub fn compile(
 ) -> (secc_compiler::pipeline::Compiled, Vec<Vec<Tensor>>) {
     let g = secc_compiler::pipeline::import_float(&model_dir(name).join("model.onnx")).unwrap();
     let calib = samples(&g, name, "calib.csv");
-    let opts = secc_compiler::pipeline::Options { quant: *cfg, ..Default::default() };
+    let opts = secc_compiler::pipeline::Options { quant: cfg.clone(), ..Default::default() };
     (secc_compiler::pipeline::compile_float(g, &calib, &opts).unwrap(), calib)
 }
 

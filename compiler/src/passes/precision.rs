@@ -79,7 +79,7 @@ fn ladder(base: QuantConfig) -> impl Iterator<Item = QuantConfig> {
             tree_bits: (base.tree_bits + k).min(base.bits),
             weight_bits: base.weight_bits + w,
             max_weight_norm: base.max_weight_norm.map(|n| n * f64::from(1u32 << k)),
-            ..base
+            ..base.clone()
         }
     })
 }
@@ -149,7 +149,7 @@ pub fn quantize_within(
     budget: Budget,
 ) -> Result<Chosen, CompileError> {
     let mut best: Option<Chosen> = None;
-    for config in ladder(*base) {
+    for config in ladder(base.clone()) {
         let quantized = quantize(float, calib, samples, &config)?;
         let fidelity = fidelity(float, &quantized, samples)?;
         let within = fidelity.within(budget);
@@ -161,7 +161,57 @@ pub fn quantize_within(
             break;
         }
     }
-    Ok(best.expect("the ladder has a first step"))
+    let chosen = best.expect("the ladder has a first step");
+    if !chosen.within {
+        return Ok(chosen);
+    }
+    narrow_layers(float, calib, samples, chosen, budget)
+}
+
+/// Narrowest table read the narrowing tries: a 4-bit table bootstraps on `N = 2048`.
+const MIN_NARROW_BITS: u32 = 4;
+/// Layers the narrowing tries, the most bootstraps first: each try quantizes and runs
+/// the calibration samples again.
+const MAX_NARROW_LAYERS: usize = 4;
+
+/// Narrows the tables of the layers with the most bootstraps, each to the fewest bits
+/// (down to [`MIN_NARROW_BITS`]) that keep the calibration samples within `budget`:
+/// under TFHE a layer's bootstrap cost falls with its width (key partitions give each
+/// layer its own set), and one global width keeps every layer as wide as the most
+/// sensitive one needs.
+fn narrow_layers(
+    float: &Graph,
+    calib: &Calibration,
+    samples: &[Vec<Tensor>],
+    mut chosen: Chosen,
+    budget: Budget,
+) -> Result<Chosen, CompileError> {
+    let floor = (1usize << MIN_NARROW_BITS) - 2;
+    let mut layers: Vec<(String, usize)> = Vec::new();
+    for node in &chosen.quantized.nodes {
+        let secc_ir::Op::Lut(lut) = &node.op else { continue };
+        if lut.table_len() <= floor || !float.nodes.iter().any(|n| n.name == node.name) {
+            continue;
+        }
+        match layers.iter_mut().find(|(n, _)| *n == node.name) {
+            Some((_, count)) => *count += node.ty.shape.numel(),
+            None => layers.push((node.name.clone(), node.ty.shape.numel())),
+        }
+    }
+    layers.sort_by(|a, b| b.1.cmp(&a.1));
+    for (name, _) in layers.into_iter().take(MAX_NARROW_LAYERS) {
+        for bits in MIN_NARROW_BITS..chosen.config.table_bits_for(&name) {
+            let mut config = chosen.config.clone();
+            config.table_bits_of.push((name.clone(), bits));
+            let quantized = quantize(float, calib, samples, &config)?;
+            let fidelity = fidelity(float, &quantized, samples)?;
+            if fidelity.within(budget) {
+                chosen = Chosen { quantized, config, fidelity, within: true };
+                break;
+            }
+        }
+    }
+    Ok(chosen)
 }
 
 /// Whether `a` follows the float model more closely than `b`: argmax first.

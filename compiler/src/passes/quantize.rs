@@ -57,7 +57,7 @@ pub fn quantize(
         old: graph,
         calib,
         samples,
-        cfg: *cfg,
+        cfg: cfg.clone(),
         new: Graph::new(graph.name.clone()),
         state: Vec::new(),
         chains: Default::default(),
@@ -105,7 +105,9 @@ impl Quantizer<'_> {
             self.observed[region.source.index()].iter().flat_map(|t| t.as_i64().expect("integer").iter().copied());
         let observed = (seen.clone().min().expect("samples"), seen.max().expect("samples"));
         let range = over.or(self.calib.ranges[target.index()]);
-        let lut = tabulate(&self.new, self.old, region, target, range, &self.cfg, observed, grid)?;
+        let name = &self.old.node(target).name;
+        let cfg = QuantConfig { table_bits: self.cfg.table_bits_for(name), ..self.cfg.clone() };
+        let lut = tabulate(&self.new, self.old, region, target, range, &cfg, observed, grid)?;
         self.push(Op::Lut(lut), vec![region.source], self.old.node(target).name.clone())
     }
 

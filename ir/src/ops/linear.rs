@@ -212,7 +212,7 @@ fn quantize_features<C: QuantizeCx>(
             *r = (r.0.min(v as f64), r.1.max(v as f64));
         }
     }
-    let cfg = *cx.config();
+    let cfg = cx.config().clone();
     let tensor = cx.new_graph().ty(per_tensor).as_int().and_then(|t| t.quant.clone()).expect("quantized input");
     let shared = (tensor.scale[0], tensor.zero_point[0]);
     let min_steps = (1u64 << (cfg.input_bits / 2)) as f64;
@@ -265,7 +265,7 @@ pub(crate) fn quantize_linear<C: QuantizeCx>(
             (x, xq.scale[0], xq.zero_point[0], w.clone(), None)
         }
     };
-    let cfg = *cx.config();
+    let cfg = cx.config().clone();
     let qmax = ((1i64 << (cfg.weight_bits - 1)) - 1) as f64;
     // Weights applied to table outputs multiply bootstrap noise by their 2-norm:
     // cap it so the TFHE circuit stays on cheap parameter sets.

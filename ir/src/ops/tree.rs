@@ -309,7 +309,7 @@ impl QuantizeRule for TreeEnsemble {
             return Err(cx.fail(v, "a tree ensemble must read a model input"));
         }
         let n_features = *graph.ty(x).shape.0.last().expect("[N, F] input");
-        let cfg = *cx.config();
+        let cfg = cx.config().clone();
         let f = tree_tables(self, n_features, cfg.tree_bits, cfg.bits).map_err(|m| cx.fail(v, m))?;
         // The float input, bucketized on the trees' thresholds instead of the per-tensor
         // quantization pushed for it (which `compact` then drops).
