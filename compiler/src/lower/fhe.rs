@@ -372,7 +372,17 @@ fn partition_sets(
         });
         index.push(k as u32);
     }
-    if distinct.len() < 2 || distinct.len() > MAX_PARTITIONS || pbs_cost >= single_cost {
+    let sets_of = |p: usize| &distinct[index[p] as usize];
+    // The client's encryptions count as a fraction of the unit, which the verifier takes
+    // from the sets chosen (the noisiest bootstrap output among them, at most `unit`).
+    let circuit_unit = (0..luts.len())
+        .filter(|&i| luts[i].is_some())
+        .filter_map(|i| part[i].map(|p| noise::bootstrap_variance(&sets_of(p).lattice)))
+        .fold(0f64, f64::max);
+    let fresh = client_values(graph, log_delta).0.iter().filter_map(|&v| part[v as usize]).all(|p| {
+        sets_of(p).lattice.glwe_std.powi(2) <= noise::FRESH_VARIANCE * circuit_unit
+    });
+    if distinct.len() < 2 || distinct.len() > MAX_PARTITIONS || pbs_cost >= single_cost || !fresh {
         return (vec![single], Vec::new());
     }
     (distinct, part.into_iter().map(|p| p.map(|p| index[p])).collect())
