@@ -167,6 +167,30 @@ fn dense_net_under_encryption() {
     assert_eq!(o.argmax_agree, o.rows);
 }
 
+/// As `secc compile` compiles it (the accuracy budget on): the budget narrows the first
+/// hidden layer's tables, which key partitions put on a cheaper set than the second
+/// layer's; every table read across the partitions decrypts to its simulated entry or a
+/// rounding neighbour, and the class is the simulation's.
+#[test]
+fn narrowed_layer_on_its_own_key_partition_under_encryption() {
+    let name = "dense_relu";
+    let g = secc_compiler::pipeline::import_float(&model_dir(name).join("model.onnx")).unwrap();
+    let calib = samples(&g, name, "calib.csv");
+    let opts = secc_compiler::pipeline::Options {
+        budget: Some(secc_compiler::passes::precision::Budget::default()),
+        ..Default::default()
+    };
+    let c = secc_compiler::pipeline::compile_float(g, &calib, &opts).unwrap();
+    assert!(!c.quant.table_bits_of.is_empty(), "the budget narrowed no layer: {:?}", c.quant);
+    let circuit = c.fhe.as_ref().unwrap();
+    assert!(circuit.params.len() >= 2, "one set: {}", names(circuit));
+    let widths: Vec<u32> = circuit.params.iter().map(|s| s.bits()).collect();
+    assert!(widths.iter().min() < widths.iter().max(), "{widths:?}");
+    let xs = samples(&c.float, name, "test.csv");
+    let o = check_compiled(name, &c, &xs[..2]);
+    assert_eq!(o.argmax_agree, o.rows);
+}
+
 #[test]
 fn digits_cnn_under_encryption() {
     let o = check_model("cnn_tiny", 2);
