@@ -3,7 +3,7 @@
 
 use crate::io::{read_samples, write_new};
 use anyhow::{bail, Context, Result};
-use secc_compiler::cost::fhe::bootstrap_layers;
+use secc_compiler::cost::fhe::bootstraps_per_partition;
 use secc_compiler::cost::machine::MachineCosts;
 use secc_compiler::cost::{choose_backend, Network};
 use secc_compiler::passes::calibrate::grid_samples;
@@ -362,12 +362,8 @@ pub fn run(a: Args) -> Result<()> {
         let names: Vec<&str> = c.params.iter().map(|s| s.name.as_str()).collect();
         let split = match c.params.len() {
             1 => String::new(),
-            n => {
-                let mut per = vec![0usize; n];
-                for (count, p) in bootstrap_layers(g, c) {
-                    per[p] += count;
-                }
-                let per: Vec<String> = per.iter().map(usize::to_string).collect();
+            _ => {
+                let per: Vec<String> = bootstraps_per_partition(g, c).iter().map(usize::to_string).collect();
                 format!("{} bootstraps per key partition; ", per.join(" + "))
             }
         };

@@ -98,12 +98,10 @@ fn print_circuit(art: &Artifact) {
         Ok(c) => {
             let st = &c.stats;
             println!("TFHE circuit:");
-            let mut per = vec![0usize; c.params.len()];
-            if let Ok(g) = &art.quantized {
-                for (count, p) in secc_compiler::cost::fhe::bootstrap_layers(g, c) {
-                    per[p] += count;
-                }
-            }
+            let per = match &art.quantized {
+                Ok(g) => secc_compiler::cost::fhe::bootstraps_per_partition(g, c),
+                Err(_) => vec![0; c.params.len()],
+            };
             for (k, set) in c.params.iter().enumerate() {
                 let (label, count) = match c.params.len() {
                     1 => ("parameters".to_string(), String::new()),

@@ -15,6 +15,15 @@ pub fn bootstrap_layers(graph: &Graph, circuit: &Circuit) -> Vec<(usize, usize)>
     layers.map(|(i, (node, _))| (node.ty.shape.numel(), circuit.partition_of(i))).collect()
 }
 
+/// Bootstraps per inference on each key partition's set.
+pub fn bootstraps_per_partition(graph: &Graph, circuit: &Circuit) -> Vec<usize> {
+    let mut per = vec![0usize; circuit.params.len()];
+    for (count, p) in bootstrap_layers(graph, circuit) {
+        per[p] += count;
+    }
+    per
+}
+
 /// Elements the client encrypts and decrypts.
 pub fn client_values(graph: &Graph, circuit: &Circuit) -> (usize, usize) {
     let count = |values: &[u32]| values.iter().map(|&v| graph.ty(ValueId(v)).shape.numel()).sum();

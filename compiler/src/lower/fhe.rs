@@ -280,11 +280,32 @@ pub fn lower_fhe(
             ),
         ));
     };
-    let (params, partition) = match choice {
-        ParamChoice::Catalog | ParamChoice::Search => (vec![params], Vec::new()),
-        ParamChoice::Partitions => partition_sets(graph, params, &luts, &log_delta, max_unit, log2_p_fail),
+    let partitioned = match choice {
+        ParamChoice::Catalog | ParamChoice::Search => None,
+        ParamChoice::Partitions => partition_sets(graph, &params, &luts, &log_delta, max_unit, log2_p_fail),
     };
-    Ok(Circuit { graph_digest: graph.digest(), params, partition, log_delta, luts, linear, inputs, outputs, stats })
+    let mut circuit = Circuit {
+        graph_digest: graph.digest(),
+        params: vec![params],
+        partition: Vec::new(),
+        log_delta,
+        luts,
+        linear,
+        inputs,
+        outputs,
+        stats,
+    };
+    if let Some((sets, partition)) = partitioned {
+        let single = std::mem::replace(&mut circuit.params, sets);
+        circuit.partition = partition;
+        // The client's encryptions count as a fraction of the unit the sets chosen make
+        // (the verifier's check): where they would not, one set it is.
+        if circuit.noisy_encryption(circuit.noise_unit()).is_some() {
+            circuit.params = single;
+            circuit.partition = Vec::new();
+        }
+    }
+    Ok(circuit)
 }
 
 /// Key partitions: values a levelled op sums share keys, so each class of values joined
@@ -330,60 +351,46 @@ fn partitions(graph: &Graph, log_delta: &[Option<u32>], luts: &[Option<FheLut>])
 /// allows), every input keyswitched from a big key no larger than `single`'s, and no
 /// noisier outputs; partitions without tables (the client's encryptions, levelled
 /// sums of them) keep `single`. Partitions that get the same set share its keys.
+/// `None`: one set is as cheap, or a partition has no cheaper set.
 fn partition_sets(
     graph: &Graph,
-    single: ParamSet,
+    single: &ParamSet,
     luts: &[Option<FheLut>],
     log_delta: &[Option<u32>],
     max_unit: f64,
     log2_p_fail: i32,
-) -> (Vec<ParamSet>, Vec<Option<u32>>) {
+) -> Option<(Vec<ParamSet>, Vec<Option<u32>>)> {
     let part = partitions(graph, log_delta, luts);
     let count = part.iter().flatten().max().map_or(0, |m| m + 1);
+    let mut tables: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for (i, p) in part.iter().enumerate() {
+        if let (Some(p), Some(_)) = (p, &luts[i]) {
+            tables[*p].push(i);
+        }
+    }
     let unit = noise::bootstrap_variance(&single.lattice).min(max_unit);
-    let big = single.lattice.glwe_dimension * single.lattice.polynomial_size;
-    let mut sets = Vec::new();
+    let big = single.lattice.big_dimension();
+    let (mut sets, mut index) = (Vec::<ParamSet>::new(), Vec::new());
     let (mut pbs_cost, mut single_cost) = (0.0, 0.0);
-    for p in 0..count {
-        let tables: Vec<(ValueId, &FheLut)> = (0..luts.len())
-            .filter(|&i| part[i] == Some(p))
-            .filter_map(|i| luts[i].as_ref().map(|l| (ValueId(i as u32), l)))
-            .collect();
-        let demands: Vec<(u32, f64)> = tables.iter().map(|(_, l)| (l.precision, l.norm)).collect();
+    for values in &tables {
+        let demands: Vec<(u32, f64)> =
+            values.iter().map(|&i| luts[i].as_ref().map(|l| (l.precision, l.norm)).expect("a table")).collect();
         let set = if demands.is_empty() {
             single.clone()
         } else {
-            match search::search(&demands, Unit::Fixed { variance: unit, big }, unit, log2_p_fail) {
-                Some(s) => s,
-                None => return (vec![single], Vec::new()),
-            }
+            search::search(&demands, Unit::Fixed { variance: unit, big }, unit, log2_p_fail)?
         };
-        let elements: usize = tables.iter().map(|(v, _)| graph.ty(*v).shape.numel()).sum();
+        let elements: usize = values.iter().map(|&i| graph.nodes[i].ty.shape.numel()).sum();
         pbs_cost += elements as f64 * noise::cost(&set.lattice);
         single_cost += elements as f64 * noise::cost(&single.lattice);
-        sets.push(set);
-    }
-    let mut distinct: Vec<ParamSet> = Vec::new();
-    let mut index = Vec::new();
-    for s in sets {
-        let k = distinct.iter().position(|d| *d == s).unwrap_or_else(|| {
-            distinct.push(s);
-            distinct.len() - 1
+        let k = sets.iter().position(|s| *s == set).unwrap_or_else(|| {
+            sets.push(set);
+            sets.len() - 1
         });
         index.push(k as u32);
     }
-    let sets_of = |p: usize| &distinct[index[p] as usize];
-    // The client's encryptions count as a fraction of the unit, which the verifier takes
-    // from the sets chosen (the noisiest bootstrap output among them, at most `unit`).
-    let circuit_unit = (0..luts.len())
-        .filter(|&i| luts[i].is_some())
-        .filter_map(|i| part[i].map(|p| noise::bootstrap_variance(&sets_of(p).lattice)))
-        .fold(0f64, f64::max);
-    let fresh = client_values(graph, log_delta).0.iter().filter_map(|&v| part[v as usize]).all(|p| {
-        sets_of(p).lattice.glwe_std.powi(2) <= noise::FRESH_VARIANCE * circuit_unit
-    });
-    if distinct.len() < 2 || distinct.len() > MAX_PARTITIONS || pbs_cost >= single_cost || !fresh {
-        return (vec![single], Vec::new());
+    if sets.len() < 2 || sets.len() > MAX_PARTITIONS || pbs_cost >= single_cost {
+        return None;
     }
-    (distinct, part.into_iter().map(|p| p.map(|p| index[p])).collect())
+    Some((sets, part.into_iter().map(|p| p.map(|p| index[p])).collect()))
 }

@@ -94,6 +94,11 @@ impl Lattice {
         }
     }
 
+    /// `k·N`: the dimension of the big LWE key the GLWE key flattens to.
+    pub fn big_dimension(&self) -> u32 {
+        self.glwe_dimension * self.polynomial_size
+    }
+
     /// Whether both keys' noise is at or above the 128-bit curve's floor for their dimension.
     pub fn secure(&self) -> bool {
         let floor = |dimension: u32| noise::secure_std(dimension).unwrap_or(f64::INFINITY);
@@ -116,10 +121,20 @@ impl ParamSet {
             return false;
         }
         if self.searched {
-            noise::input_variance(&self.lattice, norm) <= noise::max_input_variance(precision, self.log2_p_fail as f64)
+            let own = noise::bootstrap_variance(&self.lattice);
+            self.reads(precision, norm, own, self.lattice.big_dimension())
         } else {
             norm <= self.norm_budget * 2f64.powi((self.bits() - precision) as i32)
         }
+    }
+
+    /// Whether a table reading `precision` bits of an input whose noise is `norm` times
+    /// `unit` (a variance), keyswitched from a big key of dimension `big`, stays within
+    /// the set's failure probability by the noise model.
+    pub fn reads(&self, precision: u32, norm: f64, unit: f64, big: u32) -> bool {
+        precision <= self.bits()
+            && noise::input_variance_from(&self.lattice, norm, unit, big)
+                <= noise::max_input_variance(precision, self.log2_p_fail as f64)
     }
 
     /// The searched set of `lattice` (its dimensions and decompositions; the noise is the
@@ -360,17 +375,21 @@ impl Circuit {
     /// Whether table `plan`, on partition `own`'s set, reads an input from partition
     /// `from` within the failure probability. One partition goes by [`ParamSet::serves`]
     /// (a catalog set by its norm budget); partitions by the noise model, each set's
-    /// own keyswitch from the input's big key, norms in [`Circuit::noise_unit`]s.
-    pub fn serves(&self, plan: &FheLut, own: usize, from: usize) -> bool {
+    /// own keyswitch from the input's big key, norms in `unit`s ([`Circuit::noise_unit`]).
+    pub fn serves(&self, plan: &FheLut, own: usize, from: usize, unit: f64) -> bool {
         let (Some(set), Some(input)) = (self.params.get(own), self.params.get(from)) else { return false };
         if self.params.len() == 1 {
             return set.serves(plan.precision, plan.norm);
         }
-        let big = input.lattice.glwe_dimension * input.lattice.polynomial_size;
-        set.searched
-            && plan.precision <= set.bits()
-            && noise::input_variance_from(&set.lattice, plan.norm, self.noise_unit(), big)
-                <= noise::max_input_variance(plan.precision, set.log2_p_fail as f64)
+        set.searched && set.reads(plan.precision, plan.norm, unit, input.lattice.big_dimension())
+    }
+
+    /// The first value the client encrypts under a partition whose fresh noise is more
+    /// than the [`noise::FRESH_VARIANCE`] of `unit` a partitioned circuit counts it as
+    /// (one set keeps it by construction: [`ParamSet::searched`], the catalog's test).
+    pub fn noisy_encryption(&self, unit: f64) -> Option<u32> {
+        let noisy = |v: u32| self.params[self.partition_of(v as usize)].lattice.glwe_std.powi(2) > noise::FRESH_VARIANCE * unit;
+        self.inputs.iter().copied().find(|&v| noisy(v))
     }
 
     /// The keys the circuit needs: `graph` is the quantized graph it was lowered from.
@@ -430,12 +449,7 @@ impl KeyLayout {
 
     /// Checks every set and that the keyswitches name partitions of the layout.
     pub fn check(&self) -> Result<(), String> {
-        if self.sets.is_empty() || self.sets.len() > MAX_PARTITIONS {
-            return Err(format!("{} parameter sets; a circuit has 1 to {MAX_PARTITIONS}", self.sets.len()));
-        }
-        for s in &self.sets {
-            super::verify_params(s).map_err(|e| e.to_string())?;
-        }
+        super::verify_sets(&self.sets).map_err(|e| e.to_string())?;
         let n = self.sets.len() as u32;
         if self.keyswitches.iter().any(|&(a, b)| a >= n || b >= n) || !self.keyswitches.is_sorted() {
             return Err("a keyswitch names a partition the layout lacks, or they are out of order".into());

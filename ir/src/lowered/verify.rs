@@ -5,7 +5,7 @@
 //! 64 bits, sizes under named limits), so that a program that passes can make the
 //! runtime return an error at worst, never panic or allocate without bound.
 
-use super::fhe::{catalog, client_values, map_operands, noise, Circuit, ParamSet, MAX_PARTITIONS};
+use super::fhe::{catalog, client_values, map_operands, Circuit, ParamSet, MAX_PARTITIONS};
 use super::mpc::{Broadcast, ConvGeometry, ForestPlan, PairOp, Piecewise, Plan, PoolTaps, Reg, StepOp, PARTIES};
 use crate::graph::Graph;
 use crate::ops::{FheLowering, FheRule};
@@ -734,6 +734,16 @@ pub fn verify_params(params: &ParamSet) -> Result<(), CircuitError> {
     }
 }
 
+/// A circuit's parameter sets, one per key partition: 1 to [`MAX_PARTITIONS`], each
+/// verified ([`verify_params`]).
+pub fn verify_sets(sets: &[ParamSet]) -> Result<(), CircuitError> {
+    if !(1..=MAX_PARTITIONS).contains(&sets.len()) {
+        let n = sets.len();
+        return Err(CircuitError::Partitions(format!("{n} parameter sets; a circuit has 1 to {MAX_PARTITIONS}")));
+    }
+    sets.iter().try_for_each(verify_params)
+}
+
 /// Checks a TFHE circuit against the quantized graph it was lowered from (which must
 /// have passed [`crate::verify_graph`]): one encoding and one bootstrap plan slot per
 /// value, a bootstrap plan exactly for each `lut`, encodings the runtime can shift by,
@@ -749,13 +759,9 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
             return Err(CircuitError::Length { what, got, nodes });
         }
     }
+    verify_sets(&circuit.params)?;
     let parts = circuit.params.len();
-    if !(1..=MAX_PARTITIONS).contains(&parts) {
-        return Err(CircuitError::Partitions(format!("{parts} parameter sets; a circuit has 1 to {MAX_PARTITIONS}")));
-    }
-    for set in &circuit.params {
-        verify_params(set)?;
-    }
+    let unit = circuit.noise_unit();
     if parts == 1 && !circuit.partition.is_empty() {
         return Err(CircuitError::Partitions("a one-partition circuit lists partitions".into()));
     }
@@ -767,13 +773,11 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
         if let Some(i) = (0..nodes).find(|&i| circuit.partition[i].is_some() != circuit.log_delta[i].is_some() || circuit.partition[i].is_some() && !placed(i)) {
             return Err(CircuitError::Partitions(format!("%{i} is in no partition of the {parts}, or in one without an encoding")));
         }
-        // Fresh encryptions count as FRESH_VARIANCE of the noise unit.
-        let unit = circuit.noise_unit();
-        for &v in &circuit.inputs {
-            let set = &circuit.params[circuit.partition_of(v as usize)];
-            if set.lattice.glwe_std.powi(2) > noise::FRESH_VARIANCE * unit {
-                return Err(CircuitError::Partitions(format!("%{v} is encrypted under {}, noisier than the circuit counts fresh encryptions", set.name)));
-            }
+        if let Some(v) = circuit.noisy_encryption(unit) {
+            let set = &circuit.params[circuit.partition_of(v as usize)].name;
+            return Err(CircuitError::Partitions(format!(
+                "%{v} is encrypted under {set}, noisier than the circuit counts fresh encryptions"
+            )));
         }
     }
     let mut pbs = 0usize;
@@ -803,7 +807,7 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
                 pbs += numel;
                 let p = plan.precision;
                 let (own, from) = (circuit.partition_of(i), circuit.partition_of(node.inputs[0].index()));
-                if !(plan.norm >= 0.0 && circuit.serves(plan, own, from)) {
+                if !(plan.norm >= 0.0 && circuit.serves(plan, own, from, unit)) {
                     return Err(fail(format!(
                         "a {p}-bit table on inputs of 2-norm {} is beyond {}",
                         plan.norm, circuit.params[own].name

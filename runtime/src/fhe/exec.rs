@@ -226,8 +226,7 @@ impl<'a> ServerProgram<'a> {
 
     /// The ciphertext size of encrypted value `v`: its partition's big key's, plus one.
     fn big_size(&self, v: usize) -> LweSize {
-        let p = &self.params[self.circuit.partition_of(v)];
-        LweSize(p.glwe_dimension.0 * p.polynomial_size.0 + 1)
+        self.params[self.circuit.partition_of(v)].big_lwe_size()
     }
 
     fn linear(&self, map: &LinearMap, xs: &[&CtTensor], d: u64, size: LweSize) -> CtTensor {
@@ -273,7 +272,7 @@ impl Bootstrap<'_> {
         let scratch = blind_rotate_assign_mem_optimized_requirement::<u64>(glwe_size, p.polynomial_size, fft)
             .unaligned_bytes_required();
         let small = self.ksk.output_key_lwe_dimension().to_lwe_size();
-        let big = LweSize(p.glwe_dimension.0 * p.polynomial_size.0 + 1);
+        let big = p.big_lwe_size();
         let log_modulus = p.polynomial_size.to_blind_rotation_input_modulus_log();
         x.par_iter()
             .enumerate()

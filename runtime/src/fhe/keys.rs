@@ -177,7 +177,7 @@ impl CompressedServerKey {
         }
         for (ksk, &(from, to)) in self.ksk.iter().zip(&layout.keyswitches) {
             let (f, p) = (&ps[from as usize], &ps[to as usize]);
-            let big = f.glwe_dimension.0 * f.polynomial_size.0;
+            let big = f.big_lwe_size().to_lwe_dimension().0;
             if ksk.decomposition_base_log() != p.ks_base_log
                 || ksk.decomposition_level_count() != p.ks_level
                 || ksk.output_lwe_size() != p.lwe_dimension.to_lwe_size()

@@ -32,6 +32,13 @@ pub struct TfheParams {
     pub ciphertext_modulus: CiphertextModulus<u64>,
 }
 
+impl TfheParams {
+    /// The size of a ciphertext under the big LWE key (the flattened GLWE key): `k·N + 1`.
+    pub fn big_lwe_size(&self) -> LweSize {
+        self.glwe_dimension.to_equivalent_lwe_dimension(self.polynomial_size).to_lwe_size()
+    }
+}
+
 /// `set` in tfhe-rs's types. Its numbers are range-checked first (tfhe-rs asserts on
 /// some); a catalog set must also carry exactly the numbers of the tfhe-rs constant it names.
 pub fn resolve_params(set: &ParamSet) -> Result<TfheParams, FheError> {

@@ -119,10 +119,7 @@ pub fn search(demands: &[(u32, f64)], unit: Unit, max_output: f64, log2_p_fail: 
     let quiet = noise::bootstrap_variance(&set.lattice) <= max_output;
     let serves = |p: u32, norm: f64| match unit {
         Unit::Own => set.serves(p, norm),
-        Unit::Fixed { variance, big } => {
-            noise::input_variance_from(&set.lattice, norm, variance, big)
-                <= noise::max_input_variance(p, log2_p_fail as f64)
-        }
+        Unit::Fixed { variance, big } => set.reads(p, norm, variance, big),
     };
     (quiet && demands.iter().all(|&(p, norm)| serves(p, norm))).then_some(set)
 }

@@ -63,7 +63,7 @@ pub fn bootstrap_variance(l: &Lattice) -> f64 {
 
 /// The noise a keyswitch from the `k·N` GLWE key to the `n` LWE key adds.
 pub fn keyswitch_variance(l: &Lattice) -> f64 {
-    keyswitch_variance_from(l, l.glwe_dimension * l.polynomial_size)
+    keyswitch_variance_from(l, l.big_dimension())
 }
 
 /// The noise a keyswitch from a big key of dimension `big` (another partition's) to
@@ -95,7 +95,7 @@ pub fn fresh_within_bound(l: &Lattice) -> bool {
 /// The noise the blind rotation reads for an input whose noise is `norm` times a
 /// bootstrap output's (the 2-norm of the weights over bootstrap outputs).
 pub fn input_variance(l: &Lattice, norm: f64) -> f64 {
-    norm * norm * bootstrap_variance(l) + keyswitch_variance(l) + modulus_switch_variance(l)
+    input_variance_from(l, norm, bootstrap_variance(l), l.big_dimension())
 }
 
 /// The noise the blind rotation on `l` reads for an input of noise `norm` times `unit`

@@ -160,8 +160,7 @@ impl Model {
         let graph = m.artifact.quantized.as_ref().map_err(|e| bad(e.clone()))?;
         // Each ciphertext is its mask and body, a length and its modulus in bincode.
         let bytes = |e: &secc_ir::client_spec::Encrypted| {
-            let p = &params[e.partition as usize];
-            let lwe_size = p.glwe_dimension.0 * p.polynomial_size.0 + 1;
+            let lwe_size = params[e.partition as usize].big_lwe_size().0;
             graph.ty(secc_ir::ValueId(e.value)).shape.numel() * (lwe_size * 8 + 64)
         };
         let max_body = MAX_REQUEST_ROWS * spec.encrypted.iter().map(bytes).sum::<usize>() + (1 << 16);
