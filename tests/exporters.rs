@@ -276,7 +276,8 @@ fn fhe_agrees_with_the_simulation() {
     for m in listing("fhe") {
         let c = m.compiled();
         let circuit = c.fhe.as_ref().unwrap_or_else(|e| panic!("{}: no TFHE circuit: {e}", m.name));
-        let (ck, sk) = secc_runtime::fhe::keys::generate_local_keys(&circuit.key_layout(c.quantized.as_ref().unwrap())).unwrap();
+        let (ck, sk) =
+            secc_runtime::fhe::keys::generate_local_keys(&circuit.key_layout(c.quantized.as_ref().unwrap())).unwrap();
         let program = ServerProgram::new(c.quantized.as_ref().unwrap(), circuit, &sk).unwrap();
         let spec = secc_ir::client_spec::ClientSpec::new(c.quantized.as_ref().unwrap(), circuit, [0; 32]).unwrap();
         for (row, x) in m.test.iter().take(FHE_ROWS).enumerate() {

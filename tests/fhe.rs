@@ -80,7 +80,10 @@ fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<s
                     // entry.
                     let v = secc_ir::ValueId(i as u32);
                     let bootstrapped_again = feeds_table(q, v) || decrypted_as_is(q, v);
-                    let output_sd = secc_ir::lowered::fhe::noise::bootstrap_variance(&circuit.params[circuit.partition_of(i)].lattice).sqrt()
+                    let output_sd = secc_ir::lowered::fhe::noise::bootstrap_variance(
+                        &circuit.params[circuit.partition_of(i)].lattice,
+                    )
+                    .sqrt()
                         * 2f64.powi(64 - circuit.log_delta[i].unwrap() as i32);
                     for (e, ((got, &want), &a)) in fhe.iter_mut().zip(expected.as_i64().unwrap()).zip(acc).enumerate() {
                         o.lookups += 1;
@@ -109,7 +112,8 @@ fn check_compiled(name: &str, c: &secc_compiler::pipeline::Compiled, xs: &[Vec<s
             q.nodes.iter().filter(|n| matches!(n.op, Op::Dequantize(_))).map(|n| n.inputs[0].0).collect();
         for &v in &readers {
             let node = q.node(secc_ir::ValueId(v));
-            let got = decrypt_tensor(&big(v as usize), &values[&v], circuit.log_delta[v as usize].unwrap(), &node.ty.shape);
+            let got =
+                decrypt_tensor(&big(v as usize), &values[&v], circuit.log_delta[v as usize].unwrap(), &node.ty.shape);
             let want = env[v as usize].as_i64().unwrap();
             let scale = want.iter().fold(1i64, |m, w| m.max(w.abs())) as f64;
             for (g, w) in got.iter().zip(want) {

@@ -167,7 +167,8 @@ fn tampered_artifacts_are_named_errors_despite_a_valid_checksum() {
     assert!(content_error(&t).to_string().contains("reads its input at"), "{}", content_error(&t));
 
     let mut t = art.clone();
-    t.fhe.as_mut().unwrap().luts[lut].as_mut().unwrap().precision = circuit.params[circuit.partition_of(lut)].bits() + 1;
+    t.fhe.as_mut().unwrap().luts[lut].as_mut().unwrap().precision =
+        circuit.params[circuit.partition_of(lut)].bits() + 1;
     assert!(content_error(&t).to_string().contains("is beyond"));
 
     let mut t = art.clone();

@@ -259,7 +259,12 @@ impl ClientSpec {
                     return Err(format!("{what} value %{} is not an encodable integer tensor", e.value));
                 }
                 if e.partition as usize >= self.keys.sets.len() {
-                    return Err(format!("{what} value %{} is in partition {} of {}", e.value, e.partition, self.keys.sets.len()));
+                    return Err(format!(
+                        "{what} value %{} is in partition {} of {}",
+                        e.value,
+                        e.partition,
+                        self.keys.sets.len()
+                    ));
                 }
             }
         }

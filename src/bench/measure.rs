@@ -33,8 +33,7 @@ impl KeyCache {
         let name = layout.name();
         if !self.0.contains_key(&name) {
             let t = Instant::now();
-            let (client, server) =
-                generate_local_keys(layout).with_context(|| format!("key generation for {name}"))?;
+            let (client, server) = generate_local_keys(layout).with_context(|| format!("key generation for {name}"))?;
             self.0.insert(name.clone(), Keys { client, server, keygen_s: t.elapsed().as_secs_f64() });
         }
         Ok(&self.0[&name])

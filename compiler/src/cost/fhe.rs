@@ -46,8 +46,13 @@ pub fn predict_fhe(graph: &Graph, circuit: &Circuit, costs: &MachineCosts, netwo
         ("decrypt", outputs as f64 * set.decrypt_us / 1e3),
         ("network", network.rtt_ms + network.transfer_ms((inputs + outputs) as u64 * set.ciphertext_bytes)),
     ]);
-    let uncalibrated: Vec<&str> =
-        circuit.params.iter().zip(&sets).filter(|(_, (_, scaled))| *scaled).map(|(s, _)| short_set_name(&s.name)).collect();
+    let uncalibrated: Vec<&str> = circuit
+        .params
+        .iter()
+        .zip(&sets)
+        .filter(|(_, (_, scaled))| *scaled)
+        .map(|(s, _)| short_set_name(&s.name))
+        .collect();
     if !uncalibrated.is_empty() {
         p.caveat = Some(format!("{} not calibrated: scaled by catalog cost", uncalibrated.join(", ")));
     }

@@ -29,8 +29,8 @@ use crate::passes::calibrate::Calibration;
 use crate::CompileError;
 use search::Unit;
 use secc_ir::lowered::fhe::{
-    catalog_choice, client_values, decryption_bound, map_operands, noise, output_noise_bound, Circuit, CircuitStats, FheLut, ParamSet,
-    MAX_PARTITIONS,
+    catalog_choice, client_values, decryption_bound, map_operands, noise, output_noise_bound, Circuit, CircuitStats,
+    FheLut, ParamSet, MAX_PARTITIONS,
 };
 use secc_ir::ops::{round_shift, FheLowering, FheRule, LinearMap, MapOperand};
 use secc_ir::{Graph, OpSpec, ValueId};
@@ -322,7 +322,9 @@ fn partitions(graph: &Graph, log_delta: &[Option<u32>], luts: &[Option<FheLut>])
         x
     }
     for i in 0..n {
-        if log_delta[i].is_none() || luts[i].is_some() || !matches!(graph.nodes[i].op.fhe_lowering(), FheLowering::Levelled)
+        if log_delta[i].is_none()
+            || luts[i].is_some()
+            || !matches!(graph.nodes[i].op.fhe_lowering(), FheLowering::Levelled)
         {
             continue;
         }

@@ -388,7 +388,8 @@ impl Circuit {
     /// than the [`noise::FRESH_VARIANCE`] of `unit` a partitioned circuit counts it as
     /// (one set keeps it by construction: [`ParamSet::searched`], the catalog's test).
     pub fn noisy_encryption(&self, unit: f64) -> Option<u32> {
-        let noisy = |v: u32| self.params[self.partition_of(v as usize)].lattice.glwe_std.powi(2) > noise::FRESH_VARIANCE * unit;
+        let noisy =
+            |v: u32| self.params[self.partition_of(v as usize)].lattice.glwe_std.powi(2) > noise::FRESH_VARIANCE * unit;
         self.inputs.iter().copied().find(|&v| noisy(v))
     }
 

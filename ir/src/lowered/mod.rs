@@ -8,7 +8,7 @@ pub mod mpc;
 mod verify;
 
 pub use verify::{
-    verify_circuit, verify_params, verify_plan, verify_sets, CircuitError, PlanError, PlanProblem, StepProblem, MAX_FRAC_BITS,
-    MAX_LEN, MAX_MACS, MAX_PLAN_BYTES, MAX_PLAN_ELEMENTS, MAX_PRODUCT_FRAC_BITS, MAX_REGS, MAX_STEPS, MAX_WEIGHTS,
-    MAX_WEIGHT_ELEMENTS,
+    verify_circuit, verify_params, verify_plan, verify_sets, CircuitError, PlanError, PlanProblem, StepProblem,
+    MAX_FRAC_BITS, MAX_LEN, MAX_MACS, MAX_PLAN_BYTES, MAX_PLAN_ELEMENTS, MAX_PRODUCT_FRAC_BITS, MAX_REGS, MAX_STEPS,
+    MAX_WEIGHTS, MAX_WEIGHT_ELEMENTS,
 };

@@ -770,8 +770,13 @@ pub fn verify_circuit(circuit: &Circuit, graph: &Graph) -> Result<(), CircuitErr
             return Err(CircuitError::Length { what: "partitions", got: circuit.partition.len(), nodes });
         }
         let placed = |i: usize| circuit.partition[i].is_some_and(|p| (p as usize) < parts);
-        if let Some(i) = (0..nodes).find(|&i| circuit.partition[i].is_some() != circuit.log_delta[i].is_some() || circuit.partition[i].is_some() && !placed(i)) {
-            return Err(CircuitError::Partitions(format!("%{i} is in no partition of the {parts}, or in one without an encoding")));
+        if let Some(i) = (0..nodes).find(|&i| {
+            circuit.partition[i].is_some() != circuit.log_delta[i].is_some()
+                || circuit.partition[i].is_some() && !placed(i)
+        }) {
+            return Err(CircuitError::Partitions(format!(
+                "%{i} is in no partition of the {parts}, or in one without an encoding"
+            )));
         }
         if let Some(v) = circuit.noisy_encryption(unit) {
             let set = &circuit.params[circuit.partition_of(v as usize)].name;

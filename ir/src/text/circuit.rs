@@ -52,32 +52,32 @@ impl fmt::Display for Circuit {
         w.text("circuit {\n  graph ");
         super::print_digest(&mut w, &self.graph_digest);
         for ps in &self.params {
-        w.text("\n  params ");
-        w.string(&ps.name);
-        w.text(" ");
-        w.record(|w| {
-            w.attr("message_bits", |w| w.display(ps.message_bits));
-            w.attr("carry_bits", |w| w.display(ps.carry_bits));
-            w.attr("norm_budget", |w| w.f64(ps.norm_budget));
-            w.attr("cost", |w| w.display(ps.cost));
-            w.attr("log2_p_fail", |w| w.display(ps.log2_p_fail));
-            w.attr("security_bits", |w| w.display(ps.security_bits));
-            let l = &ps.lattice;
-            w.attr("lattice", |w| {
-                w.record(|w| {
-                    w.attr("n", |w| w.display(l.lwe_dimension));
-                    w.attr("k", |w| w.display(l.glwe_dimension));
-                    w.attr("N", |w| w.display(l.polynomial_size));
-                    w.attr("pbs", |w| w.text(&format!("({}, {})", l.pbs_level, l.pbs_base_log)));
-                    w.attr("ks", |w| w.text(&format!("({}, {})", l.ks_level, l.ks_base_log)));
-                    w.attr("lwe_std", |w| w.f64(l.lwe_std));
-                    w.attr("glwe_std", |w| w.f64(l.glwe_std));
-                })
+            w.text("\n  params ");
+            w.string(&ps.name);
+            w.text(" ");
+            w.record(|w| {
+                w.attr("message_bits", |w| w.display(ps.message_bits));
+                w.attr("carry_bits", |w| w.display(ps.carry_bits));
+                w.attr("norm_budget", |w| w.f64(ps.norm_budget));
+                w.attr("cost", |w| w.display(ps.cost));
+                w.attr("log2_p_fail", |w| w.display(ps.log2_p_fail));
+                w.attr("security_bits", |w| w.display(ps.security_bits));
+                let l = &ps.lattice;
+                w.attr("lattice", |w| {
+                    w.record(|w| {
+                        w.attr("n", |w| w.display(l.lwe_dimension));
+                        w.attr("k", |w| w.display(l.glwe_dimension));
+                        w.attr("N", |w| w.display(l.polynomial_size));
+                        w.attr("pbs", |w| w.text(&format!("({}, {})", l.pbs_level, l.pbs_base_log)));
+                        w.attr("ks", |w| w.text(&format!("({}, {})", l.ks_level, l.ks_base_log)));
+                        w.attr("lwe_std", |w| w.f64(l.lwe_std));
+                        w.attr("glwe_std", |w| w.f64(l.glwe_std));
+                    })
+                });
+                if ps.searched {
+                    w.attr("searched", |w| w.display(true));
+                }
             });
-            if ps.searched {
-                w.attr("searched", |w| w.display(true));
-            }
-        });
         }
         let (n, m, l) = (self.log_delta.len(), self.luts.len(), self.linear.len());
         w.text(&format!("\n  values {n}"));
@@ -168,41 +168,41 @@ pub fn parse_circuit(text: &str) -> Result<Circuit, ParseError> {
     let graph_digest = super::parse_digest(&mut p)?;
     let mut params = Vec::new();
     while p.is_keyword("params") {
-    p.keyword("params")?;
-    let name = p.string()?;
-    params.push(p.record(|p| {
-        Ok(ParamSet {
-            name,
-            message_bits: p.attr("message_bits", Parser::u32)?,
-            carry_bits: p.attr("carry_bits", Parser::u32)?,
-            norm_budget: p.attr("norm_budget", Parser::f64)?,
-            cost: p.attr("cost", Parser::u32)?,
-            log2_p_fail: p.attr("log2_p_fail", Parser::i32)?,
-            security_bits: p.attr("security_bits", Parser::u32)?,
-            lattice: p.attr("lattice", |p| {
-                p.record(|p| {
-                    let decomposition = |p: &mut Parser| p.pair("(", Parser::u32, Parser::u32, ")");
-                    let lwe_dimension = p.attr("n", Parser::u32)?;
-                    let glwe_dimension = p.attr("k", Parser::u32)?;
-                    let polynomial_size = p.attr("N", Parser::u32)?;
-                    let (pbs_level, pbs_base_log) = p.attr("pbs", decomposition)?;
-                    let (ks_level, ks_base_log) = p.attr("ks", decomposition)?;
-                    Ok(Lattice {
-                        lwe_dimension,
-                        glwe_dimension,
-                        polynomial_size,
-                        pbs_level,
-                        pbs_base_log,
-                        ks_level,
-                        ks_base_log,
-                        lwe_std: p.attr("lwe_std", Parser::f64)?,
-                        glwe_std: p.attr("glwe_std", Parser::f64)?,
+        p.keyword("params")?;
+        let name = p.string()?;
+        params.push(p.record(|p| {
+            Ok(ParamSet {
+                name,
+                message_bits: p.attr("message_bits", Parser::u32)?,
+                carry_bits: p.attr("carry_bits", Parser::u32)?,
+                norm_budget: p.attr("norm_budget", Parser::f64)?,
+                cost: p.attr("cost", Parser::u32)?,
+                log2_p_fail: p.attr("log2_p_fail", Parser::i32)?,
+                security_bits: p.attr("security_bits", Parser::u32)?,
+                lattice: p.attr("lattice", |p| {
+                    p.record(|p| {
+                        let decomposition = |p: &mut Parser| p.pair("(", Parser::u32, Parser::u32, ")");
+                        let lwe_dimension = p.attr("n", Parser::u32)?;
+                        let glwe_dimension = p.attr("k", Parser::u32)?;
+                        let polynomial_size = p.attr("N", Parser::u32)?;
+                        let (pbs_level, pbs_base_log) = p.attr("pbs", decomposition)?;
+                        let (ks_level, ks_base_log) = p.attr("ks", decomposition)?;
+                        Ok(Lattice {
+                            lwe_dimension,
+                            glwe_dimension,
+                            polynomial_size,
+                            pbs_level,
+                            pbs_base_log,
+                            ks_level,
+                            ks_base_log,
+                            lwe_std: p.attr("lwe_std", Parser::f64)?,
+                            glwe_std: p.attr("glwe_std", Parser::f64)?,
+                        })
                     })
-                })
-            })?,
-            searched: p.opt_attr("searched", |p| p.keyword("true"))?.is_some(),
-        })
-    })?);
+                })?,
+                searched: p.opt_attr("searched", |p| p.keyword("true"))?.is_some(),
+            })
+        })?);
     }
     if params.is_empty() {
         return Err(p.expected("`params`"));

@@ -248,7 +248,6 @@ impl<'a> ServerProgram<'a> {
             })
             .collect()
     }
-
 }
 
 /// One table's bootstraps: its accumulators and the keys of its partitions.

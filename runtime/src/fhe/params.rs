@@ -300,7 +300,11 @@ mod tests {
             ("bootstrap output", out_var, pbs),
             ("after keyswitch", ks_var, after_ks),
             ("after modulus switch", ms_var, after_ms),
-            ("after a keyswitch across partitions", cross_var, nu * nu * pbs + noise::keyswitch_variance_from(&other.lattice, 2048)),
+            (
+                "after a keyswitch across partitions",
+                cross_var,
+                nu * nu * pbs + noise::keyswitch_variance_from(&other.lattice, 2048),
+            ),
         ] {
             let ratio = measured / samples as f64 / model;
             println!("{what}: measured/model variance {ratio:.3} (model 2^{:.2})", model.log2());

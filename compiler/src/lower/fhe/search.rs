@@ -136,7 +136,8 @@ mod tests {
     fn search_matches_or_beats_the_catalog_on_its_own_demands() {
         for s in catalog(-128).into_iter().filter(|s| (3..=7).contains(&s.bits())) {
             let demand = [(s.bits(), s.norm_budget)];
-            let found = search(&demand, Unit::Own, f64::INFINITY, -128).unwrap_or_else(|| panic!("nothing serves {}", s.name));
+            let found =
+                search(&demand, Unit::Own, f64::INFINITY, -128).unwrap_or_else(|| panic!("nothing serves {}", s.name));
             assert!(found.serves(s.bits(), s.norm_budget) && found.lattice.secure());
             assert!(
                 noise::cost(&found.lattice) <= noise::cost(&s.lattice),
