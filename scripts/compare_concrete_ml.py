@@ -142,6 +142,11 @@ def main():
     ap.add_argument("--samples", type=int, default=5, help="timed samples per system and model [default: 5]")
     ap.add_argument("--secc", default=str(ROOT / "target" / "release" / "secc"), help="the secc binary")
     ap.add_argument("--p-error", type=float, default=2.0**-40, help="Concrete-ML's p_error [default: 2^-40]")
+    ap.add_argument(
+        "--secc-p-fail",
+        help="secc's failure probability per bootstrap (`secc compile --p-fail`, e.g. 2^-40 to compare at "
+        "Concrete-ML's) [default: secc's, 2^-128]",
+    )
     ap.add_argument("--out", help="also write the markdown table here")
     a = ap.parse_args()
     if not Path(a.secc).exists():
@@ -152,6 +157,8 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             m = model_dir(name, work, a.samples)
+            if a.secc_p_fail:
+                m["secc_flags"] = [*m["secc_flags"], "--p-fail", a.secc_p_fail]
             onnx_path = work / "model14.onnx"
             model = to_opset14(m["dir"] / "model.onnx", onnx_path)
             dims = [d.dim_value or 1 for d in model.graph.input[0].type.tensor_type.shape.dim]
@@ -186,7 +193,8 @@ def main():
 
     pct = lambda x: "" if x is None else f"{100 * x:.1f}%"
     lines = [
-        f"secc vs Concrete-ML 1.9, FHE evaluation per sample (median of {a.samples}, keys excluded); "
+        f"secc (p_fail {a.secc_p_fail or '2^-128'}) vs Concrete-ML 1.9 (p_error {a.p_error:.3g}), "
+        f"FHE evaluation per sample (median of {a.samples}, keys excluded); "
         f"1-minute load average {load[0]:.2f} before, {load[1]:.2f} after",
         "",
         "| model | Concrete-ML s | secc s | secc / Concrete-ML | bootstraps CML / secc | secc set | accuracy float / CML sim / secc sim |",

@@ -201,6 +201,9 @@ fn numeric_flags_out_of_range_are_usage_errors() {
         ("--weight-bits", "0"),
         ("--table-bits", "99"),
         ("--tree-bits", "1"),
+        ("--layer-table-bits", "x=1"),
+        ("--layer-table-bits", "x"),
+        ("--layer-table-bits", "=4"),
         ("--max-weight-norm", "0"),
         ("--max-weight-norm", "inf"),
         ("--max-weight-norm", "NaN"),
@@ -212,6 +215,30 @@ fn numeric_flags_out_of_range_are_usage_errors() {
         let err = refused(&[&compile[..], &[&format!("{flag}={value}")]].concat());
         assert!(err.contains(flag), "{flag} {value}: {err}");
     }
+}
+
+#[test]
+fn layer_table_bits_narrow_the_named_layer_and_refuse_an_unknown_one() {
+    let dir = tmp("layer-bits");
+    let m = model_dir("dense_relu");
+    let (model, calib, out) = (m.join("model.onnx"), m.join("calib.csv"), dir.join("d.secc"));
+    let base = ["compile", s(&model), "--calib", s(&calib), "-o", s(&out), "--force", "--table-bits", "6"];
+    let err = fails(&[&base[..], &["--layer-table-bits", "/1/Relu.typo=4"]].concat());
+    assert!(
+        err.contains("--layer-table-bits /1/Relu.typo: no table computes") && err.contains("/1/Relu.low, /3/Relu.low"),
+        "{err}"
+    );
+    let tfhe = |extra: &[&str]| {
+        let o = secc(&[&base[..], extra].concat());
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        err.lines().find(|l| l.starts_with("TFHE:")).unwrap().to_owned()
+    };
+    // Every table reads 6 bits on one set; the first hidden layer's 32 then read 4 on a
+    // partition of their own.
+    assert!(!tfhe(&[]).contains("per key partition"));
+    let narrowed = tfhe(&["--layer-table-bits", "/1/Relu.low=4"]);
+    assert!(narrowed.contains("+SECC_4B_") && narrowed.contains("16 + 32 bootstraps per key partition"), "{narrowed}");
 }
 
 #[test]

@@ -50,6 +50,11 @@ pub struct Args {
     /// top bits (what a TFHE bootstrap costs is set by this), 2 to 16 [default: min(5, bits)]
     #[arg(long, value_name = "N", value_parser = bits(16))]
     pub table_bits: Option<u32>,
+    /// Bits the tables computing one node read, in place of --table-bits: `NODE=N`, the
+    /// node by its name in the float IR (`secc ir print MODEL.onnx`; `compile` names the
+    /// layers the accuracy budget narrowed), 2 to 16; repeat for several nodes
+    #[arg(long = "layer-table-bits", value_name = "NODE=N", value_parser = layer_bits)]
+    pub layer_table_bits: Vec<(String, u32)>,
     /// Bits of each feature a tree ensemble reads, bucketized on that feature's thresholds
     /// (exact up to 2^N − 1 of them): every comparison is a table of this width, 2 to 16
     /// [default: min(4, bits)]
@@ -59,8 +64,8 @@ pub struct Args {
     /// with the float model on the calibration samples and of relative squared error of
     /// its outputs (≈ R² × 100): table, tree-feature and weight-norm widths start at their cheapest
     /// defaults and grow until the simulation keeps within it. Ignored when
-    /// --bits, --input-bits, --weight-bits, --table-bits, --tree-bits or --max-weight-norm
-    /// set the widths
+    /// --bits, --input-bits, --weight-bits, --table-bits, --layer-table-bits, --tree-bits or
+    /// --max-weight-norm set the widths
     #[arg(long, value_name = "POINTS", default_value_t = 1.0, value_parser = budget_points)]
     pub accuracy_budget: f64,
     /// Evaluate a final activation (e.g. a sigmoid on the output) as a table under
@@ -133,6 +138,7 @@ pub fn quant_config(a: &Args) -> QuantConfig {
     cfg.input_bits = a.input_bits.unwrap_or(cfg.input_bits);
     cfg.weight_bits = a.weight_bits.unwrap_or(cfg.weight_bits);
     cfg.table_bits = a.table_bits.unwrap_or(cfg.table_bits);
+    cfg.table_bits_of = a.layer_table_bits.clone();
     cfg.tree_bits = a.tree_bits.unwrap_or(cfg.tree_bits);
     cfg.output_tables = a.output_tables;
     cfg.max_weight_norm = a.max_weight_norm.or(cfg.max_weight_norm);
@@ -142,7 +148,8 @@ pub fn quant_config(a: &Args) -> QuantConfig {
 /// The budget, unless the widths are set by hand.
 fn budget(a: &Args) -> Option<Budget> {
     let fixed = [a.bits, a.input_bits, a.weight_bits, a.table_bits, a.tree_bits].iter().any(Option::is_some)
-        || a.max_weight_norm.is_some();
+        || a.max_weight_norm.is_some()
+        || !a.layer_table_bits.is_empty();
     (!fixed).then_some(Budget { fraction: a.accuracy_budget / 100.0 })
 }
 
@@ -206,6 +213,14 @@ fn bits(max: i64) -> clap::builder::RangedI64ValueParser<u32> {
     clap::value_parser!(u32).range(2..=max)
 }
 
+fn layer_bits(s: &str) -> Result<(String, u32), String> {
+    let (node, n) = s.rsplit_once('=').ok_or_else(|| format!("`{s}`: expected NODE=N"))?;
+    match n.trim().parse::<u32>() {
+        Ok(b) if (2..=16).contains(&b) && !node.is_empty() => Ok((node.to_owned(), b)),
+        _ => Err(format!("`{s}`: expected NODE=N with N from 2 to 16")),
+    }
+}
+
 fn positive(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
@@ -220,6 +235,24 @@ fn parse_p_fail(s: &str) -> Result<i32, String> {
         "2^-40" | "-40" => Ok(-40),
         other => Err(format!("`{other}`: choose 2^-128, 2^-64 or 2^-40 (tfhe-rs publishes sets at these)")),
     }
+}
+
+/// Each `--layer-table-bits` node must be computed by tables: a misspelt name would
+/// otherwise leave the layer at --table-bits without a word.
+fn check_layer_names(layers: &[(String, u32)], quantized: &secc_ir::Graph) -> Result<()> {
+    let mut tables: Vec<&str> =
+        quantized.nodes.iter().filter(|n| matches!(n.op, secc_ir::Op::Lut(_))).map(|n| n.name.as_str()).collect();
+    tables.sort_unstable();
+    tables.dedup();
+    for (name, _) in layers {
+        if !tables.contains(&name.as_str()) {
+            bail!(
+                "--layer-table-bits {name}: no table computes a node of that name; the tables compute {}",
+                if tables.is_empty() { "nothing (this model has none)".to_owned() } else { tables.join(", ") }
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Points of the input grid a QDQ model is calibrated on without --calib.
@@ -281,6 +314,9 @@ pub fn run(a: Args) -> Result<()> {
     };
     let compiled = compile_float_observed(float, &samples, &opts, &mut dump)
         .with_context(|| format!("cannot compile {}", a.model.display()))?;
+    if let Ok(q) = &compiled.quantized {
+        check_layer_names(&a.layer_table_bits, q)?;
+    }
     let settings = Settings {
         secc_version: env!("CARGO_PKG_VERSION").into(),
         source: a.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
