@@ -239,6 +239,8 @@ fn layer_table_bits_narrow_the_named_layer_and_refuse_an_unknown_one() {
     assert!(!tfhe(&[]).contains("per key partition"));
     let narrowed = tfhe(&["--layer-table-bits", "/1/Relu.low=4"]);
     assert!(narrowed.contains("+SECC_4B_") && narrowed.contains("16 + 32 bootstraps per key partition"), "{narrowed}");
+    let inspect = String::from_utf8_lossy(&secc(&["inspect", s(&out)]).stdout).into_owned();
+    assert!(inspect.contains("tables read ≤ 6 bits (4 at /1/Relu.low)"), "{inspect}");
 }
 
 #[test]

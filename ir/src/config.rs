@@ -77,6 +77,21 @@ impl QuantConfig {
         self.table_bits_of.iter().find(|(n, _)| n == name).map_or(self.table_bits, |&(_, b)| b)
     }
 
+    /// The most bits any table reads.
+    pub fn widest_table_bits(&self) -> u32 {
+        self.table_bits_of.iter().map(|&(_, b)| b).fold(self.table_bits, u32::max)
+    }
+
+    /// The layers read at their own widths, as ` (5 at /1/Relu.low, ...)`; empty when
+    /// every table reads `table_bits`.
+    pub fn layer_widths(&self) -> String {
+        if self.table_bits_of.is_empty() {
+            return String::new();
+        }
+        let layers: Vec<String> = self.table_bits_of.iter().map(|(n, b)| format!("{b} at {n}")).collect();
+        format!(" ({})", layers.join(", "))
+    }
+
     /// Checks the widths are usable.
     pub fn check(&self) -> Result<(), String> {
         for (name, v, max) in [

@@ -326,9 +326,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     if let Some((fidelity, within)) = compiled.fidelity {
         let q = &compiled.quant;
-        let narrowed: Vec<String> = q.table_bits_of.iter().map(|(n, b)| format!("{b} at {n}")).collect();
-        let narrowed = if narrowed.is_empty() { String::new() } else { format!(" ({})", narrowed.join(", ")) };
-        let widths = format!("{}-bit tables{narrowed}, {}-bit tree features", q.table_bits, q.tree_bits);
+        let widths = format!("{}-bit tables{}, {}-bit tree features", q.table_bits, q.layer_widths(), q.tree_bits);
         if within {
             eprintln!("quantization: {widths} ({fidelity} against float on the calibration samples)");
         } else {

@@ -38,8 +38,14 @@ pub fn run(a: Args) -> Result<()> {
     let f = &art.float;
     println!("model: {} (from {}, secc {})", f.name, s.source, s.secc_version);
     println!(
-        "quantization: {}-bit activations, {}-bit inputs, {}-bit weights (per output channel), tables read ≤ {} bits, {}-bit tree features; {} calibration samples",
-        s.quant.bits, s.quant.input_bits, s.quant.weight_bits, s.quant.table_bits, s.quant.tree_bits, s.calibration_samples
+        "quantization: {}-bit activations, {}-bit inputs, {}-bit weights (per output channel), tables read ≤ {} bits{}, {}-bit tree features; {} calibration samples",
+        s.quant.bits,
+        s.quant.input_bits,
+        s.quant.weight_bits,
+        s.quant.widest_table_bits(),
+        s.quant.layer_widths(),
+        s.quant.tree_bits,
+        s.calibration_samples
     );
     for (i, v) in f.inputs.iter().enumerate() {
         println!("input {i}: f32{}", f.ty(*v).shape);
