@@ -364,10 +364,10 @@ fn partition_sets(
 ) -> Option<(Vec<ParamSet>, Vec<Option<u32>>)> {
     let part = partitions(graph, log_delta, luts);
     let count = part.iter().flatten().max().map_or(0, |m| m + 1);
-    let mut tables: Vec<Vec<usize>> = vec![Vec::new(); count];
+    let mut tables: Vec<Vec<(usize, &FheLut)>> = vec![Vec::new(); count];
     for (i, p) in part.iter().enumerate() {
-        if let (Some(p), Some(_)) = (p, &luts[i]) {
-            tables[*p].push(i);
+        if let (Some(p), Some(lut)) = (p, &luts[i]) {
+            tables[*p].push((i, lut));
         }
     }
     let unit = noise::bootstrap_variance(&single.lattice).min(max_unit);
@@ -375,14 +375,13 @@ fn partition_sets(
     let (mut sets, mut index) = (Vec::<ParamSet>::new(), Vec::new());
     let (mut pbs_cost, mut single_cost) = (0.0, 0.0);
     for values in &tables {
-        let demands: Vec<(u32, f64)> =
-            values.iter().map(|&i| luts[i].as_ref().map(|l| (l.precision, l.norm)).expect("a table")).collect();
+        let demands: Vec<(u32, f64)> = values.iter().map(|(_, l)| (l.precision, l.norm)).collect();
         let set = if demands.is_empty() {
             single.clone()
         } else {
             search::search(&demands, Unit::Fixed { variance: unit, big }, unit, log2_p_fail)?
         };
-        let elements: usize = values.iter().map(|&i| graph.nodes[i].ty.shape.numel()).sum();
+        let elements: usize = values.iter().map(|&(i, _)| graph.nodes[i].ty.shape.numel()).sum();
         pbs_cost += elements as f64 * noise::cost(&set.lattice);
         single_cost += elements as f64 * noise::cost(&single.lattice);
         let k = sets.iter().position(|s| *s == set).unwrap_or_else(|| {
